@@ -1,0 +1,217 @@
+package sigv2
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/subtle"
+	"encoding/base64"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Defaults for Limits fields left zero.
+const (
+	DefaultTimestampWindow = 300 * time.Second // nova's ec2_timestamp_expiry
+	DefaultMaxExpiresAhead = 15 * time.Minute  // AWS refuses requests more than 15 min ahead
+)
+
+// Limits are the operator's freshness rules.
+type Limits struct {
+	// TimestampWindow is how far Timestamp may be from now, either way.
+	TimestampWindow time.Duration
+	// MaxExpiresAhead is how far in the future Expires may be.
+	MaxExpiresAhead time.Duration
+	// DisableSHA1 refuses HmacSHA1 signatures.
+	DisableSHA1 bool
+}
+
+// Verify checks the signature against key for each host candidate (the Host
+// header lowercased, then without its port: boto 2 signs without it), then
+// checks freshness against now. It allocates nothing on success or on a
+// signature mismatch.
+func (r *Request) Verify(key *Key, now time.Time, limits Limits) error {
+	if r.method2 == HmacSHA1 && limits.DisableSHA1 {
+		return r.errorf(CodeUnsupportedSignatureMethod, "SignatureMethod", "SignatureMethod HmacSHA1 is disabled on this endpoint: sign with HmacSHA256")
+	}
+	var want [64]byte
+	n, ok := r.decodeSignature(&want)
+	if !ok {
+		return r.errorf(CodeMalformedSignature, "Signature", "the Signature parameter is not valid base64")
+	}
+	r.buildCanonical()
+	matched := false
+	for i := 0; i < 2 && !matched; i++ {
+		host, ok := r.hostCandidate(i)
+		if !ok {
+			break
+		}
+		h := r.mac.begin(key, r.method2)
+		h.Write(r.method)
+		h.Write(newline)
+		h.Write(host)
+		h.Write(newline)
+		h.Write(r.path)
+		h.Write(newline)
+		h.Write(r.canonical)
+		got := r.mac.end(h, key, r.method2)
+		matched = subtle.ConstantTimeCompare(got, want[:n]) == 1
+	}
+	if !matched {
+		return r.errorf(CodeSignatureMismatch, "Signature", "the request signature we calculated does not match the signature you provided")
+	}
+	return r.checkFreshness(now, limits)
+}
+
+var newline = []byte{'\n'}
+
+// decodeSignature base64-decodes the Signature parameter. Comparing decoded
+// bytes matters: base64 text is not unique (padding, trailing bits). A space
+// is read as '+': a client that forgot to percent-encode the signature sent a
+// '+' that form decoding turned into a space (boto/boto#916).
+func (r *Request) decodeSignature(dst *[64]byte) (int, bool) {
+	sig := r.paramValue(r.signature)
+	if len(sig) == 0 || len(sig) > 88 { // 88 = base64 of 64 bytes; ours are 20 or 32
+		return 0, false
+	}
+	r.scratch = append(r.scratch[:0], sig...)
+	for i, c := range r.scratch {
+		if c == ' ' {
+			r.scratch[i] = '+'
+		}
+	}
+	n, err := base64.StdEncoding.Decode(dst[:], r.scratch)
+	return n, err == nil
+}
+
+// buildCanonical writes the canonical query: every parameter but Signature,
+// in byte order of name, RFC 3986-encoded, joined with '&'.
+func (r *Request) buildCanonical() {
+	b := r.canonical[:0]
+	for i, p := range r.params {
+		if i == r.signature {
+			continue
+		}
+		if len(b) > 0 {
+			b = append(b, '&')
+		}
+		b = AppendEscaped(b, r.name(p))
+		b = append(b, '=')
+		b = AppendEscaped(b, r.value(p))
+	}
+	r.canonical = b
+}
+
+// hostCandidate returns the i-th host to try: 0 is the Host header
+// lowercased, 1 is the same without its port (ok is false if it has none).
+func (r *Request) hostCandidate(i int) ([]byte, bool) {
+	r.hostLower = appendLower(r.hostLower[:0], r.host)
+	if i == 0 {
+		return r.hostLower, true
+	}
+	if port := portStart(r.hostLower); port >= 0 {
+		return r.hostLower[:port], true
+	}
+	return nil, false
+}
+
+// portStart is the index of the ':' before a port in host, or -1.
+func portStart(host []byte) int {
+	i := bytes.LastIndexByte(host, ':')
+	if i < 0 {
+		return -1
+	}
+	if host[0] == '[' { // [IPv6]:port
+		if host[i-1] != ']' {
+			return -1
+		}
+		return i
+	}
+	if bytes.IndexByte(host, ':') != i { // bare IPv6 literal: no port
+		return -1
+	}
+	return i
+}
+
+func appendLower(dst, s []byte) []byte {
+	for _, c := range s {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+func (r *Request) checkFreshness(now time.Time, limits Limits) error {
+	window := cmp.Or(limits.TimestampWindow, DefaultTimestampWindow)
+	maxAhead := cmp.Or(limits.MaxExpiresAhead, DefaultMaxExpiresAhead)
+	if r.isExpires {
+		switch {
+		case !now.Before(r.when):
+			return r.errorf(CodeExpired, "Expires", "request has expired: Expires "+r.when.Format(time.RFC3339)+" is not after the server time "+now.UTC().Format(time.RFC3339))
+		case r.when.Sub(now) > maxAhead:
+			return r.errorf(CodeNotYetValid, "Expires", "Expires "+r.when.Format(time.RFC3339)+" is more than "+maxAhead.String()+" after the server time "+now.UTC().Format(time.RFC3339))
+		}
+		return nil
+	}
+	switch d := now.Sub(r.when); {
+	case d > window:
+		return r.errorf(CodeExpired, "Timestamp", "request has expired: Timestamp "+r.when.Format(time.RFC3339)+" is more than "+window.String()+" before the server time "+now.UTC().Format(time.RFC3339)+"; check the client clock")
+	case d < -window:
+		return r.errorf(CodeNotYetValid, "Timestamp", "Timestamp "+r.when.Format(time.RFC3339)+" is more than "+window.String()+" after the server time "+now.UTC().Format(time.RFC3339)+"; check the client clock")
+	}
+	return nil
+}
+
+// AppendStringToSign appends the string to sign for host candidate i (see
+// Verify), so a SignatureDoesNotMatch answer can show what the server
+// computed. It holds no secret.
+func (r *Request) AppendStringToSign(dst []byte, i int) []byte {
+	host, ok := r.hostCandidate(i)
+	if !ok {
+		return dst
+	}
+	r.buildCanonical()
+	dst = append(dst, r.method...)
+	dst = append(dst, '\n')
+	dst = append(dst, host...)
+	dst = append(dst, '\n')
+	dst = append(dst, r.path...)
+	dst = append(dst, '\n')
+	return append(dst, r.canonical...)
+}
+
+// Pair is one request parameter, for signing.
+type Pair struct{ Name, Value string }
+
+// StringToSign builds the string to sign for a request a client is about to
+// send. The Signature parameter, if present, is left out; host is lowercased.
+func StringToSign(method, host, path string, params []Pair) []byte {
+	sorted := slices.Clone(params)
+	slices.SortFunc(sorted, func(a, b Pair) int { return strings.Compare(a.Name, b.Name) })
+	if path == "" {
+		path = "/"
+	}
+	b := make([]byte, 0, 256)
+	b = append(b, method...)
+	b = append(b, '\n')
+	b = appendLower(b, []byte(host))
+	b = append(b, '\n')
+	b = append(b, path...)
+	b = append(b, '\n')
+	first := true
+	for _, p := range sorted {
+		if p.Name == "Signature" {
+			continue
+		}
+		if !first {
+			b = append(b, '&')
+		}
+		first = false
+		b = AppendEscaped(b, []byte(p.Name))
+		b = append(b, '=')
+		b = AppendEscaped(b, []byte(p.Value))
+	}
+	return b
+}
