@@ -1,0 +1,218 @@
+// Package configs holds ec2proxy's typed configuration: the struct, its
+// defaults, loading from YAML plus environment overrides, and validation.
+// Loading has no side effects: it dials nothing and opens no file but the
+// configuration itself.
+package configs
+
+import "time"
+
+// Config is the whole configuration. YAML keys are the `yaml` tags; every key
+// can be overridden by an environment variable EC2PROXY_<PATH>, e.g.
+// EC2PROXY_REDIS_ADDRS or EC2PROXY_KEYSTONE_SERVICE_USER_PASSWORD.
+type Config struct {
+	// Listen is the EC2 API listener address.
+	Listen string `yaml:"listen"`
+	// AdminListen serves /metrics, /healthz and /readyz; "" disables it.
+	AdminListen string `yaml:"admin_listen"`
+
+	Server      Server      `yaml:"server"`
+	Routes      []Route     `yaml:"routes"`
+	Backend     Backend     `yaml:"backend"`
+	Auth        Auth        `yaml:"auth"`
+	Credentials Credentials `yaml:"credentials"`
+	Redis       Redis       `yaml:"redis"`
+	Identity    Identity    `yaml:"identity"`
+	Keystone    Keystone    `yaml:"keystone"`
+	Log         Log         `yaml:"log"`
+}
+
+// Server bounds what a client may send and how long it may take.
+type Server struct {
+	ReadTimeout     time.Duration `yaml:"read_timeout"`
+	WriteTimeout    time.Duration `yaml:"write_timeout"`
+	IdleTimeout     time.Duration `yaml:"idle_timeout"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	MaxBodyBytes    int           `yaml:"max_body_bytes"`
+	MaxHeaderBytes  int           `yaml:"max_header_bytes"`
+	Concurrency     int           `yaml:"concurrency"`
+	// TrustedProxies are CIDRs whose X-Forwarded-For/Proto headers are kept
+	// and extended; from any other peer they are replaced.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// Route sends requests whose path starts with PathPrefix to Backend. The
+// longest matching prefix wins.
+type Route struct {
+	PathPrefix string `yaml:"path_prefix"`
+	Backend    string `yaml:"backend"`
+}
+
+// Backend is how ec2proxy talks to the compute EC2 backends.
+type Backend struct {
+	Timeout     time.Duration `yaml:"timeout"`
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	MaxConns    int           `yaml:"max_conns"`
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	TLS         TLSClient     `yaml:"tls"`
+}
+
+// TLSClient configures an outgoing TLS connection.
+type TLSClient struct {
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	Insecure   bool   `yaml:"insecure"`
+	ServerName string `yaml:"server_name"`
+}
+
+// Auth holds the signature rules.
+type Auth struct {
+	// TimestampWindow is how far a request's Timestamp may be from the
+	// server clock, either way (nova's ec2_timestamp_expiry).
+	TimestampWindow time.Duration `yaml:"timestamp_window"`
+	// MaxExpiresAhead is how far in the future Expires may be.
+	MaxExpiresAhead time.Duration `yaml:"max_expires_ahead"`
+	// DisableSHA1 refuses SigV2 HmacSHA1 signatures.
+	DisableSHA1 bool `yaml:"disable_sha1"`
+}
+
+// Credential store kinds.
+const (
+	StoreFile  = "file"
+	StoreRedis = "redis"
+)
+
+// Credentials says where access keys and secrets come from.
+type Credentials struct {
+	// Store is "file" or "redis". Default: redis when redis.addrs is set,
+	// else file.
+	Store string `yaml:"store"`
+	// File is the credentials file of the file store.
+	File string `yaml:"file"`
+	// CacheTTL is how long a credential is served from memory before it is
+	// read again.
+	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// NegativeTTL is how long an unknown access key is remembered as unknown.
+	NegativeTTL time.Duration `yaml:"negative_ttl"`
+	// StaleIfError keeps serving a cached credential this long past
+	// CacheTTL while the store is unreachable; 0 disables.
+	StaleIfError time.Duration `yaml:"stale_if_error"`
+	// MaxEntries bounds the in-memory cache (known and unknown keys).
+	MaxEntries int `yaml:"max_entries"`
+}
+
+// Redis is the connection to Redis: one address for a single node, several
+// for Cluster, or sentinels with MasterName for Sentinel.
+type Redis struct {
+	Addrs        []string      `yaml:"addrs"`
+	MasterName   string        `yaml:"master_name"`
+	Username     string        `yaml:"username"`
+	Password     string        `yaml:"password"`
+	PasswordFile string        `yaml:"password_file"`
+	DB           int           `yaml:"db"`
+	KeyPrefix    string        `yaml:"key_prefix"`
+	DialTimeout  time.Duration `yaml:"dial_timeout"`
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	PoolSize     int           `yaml:"pool_size"`
+	TLS          RedisTLS      `yaml:"tls"`
+}
+
+// RedisTLS turns TLS to Redis on.
+type RedisTLS struct {
+	Enabled   bool `yaml:"enabled"`
+	TLSClient `yaml:",inline"`
+}
+
+// Identity modes.
+const (
+	ModeKeystone   = "keystone"
+	ModeStandalone = "standalone"
+)
+
+// Identity says where the identity forwarded to the backend comes from.
+type Identity struct {
+	// Mode is "keystone" (exchange for a Keystone token) or "standalone"
+	// (identity from the credential record; no token).
+	Mode string `yaml:"mode"`
+}
+
+// Keystone is the identity service used in keystone mode.
+type Keystone struct {
+	// AuthURL is Keystone's base URL, e.g. http://keystone:5000 (with or
+	// without /v3).
+	AuthURL     string        `yaml:"auth_url"`
+	ServiceUser ServiceUser   `yaml:"service_user"`
+	Timeout     time.Duration `yaml:"timeout"`
+	// TokenMargin: cached tokens are dropped this long before they expire.
+	TokenMargin time.Duration `yaml:"token_margin"`
+	// MaxTokens bounds the per-access-key token cache.
+	MaxTokens int       `yaml:"max_tokens"`
+	TLS       TLSClient `yaml:"tls"`
+}
+
+// ServiceUser is the account ec2proxy authenticates as; Keystone requires the
+// role service (or admin) for POST /v3/ec2tokens.
+type ServiceUser struct {
+	Name              string `yaml:"name"`
+	Password          string `yaml:"password"`
+	PasswordFile      string `yaml:"password_file"`
+	DomainName        string `yaml:"domain_name"`
+	ProjectName       string `yaml:"project_name"`
+	ProjectDomainName string `yaml:"project_domain_name"`
+}
+
+// Log configures zap.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json or console
+	// Access logs every request at info level (rejections are always logged).
+	Access bool `yaml:"access"`
+}
+
+// Default returns the configuration used for keys a file leaves out.
+func Default() Config {
+	return Config{
+		Listen:      ":8773",
+		AdminListen: "127.0.0.1:8774",
+		Server: Server{
+			ReadTimeout:     10 * time.Second,
+			WriteTimeout:    30 * time.Second,
+			IdleTimeout:     90 * time.Second,
+			ShutdownTimeout: 25 * time.Second,
+			MaxBodyBytes:    1 << 20,
+			MaxHeaderBytes:  16 << 10,
+			Concurrency:     256 * 1024,
+		},
+		Backend: Backend{
+			Timeout:     60 * time.Second,
+			DialTimeout: 3 * time.Second,
+			MaxConns:    1024,
+			IdleTimeout: 60 * time.Second,
+		},
+		Auth: Auth{
+			TimestampWindow: 300 * time.Second,
+			MaxExpiresAhead: 15 * time.Minute,
+		},
+		Credentials: Credentials{
+			CacheTTL:     60 * time.Second,
+			NegativeTTL:  10 * time.Second,
+			StaleIfError: 5 * time.Minute,
+			MaxEntries:   1_000_000,
+		},
+		Redis: Redis{
+			KeyPrefix:    "ec2proxy:v1:",
+			DialTimeout:  time.Second,
+			ReadTimeout:  500 * time.Millisecond,
+			WriteTimeout: 500 * time.Millisecond,
+		},
+		Identity: Identity{Mode: ModeKeystone},
+		Keystone: Keystone{
+			Timeout:     5 * time.Second,
+			TokenMargin: 5 * time.Minute,
+			MaxTokens:   1_000_000,
+			ServiceUser: ServiceUser{DomainName: "Default", ProjectName: "service", ProjectDomainName: "Default"},
+		},
+		Log: Log{Level: "info", Format: "json"},
+	}
+}

@@ -1,0 +1,205 @@
+package configs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvPrefix starts every environment override. EnvConfigFile names the
+// configuration file; variables under EnvTestPrefix belong to the test suite
+// and are ignored here.
+const (
+	EnvPrefix     = "EC2PROXY_"
+	EnvConfigFile = "EC2PROXY_CONFIG"
+	EnvTestPrefix = "EC2PROXY_TEST_"
+)
+
+// Problems lists everything wrong with a configuration, so an operator fixes
+// them in one pass.
+type Problems []string
+
+func (p Problems) Error() string {
+	return "invalid configuration:\n  - " + strings.Join(p, "\n  - ")
+}
+
+// Load reads the YAML file at path (none if path is ""), applies environment
+// overrides from environ (os.Environ() form) and validates the result.
+// Unknown keys and unknown EC2PROXY_ variables are errors. The error, if any,
+// is Problems listing every problem found.
+func Load(path string, environ []string) (*Config, error) {
+	var data []byte
+	if path != "" {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, Problems{fmt.Sprintf("reading %s: %v", path, errors.Unwrap(err))}
+		}
+	}
+	return Parse(data, environ)
+}
+
+// Parse is Load for YAML already in memory.
+func Parse(data []byte, environ []string) (*Config, error) {
+	cfg := Default()
+	problems := decodeYAML(data, &cfg)
+	problems = append(problems, applyEnv(&cfg, environ)...)
+	cfg.resolveDefaults()
+	problems = append(problems, cfg.Validate()...)
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return &cfg, nil
+}
+
+func decodeYAML(data []byte, cfg *Config) Problems {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(cfg)
+	if err == nil || errors.Is(err, io.EOF) { // io.EOF: an empty file
+		return nil
+	}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		var p Problems
+		for _, e := range te.Errors {
+			p = append(p, strings.Replace(e, "in type configs.", "in section ", 1))
+		}
+		return p
+	}
+	return Problems{err.Error()}
+}
+
+// field is one settable leaf of Config with its YAML path.
+type field struct {
+	path  string // e.g. keystone.service_user.password
+	value reflect.Value
+}
+
+// leaves lists every scalar or list field reachable from v, with its path.
+func leaves(v reflect.Value, prefix string) []field {
+	var out []field
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		tag, opts, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		fv := v.Field(i)
+		if opts == "inline" {
+			out = append(out, leaves(fv, prefix)...)
+			continue
+		}
+		if tag == "" || tag == "-" {
+			continue
+		}
+		path := tag
+		if prefix != "" {
+			path = prefix + "." + tag
+		}
+		if fv.Kind() == reflect.Struct {
+			out = append(out, leaves(fv, path)...)
+			continue
+		}
+		out = append(out, field{path: path, value: fv})
+	}
+	return out
+}
+
+// EnvName is the environment variable overriding the YAML key path.
+func EnvName(path string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
+}
+
+func applyEnv(cfg *Config, environ []string) Problems {
+	byName := map[string]field{}
+	var scratch Config
+	for _, f := range leaves(reflect.ValueOf(&scratch).Elem(), "") {
+		byName[EnvName(f.path)] = f
+	}
+	var problems Problems
+	var names []string
+	values := map[string]string{}
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) || name == EnvConfigFile || strings.HasPrefix(name, EnvTestPrefix) {
+			continue
+		}
+		names = append(names, name)
+		values[name] = value
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if _, ok := byName[name]; !ok {
+			problems = append(problems, fmt.Sprintf("environment variable %s does not match any setting", name))
+			continue
+		}
+		target := lookupField(cfg, byName[name].path)
+		if err := setFromString(target, values[name]); err != nil {
+			problems = append(problems, fmt.Sprintf("environment variable %s: %v", name, err))
+		}
+	}
+	return problems
+}
+
+func lookupField(cfg *Config, path string) reflect.Value {
+	for _, f := range leaves(reflect.ValueOf(cfg).Elem(), "") {
+		if f.path == path {
+			return f.value
+		}
+	}
+	panic("configs: no field " + path)
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+func setFromString(v reflect.Value, s string) error {
+	switch {
+	case v.Type() == durationType:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration such as 500ms or 5m", s)
+		}
+		v.SetInt(int64(d))
+	case v.Kind() == reflect.String:
+		v.SetString(s)
+	case v.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", s)
+		}
+		v.SetBool(b)
+	case v.Kind() == reflect.Int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", s)
+		}
+		v.SetInt(int64(n))
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
+		var list []string
+		for _, item := range strings.Split(s, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				list = append(list, item)
+			}
+		}
+		v.Set(reflect.ValueOf(list))
+	default:
+		return fmt.Errorf("cannot be set from the environment; use the configuration file")
+	}
+	return nil
+}
+
+// resolveDefaults fills settings whose default depends on other settings.
+func (c *Config) resolveDefaults() {
+	if c.Credentials.Store == "" {
+		c.Credentials.Store = StoreFile
+		if len(c.Redis.Addrs) > 0 {
+			c.Credentials.Store = StoreRedis
+		}
+	}
+}

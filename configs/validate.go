@@ -1,0 +1,183 @@
+package configs
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Validate returns every problem with c; nil means c is usable. It opens no
+// file and dials nothing: files named in the configuration are checked when
+// they are used.
+func (c *Config) Validate() Problems {
+	var p Problems
+	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
+
+	checkAddr := func(key, addr string, optional bool) {
+		if addr == "" {
+			if !optional {
+				add("%s: an address such as :8773 is required", key)
+			}
+			return
+		}
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+			add("%s: %q is not host:port", key, addr)
+		}
+	}
+	checkAddr("listen", c.Listen, false)
+	checkAddr("admin_listen", c.AdminListen, true)
+	if c.Listen != "" && c.Listen == c.AdminListen {
+		add("admin_listen: must differ from listen")
+	}
+
+	positive := func(key string, d time.Duration) {
+		if d <= 0 {
+			add("%s: must be a positive duration such as 5s, got %v", key, d)
+		}
+	}
+	positive("server.read_timeout", c.Server.ReadTimeout)
+	positive("server.write_timeout", c.Server.WriteTimeout)
+	positive("server.idle_timeout", c.Server.IdleTimeout)
+	positive("server.shutdown_timeout", c.Server.ShutdownTimeout)
+	if c.Server.MaxBodyBytes < 1024 {
+		add("server.max_body_bytes: must be at least 1024, got %d", c.Server.MaxBodyBytes)
+	}
+	if c.Server.MaxHeaderBytes < 4096 {
+		add("server.max_header_bytes: must be at least 4096, got %d", c.Server.MaxHeaderBytes)
+	}
+	if c.Server.Concurrency < 1 {
+		add("server.concurrency: must be at least 1")
+	}
+	for _, cidr := range c.Server.TrustedProxies {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			add("server.trusted_proxies: %q is not a CIDR such as 10.0.0.0/8", cidr)
+		}
+	}
+
+	if len(c.Routes) == 0 {
+		add("routes: at least one route (path_prefix and backend) is required")
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Routes {
+		if !strings.HasPrefix(r.PathPrefix, "/") {
+			add("routes[%d].path_prefix: must start with /, got %q", i, r.PathPrefix)
+		}
+		if seen[r.PathPrefix] {
+			add("routes[%d].path_prefix: %q is routed twice", i, r.PathPrefix)
+		}
+		seen[r.PathPrefix] = true
+		checkURL(&p, fmt.Sprintf("routes[%d].backend", i), r.Backend)
+	}
+	positive("backend.timeout", c.Backend.Timeout)
+	positive("backend.dial_timeout", c.Backend.DialTimeout)
+	positive("backend.idle_timeout", c.Backend.IdleTimeout)
+	if c.Backend.MaxConns < 1 {
+		add("backend.max_conns: must be at least 1")
+	}
+	checkTLSClient(&p, "backend.tls", c.Backend.TLS)
+
+	positive("auth.timestamp_window", c.Auth.TimestampWindow)
+	positive("auth.max_expires_ahead", c.Auth.MaxExpiresAhead)
+	if c.Auth.TimestampWindow > time.Hour {
+		add("auth.timestamp_window: %v is more than 1h; a wide window makes captured requests replayable for longer", c.Auth.TimestampWindow)
+	}
+
+	switch c.Credentials.Store {
+	case StoreFile, StoreRedis:
+	default:
+		add("credentials.store: must be %q or %q, got %q", StoreFile, StoreRedis, c.Credentials.Store)
+	}
+	if c.Credentials.Store == StoreFile && c.Credentials.File == "" {
+		add("credentials.file: required when credentials.store is file")
+	}
+	if c.Credentials.Store == StoreRedis && len(c.Redis.Addrs) == 0 {
+		add("redis.addrs: required when credentials.store is redis")
+	}
+	positive("credentials.cache_ttl", c.Credentials.CacheTTL)
+	positive("credentials.negative_ttl", c.Credentials.NegativeTTL)
+	if c.Credentials.StaleIfError < 0 {
+		add("credentials.stale_if_error: must not be negative")
+	}
+	if c.Credentials.MaxEntries < 1 {
+		add("credentials.max_entries: must be at least 1")
+	}
+
+	for i, a := range c.Redis.Addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			add("redis.addrs[%d]: %q is not host:port", i, a)
+		}
+	}
+	if c.Redis.Password != "" && c.Redis.PasswordFile != "" {
+		add("redis: set password or password_file, not both")
+	}
+	if c.Redis.KeyPrefix == "" {
+		add("redis.key_prefix: must not be empty")
+	}
+	if len(c.Redis.Addrs) > 0 {
+		positive("redis.dial_timeout", c.Redis.DialTimeout)
+		positive("redis.read_timeout", c.Redis.ReadTimeout)
+		positive("redis.write_timeout", c.Redis.WriteTimeout)
+	}
+	checkTLSClient(&p, "redis.tls", c.Redis.TLS.TLSClient)
+
+	switch c.Identity.Mode {
+	case ModeKeystone:
+		k := c.Keystone
+		if k.AuthURL == "" {
+			add("keystone.auth_url: required when identity.mode is keystone (or set identity.mode: standalone)")
+		} else {
+			checkURL(&p, "keystone.auth_url", k.AuthURL)
+		}
+		if k.ServiceUser.Name == "" {
+			add("keystone.service_user.name: required; Keystone refuses ec2tokens calls without a service token")
+		}
+		if (k.ServiceUser.Password == "") == (k.ServiceUser.PasswordFile == "") {
+			add("keystone.service_user: set exactly one of password and password_file")
+		}
+		if k.ServiceUser.ProjectName == "" {
+			add("keystone.service_user.project_name: required")
+		}
+		positive("keystone.timeout", k.Timeout)
+		if k.TokenMargin < 0 {
+			add("keystone.token_margin: must not be negative")
+		}
+		if k.MaxTokens < 1 {
+			add("keystone.max_tokens: must be at least 1")
+		}
+		checkTLSClient(&p, "keystone.tls", k.TLS)
+	case ModeStandalone:
+	default:
+		add("identity.mode: must be %q or %q, got %q", ModeKeystone, ModeStandalone, c.Identity.Mode)
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level: must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		add("log.format: must be json or console, got %q", c.Log.Format)
+	}
+	return p
+}
+
+func checkURL(p *Problems, key, raw string) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		*p = append(*p, fmt.Sprintf("%s: %q is not an http:// or https:// URL", key, raw))
+		return
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		*p = append(*p, fmt.Sprintf("%s: %q must not have a query or fragment", key, raw))
+	}
+}
+
+func checkTLSClient(p *Problems, key string, t TLSClient) {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		*p = append(*p, fmt.Sprintf("%s: cert_file and key_file go together", key))
+	}
+}

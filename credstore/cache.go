@@ -1,0 +1,72 @@
+package credstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ec2proxy/ec2proxy/internal/flightcache"
+)
+
+// Outcome says how the cache answered one lookup (hit, negative_hit, miss,
+// stale), for metrics.
+type Outcome = flightcache.Outcome
+
+// CacheOptions configure a Cache.
+type CacheOptions struct {
+	TTL         time.Duration // how long a record is served without reading the backend
+	NegativeTTL time.Duration // how long an unknown key is remembered as unknown
+	// StaleIfError serves a record this long past its TTL while the
+	// backend is unavailable; 0 disables.
+	StaleIfError time.Duration
+	MaxEntries   int           // bound on cached keys, known and unknown
+	FetchTimeout time.Duration // per backend read
+	Now          func() time.Time
+	Observe      func(Outcome) // called once per Get; may be nil
+}
+
+// Cache keeps prepared credentials in memory in front of a Backend. V is
+// what the consumer derives from a Record once (e.g. a pre-keyed HMAC), so
+// that work is not repeated per request. Concurrent misses for one key cause
+// one backend read; unknown keys are remembered for NegativeTTL.
+type Cache[V any] struct {
+	c *flightcache.Cache[struct{}, V]
+}
+
+// NewCache wraps backend. prepare turns a record into the cached value.
+func NewCache[V any](backend Backend, prepare func(Record) V, opts CacheOptions) *Cache[V] {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	load := func(ctx context.Context, key string, _ struct{}) (V, time.Time, error) {
+		rec, err := backend.Get(ctx, key)
+		if err != nil {
+			var zero V
+			return zero, time.Time{}, err
+		}
+		return prepare(rec), now().Add(opts.TTL), nil
+	}
+	return &Cache[V]{c: flightcache.New(load, flightcache.Options{
+		IsNegative:   func(err error) bool { return errors.Is(err, ErrNotFound) || errors.Is(err, ErrCorrupt) },
+		NegativeTTL:  opts.NegativeTTL,
+		StaleIfError: opts.StaleIfError,
+		MaxEntries:   opts.MaxEntries,
+		LoadTimeout:  opts.FetchTimeout,
+		Now:          now,
+		Observe:      opts.Observe,
+		WaitError:    ErrUnavailable,
+	})}
+}
+
+// Get returns the prepared value for accessKey, ErrNotFound, ErrCorrupt, or an error
+// wrapping ErrUnavailable. A fresh hit allocates nothing.
+func (c *Cache[V]) Get(ctx context.Context, accessKey []byte) (V, error) {
+	return c.c.Get(ctx, accessKey, struct{}{})
+}
+
+// Invalidate forgets accessKey, so the next Get reads the backend.
+func (c *Cache[V]) Invalidate(accessKey string) { c.c.Invalidate(accessKey) }
+
+// Len is the number of cached keys.
+func (c *Cache[V]) Len() int { return c.c.Len() }

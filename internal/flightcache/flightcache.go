@@ -1,0 +1,208 @@
+// Package flightcache is a sharded in-memory cache with per-entry expiry,
+// remembered failures, stale-if-error and one load per key at a time. The
+// credential cache and the Keystone token cache are both built on it.
+package flightcache
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+// Outcome says how one Get was answered, for metrics.
+type Outcome uint8
+
+const (
+	Hit         Outcome = iota // fresh entry
+	NegativeHit                // a remembered failure
+	Miss                       // loaded
+	Stale                      // the load failed; an expired entry was served
+	NumOutcomes
+)
+
+func (o Outcome) String() string {
+	return [...]string{"hit", "negative_hit", "miss", "stale"}[o]
+}
+
+// Loader loads the value for key, given the caller's argument, and says
+// until when it is fresh.
+type Loader[A, V any] func(ctx context.Context, key string, arg A) (value V, freshUntil time.Time, err error)
+
+// Options configure a Cache.
+type Options struct {
+	// IsNegative picks load errors to remember for NegativeTTL (such as
+	// "unknown key"); other errors are not cached.
+	IsNegative  func(error) bool
+	NegativeTTL time.Duration
+	// StaleIfError serves an entry this long past its freshness when a
+	// load fails with an error IsNegative does not pick; 0 disables.
+	StaleIfError time.Duration
+	MaxEntries   int           // bound on cached keys; an arbitrary one is evicted
+	LoadTimeout  time.Duration // per load, detached from the caller
+	Now          func() time.Time
+	Observe      func(Outcome) // called once per Get; may be nil
+	// WaitError is returned to a caller whose context ends while it waits
+	// for another caller's load.
+	WaitError error
+}
+
+// Cache maps keys to values of type V loaded with an argument of type A.
+type Cache[A, V any] struct {
+	load   Loader[A, V]
+	opts   Options
+	seed   maphash.Seed
+	shards [64]shard[V]
+}
+
+type shard[V any] struct {
+	mu       sync.RWMutex
+	entries  map[string]*entry[V]
+	inflight map[string]*flight[V]
+}
+
+type entry[V any] struct {
+	value   V
+	err     error     // a remembered failure, or nil
+	fresh   time.Time // served without loading until
+	staleBy time.Time // served when a load fails until
+}
+
+type flight[V any] struct {
+	done  chan struct{}
+	value V
+	err   error
+}
+
+// New returns a cache that loads with load.
+func New[A, V any](load Loader[A, V], opts Options) *Cache[A, V] {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = 1 << 20
+	}
+	if opts.LoadTimeout <= 0 {
+		opts.LoadTimeout = 5 * time.Second
+	}
+	if opts.IsNegative == nil {
+		opts.IsNegative = func(error) bool { return false }
+	}
+	if opts.WaitError == nil {
+		opts.WaitError = errors.New("flightcache: gave up waiting for a load")
+	}
+	c := &Cache[A, V]{load: load, opts: opts, seed: maphash.MakeSeed()}
+	for i := range c.shards {
+		c.shards[i].entries = map[string]*entry[V]{}
+		c.shards[i].inflight = map[string]*flight[V]{}
+	}
+	return c
+}
+
+func (c *Cache[A, V]) shard(key []byte) *shard[V] {
+	return &c.shards[maphash.Bytes(c.seed, key)%uint64(len(c.shards))]
+}
+
+// Get returns the value for key, loading it with arg if it is not fresh. A
+// fresh hit takes a read lock and allocates nothing.
+func (c *Cache[A, V]) Get(ctx context.Context, key []byte, arg A) (V, error) {
+	s := c.shard(key)
+	now := c.opts.Now()
+	s.mu.RLock()
+	e := s.entries[string(key)]
+	s.mu.RUnlock()
+	if e != nil && now.Before(e.fresh) {
+		if e.err != nil {
+			c.observe(NegativeHit)
+		} else {
+			c.observe(Hit)
+		}
+		return e.value, e.err
+	}
+	return c.miss(ctx, s, string(key), arg, e, now)
+}
+
+func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, old *entry[V], now time.Time) (V, error) {
+	s.mu.Lock()
+	f, waiting := s.inflight[key]
+	if !waiting {
+		f = &flight[V]{done: make(chan struct{})}
+		s.inflight[key] = f
+	}
+	s.mu.Unlock()
+	if waiting {
+		select {
+		case <-f.done:
+			return c.answer(f, old, now)
+		case <-ctx.Done():
+			var zero V
+			return zero, c.opts.WaitError
+		}
+	}
+
+	// Detached from the caller: the result serves every waiter, so one
+	// impatient client must not cancel it.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LoadTimeout)
+	value, fresh, err := c.load(lctx, key, arg)
+	cancel()
+	var e *entry[V]
+	switch {
+	case err == nil:
+		e = &entry[V]{value: value, fresh: fresh, staleBy: fresh.Add(c.opts.StaleIfError)}
+	case c.opts.IsNegative(err):
+		e = &entry[V]{err: err, fresh: now.Add(c.opts.NegativeTTL)}
+	}
+	f.value, f.err = value, err
+
+	s.mu.Lock()
+	if e != nil {
+		if _, present := s.entries[key]; !present && len(s.entries) >= max(1, c.opts.MaxEntries/len(c.shards)) {
+			for k := range s.entries { // map order is arbitrary enough
+				delete(s.entries, k)
+				break
+			}
+		}
+		s.entries[key] = e
+	}
+	delete(s.inflight, key)
+	s.mu.Unlock()
+	close(f.done)
+	return c.answer(f, old, now)
+}
+
+// answer serves a load's result, or the old entry while it may be served
+// stale and the load failed for a reason worth riding out.
+func (c *Cache[A, V]) answer(f *flight[V], old *entry[V], now time.Time) (V, error) {
+	if f.err != nil && !c.opts.IsNegative(f.err) && old != nil && old.err == nil && now.Before(old.staleBy) {
+		c.observe(Stale)
+		return old.value, nil
+	}
+	c.observe(Miss)
+	return f.value, f.err
+}
+
+func (c *Cache[A, V]) observe(o Outcome) {
+	if c.opts.Observe != nil {
+		c.opts.Observe(o)
+	}
+}
+
+// Invalidate forgets key, so the next Get loads it.
+func (c *Cache[A, V]) Invalidate(key string) {
+	s := c.shard([]byte(key))
+	s.mu.Lock()
+	delete(s.entries, key)
+	s.mu.Unlock()
+}
+
+// Len is the number of cached keys.
+func (c *Cache[A, V]) Len() int {
+	n := 0
+	for i := range c.shards {
+		c.shards[i].mu.RLock()
+		n += len(c.shards[i].entries)
+		c.shards[i].mu.RUnlock()
+	}
+	return n
+}

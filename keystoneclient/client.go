@@ -1,0 +1,241 @@
+package keystoneclient
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ec2proxy/ec2proxy/internal/flightcache"
+	"github.com/ec2proxy/ec2proxy/sigv2"
+)
+
+// Config configures a Client.
+type Config struct {
+	// AuthURL is Keystone's base URL, with or without a trailing /v3.
+	AuthURL string
+	// The service account; it needs role service (or admin).
+	Username, Password, UserDomainName, ProjectName, ProjectDomainName string
+
+	Timeout time.Duration // per Keystone call
+	TLS     *tls.Config   // nil: system roots
+	// TokenMargin: a cached token is renewed this long before it expires.
+	TokenMargin time.Duration
+	// MaxTokens bounds the per-access-key token cache.
+	MaxTokens int
+	// RejectTTL is how long a credential Keystone rejected stays rejected
+	// without asking again (it protects Keystone from retry storms).
+	RejectTTL time.Duration
+
+	Now func() time.Time
+	// Observe is told about every Keystone call: op is "auth" or
+	// "ec2tokens", result is "ok", "rejected" or "error".
+	Observe func(op, result string, d time.Duration)
+	// CacheObserve is told how each Identity lookup was answered.
+	CacheObserve func(flightcache.Outcome)
+}
+
+// ExchangeHost is the host in the request ec2proxy signs for ec2tokens.
+// Keystone only checks that the signature matches what it is sent.
+const ExchangeHost = "ec2proxy"
+
+// Client talks to one Keystone. It is safe for concurrent use.
+type Client struct {
+	cfg  Config
+	base string // .../v3
+	http *http.Client
+
+	svc        atomic.Pointer[serviceToken]
+	svcMu      sync.Mutex // one password authentication at a time
+	svcRefresh atomic.Bool
+
+	tokens *flightcache.Cache[*sigv2.Key, *Identity]
+}
+
+type serviceToken struct {
+	token           string
+	obtained, renew time.Time
+	expires         time.Time
+}
+
+// New returns a client; it does not contact Keystone.
+func New(cfg Config) (*Client, error) {
+	if cfg.AuthURL == "" || cfg.Username == "" || cfg.Password == "" {
+		return nil, errors.New("keystoneclient: auth URL, username and password are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.RejectTTL <= 0 {
+		cfg.RejectTTL = 5 * time.Second
+	}
+	if cfg.Observe == nil {
+		cfg.Observe = func(string, string, time.Duration) {}
+	}
+	base := strings.TrimRight(cfg.AuthURL, "/")
+	if !strings.HasSuffix(base, "/v3") {
+		base += "/v3"
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = cfg.TLS
+	transport.MaxIdleConnsPerHost = 64
+	c := &Client{cfg: cfg, base: base, http: &http.Client{Transport: transport, Timeout: cfg.Timeout}}
+	c.tokens = flightcache.New(c.loadIdentity, flightcache.Options{
+		IsNegative:  func(err error) bool { return errors.Is(err, ErrRejected) },
+		NegativeTTL: cfg.RejectTTL,
+		// A token renewed early may still be served while Keystone is down,
+		// up to one minute before it really expires.
+		StaleIfError: max(cfg.TokenMargin-time.Minute, 0),
+		MaxEntries:   cfg.MaxTokens,
+		LoadTimeout:  2 * cfg.Timeout, // service token, then ec2tokens
+		Now:          cfg.Now,
+		Observe:      cfg.CacheObserve,
+		WaitError:    errorf(ErrUnavailable, "timed out waiting for a token exchange"),
+	})
+	return c, nil
+}
+
+// Identity returns the Keystone identity for accessKey, whose secret is key.
+// Tokens are cached until TokenMargin before they expire, so a steady client
+// costs one ec2tokens call per token lifetime. The caller must have verified
+// the client's request: Keystone only sees ec2proxy's own signature.
+func (c *Client) Identity(ctx context.Context, accessKey []byte, key *sigv2.Key) (*Identity, error) {
+	return c.tokens.Get(ctx, accessKey, key)
+}
+
+// Forget drops the cached token of accessKey (after the credential changed).
+func (c *Client) Forget(accessKey string) { c.tokens.Invalidate(accessKey) }
+
+func (c *Client) loadIdentity(ctx context.Context, accessKey string, key *sigv2.Key) (*Identity, time.Time, error) {
+	id, err := c.exchange(ctx, accessKey, key)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	fresh := id.ExpiresAt.Add(-c.cfg.TokenMargin)
+	if now := c.cfg.Now(); !fresh.After(now) {
+		// A token that is already inside the margin (short token
+		// lifetimes) is still used, for half of what is left.
+		fresh = now.Add(id.ExpiresAt.Sub(now) / 2)
+	}
+	return id, fresh, nil
+}
+
+// exchange signs an ec2tokens request for accessKey with key and asks
+// Keystone. A 401 with a service token older than a few seconds is retried
+// once with a new service token (Keystone may have rotated its keys).
+func (c *Client) exchange(ctx context.Context, accessKey string, key *sigv2.Key) (*Identity, error) {
+	body := c.exchangeBody(accessKey, key)
+	for attempt := 0; ; attempt++ {
+		svc, err := c.serviceToken(ctx)
+		if err != nil {
+			return nil, err
+		}
+		id, status, err := c.postEC2Tokens(ctx, svc.token, body)
+		if status == http.StatusUnauthorized && attempt == 0 && c.cfg.Now().Sub(svc.obtained) > 10*time.Second {
+			c.dropServiceToken(svc)
+			continue
+		}
+		return id, err
+	}
+}
+
+func (c *Client) exchangeBody(accessKey string, key *sigv2.Key) []byte {
+	params := []sigv2.Pair{
+		{Name: "AWSAccessKeyId", Value: accessKey},
+		{Name: "Action", Value: "GetIdentity"},
+		{Name: "SignatureMethod", Value: "HmacSHA256"},
+		{Name: "SignatureVersion", Value: "2"},
+		{Name: "Timestamp", Value: c.cfg.Now().UTC().Format("2006-01-02T15:04:05Z")},
+	}
+	sig := key.Sign(sigv2.HmacSHA256, sigv2.StringToSign("POST", ExchangeHost, "/", params))
+	p := make(map[string]string, len(params))
+	for _, kv := range params {
+		p[kv.Name] = kv.Value
+	}
+	b, _ := json.Marshal(map[string]any{"credentials": map[string]any{
+		"access": accessKey, "signature": sig, "host": ExchangeHost, "verb": "POST", "path": "/", "params": p,
+	}})
+	return b
+}
+
+func (c *Client) postEC2Tokens(ctx context.Context, serviceToken string, body []byte) (*Identity, int, error) {
+	start := time.Now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/ec2tokens", bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, errorf(ErrUnavailable, "%v", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Auth-Token", serviceToken)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.cfg.Observe("ec2tokens", "error", time.Since(start))
+		return nil, 0, errorf(ErrUnavailable, "POST /v3/ec2tokens: %v", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		c.cfg.Observe("ec2tokens", "error", time.Since(start))
+		return nil, resp.StatusCode, errorf(ErrUnavailable, "POST /v3/ec2tokens: reading the answer: %v", err)
+	}
+	switch status := resp.StatusCode; {
+	case status == http.StatusOK:
+		var tb tokenBody
+		token := resp.Header.Get("X-Subject-Token")
+		if err := json.Unmarshal(data, &tb); err != nil || token == "" {
+			c.cfg.Observe("ec2tokens", "error", time.Since(start))
+			return nil, status, errorf(ErrUnavailable, "POST /v3/ec2tokens: unparsable token (X-Subject-Token present: %t)", token != "")
+		}
+		id, err := tb.identity(token)
+		c.cfg.Observe("ec2tokens", resultOf(err), time.Since(start))
+		return id, status, err
+	case status == http.StatusForbidden && bytes.Contains(data, []byte("identity:ec2tokens_validate")):
+		c.cfg.Observe("ec2tokens", "error", time.Since(start))
+		return nil, status, errorf(ErrUnavailable, "the service user %q may not call ec2tokens: give it role service on project %q", c.cfg.Username, c.cfg.ProjectName)
+	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusNotFound:
+		c.cfg.Observe("ec2tokens", "rejected", time.Since(start))
+		return nil, status, errorf(ErrRejected, "keystone answered %d: %s", status, keystoneMessage(data))
+	default:
+		c.cfg.Observe("ec2tokens", "error", time.Since(start))
+		return nil, status, errorf(ErrUnavailable, "POST /v3/ec2tokens answered %d: %s", status, keystoneMessage(data))
+	}
+}
+
+func resultOf(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, ErrRejected):
+		return "rejected"
+	}
+	return "error"
+}
+
+// keystoneMessage extracts error.message from a Keystone error body.
+func keystoneMessage(data []byte) string {
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(data, &e) == nil && e.Error.Message != "" {
+		return e.Error.Message
+	}
+	if len(data) > 200 {
+		data = data[:200]
+	}
+	return fmt.Sprintf("%q", data)
+}
+
+// CachedTokens is the number of access keys with a cached token.
+func (c *Client) CachedTokens() int { return c.tokens.Len() }

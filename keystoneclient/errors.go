@@ -1,0 +1,20 @@
+package keystoneclient
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors the client returns; every error wraps exactly one of them.
+var (
+	// ErrRejected: Keystone refused the credential (unknown, deleted,
+	// disabled user or project, no role on the project, trust gone).
+	ErrRejected = errors.New("keystoneclient: credential rejected by keystone")
+	// ErrUnavailable: Keystone could not be asked or answered nonsense
+	// (network, timeout, 5xx, bad service account, unparsable reply).
+	ErrUnavailable = errors.New("keystoneclient: keystone unavailable")
+)
+
+func errorf(kind error, format string, args ...any) error {
+	return fmt.Errorf("%w: %s", kind, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,103 @@
+package keystoneclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"time"
+)
+
+// serviceToken returns a valid service token, authenticating when there is
+// none. A token past its renewal point is still used while one goroutine
+// renews it in the background.
+func (c *Client) serviceToken(ctx context.Context) (*serviceToken, error) {
+	now := c.cfg.Now()
+	if t := c.svc.Load(); t != nil && now.Before(t.expires) {
+		if !now.Before(t.renew) && c.svcRefresh.CompareAndSwap(false, true) {
+			go func() {
+				defer c.svcRefresh.Store(false)
+				ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+				defer cancel()
+				_, _ = c.authenticate(ctx, t)
+			}()
+		}
+		return t, nil
+	}
+	return c.authenticate(ctx, nil)
+}
+
+// dropServiceToken forgets t if it is still the current token.
+func (c *Client) dropServiceToken(t *serviceToken) { c.svc.CompareAndSwap(t, nil) }
+
+// authenticate gets a new service token unless another goroutine already
+// replaced stale (the token the caller saw; nil for none).
+func (c *Client) authenticate(ctx context.Context, stale *serviceToken) (*serviceToken, error) {
+	c.svcMu.Lock()
+	defer c.svcMu.Unlock()
+	if t := c.svc.Load(); t != nil && t != stale && c.cfg.Now().Before(t.renew) {
+		return t, nil
+	}
+	t, err := c.passwordAuth(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.svc.Store(t)
+	return t, nil
+}
+
+func (c *Client) passwordAuth(ctx context.Context) (*serviceToken, error) {
+	start := time.Now()
+	body, _ := json.Marshal(map[string]any{"auth": map[string]any{
+		"identity": map[string]any{
+			"methods": []string{"password"},
+			"password": map[string]any{"user": map[string]any{
+				"name": c.cfg.Username, "password": c.cfg.Password,
+				"domain": map[string]string{"name": c.cfg.UserDomainName},
+			}},
+		},
+		"scope": map[string]any{"project": map[string]any{
+			"name": c.cfg.ProjectName, "domain": map[string]string{"name": c.cfg.ProjectDomainName},
+		}},
+	}})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/auth/tokens?nocatalog", bytes.NewReader(body))
+	if err != nil {
+		return nil, errorf(ErrUnavailable, "%v", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.cfg.Observe("auth", "error", time.Since(start))
+		return nil, errorf(ErrUnavailable, "service authentication: %v", err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusCreated {
+		c.cfg.Observe("auth", "error", time.Since(start))
+		return nil, errorf(ErrUnavailable, "service authentication as %q answered %d: %s", c.cfg.Username, resp.StatusCode, keystoneMessage(data))
+	}
+	var tb struct {
+		Token struct {
+			ExpiresAt string `json:"expires_at"`
+		} `json:"token"`
+	}
+	token := resp.Header.Get("X-Subject-Token")
+	jerr := json.Unmarshal(data, &tb)
+	expires, perr := time.Parse(time.RFC3339Nano, tb.Token.ExpiresAt)
+	if token == "" || jerr != nil || perr != nil {
+		c.cfg.Observe("auth", "error", time.Since(start))
+		return nil, errorf(ErrUnavailable, "service authentication: unparsable token")
+	}
+	c.cfg.Observe("auth", "ok", time.Since(start))
+	now := c.cfg.Now()
+	lifetime := expires.Sub(now)
+	return &serviceToken{token: token, obtained: now, expires: expires, renew: now.Add(lifetime - min(c.cfg.TokenMargin, lifetime/2))}, nil
+}
+
+// Ready reports whether Keystone can be used: a service token is held or can
+// be obtained.
+func (c *Client) Ready(ctx context.Context) error {
+	_, err := c.serviceToken(ctx)
+	return err
+}
