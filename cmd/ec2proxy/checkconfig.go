@@ -1,0 +1,37 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"go.uber.org/zap"
+
+	"github.com/ec2proxy/ec2proxy/configs"
+	"github.com/ec2proxy/ec2proxy/internal/app"
+)
+
+func checkConfig(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("check-config", "[-config FILE]", stderr)
+	path := configFlag(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return fmt.Errorf("no configuration: pass -config FILE or set %s", configs.EnvConfigFile)
+	}
+	cfg, err := configs.Load(*path, os.Environ())
+	if err != nil {
+		return err
+	}
+	// Building reads every file the configuration names (credentials,
+	// password and CA files) without contacting any service.
+	a, err := app.Build(cfg, zap.NewNop(), buildVersion())
+	if err != nil {
+		return err
+	}
+	a.Close()
+	fmt.Fprintf(stdout, "%s: OK (listen %s, identity %s, credentials %s, %d route(s))\n",
+		*path, cfg.Listen, cfg.Identity.Mode, cfg.Credentials.Store, len(cfg.Routes))
+	return nil
+}

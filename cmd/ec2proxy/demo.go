@@ -1,0 +1,158 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ec2proxy/ec2proxy/configs"
+	"github.com/ec2proxy/ec2proxy/credstore"
+	"github.com/ec2proxy/ec2proxy/demobackend"
+)
+
+func demo(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", "[-listen ADDR] [-dir DIR]", stderr)
+	listen := fs.String("listen", ":8773", "EC2 API address of the proxy")
+	dir := fs.String("dir", filepath.Join(os.TempDir(), "ec2proxy-demo"), "where the demo keeps its keys and ec2rc.sh")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := configs.Parse(configs.DemoYAML, os.Environ())
+	if err != nil {
+		return fmt.Errorf("embedded demo configuration: %w", err)
+	}
+	cfg.Listen = *listen
+
+	rec, credFile, err := demoCredential(*dir)
+	if err != nil {
+		return err
+	}
+	cfg.Credentials.File = credFile
+
+	backendLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	backend := &http.Server{Handler: &demobackend.Backend{}, ReadHeaderTimeout: 5 * time.Second}
+	go backend.Serve(backendLn) //nolint:errcheck // ends with the process
+	defer backend.Close()
+	cfg.Routes = []configs.Route{{PathPrefix: "/", Backend: "http://" + backendLn.Addr().String()}}
+	if problems := cfg.Validate(); len(problems) > 0 {
+		return problems
+	}
+
+	url := "http://" + hostPort(cfg.Listen) + "/"
+	rcPath := filepath.Join(*dir, "ec2rc.sh")
+	if err := writePrivate(rcPath, []byte(ec2rc(url, rec))); err != nil {
+		return err
+	}
+	return serveConfig(cfg, func() {
+		fmt.Fprintf(stdout, `
+ec2proxy demo is running (Ctrl-C stops it).
+
+  EC2 endpoint   %[1]s
+  access key     %[2]s
+  secret key     %[3]s
+  demo backend   http://%[4]s  (answers DescribeRegions, DescribeAvailabilityZones, ...)
+  metrics        http://%[5]s/metrics
+  keys and rc    %[6]s
+
+Try it with a real client (boto 2 signing SigV2):
+
+  source %[7]s
+  /usr/bin/python3 - <<'PY'
+import os, boto
+from boto.ec2.connection import EC2Connection
+from boto.ec2.regioninfo import RegionInfo
+EC2Connection._required_auth_capability = lambda self: ['ec2']   # SigV2
+c = EC2Connection(os.environ['EC2_ACCESS_KEY'], os.environ['EC2_SECRET_KEY'], is_secure=False,
+                  region=RegionInfo(name='RegionOne', endpoint='127.0.0.1'), port=%[8]s, path='/')
+print(c.get_all_regions())
+PY
+
+`, url, rec.AccessKey, rec.Secret, backendLn.Addr(), cfg.AdminListen, *dir, rcPath, portOf(cfg.Listen))
+	})
+}
+
+// demoCredential reuses the demo's key pair from dir, or creates one.
+func demoCredential(dir string) (credstore.Record, string, error) {
+	path := filepath.Join(dir, "credentials.yaml")
+	if f, err := credstore.LoadFile(path); err == nil && f.Len() == 1 {
+		data, _ := os.ReadFile(path)
+		var doc struct {
+			Credentials []credstore.Record `yaml:"credentials"`
+		}
+		if yaml.Unmarshal(data, &doc) == nil && len(doc.Credentials) == 1 {
+			return doc.Credentials[0], path, nil
+		}
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return credstore.Record{}, "", fmt.Errorf("%s is unreadable; delete it to start afresh: %w", path, err)
+	}
+	rec := credstore.Record{
+		AccessKey: randomHex(), Secret: randomHex(), Enabled: true, CreatedAt: time.Now().UTC(),
+		UserID: "demo-user", UserName: "demo", UserDomainID: "default",
+		ProjectID: "demo-project", ProjectName: "demo", ProjectDomainID: "default",
+		Roles: []string{"member", "reader"},
+	}
+	data, err := yaml.Marshal(map[string]any{"credentials": []credstore.Record{rec}})
+	if err != nil {
+		return rec, "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return rec, "", err
+	}
+	return rec, path, writePrivate(path, data)
+}
+
+// randomHex is 32 hex characters from crypto/rand, like Keystone's keys.
+func randomHex() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // never fails on Linux (Go 1.24+ panics instead)
+	return hex.EncodeToString(b)
+}
+
+func writePrivate(path string, data []byte) error {
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o600) // WriteFile keeps the mode of an existing file
+}
+
+func ec2rc(url string, r credstore.Record) string {
+	return strings.Join([]string{
+		"# ec2rc.sh for ec2proxy: source it, then use euca2ools, boto or awscli.",
+		"export EC2_URL=" + url,
+		"export EC2_ACCESS_KEY=" + r.AccessKey,
+		"export EC2_SECRET_KEY=" + r.Secret,
+		"export AWS_ACCESS_KEY_ID=" + r.AccessKey,
+		"export AWS_SECRET_ACCESS_KEY=" + r.Secret,
+		"export AWS_ACCESS_KEY=" + r.AccessKey,
+		"export AWS_SECRET_KEY=" + r.Secret,
+		"export AWS_ENDPOINT_URL_EC2=" + url,
+		"export AWS_DEFAULT_REGION=RegionOne",
+		"",
+	}, "\n")
+}
+
+func hostPort(listen string) string {
+	host, port, _ := net.SplitHostPort(listen)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func portOf(listen string) string {
+	_, port, _ := net.SplitHostPort(listen)
+	return port
+}

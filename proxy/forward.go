@@ -1,0 +1,184 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"github.com/ec2proxy/ec2proxy/configs"
+	"github.com/ec2proxy/ec2proxy/keystoneclient"
+)
+
+// route sends a path prefix to one backend.
+type route struct {
+	prefix  string
+	client  *fasthttp.HostClient
+	timeout time.Duration
+}
+
+func newRoute(r configs.Route, b *configs.Backend) (route, error) {
+	u, err := url.Parse(r.Backend)
+	if err != nil {
+		return route{}, fmt.Errorf("proxy: backend %q: %w", r.Backend, err)
+	}
+	isTLS := u.Scheme == "https"
+	addr := u.Host
+	if u.Port() == "" {
+		addr += map[bool]string{true: ":443", false: ":80"}[isTLS]
+	}
+	var tlsConfig *tls.Config
+	if isTLS {
+		tlsConfig, err = configs.ClientTLS(b.TLS)
+		if err != nil {
+			return route{}, fmt.Errorf("proxy: backend %q: %w", r.Backend, err)
+		}
+	}
+	dialTimeout := b.DialTimeout
+	return route{
+		prefix:  r.PathPrefix,
+		timeout: b.Timeout,
+		client: &fasthttp.HostClient{
+			Addr:                          addr,
+			IsTLS:                         isTLS,
+			TLSConfig:                     tlsConfig,
+			MaxConns:                      b.MaxConns,
+			MaxIdleConnDuration:           b.IdleTimeout,
+			ReadTimeout:                   b.Timeout,
+			WriteTimeout:                  b.Timeout,
+			MaxConnWaitTimeout:            dialTimeout,
+			DisablePathNormalizing:        true, // forward the path that was verified
+			DisableHeaderNamesNormalizing: true,
+			NoDefaultUserAgentHeader:      true,
+			MaxResponseBodySize:           64 << 20,
+			Dial: func(addr string) (net.Conn, error) {
+				return fasthttp.DialTimeout(addr, dialTimeout)
+			},
+		},
+	}, nil
+}
+
+// route returns the backend for path: the longest matching prefix.
+func (s *Server) route(path []byte) *route {
+	for i := range s.routes {
+		if strings.HasPrefix(string(path), s.routes[i].prefix) { // no allocation
+			return &s.routes[i]
+		}
+	}
+	return nil
+}
+
+// forward sends the verified request to the backend with the identity
+// headers, and copies the answer back.
+func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, id *keystoneclient.Identity) outcome {
+	req, resp := &st.out, &st.in
+	req.Reset()
+	resp.Reset()
+	req.Header.DisableNormalizing()
+	req.Header.SetMethodBytes(ctx.Method())
+	req.SetRequestURIBytes(ctx.Request.Header.RequestURI())
+
+	connection := ctx.Request.Header.Peek(fasthttp.HeaderConnection)
+	for name, value := range ctx.Request.Header.All() {
+		if isHopByHop(name) || isListedIn(connection, name) || isSpoofable(name) {
+			continue
+		}
+		req.Header.AddBytesKV(name, value)
+	}
+	req.SetBodyRaw(ctx.Request.Body()) // valid for the whole (synchronous) call
+	s.setForwardedFor(ctx, req)
+	setIdentity(&req.Header, id)
+	req.Header.SetBytesV(headerRequestID, st.requestID)
+	req.Header.SetBytesV("X-OpenStack-Request-ID", st.requestID) // oslo records it as global_request_id
+
+	start := time.Now()
+	err := rt.client.DoTimeout(req, resp, rt.timeout)
+	s.m.backendDone(resp.StatusCode(), err, time.Since(start))
+	if err != nil {
+		code := errBadGateway
+		if errors.Is(err, fasthttp.ErrTimeout) {
+			code = errGatewayTimeout
+		}
+		return s.fail(ctx, st, code, "", fmt.Errorf("backend %s: %w", rt.client.Addr, err))
+	}
+	resp.CopyTo(&ctx.Response)
+	for _, h := range responseHopByHop {
+		ctx.Response.Header.Del(h)
+	}
+	ctx.Response.Header.SetBytesV(headerRequestID, st.requestID)
+	if s.log.Core().Enabled(zap.DebugLevel) {
+		s.log.Debug("forwarded", zap.ByteString("request_id", st.requestID), zap.Int("status", resp.StatusCode()))
+	}
+	return outcomeForwarded
+}
+
+var responseHopByHop = []string{"Keep-Alive", "Proxy-Authenticate", "Proxy-Connection", "Te", "Trailer", "Upgrade"}
+
+// setIdentity sets the headers keystonemiddleware's auth_token would set, so
+// an OpenStack EC2 backend needs no change.
+func setIdentity(h *fasthttp.RequestHeader, id *keystoneclient.Identity) {
+	h.Set("X-Identity-Status", "Confirmed")
+	set := func(name, value string) {
+		if value != "" {
+			h.Set(name, value)
+		}
+	}
+	set("X-Auth-Token", id.Token)
+	set("X-User-Id", id.UserID)
+	set("X-User-Name", id.UserName)
+	set("X-User-Domain-Id", id.UserDomainID)
+	set("X-User-Domain-Name", id.UserDomainName)
+	set("X-Project-Id", id.ProjectID)
+	set("X-Project-Name", id.ProjectName)
+	set("X-Project-Domain-Id", id.ProjectDomainID)
+	set("X-Project-Domain-Name", id.ProjectDomainName)
+	set("X-Tenant-Id", id.ProjectID) // deprecated aliases, still read by older services
+	set("X-Tenant-Name", id.ProjectName)
+	set("X-Roles", id.RolesHeader)
+	set("X-Trust-Id", id.TrustID)
+	set("X-Trustor-Id", id.TrustorID)
+	set("X-Trustee-Id", id.TrusteeID)
+}
+
+// setForwardedFor sets X-Forwarded-For and X-Forwarded-Proto. A trusted
+// balancer's values are kept and extended; anyone else's were dropped.
+func (s *Server) setForwardedFor(ctx *fasthttp.RequestCtx, req *fasthttp.Request) {
+	peer := remoteAddr(ctx)
+	var b [128]byte
+	xff := b[:0]
+	proto := "http"
+	if ctx.IsTLS() {
+		proto = "https"
+	}
+	if s.isTrusted(peer) {
+		if prior := ctx.Request.Header.Peek("X-Forwarded-For"); len(prior) > 0 {
+			xff = append(append(xff, prior...), ", "...)
+		}
+		if p := ctx.Request.Header.Peek("X-Forwarded-Proto"); len(p) > 0 {
+			proto = string(p) // rare enough: a trusted balancer only
+		}
+	}
+	req.Header.SetBytesV("X-Forwarded-For", peer.AppendTo(xff))
+	req.Header.Set("X-Forwarded-Proto", proto)
+}
+
+func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	a, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	return a.Unmap()
+}
+
+func (s *Server) isTrusted(a netip.Addr) bool {
+	for _, p := range s.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}

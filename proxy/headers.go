@@ -1,0 +1,56 @@
+package proxy
+
+import "bytes"
+
+// hopByHop are the headers that describe one connection, not the request
+// (RFC 9110 section 7.6.1), as net/http/httputil strips them.
+var hopByHop = [][]byte{
+	[]byte("connection"), []byte("proxy-connection"), []byte("keep-alive"), []byte("proxy-authenticate"),
+	[]byte("proxy-authorization"), []byte("te"), []byte("trailer"), []byte("transfer-encoding"), []byte("upgrade"),
+}
+
+func isHopByHop(name []byte) bool {
+	for _, h := range hopByHop {
+		if bytes.EqualFold(name, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// isListedIn reports whether name is one of the comma-separated tokens of
+// a Connection header value: those headers are hop-by-hop too.
+func isListedIn(connection, name []byte) bool {
+	for len(connection) > 0 {
+		var token []byte
+		if i := bytes.IndexByte(connection, ','); i >= 0 {
+			token, connection = connection[:i], connection[i+1:]
+		} else {
+			token, connection = connection, nil
+		}
+		if bytes.EqualFold(bytes.TrimSpace(token), name) {
+			return true
+		}
+	}
+	return false
+}
+
+// spoofablePrefixes start every header that carries identity or request
+// context to an OpenStack service (keystonemiddleware's auth_token set, its
+// deprecated aliases, service-token variants), and forwarding headers that
+// ec2proxy sets itself. A client must never choose any of them.
+var spoofablePrefixes = [][]byte{
+	[]byte("x-auth-"), []byte("x-identity-"), []byte("x-service-"), []byte("x-user"), []byte("x-project-"),
+	[]byte("x-tenant"), []byte("x-domain-"), []byte("x-role"), []byte("x-trust"), []byte("x-is-admin"),
+	[]byte("x-subject-token"), []byte("x-storage-token"), []byte("x-app-cred"), []byte("openstack-system-scope"),
+	[]byte("x-forwarded-"), []byte("forwarded"), []byte("x-real-ip"), []byte("x-request-id"), []byte("x-openstack-request-id"),
+}
+
+func isSpoofable(name []byte) bool {
+	for _, p := range spoofablePrefixes {
+		if len(name) >= len(p) && bytes.EqualFold(name[:len(p)], p) {
+			return true
+		}
+	}
+	return false
+}

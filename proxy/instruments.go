@@ -1,0 +1,120 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/ec2proxy/ec2proxy/credstore"
+	"github.com/ec2proxy/ec2proxy/internal/flightcache"
+	"github.com/ec2proxy/ec2proxy/metrics"
+)
+
+type outcome uint8
+
+const (
+	outcomeForwarded outcome = iota
+	outcomeRejected          // the client's fault: 4xx
+	outcomeFailed            // ours or a dependency's: 5xx
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{"forwarded", "rejected", "failed"}
+
+// instruments resolves every labelled series once, so the hot path only
+// adds to counters.
+type instruments struct {
+	forwarded                          prometheus.Counter
+	rejected                           [numErrorCodes]prometheus.Counter
+	duration                           [numOutcomes]prometheus.Observer
+	verifyV2                           prometheus.Observer
+	credCache                          [flightcache.NumOutcomes]prometheus.Counter
+	backendClass                       [6]prometheus.Counter // 1xx..5xx by index, 0 = error
+	backendTimout                      prometheus.Counter
+	backendTime                        prometheus.Observer
+	storeOK, storeNotFound, storeError prometheus.Counter
+	storeTime                          prometheus.Observer
+}
+
+func newInstruments(m *metrics.Metrics) *instruments {
+	in := &instruments{forwarded: m.Requests.WithLabelValues("forwarded", "OK")}
+	for code := errorCode(1); code < numErrorCodes; code++ {
+		e := errorTable[code]
+		o := outcomeRejected
+		if e.status >= 500 {
+			o = outcomeFailed
+		}
+		in.rejected[code] = m.Requests.WithLabelValues(outcomeNames[o], e.code)
+	}
+	for o := range numOutcomes {
+		in.duration[o] = m.RequestDuration.WithLabelValues(outcomeNames[o])
+	}
+	in.verifyV2 = m.VerifyDuration.WithLabelValues("2")
+	for o := range flightcache.NumOutcomes {
+		in.credCache[o] = m.CacheLookups.WithLabelValues("credential", o.String())
+	}
+	in.backendClass[0] = m.BackendStatus.WithLabelValues("error")
+	for i, class := range []string{"1xx", "2xx", "3xx", "4xx", "5xx"} {
+		in.backendClass[i+1] = m.BackendStatus.WithLabelValues(class)
+	}
+	in.backendTimout = m.BackendStatus.WithLabelValues("timeout")
+	in.backendTime = m.BackendLatency
+	in.storeOK = m.StoreCalls.WithLabelValues("get", "ok")
+	in.storeNotFound = m.StoreCalls.WithLabelValues("get", "not_found")
+	in.storeError = m.StoreCalls.WithLabelValues("get", "error")
+	in.storeTime = m.StoreLatency.WithLabelValues("get")
+	return in
+}
+
+func (in *instruments) requestDone(o outcome, d time.Duration) {
+	if o == outcomeForwarded {
+		in.forwarded.Inc()
+	}
+	in.duration[o].Observe(d.Seconds())
+}
+
+func (in *instruments) reject(code errorCode) { in.rejected[code].Inc() }
+
+func (in *instruments) verified(version int, d time.Duration) { in.verifyV2.Observe(d.Seconds()) }
+
+func (in *instruments) credentialCache(o flightcache.Outcome) { in.credCache[o].Inc() }
+
+func (in *instruments) backendDone(status int, err error, d time.Duration) {
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout):
+		in.backendTimout.Inc()
+	case err != nil:
+		in.backendClass[0].Inc()
+	case status >= 100 && status < 600:
+		in.backendClass[status/100].Inc()
+	}
+	in.backendTime.Observe(d.Seconds())
+}
+
+// instrumentedBackend counts and times credential store reads.
+type instrumentedBackend struct {
+	credstore.Backend
+	m *instruments
+}
+
+func instrumentBackend(b credstore.Backend, m *instruments) credstore.Backend {
+	return instrumentedBackend{b, m}
+}
+
+func (b instrumentedBackend) Get(ctx context.Context, accessKey string) (credstore.Record, error) {
+	start := time.Now()
+	r, err := b.Backend.Get(ctx, accessKey)
+	b.m.storeTime.Observe(time.Since(start).Seconds())
+	switch {
+	case err == nil:
+		b.m.storeOK.Inc()
+	case errors.Is(err, credstore.ErrNotFound):
+		b.m.storeNotFound.Inc()
+	default:
+		b.m.storeError.Inc()
+	}
+	return r, err
+}

@@ -1,0 +1,181 @@
+// Package proxy is ec2proxy's request pipeline: it parses and verifies EC2
+// Query API requests, obtains the caller's identity, and forwards the
+// request to the compute backend with keystonemiddleware-style identity
+// headers. It is the only package that writes EC2 error responses.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"github.com/ec2proxy/ec2proxy/configs"
+	"github.com/ec2proxy/ec2proxy/credstore"
+	"github.com/ec2proxy/ec2proxy/keystoneclient"
+	"github.com/ec2proxy/ec2proxy/metrics"
+	"github.com/ec2proxy/ec2proxy/sigv2"
+)
+
+// IdentitySource trades a verified access key for an identity
+// (*keystoneclient.Client does, with a cached Keystone token).
+type IdentitySource interface {
+	Identity(ctx context.Context, accessKey []byte, key *sigv2.Key) (*keystoneclient.Identity, error)
+}
+
+// Options are a Server's dependencies.
+type Options struct {
+	Config      *configs.Config
+	Credentials credstore.Backend
+	// Identity is nil in standalone mode: the identity then comes from the
+	// credential record and no token is forwarded.
+	Identity IdentitySource
+	Metrics  *metrics.Metrics
+	Logger   *zap.Logger
+	Now      func() time.Time // clock; time.Now if nil
+}
+
+// Server is the EC2 API front end.
+type Server struct {
+	cfg      *configs.Config
+	limits   sigv2.Limits
+	creds    *credstore.Cache[*credential]
+	identity IdentitySource
+	routes   []route // longest prefix first
+	trusted  []netip.Prefix
+	m        *instruments
+	log      *zap.Logger
+	now      func() time.Time
+	pool     sync.Pool // *state
+	http     *fasthttp.Server
+}
+
+// credential is what the cache keeps per access key: the record and its
+// prepared HMAC key, derived once.
+type credential struct {
+	record credstore.Record
+	key    *sigv2.Key
+	// standalone is the identity forwarded in standalone mode.
+	standalone *keystoneclient.Identity
+}
+
+// New builds a server; it does not listen yet.
+func New(opts Options) (*Server, error) {
+	cfg := opts.Config
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{
+		cfg: cfg,
+		limits: sigv2.Limits{
+			TimestampWindow: cfg.Auth.TimestampWindow,
+			MaxExpiresAhead: cfg.Auth.MaxExpiresAhead,
+			DisableSHA1:     cfg.Auth.DisableSHA1,
+		},
+		identity: opts.Identity,
+		m:        newInstruments(opts.Metrics),
+		log:      opts.Logger,
+		now:      opts.Now,
+	}
+	s.pool.New = func() any { return new(state) }
+	s.creds = credstore.NewCache(instrumentBackend(opts.Credentials, s.m), prepareCredential, credstore.CacheOptions{
+		TTL:          cfg.Credentials.CacheTTL,
+		NegativeTTL:  cfg.Credentials.NegativeTTL,
+		StaleIfError: cfg.Credentials.StaleIfError,
+		MaxEntries:   cfg.Credentials.MaxEntries,
+		FetchTimeout: cfg.Redis.ReadTimeout + cfg.Redis.DialTimeout,
+		Now:          opts.Now,
+		Observe:      s.m.credentialCache,
+	})
+	for _, cidr := range cfg.Server.TrustedProxies {
+		p, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: trusted proxy %q: %w", cidr, err)
+		}
+		s.trusted = append(s.trusted, p.Masked())
+	}
+	for _, r := range cfg.Routes {
+		rt, err := newRoute(r, &cfg.Backend)
+		if err != nil {
+			return nil, err
+		}
+		s.routes = append(s.routes, rt)
+	}
+	sort.SliceStable(s.routes, func(i, j int) bool { return len(s.routes[i].prefix) > len(s.routes[j].prefix) })
+	s.http = &fasthttp.Server{
+		Handler:                       s.handle,
+		ErrorHandler:                  s.handleTransportError,
+		Name:                          "ec2proxy",
+		ReadTimeout:                   cfg.Server.ReadTimeout,
+		WriteTimeout:                  cfg.Server.WriteTimeout,
+		IdleTimeout:                   cfg.Server.IdleTimeout,
+		MaxRequestBodySize:            cfg.Server.MaxBodyBytes,
+		ReadBufferSize:                cfg.Server.MaxHeaderBytes,
+		Concurrency:                   cfg.Server.Concurrency,
+		DisableHeaderNamesNormalizing: true, // forward header names as sent
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		CloseOnShutdown:               true,
+		Logger:                        zapPrintf{opts.Logger},
+	}
+	return s, nil
+}
+
+func prepareCredential(r credstore.Record) *credential {
+	c := &credential{record: r, key: sigv2.NewKey([]byte(r.Secret))}
+	c.standalone = &keystoneclient.Identity{
+		UserID: r.UserID, UserName: r.UserName, UserDomainID: r.UserDomainID,
+		ProjectID: r.ProjectID, ProjectName: r.ProjectName, ProjectDomainID: r.ProjectDomainID,
+		Roles: r.Roles, RolesHeader: strings.Join(r.Roles, ","), TrustID: r.TrustID,
+	}
+	c.record.Secret = "" // the prepared key is all that is needed from now on
+	return c
+}
+
+// Serve answers EC2 requests on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	return s.http.ShutdownWithContext(ctx)
+}
+
+// zapPrintf adapts fasthttp's logger to zap.
+type zapPrintf struct{ l *zap.Logger }
+
+func (z zapPrintf) Printf(format string, args ...any) {
+	z.l.Warn("fasthttp: " + fmt.Sprintf(format, args...))
+}
+
+// handleTransportError answers requests fasthttp could not read.
+func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
+	st := s.pool.Get().(*state)
+	defer s.pool.Put(st)
+	st.reset()
+	st.requestID = appendRequestID(st.requestID)
+	var small *fasthttp.ErrSmallBuffer
+	var netErr net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		s.fail(ctx, st, errRequestEntityTooLarge, fmt.Sprintf("The request body is larger than %d bytes.", s.cfg.Server.MaxBodyBytes), nil)
+	case errors.As(err, &small):
+		s.fail(ctx, st, errHeadersTooLarge, fmt.Sprintf("The request headers are larger than %d bytes.", s.cfg.Server.MaxHeaderBytes), nil)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		s.fail(ctx, st, errRequestTimeout, "", nil)
+	default:
+		s.fail(ctx, st, errInvalidRequest, "The request could not be parsed as HTTP/1.1.", err)
+	}
+	ctx.SetConnectionClose()
+}
+
+// CachedCredentials is the number of access keys in the credential cache.
+func (s *Server) CachedCredentials() int { return s.creds.Len() }
