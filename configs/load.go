@@ -68,14 +68,78 @@ func decodeYAML(data []byte, cfg *Config) Problems {
 		return nil
 	}
 	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		var p Problems
-		for _, e := range te.Errors {
-			p = append(p, strings.Replace(e, "in type configs.", "in section ", 1))
-		}
-		return p
+	if !errors.As(err, &te) {
+		return Problems{err.Error()}
 	}
-	return Problems{err.Error()}
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root)
+	var keys []yamlKey
+	collectKeys(&root, "", &keys)
+	var p Problems
+	for _, e := range te.Errors {
+		e = strings.Replace(e, "in type configs.", "in section ", 1)
+		if path := keyForError(keys, e); path != "" {
+			e = path + ": " + e
+		}
+		if strings.Contains(e, "into time.Duration") {
+			e += "; write durations with a unit, such as 500ms, 10s or 5m"
+		}
+		p = append(p, e)
+	}
+	return p
+}
+
+// yamlKey is one mapping key of the file, to name the setting in yaml.v3's
+// type errors, which only give a line.
+type yamlKey struct {
+	line        int
+	path, name  string
+	scalarValue string
+}
+
+func collectKeys(n *yaml.Node, prefix string, out *[]yamlKey) {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := prefix
+			if n.Kind == yaml.SequenceNode {
+				p = fmt.Sprintf("%s[%d]", prefix, i)
+			}
+			collectKeys(c, p, out)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if prefix != "" {
+				p = prefix + "." + p
+			}
+			*out = append(*out, yamlKey{line: k.Line, path: p, name: k.Value, scalarValue: v.Value})
+			collectKeys(v, p, out)
+		}
+	}
+}
+
+// keyForError finds the key a "line N: ..." error is about: on that line,
+// the key named in "field X not found", or the one whose value is quoted.
+func keyForError(keys []yamlKey, e string) string {
+	var line int
+	if _, err := fmt.Sscanf(e, "line %d:", &line); err != nil {
+		return ""
+	}
+	first := ""
+	for _, k := range keys {
+		if k.line != line {
+			continue
+		}
+		if strings.Contains(e, "field "+k.name+" not found") || (k.scalarValue != "" && strings.Contains(e, "`"+k.scalarValue+"`")) {
+			return k.path
+		}
+		if first == "" {
+			first = k.path
+		}
+	}
+	return first
 }
 
 // field is one settable leaf of Config with its YAML path.
@@ -203,3 +267,5 @@ func (c *Config) resolveDefaults() {
 		}
 	}
 }
+
+func reflectValue(c *Config) reflect.Value { return reflect.ValueOf(c).Elem() }

@@ -1,0 +1,164 @@
+package configs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const minimalStandalone = `
+identity: {mode: standalone}
+credentials: {file: /etc/ec2proxy/credentials.yaml}
+routes: [{path_prefix: /, backend: "http://127.0.0.1:8788"}]
+`
+
+func TestParseValid(t *testing.T) {
+	cfg, err := Parse([]byte(minimalStandalone+"auth: {timestamp_window: 2m}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Auth.TimestampWindow != 2*time.Minute {
+		t.Errorf("timestamp_window = %v; want 2m", cfg.Auth.TimestampWindow)
+	}
+	if cfg.Credentials.Store != StoreFile {
+		t.Errorf("store = %q; want file when no redis is configured", cfg.Credentials.Store)
+	}
+	if cfg.Listen != ":8773" || cfg.Server.MaxBodyBytes != 1<<20 || cfg.Auth.MaxExpiresAhead != 15*time.Minute {
+		t.Errorf("defaults not applied: %+v", cfg)
+	}
+}
+
+func TestParseReportsEveryProblem(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		env  []string
+		want []string // substrings, each must appear
+	}{
+		{"unknown keys", minimalStandalone + "lisen: ':1'\nserver: {read_timeot: 1s}\n", nil,
+			[]string{"field lisen not found", "field read_timeot not found"}},
+		{"bad duration", minimalStandalone + "server: {read_timeout: 10}\n", nil, []string{"read_timeout"}},
+		{"many problems at once", `
+listen: "nope"
+identity: {mode: keystone}
+credentials: {store: redis}
+routes: [{path_prefix: api, backend: "ftp://x"}]
+auth: {timestamp_window: -1s}
+log: {level: loud}
+`, nil, []string{
+			`listen: "nope" is not host:port`,
+			"redis.addrs: required",
+			"routes[0].path_prefix: must start with /",
+			`routes[0].backend: "ftp://x" is not an http`,
+			"auth.timestamp_window: must be a positive duration",
+			"keystone.auth_url: required",
+			"keystone.service_user.name: required",
+			"log.level: must be",
+		}},
+		{"no routes", "identity: {mode: standalone}\ncredentials: {file: x}\n", nil, []string{"routes: at least one route"}},
+		{"keystone password twice", minimalStandalone + `
+identity: {mode: keystone}
+keystone: {auth_url: "http://ks:5000", service_user: {name: ec2proxy, password: a, password_file: /f}}
+`, nil, []string{"set exactly one of password and password_file"}},
+		{"unknown env var", minimalStandalone, []string{"EC2PROXY_LISTNE=:1"}, []string{"EC2PROXY_LISTNE does not match any setting"}},
+		{"bad env value", minimalStandalone, []string{"EC2PROXY_AUTH_TIMESTAMP_WINDOW=5"}, []string{"is not a duration"}},
+		{"trusted proxies", minimalStandalone + "server: {trusted_proxies: [10.0.0.0/8, banana]}\n", nil, []string{`"banana" is not a CIDR`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), tt.env)
+			if err == nil {
+				t.Fatal("Parse succeeded; want problems")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestEnvOverrides(t *testing.T) {
+	cfg, err := Parse([]byte(minimalStandalone), []string{
+		"EC2PROXY_LISTEN=127.0.0.1:9000",
+		"EC2PROXY_REDIS_ADDRS=10.0.0.1:6379, 10.0.0.2:6379",
+		"EC2PROXY_AUTH_TIMESTAMP_WINDOW=1m",
+		"EC2PROXY_AUTH_DISABLE_SHA1=true",
+		"EC2PROXY_REDIS_TLS_ENABLED=true",
+		"EC2PROXY_REDIS_TLS_CA_FILE=/ca.pem",
+		"EC2PROXY_CONFIG=/ignored.yaml",
+		"EC2PROXY_TEST_ANYTHING=ignored",
+		"PATH=/usr/bin",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:9000" || cfg.Auth.TimestampWindow != time.Minute || !cfg.Auth.DisableSHA1 {
+		t.Errorf("overrides not applied: listen %q window %v sha1 %v", cfg.Listen, cfg.Auth.TimestampWindow, cfg.Auth.DisableSHA1)
+	}
+	if len(cfg.Redis.Addrs) != 2 || cfg.Redis.Addrs[1] != "10.0.0.2:6379" {
+		t.Errorf("redis.addrs = %q", cfg.Redis.Addrs)
+	}
+	if !cfg.Redis.TLS.Enabled || cfg.Redis.TLS.CAFile != "/ca.pem" {
+		t.Errorf("redis.tls = %+v", cfg.Redis.TLS)
+	}
+	// The file said store: file implicitly; with redis addrs the default flips.
+	if cfg.Credentials.Store != StoreRedis {
+		t.Errorf("store = %q; want redis once redis.addrs is set", cfg.Credentials.Store)
+	}
+}
+
+func TestEnvNamesCoverEverySetting(t *testing.T) {
+	var c Config
+	seen := map[string]bool{}
+	for _, f := range leaves(reflectValue(&c), "") {
+		name := EnvName(f.path)
+		if seen[name] {
+			t.Errorf("two settings share the environment variable %s", name)
+		}
+		seen[name] = true
+	}
+	for _, want := range []string{"EC2PROXY_KEYSTONE_SERVICE_USER_PASSWORD", "EC2PROXY_CREDENTIALS_CACHE_TTL", "EC2PROXY_REDIS_TLS_INSECURE"} {
+		if !seen[want] {
+			t.Errorf("no setting for %s", want)
+		}
+	}
+}
+
+func TestExamplesLoad(t *testing.T) {
+	files, _ := filepath.Glob("examples/*.yaml")
+	if len(files) < 3 {
+		t.Fatalf("want an example per mode, found %v", files)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			if _, err := Load(f, nil); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	if _, err := Parse(DemoYAML, nil); err != nil {
+		t.Errorf("embedded demo config: %v", err)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "absent.yaml"), nil)
+	if err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("Load = %v; want a clear missing-file error", err)
+	}
+}
+
+func TestEmptyFileUsesDefaultsButNeedsRoutes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "empty.yaml")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path, nil)
+	if err == nil || !strings.Contains(err.Error(), "routes") {
+		t.Errorf("Load(empty) = %v; want the missing routes reported", err)
+	}
+}
