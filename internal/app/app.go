@@ -111,7 +111,11 @@ func NewRedisClient(c configs.Redis) (redis.UniversalClient, error) {
 		ReadTimeout:  c.ReadTimeout,
 		WriteTimeout: c.WriteTimeout,
 		PoolSize:     c.PoolSize,
-		MaxRetries:   1, // callers have a deadline; one retry covers a dropped pooled connection
+		// Requests wait on Redis only on a cache miss, and a Redis that is
+		// down must turn into a quick 503: retry once, dial once more.
+		MaxRetries:         1,
+		DialerRetries:      1,
+		DialerRetryTimeout: 50 * time.Millisecond,
 	}
 	if c.TLS.Enabled {
 		t, err := configs.ClientTLS(c.TLS.TLSClient)

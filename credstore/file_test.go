@@ -1,0 +1,55 @@
+package credstore
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseFile(t *testing.T) {
+	f, err := ParseFile([]byte(`
+credentials:
+  - access_key: AK1
+    secret: S1
+    user_id: u1
+    project_id: p1
+    roles: [member, reader]
+  - access_key: AK2
+    secret: S2
+    user_id: u2
+    project_id: p2
+    enabled: false
+`), "creds.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.Get(context.Background(), "AK1")
+	if err != nil || r.Secret != "S1" || !r.Enabled || len(r.Roles) != 2 {
+		t.Errorf("Get(AK1) = %+v, %v; want enabled by default with 2 roles", r, err)
+	}
+	if r, _ := f.Get(context.Background(), "AK2"); r.Enabled {
+		t.Error("AK2 should be disabled")
+	}
+	if _, err := f.Get(context.Background(), "nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get(nope) = %v; want ErrNotFound", err)
+	}
+}
+
+func TestParseFileErrors(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"duplicate", "credentials:\n- {access_key: A, secret: s, user_id: u, project_id: p}\n- {access_key: A, secret: t, user_id: u, project_id: p}\n", "appears twice"},
+		{"no secret", "credentials:\n- {access_key: A, user_id: u, project_id: p}\n", "credentials[0]: secret is empty"},
+		{"no project", "credentials:\n- {access_key: A, secret: s, user_id: u}\n", "project id is empty"},
+		{"unknown field", "credentials:\n- {access_key: A, secret: s, user_id: u, project_id: p, sekret: x}\n", "field sekret not found"},
+		{"not yaml", "credentials: [", "creds.yaml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseFile([]byte(tt.yaml), "creds.yaml")
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ParseFile = %v; want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}

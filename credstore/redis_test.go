@@ -1,0 +1,108 @@
+package credstore
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ec2proxy/ec2proxy/test/testenv"
+)
+
+func newTestRedis(t *testing.T) (*Redis, *redis.Client) {
+	t.Helper()
+	client := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
+	t.Cleanup(func() { client.Close() })
+	prefix := "ec2proxy-test:" + t.Name() + ":"
+	t.Cleanup(func() {
+		keys, _ := client.Keys(context.Background(), prefix+"*").Result()
+		if len(keys) > 0 {
+			client.Del(context.Background(), keys...)
+		}
+	})
+	return NewRedis(client, prefix), client
+}
+
+func TestRedisRoundTrip(t *testing.T) {
+	s, client := newTestRedis(t)
+	ctx := context.Background()
+	created := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	want := Record{AccessKey: "AK", Secret: "SK", UserID: "u", ProjectID: "p", TrustID: "tr", Enabled: true,
+		CreatedAt: created, UserName: "alice", Roles: []string{"member", "reader"}}
+	if err := s.Put(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, "AK")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Secret != "SK" || got.UserID != "u" || got.ProjectID != "p" || got.TrustID != "tr" || !got.Enabled ||
+		!got.CreatedAt.Equal(created) || got.UserName != "alice" || len(got.Roles) != 2 {
+		t.Errorf("Get = %+v; want %+v", got, want)
+	}
+	// The documented schema: one hash, braces as a cluster hash tag.
+	fields, err := client.HGetAll(ctx, s.Key("AK")).Result()
+	if err != nil || fields["secret"] != "SK" || fields["enabled"] != "1" || fields["created_at"] != "2026-11-25T10:00:00Z" {
+		t.Errorf("hash %s = %v, %v", s.Key("AK"), fields, err)
+	}
+	if key := s.Key("AK"); key != "ec2proxy-test:"+t.Name()+":cred:{AK}" {
+		t.Errorf("Key = %q", key)
+	}
+	// Put replaces: a field left empty disappears.
+	want.TrustID, want.Enabled = "", false
+	if err := s.Put(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(ctx, "AK"); got.TrustID != "" || got.Enabled {
+		t.Errorf("after replace: %+v", got)
+	}
+	if err := s.Delete(ctx, "AK"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "AK"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get after Delete = %v; want ErrNotFound", err)
+	}
+	if err := s.Delete(ctx, "AK"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second Delete = %v; want ErrNotFound", err)
+	}
+}
+
+func TestRedisCorruptRecord(t *testing.T) {
+	s, client := newTestRedis(t)
+	client.HSet(context.Background(), s.Key("AK"), "user_id", "u")
+	if _, err := s.Get(context.Background(), "AK"); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Get(half-written) = %v; want ErrCorrupt", err)
+	}
+}
+
+func TestRedisPutValidates(t *testing.T) {
+	s, _ := newTestRedis(t)
+	if err := s.Put(context.Background(), Record{AccessKey: "AK"}); err == nil {
+		t.Error("Put accepted a record without secret")
+	}
+}
+
+// Redis that is down must be "unavailable" (a 503), never "not found" (a
+// 403/401), and must answer within the timeouts.
+func TestRedisDownIsUnavailable(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	client := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond, MaxRetries: 1, DialerRetries: 1, DialerRetryTimeout: 50 * time.Millisecond})
+	defer client.Close()
+	s := NewRedis(client, "x:")
+	start := time.Now()
+	_, err := s.Get(context.Background(), "AK")
+	if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotFound) {
+		t.Errorf("Get = %v; want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("took %v", d)
+	}
+	if err := s.Ping(context.Background()); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Ping = %v; want ErrUnavailable", err)
+	}
+}
