@@ -1,0 +1,244 @@
+package keystoneclient
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ec2proxy/ec2proxy/sigv2"
+)
+
+type testClock struct{ t atomic.Int64 }
+
+func (c *testClock) now() time.Time          { return time.Unix(0, c.t.Load()) }
+func (c *testClock) advance(d time.Duration) { c.t.Add(int64(d)) }
+
+func newTestClient(t *testing.T, url string, clock *testClock) *Client {
+	t.Helper()
+	if clock.t.Load() == 0 {
+		clock.t.Store(time.Now().UnixNano())
+	}
+	c, err := New(Config{
+		AuthURL: url, Username: "ec2proxy", Password: "svcpass", UserDomainName: "Default",
+		ProjectName: "service", ProjectDomainName: "Default",
+		Timeout: time.Second, TokenMargin: 5 * time.Minute, MaxTokens: 100, Now: clock.now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+var key = sigv2.NewKey([]byte("SECRET"))
+
+func TestIdentityParsedAndCached(t *testing.T) {
+	f, srv := newFakeKeystone(t)
+	var clock testClock
+	f.now = clock.now
+	c := newTestClient(t, srv.URL+"/v3/", &clock)
+	ctx := context.Background()
+	id, err := c.Identity(ctx, []byte("AK"), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Token != "gAAAA-1" || id.UserID != "u1" || id.ProjectID != "p1" || id.ProjectDomainID != "d1" ||
+		id.UserDomainName != "demo" || id.RolesHeader != "member,reader" || id.TrustID != "" {
+		t.Errorf("identity = %+v", id)
+	}
+	for i := 0; i < 10; i++ {
+		c.Identity(ctx, []byte("AK"), key)
+	}
+	clock.advance(54 * time.Minute) // still more than the 5 min margin before expiry
+	c.Identity(ctx, []byte("AK"), key)
+	if n := f.ec2Calls.Load(); n != 1 {
+		t.Errorf("%d ec2tokens calls within one token lifetime; want 1", n)
+	}
+	clock.advance(2 * time.Minute) // inside the margin: renew
+	if id, _ := c.Identity(ctx, []byte("AK"), key); id.Token != "gAAAA-2" {
+		t.Errorf("token not renewed inside the margin: %q", id.Token)
+	}
+	// The service token is past its own renewal point too: renewed once,
+	// in the background, while the old one keeps working.
+	if n := f.authCalls.Load(); n > 2 {
+		t.Errorf("%d service authentications; want at most 2", n)
+	}
+}
+
+func TestTrustScopedToken(t *testing.T) {
+	f, srv := newFakeKeystone(t)
+	f.trust = true
+	var clock testClock
+	c := newTestClient(t, srv.URL, &clock)
+	id, err := c.Identity(context.Background(), []byte("AK"), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.TrustID != "tr1" || id.TrustorID != "u-trustor" || id.TrusteeID != "u-trustee" {
+		t.Errorf("trust fields = %+v", id)
+	}
+}
+
+func TestOneExchangePerKeyUnderConcurrency(t *testing.T) {
+	f, srv := newFakeKeystone(t)
+	f.ec2Delay = 100 * time.Millisecond
+	var clock testClock
+	c := newTestClient(t, srv.URL, &clock)
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Identity(context.Background(), []byte("AK"), key); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := f.ec2Calls.Load(); n != 1 {
+		t.Errorf("50 concurrent requests caused %d ec2tokens calls; want 1", n)
+	}
+}
+
+func TestErrorsClassified(t *testing.T) {
+	tests := []struct {
+		name   string
+		setup  func(*fakeKeystone)
+		access string
+		want   error
+		text   string
+	}{
+		{"unknown access key", nil, "NOPE", ErrRejected, "404"},
+		{"wrong secret", func(f *fakeKeystone) { f.secrets["AK"] = "OTHER" }, "AK", ErrRejected, "Invalid EC2 signature"},
+		{"service user lacks role", func(f *fakeKeystone) { f.ec2Status = 403 }, "AK", ErrRejected, "403"},
+		{"keystone error", func(f *fakeKeystone) { f.ec2Status = 500 }, "AK", ErrUnavailable, "500"},
+		{"keystone hangs", func(f *fakeKeystone) { f.ec2Delay = 3 * time.Second }, "AK", ErrUnavailable, "Timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, srv := newFakeKeystone(t)
+			if tt.setup != nil {
+				f.set(tt.setup)
+			}
+			var clock testClock
+			c := newTestClient(t, srv.URL, &clock)
+			start := time.Now()
+			_, err := c.Identity(context.Background(), []byte(tt.access), key)
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.text) {
+				t.Errorf("Identity = %v; want %v containing %q", err, tt.want, tt.text)
+			}
+			if d := time.Since(start); d > 2500*time.Millisecond {
+				t.Errorf("took %v; the timeout is 1s", d)
+			}
+		})
+	}
+}
+
+func TestPolicyRefusalNamesTheServiceUser(t *testing.T) {
+	f, srv := newFakeKeystone(t)
+	var clock testClock
+	c := newTestClient(t, srv.URL, &clock)
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/ec2tokens") {
+			w.WriteHeader(403)
+			w.Write([]byte(`{"error":{"code":403,"message":"You are not authorized to perform the requested action: identity:ec2tokens_validate."}}`))
+			return
+		}
+		f.ServeHTTP(w, r)
+	})
+	_, err := c.Identity(context.Background(), []byte("AK"), key)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "give it role service") {
+		t.Errorf("Identity = %v; want ErrUnavailable explaining the missing role", err)
+	}
+}
+
+func TestRejectionRemembered(t *testing.T) {
+	f, srv := newFakeKeystone(t)
+	var clock testClock
+	c := newTestClient(t, srv.URL, &clock)
+	for i := 0; i < 5; i++ {
+		c.Identity(context.Background(), []byte("NOPE"), key)
+	}
+	if n := f.ec2Calls.Load(); n != 1 {
+		t.Errorf("rejected key asked %d times; want 1 within RejectTTL", n)
+	}
+	clock.advance(6 * time.Second)
+	c.Identity(context.Background(), []byte("NOPE"), key)
+	if n := f.ec2Calls.Load(); n != 2 {
+		t.Errorf("after RejectTTL: %d calls; want 2", n)
+	}
+}
+
+// A service token Keystone no longer accepts (rotated fernet keys, ceph
+// issue 71359) is replaced once, and the request still succeeds.
+func TestServiceTokenRefreshedOn401(t *testing.T) {
+	f, srv := newFakeKeystone(t)
+	var clock testClock
+	c := newTestClient(t, srv.URL, &clock)
+	if _, err := c.Identity(context.Background(), []byte("AK"), key); err != nil {
+		t.Fatal(err)
+	}
+	f.revokeServiceTokens()
+	c.Forget("AK")
+	clock.advance(time.Minute)
+	if _, err := c.Identity(context.Background(), []byte("AK"), key); err != nil {
+		t.Fatalf("after service token invalidation: %v", err)
+	}
+	if n := f.authCalls.Load(); n != 2 {
+		t.Errorf("%d service authentications; want 2", n)
+	}
+}
+
+func TestBadServicePassword(t *testing.T) {
+	_, srv := newFakeKeystone(t)
+	var clock testClock
+	clock.t.Store(time.Now().UnixNano())
+	c, _ := New(Config{AuthURL: srv.URL, Username: "ec2proxy", Password: "wrong", Now: clock.now, Timeout: time.Second})
+	_, err := c.Identity(context.Background(), []byte("AK"), key)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), `service authentication as "ec2proxy" answered 401`) {
+		t.Errorf("Identity = %v", err)
+	}
+	if err := c.Ready(context.Background()); err == nil {
+		t.Error("Ready with a bad service password = nil")
+	}
+}
+
+func TestKeystoneDownAnswersQuickly(t *testing.T) {
+	var clock testClock
+	c := newTestClient(t, "http://127.0.0.1:1", &clock)
+	start := time.Now()
+	_, err := c.Identity(context.Background(), []byte("AK"), key)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Identity = %v; want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("took %v", d)
+	}
+}
+
+func TestCachedTokenSurvivesKeystoneOutage(t *testing.T) {
+	f, srv := newFakeKeystone(t)
+	var clock testClock
+	f.now = clock.now
+	c := newTestClient(t, srv.URL, &clock)
+	if _, err := c.Identity(context.Background(), []byte("AK"), key); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	clock.advance(30 * time.Minute)
+	if _, err := c.Identity(context.Background(), []byte("AK"), key); err != nil {
+		t.Errorf("cached token not served while Keystone is down: %v", err)
+	}
+	clock.advance(26 * time.Minute) // inside the margin; renewal fails; stale allowed until 1 min before expiry
+	if _, err := c.Identity(context.Background(), []byte("AK"), key); err != nil {
+		t.Errorf("stale token not served while Keystone is down: %v", err)
+	}
+	clock.advance(4 * time.Minute) // 1 min before expiry: no longer served
+	if _, err := c.Identity(context.Background(), []byte("AK"), key); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("nearly expired token served: %v", err)
+	}
+}
