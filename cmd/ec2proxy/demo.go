@@ -21,8 +21,9 @@ import (
 )
 
 func demo(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", "[-listen ADDR] [-dir DIR]", stderr)
+	fs := newFlags("demo", "[-listen ADDR] [-admin-listen ADDR] [-dir DIR]", stderr)
 	listen := fs.String("listen", ":8773", "EC2 API address of the proxy")
+	adminListen := fs.String("admin-listen", "127.0.0.1:8774", "address of /metrics, /healthz and /readyz")
 	dir := fs.String("dir", filepath.Join(os.TempDir(), "ec2proxy-demo"), "where the demo keeps its keys and ec2rc.sh")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -31,7 +32,7 @@ func demo(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("embedded demo configuration: %w", err)
 	}
-	cfg.Listen = *listen
+	cfg.Listen, cfg.AdminListen = *listen, *adminListen
 
 	rec, credFile, err := demoCredential(*dir)
 	if err != nil {
