@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -39,6 +40,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	defer s.pool.Put(st)
 	st.reset()
 	st.requestID = appendRequestID(st.requestID)
+	defer func() {
+		// A bug must cost one request a 500, not the whole proxy (fasthttp
+		// does not recover handler panics).
+		if p := recover(); p != nil {
+			s.fail(ctx, st, errInternalError, "", fmt.Errorf("panic: %v", p))
+			s.m.requestDone(outcomeFailed, time.Since(start))
+		}
+	}()
 
 	outcome := s.serve(ctx, st)
 	s.m.requestDone(outcome, time.Since(start))

@@ -39,20 +39,20 @@ func (r *Request) parseParams(raw []byte) error {
 			return r.errorf(CodeMalformedEncoding, "", "invalid percent-encoding in a parameter name")
 		}
 		p.nameEnd = uint32(len(r.buf))
-		p.valueStart = p.nameEnd
-		if r.buf, ok = appendUnescaped(r.buf, value); !ok {
-			name := string(r.buf[p.nameStart:p.nameEnd])
-			return r.errorf(CodeMalformedEncoding, name, "invalid percent-encoding in the value of parameter "+name)
-		}
-		p.valueEnd = uint32(len(r.buf))
 		if p.nameStart == p.nameEnd {
 			return r.errorf(CodeMalformedEncoding, "", "a parameter has an empty name")
 		}
 		if !utf8.Valid(r.buf[p.nameStart:p.nameEnd]) {
 			return r.errorf(CodeMalformedEncoding, "", "a parameter name is not valid UTF-8")
 		}
+		p.valueStart = p.nameEnd
+		if r.buf, ok = appendUnescaped(r.buf, value); !ok {
+			name := shownName(r.buf[p.nameStart:p.nameEnd])
+			return r.errorf(CodeMalformedEncoding, name, "invalid percent-encoding in the value of parameter "+name)
+		}
+		p.valueEnd = uint32(len(r.buf))
 		if !utf8.Valid(r.buf[p.valueStart:p.valueEnd]) {
-			name := string(r.buf[p.nameStart:p.nameEnd])
+			name := shownName(r.buf[p.nameStart:p.nameEnd])
 			return r.errorf(CodeMalformedEncoding, name, "the value of parameter "+name+" is not valid UTF-8")
 		}
 		if len(r.params) >= MaxParams {
@@ -78,11 +78,26 @@ func (r *Request) sortAndCheckDuplicates() error {
 	})
 	for i := 1; i < len(r.params); i++ {
 		if bytes.Equal(r.name(r.params[i-1]), r.name(r.params[i])) {
-			name := string(r.name(r.params[i]))
+			name := shownName(r.name(r.params[i]))
 			return r.errorf(CodeDuplicateParameter, name, "parameter "+name+" is given more than once; each parameter may appear only once")
 		}
 	}
 	return nil
+}
+
+// shownName is a parameter name fit for an error message: client-chosen,
+// so bounded in length (it is valid UTF-8 by the time it is shown).
+func shownName(b []byte) string {
+	const max = 64
+	if len(b) <= max {
+		return string(b)
+	}
+	for i := max; i > 0; i-- {
+		if utf8.RuneStart(b[i]) {
+			return string(b[:i]) + "..."
+		}
+	}
+	return "..."
 }
 
 func (r *Request) name(p param) []byte  { return r.buf[p.nameStart:p.nameEnd] }

@@ -88,8 +88,8 @@ func (r *Request) Parse(method, host, path, query, body []byte) error {
 		idx  int
 		name string
 	}{{r.accessKey, "AWSAccessKeyId"}, {r.signature, "Signature"}, {r.sigMethod, "SignatureMethod"}, {r.action, "Action"}} {
-		if required.idx < 0 {
-			return r.errorf(CodeMissingParameter, required.name, "the request must contain the parameter "+required.name)
+		if required.idx < 0 || required.name != "SignatureMethod" && len(r.paramValue(required.idx)) == 0 {
+			return r.errorf(CodeMissingParameter, required.name, "the request must contain the parameter "+required.name+" with a value")
 		}
 	}
 	switch v := r.paramValue(r.sigMethod); {

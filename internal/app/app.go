@@ -57,6 +57,7 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 		logger.Info("credential file loaded", zap.String("file", cfg.Credentials.File), zap.Int("credentials", f.Len()))
 		store = f
 	case configs.StoreRedis:
+		redis.SetLogger(redisLogger{logger}) // go-redis logs to stderr by default, once per failed dial
 		client, err := NewRedisClient(cfg.Redis)
 		if err != nil {
 			return nil, err
@@ -204,4 +205,12 @@ func (a *App) Close() {
 	for _, c := range a.closers {
 		_ = c()
 	}
+}
+
+// redisLogger sends go-redis's internal messages (dial failures) to zap,
+// whose sampling keeps an outage from flooding the log.
+type redisLogger struct{ l *zap.Logger }
+
+func (r redisLogger) Printf(_ context.Context, format string, args ...any) {
+	r.l.Warn("redis: " + fmt.Sprintf(format, args...))
 }

@@ -66,16 +66,20 @@ def call_boto2(a, params):
     import boto
     from boto.ec2.connection import EC2Connection
     from boto.ec2.regioninfo import RegionInfo
-    from boto.exception import EC2ResponseError
+    import boto.exception
     u = urllib.parse.urlsplit(a.endpoint)
     if a.sigv2:
         EC2Connection._required_auth_capability = lambda self: ["ec2"]
     conn = EC2Connection(a.access, a.secret, is_secure=(u.scheme == "https"),
                          region=RegionInfo(name=a.region, endpoint=u.hostname),
                          port=u.port, path=u.path or "/")
+    conn.num_retries = 0  # boto 2 retries 5xx answers with back-off; report the first one
     if a.sigv2 == "HmacSHA1":
         conn._auth_handler._hmac_256 = None  # boto picks HmacSHA1 when SHA-256 is unavailable
-    resp = conn.make_request(a.action, params, verb=a.verb)
+    try:
+        resp = conn.make_request(a.action, params, verb=a.verb)
+    except boto.exception.BotoServerError as e:
+        return error_fields(e.status, e.body if isinstance(e.body, str) else (e.body or b"").decode("utf-8", "replace"))
     body = resp.read().decode("utf-8", "replace")
     if resp.status != 200:
         return error_fields(resp.status, body)
