@@ -72,6 +72,7 @@ func TestRealClientsSigV2(t *testing.T) {
 	if project := validateToken(t, ks, last.Header.Get("X-Auth-Token")); project != ks.Var(t, "DEMO_PROJECT_ID") {
 		t.Errorf("forwarded token is scoped to project %q; want the demo project", project)
 	}
+	s.assertNoSecretsLogged(secret, last.Header.Get("X-Auth-Token"))
 	// One Keystone exchange for one access key, however many requests.
 	if n := s.metric("ec2proxy_keystone_requests_total", "op", "ec2tokens", "result", "ok"); n != 1 {
 		t.Errorf("%v ec2tokens calls for %d requests with one key; want 1", n, 2*len(clients))
@@ -110,6 +111,7 @@ func TestRealClientsSigV2Failures(t *testing.T) {
 			}
 		})
 	}
+	s.assertNoSecretsLogged(secret, "0000"+secret[4:])
 }
 
 // A parameter changed after signing, and identity headers a client sends:

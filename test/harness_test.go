@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os/exec"
 	"strings"
 	"testing"
@@ -201,4 +202,35 @@ func get(t *testing.T, url string) (int, string) {
 
 func credRecord(access, secret, user, project string) credstore.Record {
 	return credstore.Record{AccessKey: access, Secret: secret, UserID: user, ProjectID: project, Enabled: true}
+}
+
+// assertNoSecretsLogged checks every log line (debug level) and the metrics
+// for the given secrets and for every signature the backend received.
+func (s *stack) assertNoSecretsLogged(secrets ...string) {
+	s.t.Helper()
+	for _, r := range s.backend.Requests() {
+		q, _ := url.ParseQuery(r.Body)
+		if sig := q.Get("Signature"); sig != "" {
+			secrets = append(secrets, sig)
+		}
+		if u, err := url.ParseRequestURI(r.URI); err == nil {
+			if sig := u.Query().Get("Signature"); sig != "" {
+				secrets = append(secrets, sig)
+			}
+		}
+	}
+	var all strings.Builder
+	for _, e := range s.logs.All() {
+		fmt.Fprintf(&all, "%s %v\n", e.Message, e.ContextMap())
+	}
+	_, metrics := get(s.t, s.adminURL+"/metrics")
+	all.WriteString(metrics)
+	if all.Len() < 100 {
+		s.t.Fatalf("too little output to check: %q", all.String())
+	}
+	for _, secret := range secrets {
+		if secret != "" && strings.Contains(all.String(), secret) {
+			s.t.Errorf("a secret, signature or token appears in the logs or metrics: %.12s...", secret)
+		}
+	}
 }
