@@ -10,7 +10,7 @@ import (
 	"github.com/ec2proxy/ec2proxy/internal/flightcache"
 )
 
-func TestCacheHitDoesNotAllocate(t *testing.T) {
+func TestCacheHitAllocs(t *testing.T) {
 	b := &countingBackend{records: map[string]Record{"AK": {Secret: "S"}}}
 	var c clock
 	var outcomes [flightcache.NumOutcomes]atomic.Int64

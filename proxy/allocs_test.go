@@ -1,0 +1,70 @@
+//go:build !race
+
+package proxy
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+	"go.uber.org/zap"
+
+	"github.com/ec2proxy/ec2proxy/configs"
+	"github.com/ec2proxy/ec2proxy/credstore"
+	"github.com/ec2proxy/ec2proxy/keystoneclient"
+	"github.com/ec2proxy/ec2proxy/metrics"
+)
+
+// The warm path (credential and identity cached) allocates nothing per
+// request: parse, lookup, verify, header rewrite, forward, copy back.
+func TestWarmPathAllocs(t *testing.T) {
+	ln := fasthttputil.NewInmemoryListener()
+	defer ln.Close()
+	backend := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("text/xml")
+		ctx.SetBodyString("<DescribeRegionsResponse/>")
+	}}
+	go backend.Serve(ln) //nolint:errcheck
+
+	cfg := configs.Default()
+	cfg.Identity.Mode = configs.ModeKeystone
+	cfg.Routes = []configs.Route{{PathPrefix: "/", Backend: "http://backend.invalid"}}
+	store := &memStore{records: map[string]credstore.Record{testAccess: {AccessKey: testAccess, Secret: testSecret, UserID: "u", ProjectID: "p", Enabled: true}}}
+	id := &keystoneclient.Identity{Token: "gAAAA", UserID: "u", UserName: "alice", ProjectID: "p", ProjectName: "proj", RolesHeader: "member,reader"}
+	s, err := New(Options{Config: &cfg, Credentials: store, Identity: &fakeIdentity{id: id},
+		Metrics: metrics.New(prometheus.NewRegistry(), "test"), Logger: zap.NewNop(), Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.routes[0].client.Dial = func(string) (net.Conn, error) { return ln.Dial() }
+
+	const host = "ec2.example.com:8773"
+	body := signed("POST", host, "/", testSecret, map[string]string{"Filter.1.Name": "tag:Name", "Filter.1.Value.1": "a b"}).Encode()
+	var req fasthttp.Request
+	req.Header.SetMethod("POST")
+	req.SetRequestURI("/")
+	req.Header.SetHost(host)
+	req.Header.SetContentType("application/x-www-form-urlencoded; charset=utf-8")
+	req.Header.Set("User-Agent", "Boto/2.49.0")
+	req.Header.Set("X-Roles", "admin") // spoofed: stripped on the way
+	req.SetBodyString(body)
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}, nil)
+
+	run := func() {
+		ctx.Response.Reset()
+		s.handle(&ctx)
+		if ctx.Response.StatusCode() != 200 {
+			t.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+		}
+	}
+	for i := 0; i < 10; i++ {
+		run()
+	}
+	if n := testing.AllocsPerRun(200, run); n > 0 {
+		t.Errorf("the warm path allocates %v times per request; want 0", n)
+	}
+}
