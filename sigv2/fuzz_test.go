@@ -309,3 +309,8 @@ func asciiLower(s string) string {
 	}
 	return string(b)
 }
+
+func isUnreserved(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '_' || c == '.' || c == '~'
+}

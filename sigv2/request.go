@@ -13,6 +13,8 @@ package sigv2
 import (
 	"bytes"
 	"time"
+
+	qs "github.com/ec2proxy/ec2proxy/internal/form"
 )
 
 // Request is one parsed EC2 Query request. The zero value is ready to use;
@@ -21,8 +23,7 @@ import (
 type Request struct {
 	method, host, path []byte // as received; they alias the caller's buffers
 
-	buf    []byte  // decoded names and values
-	params []param // sorted by name after Parse
+	params qs.Params // sorted by name after Parse
 
 	// indexes into params of the parameters the protocol uses, -1 if absent
 	accessKey, signature, sigMethod, sigVersion, timestamp, expires, action int
@@ -41,8 +42,7 @@ type Request struct {
 // Reset clears r for reuse.
 func (r *Request) Reset() {
 	r.method, r.host, r.path = nil, nil, nil
-	r.buf = r.buf[:0]
-	r.params = r.params[:0]
+	r.params.Reset()
 	r.canonical = r.canonical[:0]
 	r.scratch = r.scratch[:0]
 	r.hostLower = r.hostLower[:0]
@@ -128,8 +128,8 @@ var (
 )
 
 func (r *Request) indexWellKnown() {
-	for i, p := range r.params {
-		switch string(r.name(p)) { // no allocation: the compiler compares in place
+	for i := 0; i < r.params.Len(); i++ {
+		switch string(r.params.Name(i)) { // no allocation: the compiler compares in place
 		case "AWSAccessKeyId":
 			r.accessKey = i
 		case "Signature":
@@ -149,10 +149,10 @@ func (r *Request) indexWellKnown() {
 }
 
 func (r *Request) paramValue(idx int) []byte {
-	if idx < 0 || idx >= len(r.params) { // also a zero or Reset Request
+	if idx < 0 || idx >= r.params.Len() { // also a zero or Reset Request
 		return nil
 	}
-	return r.value(r.params[idx])
+	return r.params.Value(idx)
 }
 
 // AccessKeyID is the AWSAccessKeyId parameter.
@@ -166,10 +166,8 @@ func (r *Request) SignatureMethod() SignatureMethod { return r.method2 }
 
 // Param returns the decoded value of the named parameter.
 func (r *Request) Param(name string) ([]byte, bool) {
-	for _, p := range r.params {
-		if string(r.name(p)) == name {
-			return r.value(p), true
-		}
+	if i := r.params.Index(name); i >= 0 {
+		return r.params.Value(i), true
 	}
 	return nil, false
 }

@@ -90,16 +90,16 @@ func (r *Request) decodeSignature(dst *[64]byte) (int, bool) {
 // in byte order of name, RFC 3986-encoded, joined with '&'.
 func (r *Request) buildCanonical() {
 	b := r.canonical[:0]
-	for i, p := range r.params {
+	for i := 0; i < r.params.Len(); i++ {
 		if i == r.signature {
 			continue
 		}
 		if len(b) > 0 {
 			b = append(b, '&')
 		}
-		b = AppendEscaped(b, r.name(p))
+		b = AppendEscaped(b, r.params.Name(i))
 		b = append(b, '=')
-		b = AppendEscaped(b, r.value(p))
+		b = AppendEscaped(b, r.params.Value(i))
 	}
 	r.canonical = b
 }
