@@ -15,6 +15,7 @@ import (
 	"time"
 
 	qs "github.com/ec2proxy/ec2proxy/internal/form"
+	"github.com/ec2proxy/ec2proxy/internal/prehmac"
 )
 
 // Request is one parsed EC2 Query request. The zero value is ready to use;
@@ -35,7 +36,7 @@ type Request struct {
 	canonical []byte // canonical query, built by Verify
 	hostLower []byte
 	scratch   []byte
-	mac       mac
+	mac       prehmac.MAC
 	err       Error
 }
 

@@ -46,7 +46,8 @@ func (r *Request) Verify(key *Key, now time.Time, limits Limits) error {
 		if !ok {
 			break
 		}
-		h := r.mac.begin(key, r.method2)
+		k := key.forMethod(r.method2)
+		h := r.mac.Begin(k)
 		h.Write(r.method)
 		h.Write(newline)
 		h.Write(host)
@@ -54,7 +55,7 @@ func (r *Request) Verify(key *Key, now time.Time, limits Limits) error {
 		h.Write(r.path)
 		h.Write(newline)
 		h.Write(r.canonical)
-		got := r.mac.end(h, key, r.method2)
+		got := r.mac.End(h, k)
 		matched = subtle.ConstantTimeCompare(got, want[:n]) == 1
 	}
 	if !matched {
