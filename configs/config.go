@@ -74,6 +74,11 @@ type Auth struct {
 	MaxExpiresAhead time.Duration `yaml:"max_expires_ahead"`
 	// DisableSHA1 refuses SigV2 HmacSHA1 signatures.
 	DisableSHA1 bool `yaml:"disable_sha1"`
+	// SigV4Regions and SigV4Services, if set, are the only credential-scope
+	// regions and services accepted. Empty accepts any: boto 2 derives them
+	// from the host name and euca2ools invents a region.
+	SigV4Regions  []string `yaml:"sigv4_regions"`
+	SigV4Services []string `yaml:"sigv4_services"`
 }
 
 // Credential store kinds.

@@ -13,12 +13,15 @@ import (
 	"github.com/ec2proxy/ec2proxy/credstore"
 	"github.com/ec2proxy/ec2proxy/keystoneclient"
 	"github.com/ec2proxy/ec2proxy/sigv2"
+	"github.com/ec2proxy/ec2proxy/sigv4"
 )
 
 // state is the per-request scratch, pooled so that the warm path does not
 // allocate.
 type state struct {
+	version   int // signature version of the request, once known
 	v2        sigv2.Request
+	v4        sigv4.Request
 	out       fasthttp.Request
 	in        fasthttp.Response
 	requestID []byte
@@ -26,9 +29,25 @@ type state struct {
 }
 
 func (st *state) reset() {
+	st.version = 0
 	st.v2.Reset()
 	st.requestID = st.requestID[:0]
 	st.scratch = st.scratch[:0]
+}
+
+// accessKey and action are the request's, for logs, whichever the version.
+func (st *state) accessKey() []byte {
+	if st.version == 4 {
+		return st.v4.AccessKeyID()
+	}
+	return st.v2.AccessKeyID()
+}
+
+func (st *state) action() []byte {
+	if st.version == 4 {
+		return st.v4.Action()
+	}
+	return st.v2.Action()
 }
 
 const headerRequestID = "X-Request-Id"
@@ -54,8 +73,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if outcome == outcomeForwarded && s.cfg.Log.Access {
 		s.log.Info("request",
 			zap.ByteString("request_id", st.requestID),
-			zap.ByteString("access_key", st.v2.AccessKeyID()),
-			zap.ByteString("action", st.v2.Action()),
+			zap.ByteString("access_key", st.accessKey()),
+			zap.ByteString("action", st.action()),
 			zap.Int("status", ctx.Response.StatusCode()),
 			zap.Duration("duration", time.Since(start)))
 	}
@@ -76,37 +95,25 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, st *state) outcome {
 	if !isPost && !bytes.Equal(method, methodGet) {
 		return s.fail(ctx, st, errMethodNotAllowed, "", nil)
 	}
-	var body []byte
-	if isPost && isFormContentType(ctx.Request.Header.ContentType()) {
-		body = ctx.Request.Body()
-	}
-	if isSigV4(ctx, query) {
-		return s.fail(ctx, st, errUnsupportedSignature, "Signature Version 4 is not supported by this endpoint yet: sign with SignatureVersion 2 (HmacSHA256).", nil)
-	}
+	isForm := isPost && isFormContentType(ctx.Request.Header.ContentType())
 
 	verifyStart := time.Now()
-	if err := st.v2.Parse(method, ctx.Request.Header.Host(), path, query, body); err != nil {
-		return s.failSigV2(ctx, st, err)
+	var cred *credential
+	var failed outcome
+	if sigv4.IsSigV4(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization), query) {
+		cred, failed = s.verifyV4(ctx, st, method, path, query, isForm)
+	} else {
+		cred, failed = s.verifyV2(ctx, st, method, path, query, isForm)
 	}
-	cred, err := s.creds.Get(ctx, st.v2.AccessKeyID())
-	switch {
-	case err == nil && !cred.record.Enabled:
-		return s.fail(ctx, st, errAuthFailure, "", nil)
-	case errors.Is(err, credstore.ErrNotFound):
-		return s.fail(ctx, st, errAuthFailure, "", nil)
-	case errors.Is(err, credstore.ErrCorrupt):
-		return s.fail(ctx, st, errAuthFailure, "", err)
-	case err != nil:
-		return s.fail(ctx, st, errServiceUnavailable, "The credential store is unavailable. Please try again shortly.", err)
+	if cred == nil {
+		return failed
 	}
-	if err := st.v2.Verify(cred.key, s.now(), s.limits); err != nil {
-		return s.failSigV2(ctx, st, err)
-	}
-	s.m.verified(2, time.Since(verifyStart))
+	s.m.verified(st.version, time.Since(verifyStart))
 
 	id := cred.standalone
 	if s.identity != nil {
-		id, err = s.identity.Identity(ctx, st.v2.AccessKeyID(), cred.key)
+		var err error
+		id, err = s.identity.Identity(ctx, st.accessKey(), cred.key)
 		switch {
 		case errors.Is(err, keystoneclient.ErrRejected):
 			return s.fail(ctx, st, errAuthFailure, "Keystone did not accept this credential: it may have been deleted, or its user or project disabled, or the user has no role on the project.", err)
@@ -122,17 +129,94 @@ var (
 	methodPost = []byte(fasthttp.MethodPost)
 )
 
+func (s *Server) verifyV2(ctx *fasthttp.RequestCtx, st *state, method, path, query []byte, isForm bool) (*credential, outcome) {
+	st.version = 2
+	var body []byte
+	if isForm {
+		body = ctx.Request.Body()
+	}
+	if err := st.v2.Parse(method, ctx.Request.Header.Host(), path, query, body); err != nil {
+		return nil, s.failSigV2(ctx, st, err)
+	}
+	cred, failed := s.credential(ctx, st, st.v2.AccessKeyID())
+	if cred == nil {
+		return nil, failed
+	}
+	if err := st.v2.Verify(cred.key, s.now(), s.limits); err != nil {
+		return nil, s.failSigV2(ctx, st, err)
+	}
+	return cred, 0
+}
+
+func (s *Server) verifyV4(ctx *fasthttp.RequestCtx, st *state, method, path, query []byte, isForm bool) (*credential, outcome) {
+	st.version = 4
+	if err := st.v4.Parse(method, path, query, ctx.Request.Body(), isForm, &ctx.Request.Header); err != nil {
+		return nil, s.failSigV4(ctx, st, err)
+	}
+	if len(st.v4.Action()) == 0 {
+		return nil, s.fail(ctx, st, errMissingParameter, "The request must contain the parameter Action.", nil)
+	}
+	cred, failed := s.credential(ctx, st, st.v4.AccessKeyID())
+	if cred == nil {
+		return nil, failed
+	}
+	if err := st.v4.Verify(cred.v4, s.now(), s.limitsV4); err != nil {
+		return nil, s.failSigV4(ctx, st, err)
+	}
+	return cred, 0
+}
+
+// credential looks the access key up; a nil credential means the request
+// has been answered with an error.
+func (s *Server) credential(ctx *fasthttp.RequestCtx, st *state, accessKey []byte) (*credential, outcome) {
+	cred, err := s.creds.Get(ctx, accessKey)
+	switch {
+	case err == nil && !cred.record.Enabled:
+		return nil, s.fail(ctx, st, errAuthFailure, "", nil)
+	case errors.Is(err, credstore.ErrNotFound):
+		return nil, s.fail(ctx, st, errAuthFailure, "", nil)
+	case errors.Is(err, credstore.ErrCorrupt):
+		return nil, s.fail(ctx, st, errAuthFailure, "", err)
+	case err != nil:
+		return nil, s.fail(ctx, st, errServiceUnavailable, "The credential store is unavailable. Please try again shortly.", err)
+	}
+	return cred, 0
+}
+
+// failSigV4 maps a sigv4 refusal to the error table.
+func (s *Server) failSigV4(ctx *fasthttp.RequestCtx, st *state, err error) outcome {
+	var e *sigv4.Error
+	if !errors.As(err, &e) {
+		return s.fail(ctx, st, errInternalError, "", err)
+	}
+	code := errInvalidParameterValue
+	switch e.Code {
+	case sigv4.CodeIncompleteSignature:
+		code = errIncompleteSignature
+	case sigv4.CodeMissingParameter:
+		code = errMissingParameter
+	case sigv4.CodeMalformedEncoding, sigv4.CodeDuplicateParameter:
+		code = errMalformedQueryString
+	case sigv4.CodeScopeNotAllowed:
+		code = errAuthFailure
+	case sigv4.CodeExpired, sigv4.CodeNotYetValid:
+		code = errRequestExpired
+	case sigv4.CodeSignatureMismatch:
+		// As AWS does, show what the server computed so the user can diff.
+		msg := append(st.scratch[:0], errorTable[errSignatureDoesNotMatch].message...)
+		msg = append(msg, " The canonical request we calculated was:\n"...)
+		msg = append(msg, st.v4.CanonicalRequest()...)
+		msg = append(msg, "\nThe string to sign was:\n"...)
+		msg = append(msg, st.v4.StringToSign()...)
+		return s.fail(ctx, st, errSignatureDoesNotMatch, string(msg), nil)
+	}
+	return s.fail(ctx, st, code, sentence(e.Message()), nil)
+}
+
 func isFormContentType(ct []byte) bool {
 	const form = "application/x-www-form-urlencoded"
 	return len(ct) >= len(form) && bytes.EqualFold(ct[:len(form)], []byte(form)) &&
 		(len(ct) == len(form) || ct[len(form)] == ';' || ct[len(form)] == ' ')
-}
-
-// isSigV4 spots a Signature Version 4 request: an AWS4 Authorization header
-// or a presigned query.
-func isSigV4(ctx *fasthttp.RequestCtx, query []byte) bool {
-	return bytes.HasPrefix(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization), []byte("AWS4-")) ||
-		bytes.Contains(query, []byte("X-Amz-Algorithm="))
 }
 
 // failSigV2 maps a sigv2 refusal to the error table.
@@ -206,8 +290,8 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, st *state, code errorCode, messa
 		zap.String("code", e.code),
 		zap.Int("status", e.status),
 		zap.String("client", ctx.RemoteIP().String()),
-		zap.ByteString("access_key", st.v2.AccessKeyID()),
-		zap.ByteString("action", st.v2.Action()),
+		zap.ByteString("access_key", st.accessKey()),
+		zap.ByteString("action", st.action()),
 	}
 	if cause != nil {
 		fields = append(fields, zap.Error(cause))

@@ -31,6 +31,7 @@ type instruments struct {
 	rejected                           [numErrorCodes]prometheus.Counter
 	duration                           [numOutcomes]prometheus.Observer
 	verifyV2                           prometheus.Observer
+	verifyV4                           prometheus.Observer
 	credCache                          [flightcache.NumOutcomes]prometheus.Counter
 	backendClass                       [6]prometheus.Counter // 1xx..5xx by index, 0 = error
 	backendTimout                      prometheus.Counter
@@ -53,6 +54,7 @@ func newInstruments(m *metrics.Metrics) *instruments {
 		in.duration[o] = m.RequestDuration.WithLabelValues(outcomeNames[o])
 	}
 	in.verifyV2 = m.VerifyDuration.WithLabelValues("2")
+	in.verifyV4 = m.VerifyDuration.WithLabelValues("4")
 	for o := range flightcache.NumOutcomes {
 		in.credCache[o] = m.CacheLookups.WithLabelValues("credential", o.String())
 	}
@@ -78,7 +80,13 @@ func (in *instruments) requestDone(o outcome, d time.Duration) {
 
 func (in *instruments) reject(code errorCode) { in.rejected[code].Inc() }
 
-func (in *instruments) verified(version int, d time.Duration) { in.verifyV2.Observe(d.Seconds()) }
+func (in *instruments) verified(version int, d time.Duration) {
+	if version == 4 {
+		in.verifyV4.Observe(d.Seconds())
+		return
+	}
+	in.verifyV2.Observe(d.Seconds())
+}
 
 func (in *instruments) credentialCache(o flightcache.Outcome) { in.credCache[o].Inc() }
 

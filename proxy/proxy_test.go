@@ -333,11 +333,6 @@ func TestNoRoute(t *testing.T) {
 	wantEC2Error(t, h.do(req), 404, "InvalidRequest", "/other")
 }
 
-func TestSigV4NotYetSupported(t *testing.T) {
-	h := newHarness(t)
-	wantEC2Error(t, h.post("Action=DescribeRegions", http.Header{"Authorization": {"AWS4-HMAC-SHA256 Credential=x/20261125/r/ec2/aws4_request, SignedHeaders=host, Signature=00"}}), 400, "InvalidParameterValue", "Signature Version 4")
-}
-
 func TestBackendFailures(t *testing.T) {
 	t.Run("down", func(t *testing.T) {
 		ln, _ := net.Listen("tcp", "127.0.0.1:0")

@@ -23,6 +23,7 @@ import (
 	"github.com/ec2proxy/ec2proxy/keystoneclient"
 	"github.com/ec2proxy/ec2proxy/metrics"
 	"github.com/ec2proxy/ec2proxy/sigv2"
+	"github.com/ec2proxy/ec2proxy/sigv4"
 )
 
 // IdentitySource trades a verified access key for an identity
@@ -47,6 +48,7 @@ type Options struct {
 type Server struct {
 	cfg      *configs.Config
 	limits   sigv2.Limits
+	limitsV4 sigv4.Limits
 	creds    *credstore.Cache[*credential]
 	identity IdentitySource
 	routes   []route // longest prefix first
@@ -63,6 +65,7 @@ type Server struct {
 type credential struct {
 	record credstore.Record
 	key    *sigv2.Key
+	v4     *sigv4.Secret
 	// standalone is the identity forwarded in standalone mode.
 	standalone *keystoneclient.Identity
 }
@@ -79,6 +82,11 @@ func New(opts Options) (*Server, error) {
 			TimestampWindow: cfg.Auth.TimestampWindow,
 			MaxExpiresAhead: cfg.Auth.MaxExpiresAhead,
 			DisableSHA1:     cfg.Auth.DisableSHA1,
+		},
+		limitsV4: sigv4.Limits{
+			TimestampWindow: cfg.Auth.TimestampWindow,
+			Regions:         cfg.Auth.SigV4Regions,
+			Services:        cfg.Auth.SigV4Services,
 		},
 		identity: opts.Identity,
 		m:        newInstruments(opts.Metrics),
@@ -111,26 +119,25 @@ func New(opts Options) (*Server, error) {
 	}
 	sort.SliceStable(s.routes, func(i, j int) bool { return len(s.routes[i].prefix) > len(s.routes[j].prefix) })
 	s.http = &fasthttp.Server{
-		Handler:                       s.handle,
-		ErrorHandler:                  s.handleTransportError,
-		Name:                          "ec2proxy",
-		ReadTimeout:                   cfg.Server.ReadTimeout,
-		WriteTimeout:                  cfg.Server.WriteTimeout,
-		IdleTimeout:                   cfg.Server.IdleTimeout,
-		MaxRequestBodySize:            cfg.Server.MaxBodyBytes,
-		ReadBufferSize:                cfg.Server.MaxHeaderBytes,
-		Concurrency:                   cfg.Server.Concurrency,
-		DisableHeaderNamesNormalizing: true, // forward header names as sent
-		NoDefaultServerHeader:         true,
-		NoDefaultContentType:          true,
-		CloseOnShutdown:               true,
-		Logger:                        zapPrintf{opts.Logger},
+		Handler:               s.handle,
+		ErrorHandler:          s.handleTransportError,
+		Name:                  "ec2proxy",
+		ReadTimeout:           cfg.Server.ReadTimeout,
+		WriteTimeout:          cfg.Server.WriteTimeout,
+		IdleTimeout:           cfg.Server.IdleTimeout,
+		MaxRequestBodySize:    cfg.Server.MaxBodyBytes,
+		ReadBufferSize:        cfg.Server.MaxHeaderBytes,
+		Concurrency:           cfg.Server.Concurrency,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		CloseOnShutdown:       true,
+		Logger:                zapPrintf{opts.Logger},
 	}
 	return s, nil
 }
 
 func prepareCredential(r credstore.Record) *credential {
-	c := &credential{record: r, key: sigv2.NewKey([]byte(r.Secret))}
+	c := &credential{record: r, key: sigv2.NewKey([]byte(r.Secret)), v4: sigv4.NewSecret([]byte(r.Secret))}
 	c.standalone = &keystoneclient.Identity{
 		UserID: r.UserID, UserName: r.UserName, UserDomainID: r.UserDomainID,
 		ProjectID: r.ProjectID, ProjectName: r.ProjectName, ProjectDomainID: r.ProjectDomainID,

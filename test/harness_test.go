@@ -130,6 +130,17 @@ type callResult struct {
 // call runs one EC2 call with a real client library.
 func (s *stack) call(args ...string) callResult {
 	s.t.Helper()
+	out := s.run(args...)
+	var r callResult
+	if err := json.Unmarshal(out, &r); err != nil {
+		s.t.Fatalf("ec2call.py printed %q: %v", out, err)
+	}
+	return r
+}
+
+// run runs clients/ec2call.py and returns what it printed.
+func (s *stack) run(args ...string) []byte {
+	s.t.Helper()
 	cmd := exec.Command("/usr/bin/python3", append([]string{"clients/ec2call.py"}, args...)...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + s.t.TempDir(), "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "BOTO_CONFIG=/dev/null"}
 	out, err := cmd.Output()
@@ -140,11 +151,7 @@ func (s *stack) call(args ...string) callResult {
 		}
 		s.t.Fatalf("ec2call.py %s: %v\n%s", strings.Join(args, " "), err, stderr)
 	}
-	var r callResult
-	if err := json.Unmarshal(out, &r); err != nil {
-		s.t.Fatalf("ec2call.py printed %q: %v", out, err)
-	}
-	return r
+	return out
 }
 
 // metric reads one series from the proxy's registry.

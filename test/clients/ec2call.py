@@ -21,6 +21,10 @@ Options:
   --header Name=Value         extra HTTP headers sent with the request
                               (botocore only), e.g. spoofed identity headers
   --clock-skew SECONDS        sign as if the clock were off by this much
+  --tamper-body               botocore: change the body after signing
+  --tamper-header Name=Value  botocore: set a header after signing
+  --presign SECONDS           botocore: print {"url": ...}, a presigned GET URL
+                              valid that long, instead of calling
 """
 import argparse
 import json
@@ -44,15 +48,31 @@ def parse_args():
     p.add_argument("--param", action="append", default=[])
     p.add_argument("--header", action="append", default=[])
     p.add_argument("--clock-skew", type=float, default=0)
+    p.add_argument("--tamper-body", action="store_true")
+    p.add_argument("--tamper-header", action="append", default=[])
+    p.add_argument("--presign", type=int, default=0)
     return p.parse_args()
 
 
 def skew_clock(seconds):
     if not seconds:
         return
+    import datetime
     real_time, real_gmtime = time.time, time.gmtime
     time.time = lambda: real_time() + seconds
     time.gmtime = lambda t=None: real_gmtime(time.time() if t is None else t)
+    delta = datetime.timedelta(seconds=seconds)
+    real = datetime.datetime
+
+    class Skewed(real):  # SigV4 signers read datetime, not time
+        @classmethod
+        def utcnow(cls):
+            return real.utcnow() + delta
+
+        @classmethod
+        def now(cls, tz=None):
+            return real.now(tz) + delta
+    datetime.datetime = Skewed
 
 
 def error_fields(status, body):
@@ -98,10 +118,17 @@ def call_botocore(a, params):
         raise SystemExit("botocore signs SigV2 with HmacSHA256 only")
     extra = dict(h.split("=", 1) for h in a.header)
 
-    def add_headers(request, **kwargs):
-        for k, v in extra.items():
+    tampered = dict(h.split("=", 1) for h in a.tamper_header)
+
+    def before_send(request, **kwargs):
+        # Runs after signing: what is changed here is no longer what was signed.
+        for k, v in list(extra.items()) + list(tampered.items()):
             request.headers[k] = v
-    client.meta.events.register("before-send.ec2.*", add_headers)
+        if a.tamper_body and request.body:
+            body = request.body.decode() if isinstance(request.body, bytes) else request.body
+            request.body = body.replace("Version=", "Version=1", 1).encode()
+            request.headers["Content-Length"] = str(len(request.body))
+    client.meta.events.register("before-send.ec2.*", before_send)
     result = {}
 
     def capture(http_response, **kwargs):
@@ -109,7 +136,7 @@ def call_botocore(a, params):
         result["body"] = http_response.text
     client.meta.events.register("after-call.ec2.*", capture)
     kwargs = {}
-    if params:
+    if params or a.presign:
         # botocore validates against its model: pass --param Filter.N.Name /
         # Filter.N.Value.M pairs as the Filters structure.
         filters = {}
@@ -122,7 +149,11 @@ def call_botocore(a, params):
                 f["Name"] = v
             else:
                 f["Values"].append(v)
-        kwargs["Filters"] = [filters[n] for n in sorted(filters)]
+        if filters:
+            kwargs["Filters"] = [filters[n] for n in sorted(filters)]
+    if a.presign:
+        return {"ok": True, "url": client.generate_presigned_url(
+            botocore_method(a.action), Params=kwargs, ExpiresIn=a.presign, HttpMethod="GET")}
     try:
         getattr(client, botocore_method(a.action))(**kwargs)
         return {"ok": True, "status": result.get("status", 200), "body": result.get("body", "")}

@@ -1,0 +1,190 @@
+package sigv4
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/subtle"
+	"encoding/hex"
+	"slices"
+	"time"
+
+	qs "github.com/ec2proxy/ec2proxy/internal/form"
+)
+
+// DefaultTimestampWindow applies when Limits.TimestampWindow is zero.
+const DefaultTimestampWindow = 300 * time.Second
+
+// Limits are the operator's rules.
+type Limits struct {
+	// TimestampWindow is how far X-Amz-Date may be from now, either way
+	// (a presigned URL may also not be used before X-Amz-Date minus it).
+	TimestampWindow time.Duration
+	// Regions and Services, if not empty, are the only credential-scope
+	// values accepted.
+	Regions, Services []string
+}
+
+// Verify checks the signature with secret, then freshness against now. On a
+// warm signing key it allocates nothing, on success or on mismatch.
+func (r *Request) Verify(secret *Secret, now time.Time, limits Limits) error {
+	if len(limits.Regions) > 0 && !containsString(limits.Regions, r.region) {
+		return r.errorf(CodeScopeNotAllowed, "the credential scope region "+shown(r.region)+" is not served by this endpoint")
+	}
+	if len(limits.Services) > 0 && !containsString(limits.Services, r.service) {
+		return r.errorf(CodeScopeNotAllowed, "the credential scope service "+shown(r.service)+" is not served by this endpoint")
+	}
+	var bodyHash [64]byte
+	h := r.mac.Hash()
+	h.Write(r.body)
+	var sum [32]byte
+	hex.Encode(bodyHash[:], h.Sum(sum[:0]))
+
+	// The payload hash is always the body's: UNSIGNED-PAYLOAD is an S3
+	// feature, and accepting it here would leave a form body unsigned.
+	if claimed := r.headers.Peek("X-Amz-Content-Sha256"); !r.presigned && len(claimed) > 0 && !bytes.Equal(claimed, bodyHash[:]) {
+		return r.errorf(CodeInvalidParameterValue, "the X-Amz-Content-Sha256 header must be the SHA-256 of the body (UNSIGNED-PAYLOAD is not accepted by the EC2 API)")
+	}
+	// botocore presigns EC2 URLs with the operation's method, POST, although
+	// the URL is then fetched with GET; for the Query API both mean the same.
+	methods := [2][]byte{r.method, nil}
+	if r.presigned && bytes.Equal(r.method, methodGET) {
+		methods[1] = methodPOST
+	}
+
+	key := secret.signingKey(r.date, r.region, r.service, &r.mac)
+	matched := false
+	for i := 0; i < len(methods) && methods[i] != nil && !matched; i++ {
+		r.buildCanonical(methods[i], bodyHash[:])
+		r.buildStringToSign()
+		got := r.mac.Sum(key, r.sts)
+		matched = subtle.ConstantTimeCompare(got, r.signature[:]) == 1
+	}
+	if !matched {
+		return r.errorf(CodeSignatureMismatch, "the request signature we calculated does not match the signature you provided")
+	}
+	return r.checkFreshness(now, limits)
+}
+
+func containsString(list []string, b []byte) bool {
+	for _, s := range list {
+		if s == string(b) {
+			return true
+		}
+	}
+	return false
+}
+
+var methodGET, methodPOST = []byte("GET"), []byte("POST")
+
+// buildCanonical writes the canonical request for method and payloadHash.
+func (r *Request) buildCanonical(method, payloadHash []byte) {
+	b := append(r.canonical[:0], method...)
+	b = append(b, '\n')
+	b = append(b, r.path...)
+	b = append(b, '\n')
+	b = r.appendCanonicalQuery(b)
+	b = append(b, '\n')
+	for rest := r.signedHeaders; len(rest) > 0; {
+		var name []byte
+		name, rest, _ = bytes.Cut(rest, []byte{';'})
+		b = append(b, name...)
+		b = append(b, ':')
+		b = appendTrimmed(b, r.headers.Peek(string(name))) // string(name) for a call argument does not escape here
+		b = append(b, '\n')
+	}
+	b = append(b, '\n')
+	b = append(b, r.signedHeaders...)
+	b = append(b, '\n')
+	r.canonical = append(b, payloadHash...)
+}
+
+// appendCanonicalQuery encodes every query parameter (but X-Amz-Signature
+// of a presigned URL), sorted by encoded name, then encoded value.
+func (r *Request) appendCanonicalQuery(b []byte) []byte {
+	r.encoded, r.order = r.encoded[:0], r.order[:0]
+	for i := 0; i < r.queryParams.Len(); i++ {
+		if r.presigned && string(r.queryParams.Name(i)) == "X-Amz-Signature" {
+			continue
+		}
+		var p encPair
+		p.start = uint32(len(r.encoded))
+		r.encoded = qs.AppendEscaped(r.encoded, r.queryParams.Name(i))
+		p.mid = uint32(len(r.encoded))
+		r.encoded = qs.AppendEscaped(r.encoded, r.queryParams.Value(i))
+		p.end = uint32(len(r.encoded))
+		r.order = append(r.order, p)
+	}
+	enc := r.encoded
+	slices.SortFunc(r.order, func(x, y encPair) int {
+		return cmp.Or(bytes.Compare(enc[x.start:x.mid], enc[y.start:y.mid]), bytes.Compare(enc[x.mid:x.end], enc[y.mid:y.end]))
+	})
+	for i, p := range r.order {
+		if i > 0 {
+			b = append(b, '&')
+		}
+		b = append(b, enc[p.start:p.mid]...)
+		b = append(b, '=')
+		b = append(b, enc[p.mid:p.end]...)
+	}
+	return b
+}
+
+// appendTrimmed appends v without leading and trailing spaces and with runs
+// of spaces inside collapsed to one, as AWS canonicalises header values.
+func appendTrimmed(b, v []byte) []byte {
+	v = bytes.TrimSpace(v)
+	space := false
+	for _, c := range v {
+		if c == ' ' || c == '\t' {
+			space = true
+			continue
+		}
+		if space {
+			b = append(b, ' ')
+			space = false
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+func (r *Request) buildStringToSign() {
+	b := append(r.sts[:0], algorithm...)
+	b = append(b, '\n')
+	b = append(b, r.amzDate...)
+	b = append(b, '\n')
+	b = append(b, r.date...)
+	b = append(b, '/')
+	b = append(b, r.region...)
+	b = append(b, '/')
+	b = append(b, r.service...)
+	b = append(b, '/')
+	b = append(b, aws4Request...)
+	b = append(b, '\n')
+	h := r.mac.Hash()
+	h.Write(r.canonical)
+	var sum [32]byte
+	b = hex.AppendEncode(b, h.Sum(sum[:0]))
+	r.sts = b
+}
+
+func (r *Request) checkFreshness(now time.Time, limits Limits) error {
+	window := cmp.Or(limits.TimestampWindow, DefaultTimestampWindow)
+	date := r.when.Format(time.RFC3339)
+	switch {
+	case r.when.Sub(now) > window:
+		return r.errorf(CodeNotYetValid, "X-Amz-Date "+date+" is more than "+window.String()+" after the server time "+now.UTC().Format(time.RFC3339)+"; check the client clock")
+	case r.presigned && now.Sub(r.when) > r.expires:
+		return r.errorf(CodeExpired, "the presigned request expired: X-Amz-Date "+date+" plus X-Amz-Expires "+r.expires.String()+" is before the server time "+now.UTC().Format(time.RFC3339))
+	case !r.presigned && now.Sub(r.when) > window:
+		return r.errorf(CodeExpired, "request has expired: X-Amz-Date "+date+" is more than "+window.String()+" before the server time "+now.UTC().Format(time.RFC3339)+"; check the client clock")
+	}
+	return nil
+}
+
+// CanonicalRequest is the canonical request of the last signature check,
+// for a SignatureDoesNotMatch message (AWS shows it too). No secret in it.
+func (r *Request) CanonicalRequest() []byte { return r.canonical }
+
+// StringToSign is the string to sign of the last signature check.
+func (r *Request) StringToSign() []byte { return r.sts }
