@@ -21,6 +21,11 @@ import (
 // The warm path (credential and identity cached) allocates nothing per
 // request: parse, lookup, verify, header rewrite, forward, copy back.
 func TestWarmPathAllocs(t *testing.T) {
+	t.Run("SigV2", func(t *testing.T) { testWarmPathAllocs(t, 2) })
+	t.Run("SigV4", func(t *testing.T) { testWarmPathAllocs(t, 4) })
+}
+
+func testWarmPathAllocs(t *testing.T, version int) {
 	ln := fasthttputil.NewInmemoryListener()
 	defer ln.Close()
 	backend := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
@@ -43,6 +48,11 @@ func TestWarmPathAllocs(t *testing.T) {
 
 	const host = "ec2.example.com:8773"
 	body := signed("POST", host, "/", testSecret, map[string]string{"Filter.1.Name": "tag:Name", "Filter.1.Value.1": "a b"}).Encode()
+	var authorization, amzDate string
+	if version == 4 {
+		body = "Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=tag%3AName&Filter.1.Value.1=a+b"
+		authorization, amzDate = signV4(host, body, testAccess, testSecret, testNow)
+	}
 	var req fasthttp.Request
 	req.Header.SetMethod("POST")
 	req.SetRequestURI("/")
@@ -50,6 +60,10 @@ func TestWarmPathAllocs(t *testing.T) {
 	req.Header.SetContentType("application/x-www-form-urlencoded; charset=utf-8")
 	req.Header.Set("User-Agent", "Boto/2.49.0")
 	req.Header.Set("X-Roles", "admin") // spoofed: stripped on the way
+	if version == 4 {
+		req.Header.Set("Authorization", authorization)
+		req.Header.Set("X-Amz-Date", amzDate)
+	}
 	req.SetBodyString(body)
 	var ctx fasthttp.RequestCtx
 	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}, nil)

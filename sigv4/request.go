@@ -22,9 +22,10 @@ import (
 )
 
 // Headers gives a request header's value by name, case-insensitively
-// (*fasthttp.RequestHeader does). A missing header is nil.
+// (*fasthttp.RequestHeader does, without allocating). A missing header is
+// nil.
 type Headers interface {
-	Peek(name string) []byte
+	PeekBytes(name []byte) []byte
 }
 
 // Request is one parsed SigV4 request. Reuse it with Parse; it is not safe
@@ -50,6 +51,7 @@ type Request struct {
 	canonical   []byte // canonical request
 	sts         []byte // string to sign
 	mac         prehmac.MAC
+	sum         [32]byte
 	err         Error
 }
 
@@ -102,11 +104,11 @@ func (r *Request) Parse(method, path, query, body []byte, isForm bool, h Headers
 		r.action = r.params.Value(i)
 	}
 
-	if auth := h.Peek("Authorization"); len(auth) > 0 {
+	if auth := h.PeekBytes(headerAuthorization); len(auth) > 0 {
 		if err := r.parseAuthorization(auth); err != nil {
 			return err
 		}
-		r.amzDate = h.Peek("X-Amz-Date")
+		r.amzDate = h.PeekBytes(headerAmzDate)
 		if len(r.amzDate) == 0 {
 			return r.errorf(CodeMissingParameter, "a request signed with Signature Version 4 must carry an X-Amz-Date header")
 		}
@@ -127,7 +129,12 @@ func (r *Request) Parse(method, path, query, body []byte, isForm bool, h Headers
 	return nil
 }
 
-var slash = []byte("/")
+var (
+	slash               = []byte("/")
+	headerAuthorization = []byte("Authorization")
+	headerAmzDate       = []byte("X-Amz-Date")
+	headerContentSHA256 = []byte("X-Amz-Content-Sha256")
+)
 
 func (r *Request) parseParams(p *qs.Params, raw []byte) error {
 	switch problem, name := p.Parse(raw); problem {

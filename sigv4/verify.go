@@ -36,12 +36,11 @@ func (r *Request) Verify(secret *Secret, now time.Time, limits Limits) error {
 	var bodyHash [64]byte
 	h := r.mac.Hash()
 	h.Write(r.body)
-	var sum [32]byte
-	hex.Encode(bodyHash[:], h.Sum(sum[:0]))
+	hex.Encode(bodyHash[:], h.Sum(r.sum[:0]))
 
 	// The payload hash is always the body's: UNSIGNED-PAYLOAD is an S3
 	// feature, and accepting it here would leave a form body unsigned.
-	if claimed := r.headers.Peek("X-Amz-Content-Sha256"); !r.presigned && len(claimed) > 0 && !bytes.Equal(claimed, bodyHash[:]) {
+	if claimed := r.headers.PeekBytes(headerContentSHA256); !r.presigned && len(claimed) > 0 && !bytes.Equal(claimed, bodyHash[:]) {
 		return r.errorf(CodeInvalidParameterValue, "the X-Amz-Content-Sha256 header must be the SHA-256 of the body (UNSIGNED-PAYLOAD is not accepted by the EC2 API)")
 	}
 	// botocore presigns EC2 URLs with the operation's method, POST, although
@@ -89,7 +88,7 @@ func (r *Request) buildCanonical(method, payloadHash []byte) {
 		name, rest, _ = bytes.Cut(rest, []byte{';'})
 		b = append(b, name...)
 		b = append(b, ':')
-		b = appendTrimmed(b, r.headers.Peek(string(name))) // string(name) for a call argument does not escape here
+		b = appendTrimmed(b, r.headers.PeekBytes(name))
 		b = append(b, '\n')
 	}
 	b = append(b, '\n')
@@ -163,21 +162,20 @@ func (r *Request) buildStringToSign() {
 	b = append(b, '\n')
 	h := r.mac.Hash()
 	h.Write(r.canonical)
-	var sum [32]byte
-	b = hex.AppendEncode(b, h.Sum(sum[:0]))
+	b = hex.AppendEncode(b, h.Sum(r.sum[:0]))
 	r.sts = b
 }
 
 func (r *Request) checkFreshness(now time.Time, limits Limits) error {
 	window := cmp.Or(limits.TimestampWindow, DefaultTimestampWindow)
-	date := r.when.Format(time.RFC3339)
+	date := func() string { return r.when.Format(time.RFC3339) } // only on failure
 	switch {
 	case r.when.Sub(now) > window:
-		return r.errorf(CodeNotYetValid, "X-Amz-Date "+date+" is more than "+window.String()+" after the server time "+now.UTC().Format(time.RFC3339)+"; check the client clock")
+		return r.errorf(CodeNotYetValid, "X-Amz-Date "+date()+" is more than "+window.String()+" after the server time "+now.UTC().Format(time.RFC3339)+"; check the client clock")
 	case r.presigned && now.Sub(r.when) > r.expires:
-		return r.errorf(CodeExpired, "the presigned request expired: X-Amz-Date "+date+" plus X-Amz-Expires "+r.expires.String()+" is before the server time "+now.UTC().Format(time.RFC3339))
+		return r.errorf(CodeExpired, "the presigned request expired: X-Amz-Date "+date()+" plus X-Amz-Expires "+r.expires.String()+" is before the server time "+now.UTC().Format(time.RFC3339))
 	case !r.presigned && now.Sub(r.when) > window:
-		return r.errorf(CodeExpired, "request has expired: X-Amz-Date "+date+" is more than "+window.String()+" before the server time "+now.UTC().Format(time.RFC3339)+"; check the client clock")
+		return r.errorf(CodeExpired, "request has expired: X-Amz-Date "+date()+" is more than "+window.String()+" before the server time "+now.UTC().Format(time.RFC3339)+"; check the client clock")
 	}
 	return nil
 }
