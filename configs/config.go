@@ -104,6 +104,14 @@ type Credentials struct {
 	StaleIfError time.Duration `yaml:"stale_if_error"`
 	// MaxEntries bounds the in-memory cache (known and unknown keys).
 	MaxEntries int `yaml:"max_entries"`
+	// EncryptionKeyFile seals secrets in Redis with AES-256-GCM (64 hex
+	// digits; `ec2proxy creds genkey` writes one). OldEncryptionKeyFiles
+	// still decrypt, for key rotation (see `ec2proxy creds reencrypt`).
+	EncryptionKeyFile     string   `yaml:"encryption_key_file"`
+	OldEncryptionKeyFiles []string `yaml:"old_encryption_key_files"`
+	// AllowPlaintext stores secrets in Redis unencrypted; without it a Redis
+	// store needs an encryption key.
+	AllowPlaintext bool `yaml:"allow_plaintext"`
 }
 
 // Redis is the connection to Redis: one address for a single node, several

@@ -89,6 +89,7 @@ func TestEnvOverrides(t *testing.T) {
 		"EC2PROXY_AUTH_DISABLE_SHA1=true",
 		"EC2PROXY_REDIS_TLS_ENABLED=true",
 		"EC2PROXY_REDIS_TLS_CA_FILE=/ca.pem",
+		"EC2PROXY_CREDENTIALS_ALLOW_PLAINTEXT=true",
 		"EC2PROXY_CONFIG=/ignored.yaml",
 		"EC2PROXY_TEST_ANYTHING=ignored",
 		"PATH=/usr/bin",

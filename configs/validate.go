@@ -95,6 +95,12 @@ func (c *Config) Validate() Problems {
 	if c.Credentials.Store == StoreRedis && len(c.Redis.Addrs) == 0 {
 		add("redis.addrs: required when credentials.store is redis")
 	}
+	if c.Credentials.Store == StoreRedis && c.Credentials.EncryptionKeyFile == "" && !c.Credentials.AllowPlaintext {
+		add("credentials.encryption_key_file: required for the redis store, so secrets are not kept in plain text (create one with `ec2proxy creds genkey`; or set credentials.allow_plaintext: true)")
+	}
+	if len(c.Credentials.OldEncryptionKeyFiles) > 0 && c.Credentials.EncryptionKeyFile == "" {
+		add("credentials.old_encryption_key_files: needs credentials.encryption_key_file, the current key")
+	}
 	positive("credentials.cache_ttl", c.Credentials.CacheTTL)
 	positive("credentials.negative_ttl", c.Credentials.NegativeTTL)
 	if c.Credentials.StaleIfError < 0 {

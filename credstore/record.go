@@ -17,6 +17,9 @@ type Record struct {
 	TrustID   string    `json:"trust_id,omitempty" yaml:"trust_id"`
 	Enabled   bool      `json:"enabled" yaml:"-"` // files: see fileRecord
 	CreatedAt time.Time `json:"created_at" yaml:"created_at"`
+	// Source is "keystone" for records `creds sync` manages (it may update
+	// and remove them), "" for records created here.
+	Source string `json:"source,omitempty" yaml:"source"`
 
 	// Identity details used in standalone mode (no Keystone); in keystone
 	// mode the token supplies them.

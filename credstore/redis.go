@@ -13,7 +13,8 @@ import (
 // Redis stores one hash per access key:
 //
 //	<prefix>cred:{<access key>}
-//	  secret             the secret key
+//	  secret_enc         the secret key, AES-256-GCM sealed (see Keyring)
+//	  secret             the secret key in plain text, only without a keyring
 //	  user_id            Keystone user id
 //	  project_id         Keystone project id
 //	  trust_id           optional Keystone trust id
@@ -22,18 +23,21 @@ import (
 //	  user_name, user_domain_id, project_name, project_domain_id
 //	                     optional, for standalone identity
 //	  roles              optional, comma-separated role names
+//	  source             "keystone" if `creds sync` manages the record
 //
 // The braces are a Redis Cluster hash tag: every key about one access key
 // lands on one shard. The default prefix is "ec2proxy:v1:"; the version
 // changes if the layout does.
 type Redis struct {
-	client redis.UniversalClient
-	prefix string
+	client  redis.UniversalClient
+	prefix  string
+	keyring *Keyring // nil: secrets are stored in plain text
 }
 
 // NewRedis uses client (single node, Sentinel or Cluster) with key prefix.
-func NewRedis(client redis.UniversalClient, prefix string) *Redis {
-	return &Redis{client: client, prefix: prefix}
+// With a keyring, secrets are stored encrypted; without, in plain text.
+func NewRedis(client redis.UniversalClient, prefix string, keyring *Keyring) *Redis {
+	return &Redis{client: client, prefix: prefix, keyring: keyring}
 }
 
 // Key is the Redis key of accessKey's record.
@@ -50,7 +54,7 @@ func (s *Redis) Get(ctx context.Context, accessKey string) (Record, error) {
 	if len(fields) == 0 {
 		return Record{}, ErrNotFound
 	}
-	return decodeHash(accessKey, fields)
+	return s.decodeHash(accessKey, fields)
 }
 
 // Put writes (creates or replaces) a record.
@@ -61,7 +65,7 @@ func (s *Redis) Put(ctx context.Context, r Record) error {
 	key := s.Key(r.AccessKey)
 	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, key)
-		p.HSet(ctx, key, encodeHash(r))
+		p.HSet(ctx, key, s.encodeHash(r))
 		return nil
 	})
 	if err != nil {
@@ -90,7 +94,7 @@ func (s *Redis) Ping(ctx context.Context) error {
 	return nil
 }
 
-func encodeHash(r Record) map[string]any {
+func (s *Redis) encodeHash(r Record) map[string]any {
 	enabled := "0"
 	if r.Enabled {
 		enabled = "1"
@@ -100,7 +104,6 @@ func encodeHash(r Record) map[string]any {
 		created = time.Now()
 	}
 	h := map[string]any{
-		"secret":     r.Secret,
 		"user_id":    r.UserID,
 		"project_id": r.ProjectID,
 		"enabled":    enabled,
@@ -109,18 +112,25 @@ func encodeHash(r Record) map[string]any {
 	for name, v := range map[string]string{
 		"trust_id": r.TrustID, "user_name": r.UserName, "user_domain_id": r.UserDomainID,
 		"project_name": r.ProjectName, "project_domain_id": r.ProjectDomainID, "roles": strings.Join(r.Roles, ","),
+		"source": r.Source,
 	} {
 		if v != "" {
 			h[name] = v
 		}
 	}
+	if s.keyring != nil {
+		h["secret_enc"] = s.keyring.Encrypt(r.AccessKey, r.Secret)
+	} else {
+		h["secret"] = r.Secret
+	}
 	return h
 }
 
-func decodeHash(accessKey string, h map[string]string) (Record, error) {
+func (s *Redis) decodeHash(accessKey string, h map[string]string) (Record, error) {
 	r := Record{
 		AccessKey:       accessKey,
 		Secret:          h["secret"],
+		Source:          h["source"],
 		UserID:          h["user_id"],
 		ProjectID:       h["project_id"],
 		TrustID:         h["trust_id"],
@@ -136,6 +146,16 @@ func decodeHash(accessKey string, h map[string]string) (Record, error) {
 	if t, err := time.Parse(time.RFC3339, h["created_at"]); err == nil {
 		r.CreatedAt = t
 	}
+	if sealed := h["secret_enc"]; sealed != "" {
+		if s.keyring == nil {
+			return Record{}, fmt.Errorf("%w: the secret of %s is encrypted but no encryption key is configured", ErrCorrupt, accessKey)
+		}
+		secret, _, err := s.keyring.Decrypt(accessKey, sealed)
+		if err != nil {
+			return Record{}, err
+		}
+		r.Secret = secret
+	}
 	if r.Secret == "" || r.UserID == "" || r.ProjectID == "" {
 		// A half-written or foreign hash: treat as absent, but say so.
 		return Record{}, fmt.Errorf("%w: record %s lacks secret, user_id or project_id", ErrCorrupt, accessKey)
@@ -145,3 +165,74 @@ func decodeHash(accessKey string, h map[string]string) (Record, error) {
 
 // ErrCorrupt marks a stored record that cannot be used.
 var ErrCorrupt = errors.New("credstore: corrupt record")
+
+// List calls fn for every record, in no particular order; on a Cluster it
+// scans every master. A record that cannot be decoded is passed with its
+// error (fn decides whether to go on); an error from fn stops the listing.
+func (s *Redis) List(ctx context.Context, fn func(Record, error) error) error {
+	return s.scanRaw(ctx, func(access string, h map[string]string) error {
+		return fn(s.decodeHash(access, h))
+	})
+}
+
+// scanRaw calls fn with every record hash as stored.
+func (s *Redis) scanRaw(ctx context.Context, fn func(access string, h map[string]string) error) error {
+	pattern := s.prefix + "cred:*"
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		iter := c.Scan(ctx, 0, pattern, 500).Iterator()
+		for iter.Next(ctx) {
+			key := iter.Val()
+			access, ok := strings.CutPrefix(key, s.prefix+"cred:{")
+			if !ok || !strings.HasSuffix(access, "}") {
+				continue
+			}
+			access = strings.TrimSuffix(access, "}")
+			h, err := c.HGetAll(ctx, key).Result()
+			if err != nil {
+				return fmt.Errorf("%w: redis HGETALL: %w", ErrUnavailable, err)
+			}
+			if len(h) == 0 {
+				continue // deleted since the scan saw it
+			}
+			if err := fn(access, h); err != nil {
+				return err
+			}
+		}
+		if err := iter.Err(); err != nil {
+			return fmt.Errorf("%w: redis SCAN: %w", ErrUnavailable, err)
+		}
+		return nil
+	}
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	}
+	return scan(ctx, s.client)
+}
+
+// Reencrypt rewrites every secret not sealed with the keyring's current key
+// (plain-text ones included). progress, if set, is told how many records
+// were examined, every 1000. It returns how many it rewrote.
+func (s *Redis) Reencrypt(ctx context.Context, progress func(examined int)) (int, error) {
+	if s.keyring == nil {
+		return 0, errors.New("credstore: no encryption key is configured (credentials.encryption_key_file)")
+	}
+	rewritten, examined := 0, 0
+	err := s.scanRaw(ctx, func(access string, h map[string]string) error {
+		examined++
+		if progress != nil && examined%1000 == 0 {
+			progress(examined)
+		}
+		if sealed := h["secret_enc"]; sealed != "" {
+			if _, current, err := s.keyring.Decrypt(access, sealed); err != nil || current {
+				return err // a key missing from the ring stops the run: nothing is lost
+			}
+		}
+		r, err := s.decodeHash(access, h)
+		if err != nil {
+			return err
+		}
+		rewritten++
+		return s.Put(ctx, r)
+	})
+	return rewritten, err
+}

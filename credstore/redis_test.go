@@ -23,7 +23,7 @@ func newTestRedis(t *testing.T) (*Redis, *redis.Client) {
 			client.Del(context.Background(), keys...)
 		}
 	})
-	return NewRedis(client, prefix), client
+	return NewRedis(client, prefix, nil), client
 }
 
 func TestRedisRoundTrip(t *testing.T) {
@@ -93,7 +93,7 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 	ln.Close()
 	client := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond, MaxRetries: 1, DialerRetries: 1, DialerRetryTimeout: 50 * time.Millisecond})
 	defer client.Close()
-	s := NewRedis(client, "x:")
+	s := NewRedis(client, "x:", nil)
 	start := time.Now()
 	_, err := s.Get(context.Background(), "AK")
 	if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotFound) {

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +52,11 @@ func startStack(t *testing.T, edit func(*configs.Config)) *stack {
 	cfg.Redis.Addrs = []string{testenv.RedisAddr(t)}
 	cfg.Redis.KeyPrefix = fmt.Sprintf("ec2proxy-e2e:%s:%d:", t.Name(), time.Now().UnixNano())
 	cfg.Credentials.Store = configs.StoreRedis
+	keyFile := filepath.Join(t.TempDir(), "secret.key")
+	if err := os.WriteFile(keyFile, []byte(credstore.GenerateKey()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Credentials.EncryptionKeyFile = keyFile
 	cfg.Identity.Mode = configs.ModeKeystone
 	cfg.Keystone.AuthURL = ks.URL
 	cfg.Keystone.ServiceUser = configs.ServiceUser{
@@ -97,7 +104,11 @@ func startStack(t *testing.T, edit func(*configs.Config)) *stack {
 			}
 			client.Close()
 		})
-		s.store = credstore.NewRedis(client, cfg.Redis.KeyPrefix)
+		keyring, err := app.LoadKeyring(cfg.Credentials)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.store = credstore.NewRedis(client, cfg.Redis.KeyPrefix, keyring)
 	}
 	return s
 }

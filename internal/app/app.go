@@ -63,7 +63,11 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 			return nil, err
 		}
 		a.closers = append(a.closers, client.Close)
-		r := credstore.NewRedis(client, cfg.Redis.KeyPrefix)
+		keyring, err := LoadKeyring(cfg.Credentials)
+		if err != nil {
+			return nil, err
+		}
+		r := credstore.NewRedis(client, cfg.Redis.KeyPrefix, keyring)
 		checks = append(checks, proxy.ReadyCheck{Name: "redis", Check: r.Ping})
 		store = r
 	}
@@ -89,6 +93,14 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 	m.RegisterCacheSize("credential", p.CachedCredentials)
 	a.Admin = proxy.NewAdminHandler(a.Registry, checks)
 	return a, nil
+}
+
+// LoadKeyring reads the encryption keys; nil when secrets are plain.
+func LoadKeyring(c configs.Credentials) (*credstore.Keyring, error) {
+	if c.EncryptionKeyFile == "" {
+		return nil, nil
+	}
+	return credstore.LoadKeyring(c.EncryptionKeyFile, c.OldEncryptionKeyFiles...)
 }
 
 // NewRedisClient connects to a single node, a Sentinel set or a Cluster,

@@ -1,0 +1,107 @@
+package credstore
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Keyring encrypts secrets at rest with AES-256-GCM. The current key
+// encrypts; older keys still decrypt, so keys rotate without downtime:
+// add the new key as current, keep the old one in the ring, run
+// `ec2proxy creds reencrypt`, then drop the old key.
+//
+// A stored secret is "v1:<key id>:<base64(nonce || ciphertext)>", the key id
+// being the first 8 hex digits of SHA-256(key), and the access key is the
+// additional data, so a ciphertext cannot be moved to another record.
+type Keyring struct {
+	current string // key id
+	aeads   map[string]cipher.AEAD
+}
+
+// ErrNoKey marks a secret encrypted with a key the ring does not hold; the
+// record is unusable (like a corrupt one) until the key is configured.
+var ErrNoKey = fmt.Errorf("%w: secret encrypted with a key not in the keyring", ErrCorrupt)
+
+// LoadKeyring reads key files: the first is the current key, the rest only
+// decrypt. A key file holds 32 random bytes as 64 hex digits (whitespace
+// around them is ignored); create one with `ec2proxy creds genkey`.
+func LoadKeyring(current string, older ...string) (*Keyring, error) {
+	k := &Keyring{aeads: map[string]cipher.AEAD{}}
+	for i, path := range append([]string{current}, older...) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("credstore: encryption key: %w", err)
+		}
+		key, err := hex.DecodeString(strings.TrimSpace(string(data)))
+		if err != nil || len(key) != 32 {
+			return nil, fmt.Errorf("credstore: encryption key %s: want 64 hex digits (32 bytes), as `ec2proxy creds genkey` writes", path)
+		}
+		id, aead, err := newAEAD(key)
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			k.current = id
+		}
+		k.aeads[id] = aead
+	}
+	return k, nil
+}
+
+func newAEAD(key []byte) (string, cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return "", nil, fmt.Errorf("credstore: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return "", nil, fmt.Errorf("credstore: %w", err)
+	}
+	sum := sha256.Sum256(key)
+	return hex.EncodeToString(sum[:4]), aead, nil
+}
+
+// GenerateKey returns a new key file's content.
+func GenerateKey() string {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	return hex.EncodeToString(key) + "\n"
+}
+
+// Encrypt seals secret for the record of accessKey with the current key.
+func (k *Keyring) Encrypt(accessKey, secret string) string {
+	aead := k.aeads[k.current]
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(secret)+aead.Overhead())
+	_, _ = rand.Read(nonce)
+	sealed := aead.Seal(nonce, nonce, []byte(secret), []byte(accessKey))
+	return "v1:" + k.current + ":" + base64.StdEncoding.EncodeToString(sealed)
+}
+
+// Decrypt opens a sealed secret; current reports whether it was sealed with
+// the current key (reencrypt rewrites the others).
+func (k *Keyring) Decrypt(accessKey, sealed string) (secret string, current bool, err error) {
+	parts := strings.SplitN(sealed, ":", 3)
+	if len(parts) != 3 || parts[0] != "v1" {
+		return "", false, fmt.Errorf("%w: secret_enc of %s is not v1:<key id>:<data>", ErrCorrupt, accessKey)
+	}
+	aead, ok := k.aeads[parts[1]]
+	if !ok {
+		return "", false, fmt.Errorf("%w (key id %s, record %s)", ErrNoKey, parts[1], accessKey)
+	}
+	data, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil || len(data) < aead.NonceSize() {
+		return "", false, fmt.Errorf("%w: secret_enc of %s is not valid base64", ErrCorrupt, accessKey)
+	}
+	plain, err := aead.Open(nil, data[:aead.NonceSize()], data[aead.NonceSize():], []byte(accessKey))
+	if err != nil {
+		return "", false, fmt.Errorf("%w: secret_enc of %s does not decrypt (wrong key, or moved from another record)", ErrCorrupt, accessKey)
+	}
+	return string(plain), parts[1] == k.current, nil
+}
