@@ -3,8 +3,11 @@ package credstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"sort"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -19,6 +22,7 @@ import (
 //	    enabled: true        # default true
 //	    roles: [member]      # standalone identity
 type File struct {
+	path    string
 	records map[string]Record
 }
 
@@ -38,7 +42,12 @@ func LoadFile(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("credstore: %w", err)
 	}
-	return ParseFile(data, path)
+	f, err := ParseFile(data, path)
+	if err != nil {
+		return nil, err
+	}
+	f.path = path
+	return f, nil
 }
 
 // ParseFile parses the YAML of a credentials file; name is used in errors.
@@ -75,3 +84,87 @@ func (s *File) Get(_ context.Context, accessKey string) (Record, error) {
 
 // Len is the number of records.
 func (s *File) Len() int { return len(s.records) }
+
+// List calls fn for every record, sorted by access key.
+func (s *File) List(_ context.Context, fn func(Record, error) error) error {
+	keys := make([]string, 0, len(s.records))
+	for k := range s.records {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := fn(s.records[k], nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Put creates or replaces a record and rewrites the file. A running proxy
+// reads the file at start-up only.
+func (s *File) Put(_ context.Context, r Record) error {
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("credstore: %w", err)
+	}
+	old, had := s.records[r.AccessKey]
+	s.records[r.AccessKey] = r
+	if err := s.save(); err != nil {
+		if had {
+			s.records[r.AccessKey] = old
+		} else {
+			delete(s.records, r.AccessKey)
+		}
+		return err
+	}
+	return nil
+}
+
+// Delete removes a record and rewrites the file.
+func (s *File) Delete(_ context.Context, accessKey string) error {
+	old, ok := s.records[accessKey]
+	if !ok {
+		return ErrNotFound
+	}
+	delete(s.records, accessKey)
+	if err := s.save(); err != nil {
+		s.records[accessKey] = old
+		return err
+	}
+	return nil
+}
+
+// save writes the file atomically (temporary file, then rename), mode 0600.
+func (s *File) save() error {
+	if s.path == "" {
+		return errors.New("credstore: this credential file was not loaded from a path")
+	}
+	doc := fileFormat{Credentials: []fileRecord{}}
+	_ = s.List(context.Background(), func(r Record, _ error) error {
+		enabled := r.Enabled
+		doc.Credentials = append(doc.Credentials, fileRecord{Record: r, Enabled: &enabled})
+		return nil
+	})
+	data, err := yaml.Marshal(doc)
+	if err != nil {
+		return fmt.Errorf("credstore: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(s.path), "."+filepath.Base(s.path)+".*") // CreateTemp makes it 0600
+	if err != nil {
+		return fmt.Errorf("credstore: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), s.path)
+	}
+	if err != nil {
+		return fmt.Errorf("credstore: writing %s: %w", s.path, err)
+	}
+	return nil
+}

@@ -3,6 +3,7 @@ package credstore
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -51,5 +52,50 @@ func TestParseFileErrors(t *testing.T) {
 				t.Errorf("ParseFile = %v; want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestFileWrite(t *testing.T) {
+	path := t.TempDir() + "/creds.yaml"
+	if err := os.WriteFile(path, []byte("credentials: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := f.Put(ctx, Record{AccessKey: "B", Secret: "s", UserID: "u", ProjectID: "p", Enabled: false}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Put(ctx, Record{AccessKey: "A", Secret: "s", UserID: "u", ProjectID: "p", Enabled: true, Source: "keystone"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Put(ctx, Record{AccessKey: "C"}); err == nil {
+		t.Error("Put accepted an invalid record")
+	}
+	again, err := LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	again.List(ctx, func(r Record, _ error) error { keys = append(keys, r.AccessKey); return nil })
+	if strings.Join(keys, ",") != "A,B" {
+		t.Errorf("reloaded keys = %v", keys)
+	}
+	if b, _ := again.Get(ctx, "B"); b.Enabled {
+		t.Error("B should stay disabled after a round trip")
+	}
+	if a, _ := again.Get(ctx, "A"); a.Source != "keystone" || !a.Enabled {
+		t.Errorf("A = %+v", a)
+	}
+	if info, _ := os.Stat(path); info.Mode().Perm() != 0o600 {
+		t.Errorf("file mode %v; want 0600", info.Mode().Perm())
+	}
+	if err := again.Delete(ctx, "A"); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Delete(ctx, "A"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second Delete = %v", err)
 	}
 }
