@@ -59,3 +59,40 @@ func TestRealKeystone(t *testing.T) {
 		})
 	}
 }
+
+func TestRealKeystoneListEC2Credentials(t *testing.T) {
+	ks := testenv.KeystoneEnv(t)
+	admin, err := New(Config{
+		AuthURL: ks.URL, Username: ks.Var(t, "EC2PROXY_TEST_KEYSTONE_ADMIN_USER"), Password: ks.Var(t, "EC2PROXY_TEST_KEYSTONE_ADMIN_PASSWORD"),
+		UserDomainName: "Default", ProjectName: ks.Var(t, "EC2PROXY_TEST_KEYSTONE_ADMIN_PROJECT"), ProjectDomainName: "Default", Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := admin.ListEC2Credentials(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range creds {
+		if c.Access == ks.Var(t, "DEMO_EC2_ACCESS") {
+			found = c.Secret == ks.Var(t, "DEMO_EC2_SECRET") && c.UserID == ks.Var(t, "DEMO_USER_ID") && c.ProjectID == ks.Var(t, "DEMO_PROJECT_ID")
+		}
+	}
+	if !found {
+		t.Errorf("the demo credential is not listed correctly among %d", len(creds))
+	}
+	// A non-admin sees only its own credentials (Keystone's policy filters
+	// the list instead of refusing): sync must run as an admin.
+	svc, _ := New(Config{AuthURL: ks.URL, Username: ks.ServiceUser, Password: ks.ServicePassword, UserDomainName: ks.ServiceDomain,
+		ProjectName: ks.ServiceProject, ProjectDomainName: ks.ServiceDomain, Timeout: 10 * time.Second})
+	own, err := svc.ListEC2Credentials(context.Background())
+	for _, c := range own {
+		if c.Access == ks.Var(t, "DEMO_EC2_ACCESS") {
+			t.Errorf("the service user sees the demo user's credential")
+		}
+	}
+	if err != nil && !errors.Is(err, ErrRejected) {
+		t.Errorf("service user listing: %v", err)
+	}
+}
