@@ -29,6 +29,7 @@ import (
 // stack is one running ec2proxy in front of a recording backend.
 type stack struct {
 	t        *testing.T
+	cfg      *configs.Config
 	app      *app.App
 	url      string // EC2 endpoint, http://127.0.0.1:port
 	adminURL string
@@ -94,7 +95,7 @@ func startStack(t *testing.T, edit func(*configs.Config)) *stack {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	s := &stack{t: t, app: a, url: "http://" + ln.Addr().String(), adminURL: "http://" + adminLn.Addr().String(), backend: backend, logs: logs}
+	s := &stack{t: t, cfg: &cfg, app: a, url: "http://" + ln.Addr().String(), adminURL: "http://" + adminLn.Addr().String(), backend: backend, logs: logs}
 	if cfg.Credentials.Store == configs.StoreRedis {
 		client := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
 		t.Cleanup(func() {

@@ -31,6 +31,9 @@ func commands() []command {
 		{"serve", "run the proxy with a configuration file", serve},
 		{"demo", "run a self-contained demo: proxy, demo EC2 backend and fresh keys", demo},
 		{"check-config", "validate a configuration file and the files it names", checkConfig},
+		{"creds", "manage EC2 credentials; import them from Keystone (creds -h)", creds},
+		{"ec2rc", "write an ec2rc.sh for a credential", ec2rc},
+		{"sign", "sign and send an EC2 request (SigV2 or SigV4), for debugging", sign},
 		{"version", "print the version", func(_ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "ec2proxy", buildVersion())
 			return nil
@@ -76,6 +79,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	usage(stderr)
 	return 2
 }
+
+type flagSet = flag.FlagSet
+
+var errHelp = flag.ErrHelp
 
 // newFlags returns a flag set whose parse errors are usage errors.
 func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {

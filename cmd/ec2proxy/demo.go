@@ -54,7 +54,7 @@ func demo(args []string, stdout, stderr io.Writer) error {
 
 	url := "http://" + hostPort(cfg.Listen) + "/"
 	rcPath := filepath.Join(*dir, "ec2rc.sh")
-	if err := writePrivate(rcPath, []byte(ec2rc(url, rec))); err != nil {
+	if err := writePrivate(rcPath, []byte(ec2rcScript(url, "RegionOne", rec))); err != nil {
 		return err
 	}
 	return serveConfig(cfg, func() {
@@ -129,7 +129,7 @@ func writePrivate(path string, data []byte) error {
 	return os.Chmod(path, 0o600) // WriteFile keeps the mode of an existing file
 }
 
-func ec2rc(url string, r credstore.Record) string {
+func ec2rcScript(url, region string, r credstore.Record) string {
 	return strings.Join([]string{
 		"# ec2rc.sh for ec2proxy: source it, then use euca2ools, boto or awscli.",
 		"export EC2_URL=" + url,
@@ -140,7 +140,7 @@ func ec2rc(url string, r credstore.Record) string {
 		"export AWS_ACCESS_KEY=" + r.AccessKey,
 		"export AWS_SECRET_KEY=" + r.Secret,
 		"export AWS_ENDPOINT_URL_EC2=" + url,
-		"export AWS_DEFAULT_REGION=RegionOne",
+		"export AWS_DEFAULT_REGION=" + region,
 		"",
 	}, "\n")
 }

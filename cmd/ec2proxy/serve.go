@@ -19,7 +19,7 @@ func configFlag(fs interface {
 	StringVar(*string, string, string, string)
 }) *string {
 	path := new(string)
-	fs.StringVar(path, "config", os.Getenv(configs.EnvConfigFile), "configuration file (default $"+configs.EnvConfigFile+")")
+	fs.StringVar(path, "config", os.Getenv(configs.EnvConfigFile), "configuration file; $"+configs.EnvConfigFile+" if not given")
 	return path
 }
 

@@ -1,0 +1,377 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ec2proxy/ec2proxy/credstore"
+)
+
+const credsUsage = `Usage: ec2proxy creds <command> [flags]
+
+Manage EC2 credentials in the configured store (Redis or the credentials file).
+
+Commands:
+  create     create a credential with random keys for a user and project
+  list       list credentials (secrets hidden unless -show-secrets)
+  show       show one credential
+  disable    refuse a credential without deleting it
+  enable     accept a disabled credential again
+  delete     delete a credential
+  rotate     give a credential a new secret key
+  sync       import EC2 credentials from Keystone (see 'creds sync -h')
+  reencrypt  re-seal every secret with the current encryption key
+  genkey     print a new encryption key (for credentials.encryption_key_file)
+
+Every command takes -config FILE (default $EC2PROXY_CONFIG).
+`
+
+func creds(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, credsUsage)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return nil
+	}
+	sub := map[string]func([]string, io.Writer, io.Writer) error{
+		"create": credsCreate, "list": credsList, "show": credsShow,
+		"disable": func(a []string, o, e io.Writer) error { return credsSetEnabled("disable", false, a, o, e) },
+		"enable":  func(a []string, o, e io.Writer) error { return credsSetEnabled("enable", true, a, o, e) },
+		"delete":  credsDelete, "rotate": credsRotate, "sync": credsSync, "reencrypt": credsReencrypt, "genkey": credsGenkey,
+	}
+	run, ok := sub[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "ec2proxy creds: unknown command %q\n\n%s", args[0], credsUsage)
+		return errUsage
+	}
+	return run(args[1:], stdout, stderr)
+}
+
+// randomKey is 32 hex characters from crypto/rand, like Keystone's keys.
+func randomKey() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func timeout() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 30*time.Second)
+}
+
+func credsCreate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("creds create", "-user-id ID -project-id ID [flags]", stderr)
+	path := configFlag(fs)
+	user := fs.String("user-id", "", "Keystone user id (required)")
+	project := fs.String("project-id", "", "Keystone project id (required)")
+	trust := fs.String("trust-id", "", "Keystone trust id, for a trust-scoped credential")
+	access := fs.String("access", "", "access key to use instead of a random one")
+	roles := fs.String("roles", "", "comma-separated roles, used as the identity in standalone mode")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *user == "" || *project == "" {
+		fmt.Fprintln(stderr, "creds create: -user-id and -project-id are required")
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	store, done, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer done()
+	r := credstore.Record{AccessKey: *access, Secret: randomKey(), UserID: *user, ProjectID: *project, TrustID: *trust,
+		Enabled: true, CreatedAt: time.Now().UTC().Truncate(time.Second)}
+	if r.AccessKey == "" {
+		r.AccessKey = randomKey()
+	}
+	if *roles != "" {
+		r.Roles = strings.Split(*roles, ",")
+	}
+	ctx, cancel := timeout()
+	defer cancel()
+	if _, err := store.Get(ctx, r.AccessKey); err == nil {
+		return fmt.Errorf("access key %s already exists", r.AccessKey)
+	} else if !errors.Is(err, credstore.ErrNotFound) {
+		return err
+	}
+	if err := store.Put(ctx, r); err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(r)
+	}
+	fmt.Fprintf(stdout, "access key  %s\nsecret key  %s\nuser        %s\nproject     %s\n", r.AccessKey, r.Secret, r.UserID, r.ProjectID)
+	fmt.Fprintln(stderr, "Keep the secret key now: `creds list` does not show it.")
+	return nil
+}
+
+func credsList(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("creds list", "[-json] [-show-secrets]", stderr)
+	path := configFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON, one record per line")
+	showSecrets := fs.Bool("show-secrets", false, "include secret keys")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	store, done, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer done()
+	ctx, cancel := timeout()
+	defer cancel()
+	var records []credstore.Record
+	broken := 0
+	err = store.List(ctx, func(r credstore.Record, err error) error {
+		if err != nil {
+			fmt.Fprintf(stderr, "warning: %v\n", err)
+			broken++
+			return nil
+		}
+		if !*showSecrets {
+			r.Secret = ""
+		}
+		records = append(records, r)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.Slice(records, func(i, j int) bool { return records[i].AccessKey < records[j].AccessKey })
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		for _, r := range records {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+	} else {
+		printTable(stdout, records, *showSecrets)
+	}
+	if broken > 0 {
+		return fmt.Errorf("%d record(s) could not be read", broken)
+	}
+	return nil
+}
+
+func printTable(w io.Writer, records []credstore.Record, withSecrets bool) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	header := "ACCESS KEY\tUSER\tPROJECT\tTRUST\tENABLED\tSOURCE\tCREATED"
+	if withSecrets {
+		header += "\tSECRET"
+	}
+	fmt.Fprintln(tw, header)
+	for _, r := range records {
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%t\t%s\t%s", r.AccessKey, r.UserID, r.ProjectID, orDash(r.TrustID), r.Enabled,
+			orDash(r.Source), r.CreatedAt.Format(time.RFC3339))
+		if withSecrets {
+			line += "\t" + r.Secret
+		}
+		fmt.Fprintln(tw, line)
+	}
+	tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// oneCredential parses "[-config FILE] ACCESS_KEY" and opens the store.
+func oneCredential(name string, args []string, stderr io.Writer, extra func(*flagSet)) (credStore, func(), string, error) {
+	fs := newFlags(name, "ACCESS_KEY", stderr)
+	path := configFlag(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, errHelp) {
+			return nil, nil, "", err
+		}
+		return nil, nil, "", errUsage
+	}
+	if len(positional) != 1 {
+		fmt.Fprintf(stderr, "%s: give exactly one access key\n", name)
+		fs.Usage()
+		return nil, nil, "", errUsage
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	store, done, err := openStore(cfg)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return store, done, positional[0], nil
+}
+
+func getRecord(ctx context.Context, store credStore, access string) (credstore.Record, error) {
+	r, err := store.Get(ctx, access)
+	if errors.Is(err, credstore.ErrNotFound) {
+		return r, fmt.Errorf("no credential with access key %s", access)
+	}
+	return r, err
+}
+
+func credsShow(args []string, stdout, stderr io.Writer) error {
+	var asJSON, showSecret *bool
+	store, done, access, err := oneCredential("creds show", args, stderr, func(fs *flagSet) {
+		asJSON = fs.Bool("json", false, "print JSON")
+		showSecret = fs.Bool("show-secret", false, "include the secret key")
+	})
+	if err != nil {
+		return err
+	}
+	defer done()
+	ctx, cancel := timeout()
+	defer cancel()
+	r, err := getRecord(ctx, store, access)
+	if err != nil {
+		return err
+	}
+	if !*showSecret {
+		r.Secret = ""
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(r)
+	}
+	printTable(stdout, []credstore.Record{r}, *showSecret)
+	return nil
+}
+
+func credsSetEnabled(verb string, enabled bool, args []string, stdout, stderr io.Writer) error {
+	store, done, access, err := oneCredential("creds "+verb, args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	ctx, cancel := timeout()
+	defer cancel()
+	r, err := getRecord(ctx, store, access)
+	if err != nil {
+		return err
+	}
+	r.Enabled = enabled
+	if err := store.Put(ctx, r); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%sd %s (proxies notice within credentials.cache_ttl)\n", verb, access)
+	return nil
+}
+
+func credsDelete(args []string, stdout, stderr io.Writer) error {
+	store, done, access, err := oneCredential("creds delete", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	ctx, cancel := timeout()
+	defer cancel()
+	if err := store.Delete(ctx, access); errors.Is(err, credstore.ErrNotFound) {
+		return fmt.Errorf("no credential with access key %s", access)
+	} else if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "deleted %s\n", access)
+	return nil
+}
+
+func credsRotate(args []string, stdout, stderr io.Writer) error {
+	store, done, access, err := oneCredential("creds rotate", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	ctx, cancel := timeout()
+	defer cancel()
+	r, err := getRecord(ctx, store, access)
+	if err != nil {
+		return err
+	}
+	if r.Source == "keystone" {
+		return fmt.Errorf("%s is managed by Keystone (creds sync): rotate it in Keystone, then sync; a different secret here would make Keystone refuse it", access)
+	}
+	r.Secret = randomKey()
+	if err := store.Put(ctx, r); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "access key  %s\nsecret key  %s\n", r.AccessKey, r.Secret)
+	return nil
+}
+
+func credsGenkey(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("creds genkey", "", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, credstore.GenerateKey())
+	return nil
+}
+
+func credsReencrypt(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("creds reencrypt", "[-config FILE]", stderr)
+	path := configFlag(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	store, done, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer done()
+	r, ok := store.(*credstore.Redis)
+	if !ok {
+		return errors.New("reencrypt applies to the redis store; the credentials file is not encrypted")
+	}
+	n, err := r.Reencrypt(context.Background(), func(examined int) {
+		fmt.Fprintf(stderr, "examined %d records...\n", examined)
+	})
+	if err != nil {
+		return fmt.Errorf("after re-sealing %d secret(s): %w", n, err)
+	}
+	fmt.Fprintf(stdout, "re-sealed %d secret(s) with the current key\n", n)
+	return nil
+}
+
+// parseInterspersed parses flags wherever they are among the arguments
+// ("show AK -json" as well as "show -json AK") and returns the others.
+func parseInterspersed(fs *flagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/ec2proxy/ec2proxy/configs"
+	"github.com/ec2proxy/ec2proxy/credstore"
+	"github.com/ec2proxy/ec2proxy/internal/app"
+)
+
+// credStore is what the CLI needs of a credential store; the Redis and file
+// stores both provide it.
+type credStore interface {
+	Get(ctx context.Context, accessKey string) (credstore.Record, error)
+	Put(ctx context.Context, r credstore.Record) error
+	Delete(ctx context.Context, accessKey string) error
+	List(ctx context.Context, fn func(credstore.Record, error) error) error
+}
+
+var (
+	_ credStore = (*credstore.Redis)(nil)
+	_ credStore = (*credstore.File)(nil)
+)
+
+// loadConfig reads the configuration named by -config (or $EC2PROXY_CONFIG).
+func loadConfig(path string) (*configs.Config, error) {
+	if path == "" {
+		return nil, fmt.Errorf("no configuration: pass -config FILE or set %s", configs.EnvConfigFile)
+	}
+	return configs.Load(path, os.Environ())
+}
+
+// openStore opens the configured credential store. The returned function
+// releases it.
+func openStore(cfg *configs.Config) (credStore, func(), error) {
+	if cfg.Credentials.Store == configs.StoreFile {
+		f, err := credstore.LoadFile(cfg.Credentials.File)
+		if err != nil {
+			return nil, nil, err
+		}
+		return f, func() {}, nil
+	}
+	keyring, err := app.LoadKeyring(cfg.Credentials)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := app.NewRedisClient(cfg.Redis)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := credstore.NewRedis(client, cfg.Redis.KeyPrefix, keyring)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Redis.DialTimeout+cfg.Redis.ReadTimeout)
+	defer cancel()
+	if err := r.Ping(ctx); err != nil {
+		client.Close()
+		return nil, nil, fmt.Errorf("redis %v: %w", cfg.Redis.Addrs, err)
+	}
+	return r, func() { client.Close() }, nil
+}
