@@ -261,6 +261,23 @@ func TestCLISyncFromKeystone(t *testing.T) {
 	cli(t, admin, "creds", "sync", "-keystone").want(t, 0, " 0 added, 0 updated, 0 removed") // idempotent
 	cli(t, admin, "creds", "rotate", created.Access).want(t, 1, "managed by Keystone")
 
+	// -watch keeps syncing until interrupted, then exits 0.
+	watch := exec.Command(binary(t), "creds", "sync", "-keystone", "-watch", "1s")
+	watch.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}, admin...)
+	var watchOut strings.Builder
+	watch.Stdout = &watchOut
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	watch.Process.Signal(os.Interrupt)
+	if err := watch.Wait(); err != nil {
+		t.Errorf("sync -watch after SIGINT: %v", err)
+	}
+	if n := strings.Count(watchOut.String(), "sync: "); n < 2 {
+		t.Errorf("sync -watch ran %d rounds in 2.5s; want at least 2:\n%s", n, watchOut.String())
+	}
+
 	call := func() callResult {
 		time.Sleep(150 * time.Millisecond)
 		return s.call("--client", "botocore", "--endpoint", s.url+"/", "--access", created.Access, "--secret", created.Secret)
