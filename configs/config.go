@@ -23,7 +23,41 @@ type Config struct {
 	Redis       Redis       `yaml:"redis"`
 	Identity    Identity    `yaml:"identity"`
 	Keystone    Keystone    `yaml:"keystone"`
+	Protection  Protection  `yaml:"protection"`
 	Log         Log         `yaml:"log"`
+}
+
+// Protection refuses abuse before it reaches Keystone or the backend.
+type Protection struct {
+	Lockout   Lockout   `yaml:"lockout"`
+	RateLimit RateLimit `yaml:"rate_limit"`
+	Replay    Replay    `yaml:"replay"`
+	// AllowedHosts, if set, are the only Host header values served (with or
+	// without port); any other gets 400 and nothing is verified or forwarded.
+	AllowedHosts []string `yaml:"allowed_hosts"`
+}
+
+// Lockout: MaxFailures distinct failed signatures for one access key within
+// Window lock it for Duration (nova's defaults); for unknown access keys the
+// client address is counted and locked instead. Shared through Redis.
+type Lockout struct {
+	Enabled     bool          `yaml:"enabled"`
+	MaxFailures int           `yaml:"max_failures"`
+	Window      time.Duration `yaml:"window"`
+	Duration    time.Duration `yaml:"duration"`
+}
+
+// RateLimit is a token bucket per access key, per replica; 0 disables.
+type RateLimit struct {
+	RequestsPerSecond float64 `yaml:"requests_per_second"`
+	Burst             int     `yaml:"burst"`
+}
+
+// Replay refuses a signature seen before within the timestamp window. It
+// costs one Redis round trip per request (SET NX), and a presigned URL then
+// works once.
+type Replay struct {
+	Enabled bool `yaml:"enabled"`
 }
 
 // Server bounds what a client may send and how long it may take.
@@ -225,6 +259,9 @@ func Default() Config {
 			TokenMargin: 5 * time.Minute,
 			MaxTokens:   1_000_000,
 			ServiceUser: ServiceUser{DomainName: "Default", ProjectName: "service", ProjectDomainName: "Default"},
+		},
+		Protection: Protection{
+			Lockout: Lockout{Enabled: true, MaxFailures: 5, Window: 15 * time.Minute, Duration: 15 * time.Minute},
 		},
 		Log: Log{Level: "info", Format: "json"},
 	}

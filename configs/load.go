@@ -238,6 +238,12 @@ func setFromString(v reflect.Value, s string) error {
 			return fmt.Errorf("%q is not true or false", s)
 		}
 		v.SetBool(b)
+	case v.Kind() == reflect.Float64:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", s)
+		}
+		v.SetFloat(f)
 	case v.Kind() == reflect.Int:
 		n, err := strconv.Atoi(s)
 		if err != nil {

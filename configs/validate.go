@@ -158,6 +158,22 @@ func (c *Config) Validate() Problems {
 		add("identity.mode: must be %q or %q, got %q", ModeKeystone, ModeStandalone, c.Identity.Mode)
 	}
 
+	if l := c.Protection.Lockout; l.Enabled {
+		if l.MaxFailures < 1 {
+			add("protection.lockout.max_failures: must be at least 1")
+		}
+		positive("protection.lockout.window", l.Window)
+		positive("protection.lockout.duration", l.Duration)
+	}
+	if r := c.Protection.RateLimit; r.RequestsPerSecond < 0 || r.Burst < 0 || r.RequestsPerSecond > 0 && r.Burst < 1 {
+		add("protection.rate_limit: requests_per_second and burst must not be negative, and burst must be at least 1 when a rate is set")
+	}
+	for i, h := range c.Protection.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, "/ ") {
+			add("protection.allowed_hosts[%d]: %q is not a host name or host:port", i, h)
+		}
+	}
+
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

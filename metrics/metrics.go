@@ -24,7 +24,8 @@ type Metrics struct {
 	StoreLatency    *prometheus.HistogramVec // op
 	BackendStatus   *prometheus.CounterVec   // class
 	BackendLatency  prometheus.Histogram
-	BuildInfo       *prometheus.GaugeVec // version, goversion
+	BuildInfo       *prometheus.GaugeVec   // version, goversion
+	Lockouts        *prometheus.CounterVec // kind
 
 	reg prometheus.Registerer
 }
@@ -75,6 +76,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Namespace: namespace, Name: "backend_duration_seconds", Buckets: buckets,
 			Help: "Time the backend took to answer a forwarded request.",
 		}),
+		Lockouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "lockouts_total",
+			Help: "Locks set after too many failed signatures, by kind (access_key, client).",
+		}, []string{"kind"}),
 		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "build_info",
 			Help: "Always 1; labels give the ec2proxy and Go versions.",
@@ -82,7 +87,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	}
 	m.reg = reg
 	reg.MustRegister(m.Requests, m.RequestDuration, m.VerifyDuration, m.CacheLookups, m.KeystoneCalls,
-		m.KeystoneLatency, m.StoreCalls, m.StoreLatency, m.BackendStatus, m.BackendLatency, m.BuildInfo)
+		m.KeystoneLatency, m.StoreCalls, m.StoreLatency, m.BackendStatus, m.BackendLatency, m.BuildInfo, m.Lockouts)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	return m
 }

@@ -23,6 +23,7 @@ func TestMetricsAreLintedAndDocumented(t *testing.T) {
 	m.StoreCalls.WithLabelValues("get", "ok")
 	m.StoreLatency.WithLabelValues("get")
 	m.BackendStatus.WithLabelValues("2xx")
+	m.Lockouts.WithLabelValues("access_key")
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ec2proxy/ec2proxy/configs"
 	"github.com/ec2proxy/ec2proxy/credstore"
+	"github.com/ec2proxy/ec2proxy/guard"
 	"github.com/ec2proxy/ec2proxy/keystoneclient"
 	"github.com/ec2proxy/ec2proxy/metrics"
 )
@@ -40,7 +41,11 @@ func testWarmPathAllocs(t *testing.T, version int) {
 	store := &memStore{records: map[string]credstore.Record{testAccess: {AccessKey: testAccess, Secret: testSecret, UserID: "u", ProjectID: "p", Enabled: true}}}
 	id := &keystoneclient.Identity{Token: "gAAAA", UserID: "u", UserName: "alice", ProjectID: "p", ProjectName: "proj", RolesHeader: "member,reader"}
 	s, err := New(Options{Config: &cfg, Credentials: store, Identity: &fakeIdentity{id: id},
-		Metrics: metrics.New(prometheus.NewRegistry(), "test"), Logger: zap.NewNop(), Now: func() time.Time { return testNow }})
+		Metrics: metrics.New(prometheus.NewRegistry(), "test"), Logger: zap.NewNop(), Now: func() time.Time { return testNow },
+		Guards: Guards{ // the default lockout, and a rate limit high enough not to refuse
+			Lockout:   guard.NewLockout(guard.LockoutConfig{MaxFailures: 5, Window: time.Minute, Duration: time.Minute}, nil),
+			RateLimit: guard.NewRateLimit(1e9, 1e9, 1000),
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}

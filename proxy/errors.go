@@ -30,6 +30,11 @@ const (
 	errInternalError
 	errBadGateway
 	errGatewayTimeout
+	errLockedOut
+	errClientLockedOut
+	errRequestLimitExceeded
+	errReplayed
+	errHostNotServed
 	numErrorCodes
 )
 
@@ -62,6 +67,11 @@ var errorTable = [numErrorCodes]ec2Error{
 	errInternalError:               {"InternalError", http.StatusInternalServerError, "An internal error has occurred."},
 	errBadGateway:                  {"BadGateway", http.StatusBadGateway, "The compute backend could not be reached or gave no valid answer."},
 	errGatewayTimeout:              {"GatewayTimeout", http.StatusGatewayTimeout, "The compute backend did not answer in time."},
+	errLockedOut:                   {"AuthFailure", http.StatusForbidden, "This access key is locked after too many failed signatures."},
+	errClientLockedOut:             {"AuthFailure", http.StatusForbidden, "Too many requests with unknown access keys came from this address; it is locked for a while."},
+	errRequestLimitExceeded:        {"RequestLimitExceeded", http.StatusServiceUnavailable, "Request limit exceeded for this access key; retry with back-off."},
+	errReplayed:                    {"RequestExpired", http.StatusBadRequest, "This signed request was already used: sign every request afresh (replay protection is on)."},
+	errHostNotServed:               {"InvalidRequest", http.StatusBadRequest, "This endpoint does not serve the host named in the Host header."},
 }
 
 // appendErrorXML appends the EC2 error document (as nova wrote it).

@@ -43,6 +43,13 @@ func (st *state) accessKey() []byte {
 	return st.v2.AccessKeyID()
 }
 
+func (st *state) signature() []byte {
+	if st.version == 4 {
+		return st.v4.Signature()
+	}
+	return st.v2.Signature()
+}
+
 func (st *state) action() []byte {
 	if st.version == 4 {
 		return st.v4.Action()
@@ -95,6 +102,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, st *state) outcome {
 	if !isPost && !bytes.Equal(method, methodGet) {
 		return s.fail(ctx, st, errMethodNotAllowed, "", nil)
 	}
+	if !s.hostAllowed(ctx.Request.Header.Host()) {
+		return s.fail(ctx, st, errHostNotServed, "This endpoint does not serve the host "+string(ctx.Request.Header.Host())+".", nil)
+	}
 	isForm := isPost && isFormContentType(ctx.Request.Header.ContentType())
 
 	verifyStart := time.Now()
@@ -109,6 +119,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, st *state) outcome {
 		return failed
 	}
 	s.m.verified(st.version, time.Since(verifyStart))
+	if out, refused := s.afterVerify(ctx, st); refused {
+		return out
+	}
 
 	id := cred.standalone
 	if s.identity != nil {
@@ -138,11 +151,17 @@ func (s *Server) verifyV2(ctx *fasthttp.RequestCtx, st *state, method, path, que
 	if err := st.v2.Parse(method, ctx.Request.Header.Host(), path, query, body); err != nil {
 		return nil, s.failSigV2(ctx, st, err)
 	}
+	if out, locked := s.lockedOut(ctx, st, st.v2.AccessKeyID()); locked {
+		return nil, out
+	}
 	cred, failed := s.credential(ctx, st, st.v2.AccessKeyID())
 	if cred == nil {
 		return nil, failed
 	}
 	if err := st.v2.Verify(cred.key, s.now(), s.limits); err != nil {
+		if e, ok := err.(*sigv2.Error); ok && e.Code == sigv2.CodeSignatureMismatch {
+			s.signatureFailed(ctx, st.v2.AccessKeyID(), st.v2.Signature())
+		}
 		return nil, s.failSigV2(ctx, st, err)
 	}
 	return cred, 0
@@ -156,11 +175,17 @@ func (s *Server) verifyV4(ctx *fasthttp.RequestCtx, st *state, method, path, que
 	if len(st.v4.Action()) == 0 {
 		return nil, s.fail(ctx, st, errMissingParameter, "The request must contain the parameter Action.", nil)
 	}
+	if out, locked := s.lockedOut(ctx, st, st.v4.AccessKeyID()); locked {
+		return nil, out
+	}
 	cred, failed := s.credential(ctx, st, st.v4.AccessKeyID())
 	if cred == nil {
 		return nil, failed
 	}
 	if err := st.v4.Verify(cred.v4, s.now(), s.limitsV4); err != nil {
+		if e, ok := err.(*sigv4.Error); ok && e.Code == sigv4.CodeSignatureMismatch {
+			s.signatureFailed(ctx, st.v4.AccessKeyID(), st.v4.Signature())
+		}
 		return nil, s.failSigV4(ctx, st, err)
 	}
 	return cred, 0
@@ -174,6 +199,9 @@ func (s *Server) credential(ctx *fasthttp.RequestCtx, st *state, accessKey []byt
 	case err == nil && !cred.record.Enabled:
 		return nil, s.fail(ctx, st, errAuthFailure, "", nil)
 	case errors.Is(err, credstore.ErrNotFound):
+		if s.unknownKey(ctx, accessKey) {
+			return nil, s.fail(ctx, st, errClientLockedOut, "", nil)
+		}
 		return nil, s.fail(ctx, st, errAuthFailure, "", nil)
 	case errors.Is(err, credstore.ErrCorrupt):
 		return nil, s.fail(ctx, st, errAuthFailure, "", err)

@@ -38,6 +38,7 @@ type instruments struct {
 	backendTime                        prometheus.Observer
 	storeOK, storeNotFound, storeError prometheus.Counter
 	storeTime                          prometheus.Observer
+	lockouts                           *prometheus.CounterVec
 }
 
 func newInstruments(m *metrics.Metrics) *instruments {
@@ -68,6 +69,7 @@ func newInstruments(m *metrics.Metrics) *instruments {
 	in.storeNotFound = m.StoreCalls.WithLabelValues("get", "not_found")
 	in.storeError = m.StoreCalls.WithLabelValues("get", "error")
 	in.storeTime = m.StoreLatency.WithLabelValues("get")
+	in.lockouts = m.Lockouts
 	return in
 }
 
@@ -126,3 +128,5 @@ func (b instrumentedBackend) Get(ctx context.Context, accessKey string) (credsto
 	}
 	return r, err
 }
+
+func (in *instruments) lockout(kind string) { in.lockouts.WithLabelValues(kind).Inc() }

@@ -41,23 +41,26 @@ type Options struct {
 	Identity IdentitySource
 	Metrics  *metrics.Metrics
 	Logger   *zap.Logger
+	Guards   Guards
 	Now      func() time.Time // clock; time.Now if nil
 }
 
 // Server is the EC2 API front end.
 type Server struct {
-	cfg      *configs.Config
-	limits   sigv2.Limits
-	limitsV4 sigv4.Limits
-	creds    *credstore.Cache[*credential]
-	identity IdentitySource
-	routes   []route // longest prefix first
-	trusted  []netip.Prefix
-	m        *instruments
-	log      *zap.Logger
-	now      func() time.Time
-	pool     sync.Pool // *state
-	http     *fasthttp.Server
+	cfg          *configs.Config
+	limits       sigv2.Limits
+	limitsV4     sigv4.Limits
+	creds        *credstore.Cache[*credential]
+	identity     IdentitySource
+	guards       Guards
+	allowedHosts [][]byte
+	routes       []route // longest prefix first
+	trusted      []netip.Prefix
+	m            *instruments
+	log          *zap.Logger
+	now          func() time.Time
+	pool         sync.Pool // *state
+	http         *fasthttp.Server
 }
 
 // credential is what the cache keeps per access key: the record and its
@@ -89,6 +92,7 @@ func New(opts Options) (*Server, error) {
 			Services:        cfg.Auth.SigV4Services,
 		},
 		identity: opts.Identity,
+		guards:   opts.Guards,
 		m:        newInstruments(opts.Metrics),
 		log:      opts.Logger,
 		now:      opts.Now,
@@ -103,6 +107,9 @@ func New(opts Options) (*Server, error) {
 		Now:          opts.Now,
 		Observe:      s.m.credentialCache,
 	})
+	for _, h := range cfg.Protection.AllowedHosts {
+		s.allowedHosts = append(s.allowedHosts, []byte(h))
+	}
 	for _, cidr := range cfg.Server.TrustedProxies {
 		p, err := netip.ParsePrefix(cidr)
 		if err != nil {

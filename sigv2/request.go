@@ -162,6 +162,9 @@ func (r *Request) AccessKeyID() []byte { return r.paramValue(r.accessKey) }
 // Action is the Action parameter.
 func (r *Request) Action() []byte { return r.paramValue(r.action) }
 
+// Signature is the Signature parameter as sent (decoded from the form).
+func (r *Request) Signature() []byte { return r.paramValue(r.signature) }
+
 // SignatureMethod is the HMAC the client used.
 func (r *Request) SignatureMethod() SignatureMethod { return r.method2 }
 

@@ -169,6 +169,12 @@ func (r *Request) Action() []byte { return r.action }
 // Scope returns the region and service the client signed for.
 func (r *Request) Scope() (region, service []byte) { return r.region, r.service }
 
+// Signature is the decoded signature the client sent.
+func (r *Request) Signature() []byte { return r.signature[:] }
+
+// Expires is a presigned URL's validity (X-Amz-Expires); 0 for the header form.
+func (r *Request) Expires() time.Duration { return r.expires }
+
 // Presigned reports whether the signature came in the query string.
 func (r *Request) Presigned() bool { return r.presigned }
 

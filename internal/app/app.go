@@ -21,6 +21,7 @@ import (
 
 	"github.com/ec2proxy/ec2proxy/configs"
 	"github.com/ec2proxy/ec2proxy/credstore"
+	"github.com/ec2proxy/ec2proxy/guard"
 	"github.com/ec2proxy/ec2proxy/internal/flightcache"
 	"github.com/ec2proxy/ec2proxy/keystoneclient"
 	"github.com/ec2proxy/ec2proxy/metrics"
@@ -48,6 +49,7 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 
 	var checks []proxy.ReadyCheck
 	var store credstore.Backend
+	var shared *guard.Redis // lockout counters and replay markers, with a redis store
 	switch cfg.Credentials.Store {
 	case configs.StoreFile:
 		f, err := credstore.LoadFile(cfg.Credentials.File)
@@ -68,6 +70,7 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 			return nil, err
 		}
 		r := credstore.NewRedis(client, cfg.Redis.KeyPrefix, keyring)
+		shared = guard.NewRedis(client, cfg.Redis.KeyPrefix)
 		checks = append(checks, proxy.ReadyCheck{Name: "redis", Check: r.Ping})
 		store = r
 	}
@@ -84,7 +87,8 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 		m.RegisterCacheSize("token", kc.CachedTokens)
 	}
 
-	p, err := proxy.New(proxy.Options{Config: cfg, Credentials: store, Identity: identity, Metrics: m, Logger: logger})
+	p, err := proxy.New(proxy.Options{Config: cfg, Credentials: store, Identity: identity, Metrics: m, Logger: logger,
+		Guards: newGuards(cfg.Protection, shared)})
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -93,6 +97,30 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 	m.RegisterCacheSize("credential", p.CachedCredentials)
 	a.Admin = proxy.NewAdminHandler(a.Registry, checks)
 	return a, nil
+}
+
+// newGuards builds the protections the configuration turns on, sharing
+// their state through Redis when there is one.
+func newGuards(p configs.Protection, shared *guard.Redis) proxy.Guards {
+	var g proxy.Guards
+	if p.Lockout.Enabled {
+		var s guard.Shared
+		if shared != nil {
+			s = shared
+		}
+		g.Lockout = guard.NewLockout(guard.LockoutConfig{MaxFailures: p.Lockout.MaxFailures, Window: p.Lockout.Window, Duration: p.Lockout.Duration}, s)
+	}
+	if p.RateLimit.RequestsPerSecond > 0 {
+		g.RateLimit = guard.NewRateLimit(p.RateLimit.RequestsPerSecond, p.RateLimit.Burst, 1_000_000)
+	}
+	if p.Replay.Enabled {
+		if shared != nil {
+			g.Replay = shared
+		} else {
+			g.Replay = guard.NewSeen(1_000_000)
+		}
+	}
+	return g
 }
 
 // LoadKeyring reads the encryption keys; nil when secrets are plain.

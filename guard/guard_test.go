@@ -1,0 +1,142 @@
+package guard
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+func TestLockoutLocal(t *testing.T) {
+	l := NewLockout(LockoutConfig{MaxFailures: 3, Window: time.Minute, Duration: 5 * time.Minute}, nil)
+	ctx := context.Background()
+	for i := 0; i < 5; i++ { // the same failed request retried: counts once
+		if _, locked, _ := l.Failed(ctx, "AK", "same", t0); locked {
+			t.Fatal("identical retries locked the key")
+		}
+	}
+	l.Failed(ctx, "AK", "b", t0.Add(time.Second))
+	if _, locked := l.Locked([]byte("AK"), t0.Add(2*time.Second)); locked {
+		t.Fatal("locked after 2 distinct failures; max is 3")
+	}
+	until, locked, _ := l.Failed(ctx, "AK", "c", t0.Add(2*time.Second))
+	if !locked || !until.Equal(t0.Add(2*time.Second+5*time.Minute)) {
+		t.Fatalf("third failure: locked=%v until %v", locked, until)
+	}
+	if _, locked := l.Locked([]byte("AK"), t0.Add(4*time.Minute)); !locked {
+		t.Error("lock lifted early")
+	}
+	if _, locked := l.Locked([]byte("AK"), t0.Add(6*time.Minute)); locked {
+		t.Error("lock not lifted after its duration")
+	}
+	if _, locked := l.Locked([]byte("OTHER"), t0); locked {
+		t.Error("an untouched key is locked")
+	}
+	// Failures spread over more than the window do not add up.
+	l2 := NewLockout(LockoutConfig{MaxFailures: 3, Window: time.Minute, Duration: time.Minute}, nil)
+	for i := 0; i < 6; i++ {
+		if _, locked, _ := l2.Failed(ctx, "AK", fmt.Sprint(i), t0.Add(time.Duration(i)*40*time.Second)); locked {
+			t.Fatalf("failure %d locked; they are 40 s apart with a 1 min window", i)
+		}
+	}
+}
+
+func TestLockoutBounded(t *testing.T) {
+	l := NewLockout(LockoutConfig{MaxFailures: 3, Window: time.Minute, Duration: time.Minute, MaxTracked: 100}, nil)
+	for i := 0; i < 1000; i++ {
+		l.Failed(context.Background(), fmt.Sprint("k", i), "x", t0)
+	}
+	if n := len(l.keys); n > 100 {
+		t.Errorf("%d keys tracked; bound is 100", n)
+	}
+}
+
+// sharedFake is another replica's view, in memory.
+type sharedFake struct {
+	fails map[string]map[string]bool
+	locks map[string]time.Time
+	calls int
+}
+
+func (s *sharedFake) AddFailure(_ context.Context, key, fp string, _ time.Duration) (int, time.Time, error) {
+	s.calls++
+	if s.fails[key] == nil {
+		s.fails[key] = map[string]bool{}
+	}
+	s.fails[key][fp] = true
+	return len(s.fails[key]), s.locks[key], nil
+}
+
+func (s *sharedFake) Lock(_ context.Context, key string, until time.Time) error {
+	s.locks[key] = until
+	return nil
+}
+
+func TestLockoutShared(t *testing.T) {
+	shared := &sharedFake{fails: map[string]map[string]bool{}, locks: map[string]time.Time{}}
+	cfg := LockoutConfig{MaxFailures: 3, Window: time.Minute, Duration: time.Minute}
+	a, b := NewLockout(cfg, shared), NewLockout(cfg, shared)
+	ctx := context.Background()
+	a.Failed(ctx, "AK", "1", t0)
+	b.Failed(ctx, "AK", "2", t0)
+	if _, locked, _ := a.Failed(ctx, "AK", "3", t0); !locked {
+		t.Fatal("three failures across two replicas did not lock")
+	}
+	// b learns of the lock at its next failure, without a local count of 3.
+	if _, locked, _ := b.Failed(ctx, "AK", "4", t0); !locked {
+		t.Error("replica b did not pick up the shared lock")
+	}
+	calls := shared.calls
+	for i := 0; i < 100; i++ {
+		a.Failed(ctx, "AK", fmt.Sprint("flood", i), t0)
+	}
+	if shared.calls != calls {
+		t.Errorf("a locked key still cost %d shared calls", shared.calls-calls)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	r := NewRateLimit(2, 3, 1000) // 2/s, burst 3
+	key := []byte("AK")
+	for i := 0; i < 3; i++ {
+		if !r.Allow(key, t0) {
+			t.Fatalf("request %d of the burst refused", i)
+		}
+	}
+	if r.Allow(key, t0) {
+		t.Error("4th request at once allowed; burst is 3")
+	}
+	if !r.Allow(key, t0.Add(500*time.Millisecond)) || r.Allow(key, t0.Add(500*time.Millisecond)) {
+		t.Error("after 0.5 s exactly one token should be back")
+	}
+	if !r.Allow([]byte("OTHER"), t0) {
+		t.Error("keys share a bucket")
+	}
+	if !NewRateLimit(0, 0, 0).Allow(key, t0) {
+		t.Error("a disabled limiter refused")
+	}
+}
+
+func TestSeen(t *testing.T) {
+	s := NewSeen(2)
+	now := t0
+	s.now = func() time.Time { return now }
+	ctx := context.Background()
+	if first, _ := s.FirstUse(ctx, "a", time.Minute); !first {
+		t.Fatal("first use refused")
+	}
+	if first, _ := s.FirstUse(ctx, "a", time.Minute); first {
+		t.Error("replay accepted")
+	}
+	now = now.Add(2 * time.Minute)
+	if first, _ := s.FirstUse(ctx, "a", time.Minute); !first {
+		t.Error("expired marker still refuses")
+	}
+	s.FirstUse(ctx, "b", time.Minute)
+	s.FirstUse(ctx, "c", time.Minute)
+	if len(s.expires) > 2 {
+		t.Errorf("%d markers; bound is 2", len(s.expires))
+	}
+}

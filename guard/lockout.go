@@ -1,0 +1,135 @@
+// Package guard refuses abuse before it costs anything: a lockout after
+// repeated failed signatures (per access key, or per client address for
+// unknown keys), per-access-key rate limiting, and optional replay
+// protection. Counters are shared between replicas through a Shared store
+// (Redis) when one is given; the hot path reads only local state.
+package guard
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// LockoutConfig: MaxFailures distinct failed signatures within Window lock
+// a key for Duration (nova's Lockout filter defaults: 5, 15 min, 15 min).
+type LockoutConfig struct {
+	MaxFailures int
+	Window      time.Duration
+	Duration    time.Duration
+	// MaxTracked bounds the keys with recent failures held in memory.
+	MaxTracked int
+}
+
+// Shared keeps failure counts and locks where every replica sees them.
+type Shared interface {
+	// AddFailure records fingerprint among key's failures (a repeat counts
+	// once) and returns how many distinct failures key has in the window
+	// begun by its first, and until when key is locked (zero if it is not).
+	AddFailure(ctx context.Context, key, fingerprint string, window time.Duration) (failures int, lockedUntil time.Time, err error)
+	// Lock locks key until the given time.
+	Lock(ctx context.Context, key string, until time.Time) error
+}
+
+// Lockout tracks failed signatures. Safe for concurrent use.
+type Lockout struct {
+	cfg    LockoutConfig
+	shared Shared // nil: this replica only
+	mu     sync.RWMutex
+	keys   map[string]*failures
+}
+
+type failures struct {
+	windowEnd    time.Time
+	fingerprints map[string]struct{}
+	lockedUntil  time.Time
+}
+
+// NewLockout returns a lockout; shared may be nil.
+func NewLockout(cfg LockoutConfig, shared Shared) *Lockout {
+	if cfg.MaxTracked <= 0 {
+		cfg.MaxTracked = 100_000
+	}
+	return &Lockout{cfg: cfg, shared: shared, keys: map[string]*failures{}}
+}
+
+// Locked reports whether key is locked at now, and until when. It takes a
+// read lock and allocates nothing: keys without recent failures are not in
+// the map at all.
+func (l *Lockout) Locked(key []byte, now time.Time) (time.Time, bool) {
+	l.mu.RLock()
+	f := l.keys[string(key)]
+	var until time.Time
+	if f != nil {
+		until = f.lockedUntil
+	}
+	l.mu.RUnlock()
+	return until, now.Before(until)
+}
+
+// Failed records a failed signature for key (fingerprint identifies the
+// request, so that a client retrying the same request counts once) and
+// reports whether key is now locked. A Shared error is returned with the
+// local verdict: the lockout degrades to per-replica, never to open.
+func (l *Lockout) Failed(ctx context.Context, key, fingerprint string, now time.Time) (until time.Time, locked bool, err error) {
+	l.mu.Lock()
+	f := l.keys[key]
+	if f == nil || !now.Before(f.windowEnd) && !now.Before(f.lockedUntil) {
+		if f == nil && len(l.keys) >= l.cfg.MaxTracked {
+			l.evictExpired(now)
+		}
+		f = &failures{windowEnd: now.Add(l.cfg.Window), fingerprints: map[string]struct{}{}}
+		l.keys[key] = f
+	}
+	_, repeat := f.fingerprints[fingerprint]
+	if !repeat && len(f.fingerprints) < l.cfg.MaxFailures {
+		f.fingerprints[fingerprint] = struct{}{}
+	}
+	count, lockedUntil := len(f.fingerprints), f.lockedUntil
+	l.mu.Unlock()
+	if repeat || now.Before(lockedUntil) {
+		// Already counted, or already locked: no need to ask Redis again, so
+		// a flood costs at most MaxFailures round trips per key and window.
+		return lockedUntil, now.Before(lockedUntil), nil
+	}
+
+	var sharedUntil time.Time
+	if l.shared != nil {
+		var n int
+		n, sharedUntil, err = l.shared.AddFailure(ctx, key, fingerprint, l.cfg.Window)
+		if err == nil && n > count {
+			count = n
+		}
+	}
+	until = sharedUntil
+	if count >= l.cfg.MaxFailures && !now.Before(until) {
+		until = now.Add(l.cfg.Duration)
+		if l.shared != nil && err == nil {
+			err = l.shared.Lock(ctx, key, until)
+		}
+	}
+	if now.Before(until) {
+		l.mu.Lock()
+		if f := l.keys[key]; f != nil && f.lockedUntil.Before(until) {
+			f.lockedUntil = until
+		}
+		l.mu.Unlock()
+		return until, true, err
+	}
+	return time.Time{}, false, err
+}
+
+// evictExpired forgets keys whose window and lock are over; with the lock held.
+func (l *Lockout) evictExpired(now time.Time) {
+	for k, f := range l.keys {
+		if !now.Before(f.windowEnd) && !now.Before(f.lockedUntil) {
+			delete(l.keys, k)
+		}
+	}
+	if len(l.keys) >= l.cfg.MaxTracked { // all live: drop one rather than grow
+		for k := range l.keys {
+			delete(l.keys, k)
+			break
+		}
+	}
+}

@@ -1,0 +1,73 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis shares failure counts, locks and replay markers between replicas:
+//
+//	<prefix>fail:{<key>}    set of failure fingerprints, expiring with the window
+//	<prefix>lock:{<key>}    present while the key is locked (value: unix ms of the end)
+//	<prefix>seen:<hash>     a signature already used (replay protection)
+//
+// <key> is an access key, or "client:<address>" for unknown keys.
+type Redis struct {
+	client redis.UniversalClient
+	prefix string
+}
+
+// NewRedis uses client with key prefix (the credential store's).
+func NewRedis(client redis.UniversalClient, prefix string) *Redis {
+	return &Redis{client: client, prefix: prefix}
+}
+
+var _ Shared = (*Redis)(nil)
+
+// AddFailure implements Shared.
+func (r *Redis) AddFailure(ctx context.Context, key, fingerprint string, window time.Duration) (int, time.Time, error) {
+	failKey, lockKey := r.prefix+"fail:{"+key+"}", r.prefix+"lock:{"+key+"}"
+	var card *redis.IntCmd
+	var lock *redis.StringCmd
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.SAdd(ctx, failKey, fingerprint)
+		p.ExpireNX(ctx, failKey, window) // the window starts at the first failure
+		card = p.SCard(ctx, failKey)
+		lock = p.Get(ctx, lockKey)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, time.Time{}, fmt.Errorf("guard: redis: %w", err)
+	}
+	var until time.Time
+	if ms, err := lock.Int64(); err == nil {
+		until = time.UnixMilli(ms)
+	}
+	return int(card.Val()), until, nil
+}
+
+// Lock implements Shared.
+func (r *Redis) Lock(ctx context.Context, key string, until time.Time) error {
+	ttl := time.Until(until)
+	if ttl <= 0 {
+		return nil
+	}
+	if err := r.client.Set(ctx, r.prefix+"lock:{"+key+"}", until.UnixMilli(), ttl).Err(); err != nil {
+		return fmt.Errorf("guard: redis: %w", err)
+	}
+	return nil
+}
+
+// FirstUse records a request signature and reports whether it is new
+// (SET NX with expiry ttl): replay protection.
+func (r *Redis) FirstUse(ctx context.Context, signatureHash string, ttl time.Duration) (bool, error) {
+	ok, err := r.client.SetNX(ctx, r.prefix+"seen:"+signatureHash, 1, ttl).Result()
+	if err != nil {
+		return false, fmt.Errorf("guard: redis: %w", err)
+	}
+	return ok, nil
+}

@@ -1,0 +1,123 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"github.com/ec2proxy/ec2proxy/guard"
+)
+
+// Replayer records request signatures for replay protection.
+type Replayer interface {
+	FirstUse(ctx context.Context, signatureHash string, ttl time.Duration) (bool, error)
+}
+
+// Guards are the optional abuse protections; nil fields are off.
+type Guards struct {
+	Lockout   *guard.Lockout
+	RateLimit *guard.RateLimit
+	Replay    Replayer
+}
+
+// hostAllowed checks the Host header against protection.allowed_hosts,
+// with and without its port, case-insensitively.
+func (s *Server) hostAllowed(host []byte) bool {
+	if len(s.allowedHosts) == 0 {
+		return true
+	}
+	noPort := host
+	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
+		noPort = host[:i]
+	}
+	for _, h := range s.allowedHosts {
+		if bytes.EqualFold(host, h) || bytes.EqualFold(noPort, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// lockedOut answers a locked access key; it reads local state only.
+func (s *Server) lockedOut(ctx *fasthttp.RequestCtx, st *state, accessKey []byte) (outcome, bool) {
+	if s.guards.Lockout == nil {
+		return 0, false
+	}
+	until, locked := s.guards.Lockout.Locked(accessKey, s.now())
+	if !locked {
+		return 0, false
+	}
+	return s.fail(ctx, st, errLockedOut, "This access key is locked until "+until.UTC().Format(time.RFC3339)+
+		" after too many failed signatures; check the secret key the client uses.", nil), true
+}
+
+// signatureFailed counts a failed signature towards the key's lockout.
+func (s *Server) signatureFailed(ctx *fasthttp.RequestCtx, accessKey, signature []byte) {
+	if s.guards.Lockout == nil {
+		return
+	}
+	s.countFailure(ctx, "access_key", string(accessKey), fingerprint(signature))
+}
+
+// unknownKey counts an unknown access key against the client address and
+// reports whether that address was already locked (the request that sets
+// the lock is answered like the ones before it).
+func (s *Server) unknownKey(ctx *fasthttp.RequestCtx, accessKey []byte) bool {
+	if s.guards.Lockout == nil {
+		return false
+	}
+	return s.countFailure(ctx, "client", "client:"+remoteAddr(ctx).String(), fingerprint(accessKey))
+}
+
+// countFailure records a failure and reports whether key was locked before it.
+func (s *Server) countFailure(ctx *fasthttp.RequestCtx, kind, key, fp string) bool {
+	now := s.now()
+	_, wasLocked := s.guards.Lockout.Locked([]byte(key), now)
+	until, locked, err := s.guards.Lockout.Failed(ctx, key, fp, now)
+	if err != nil {
+		s.log.Warn("lockout counters unavailable; counting on this replica only", zap.Error(err))
+	}
+	if locked && !wasLocked {
+		s.m.lockout(kind)
+		s.log.Warn("locked after too many failures", zap.String("kind", kind), zap.String("key", key),
+			zap.Time("until", until), zap.String("client", remoteAddr(ctx).String()))
+	}
+	return wasLocked
+}
+
+// fingerprint identifies a request by its signature, so that identical
+// retries of one failed request count once.
+func fingerprint(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// afterVerify applies the rate limit and replay protection to a request
+// whose signature verified.
+func (s *Server) afterVerify(ctx *fasthttp.RequestCtx, st *state) (outcome, bool) {
+	if s.guards.Replay != nil {
+		// Keep the marker as long as the request could be accepted again.
+		ttl := 2*s.cfg.Auth.TimestampWindow + s.cfg.Auth.MaxExpiresAhead
+		if st.version == 4 && st.v4.Presigned() {
+			ttl = st.v4.Expires() + s.cfg.Auth.TimestampWindow
+		}
+		first, err := s.guards.Replay.FirstUse(ctx, fingerprint(st.signature()), ttl)
+		switch {
+		case err != nil: // fail closed: a replay must not pass because Redis is down
+			return s.fail(ctx, st, errServiceUnavailable, "The replay-protection store is unavailable. Please try again shortly.", err), true
+		case !first:
+			return s.fail(ctx, st, errReplayed, "", nil), true
+		}
+	}
+	// After the replay check: replays of a captured request must not spend
+	// its owner's tokens.
+	if rl := s.guards.RateLimit; rl != nil && !rl.Allow(st.accessKey(), s.now()) {
+		return s.fail(ctx, st, errRequestLimitExceeded, "", nil), true
+	}
+	return 0, false
+}

@@ -1,0 +1,114 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/ec2proxy/ec2proxy/configs"
+	"github.com/ec2proxy/ec2proxy/guard"
+)
+
+func withGuards(g func(*configs.Config) Guards) harnessOption {
+	return func(c *configs.Config, o *Options) { o.Guards = g(c) }
+}
+
+func TestLockoutAfterFailedSignatures(t *testing.T) {
+	h := newHarness(t, withGuards(func(*configs.Config) Guards {
+		return Guards{Lockout: guard.NewLockout(guard.LockoutConfig{MaxFailures: 3, Window: 60e9, Duration: 900e9}, nil)}
+	}))
+	wrong := func(i int) string {
+		return signed("POST", h.host(), "/", "wrong", map[string]string{"Version": fmt.Sprint("2016-11-", 10+i)}).Encode()
+	}
+	same := wrong(0)
+	for i := 0; i < 5; i++ { // one failed request retried: counts once
+		wantEC2Error(t, h.post(same, nil), 403, "SignatureDoesNotMatch", "")
+	}
+	wantEC2Error(t, h.post(wrong(1), nil), 403, "SignatureDoesNotMatch", "")
+	wantEC2Error(t, h.post(wrong(2), nil), 403, "SignatureDoesNotMatch", "") // third distinct failure: locks
+	h.backend.Reset()
+	wantEC2Error(t, h.post(signed("POST", h.host(), "/", testSecret, nil).Encode(), nil), 403, "AuthFailure", "locked until 2026-11-25T10:15:00Z")
+	if n := len(h.backend.Requests()); n != 0 {
+		t.Errorf("a locked key reached the backend %d times", n)
+	}
+	var logged bool
+	for _, e := range h.logs.All() {
+		logged = logged || e.Message == "locked after too many failures"
+	}
+	if !logged {
+		t.Error("the lock was not logged")
+	}
+	if body := metricsText(t, h); !strings.Contains(body, `ec2proxy_lockouts_total{kind="access_key"} 1`) {
+		t.Errorf("lockout metric missing:\n%s", body)
+	}
+}
+
+func TestUnknownKeysLockTheClient(t *testing.T) {
+	h := newHarness(t, withGuards(func(*configs.Config) Guards {
+		return Guards{Lockout: guard.NewLockout(guard.LockoutConfig{MaxFailures: 3, Window: 60e9, Duration: 900e9}, nil)}
+	}))
+	for i := 0; i < 3; i++ { // the third sets the lock, and is answered like the others
+		wantEC2Error(t, h.post(signed("POST", h.host(), "/", testSecret, map[string]string{"AWSAccessKeyId": fmt.Sprint("guess", i)}).Encode(), nil), 401, "AuthFailure", "unknown or disabled")
+	}
+	wantEC2Error(t, h.post(signed("POST", h.host(), "/", testSecret, map[string]string{"AWSAccessKeyId": "guess9"}).Encode(), nil), 403, "AuthFailure", "unknown access keys came from this address")
+	// A known key from the same address still works: the lock is on guessing.
+	if resp := h.post(signed("POST", h.host(), "/", testSecret, nil).Encode(), nil); resp.StatusCode != 200 {
+		t.Errorf("valid key from a locked address: %d %s", resp.StatusCode, bodyOf(resp))
+	}
+}
+
+func TestRateLimitAndReplay(t *testing.T) {
+	h := newHarness(t, withGuards(func(*configs.Config) Guards {
+		return Guards{RateLimit: guard.NewRateLimit(0.001, 2, 100), Replay: guard.NewSeen(100)}
+	}))
+	first := signed("POST", h.host(), "/", testSecret, map[string]string{"Version": "a"}).Encode()
+	if resp := h.post(first, nil); resp.StatusCode != 200 {
+		t.Fatalf("first request: %d %s", resp.StatusCode, bodyOf(resp))
+	}
+	wantEC2Error(t, h.post(first, nil), 400, "RequestExpired", "already used")
+	if resp := h.post(signed("POST", h.host(), "/", testSecret, map[string]string{"Version": "b"}).Encode(), nil); resp.StatusCode != 200 {
+		t.Fatalf("second distinct request: %d", resp.StatusCode)
+	}
+	wantEC2Error(t, h.post(signed("POST", h.host(), "/", testSecret, map[string]string{"Version": "c"}).Encode(), nil), 503, "RequestLimitExceeded", "back-off")
+	// A bad signature does not spend the key's tokens.
+	wantEC2Error(t, h.post(signed("POST", h.host(), "/", "wrong", nil).Encode(), nil), 403, "SignatureDoesNotMatch", "")
+}
+
+func TestAllowedHosts(t *testing.T) {
+	h := newHarness(t, func(c *configs.Config, _ *Options) {
+		c.Protection.AllowedHosts = []string{"EC2.example.com", "127.0.0.1"}
+	})
+	if resp := h.post(signed("POST", h.host(), "/", testSecret, nil).Encode(), nil); resp.StatusCode != 200 {
+		t.Errorf("allowed host without its port: %d %s", resp.StatusCode, bodyOf(resp))
+	}
+	h.backend.Reset()
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/", strings.NewReader(signed("POST", "evil.example.com", "/", testSecret, nil).Encode()))
+	req.Host = "evil.example.com"
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	wantEC2Error(t, h.do(req), 400, "InvalidRequest", "does not serve the host evil.example.com")
+	if n := len(h.backend.Requests()); n != 0 {
+		t.Errorf("forwarded %d requests for a host not served", n)
+	}
+}
+
+func metricsText(t *testing.T, h *harness) string {
+	t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, mf := range mfs {
+		for _, m := range mf.Metric {
+			labels := []string{}
+			for _, l := range m.Label {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			if m.Counter != nil {
+				fmt.Fprintf(&b, "%s{%s} %v\n", mf.GetName(), strings.Join(labels, ","), m.Counter.GetValue())
+			}
+		}
+	}
+	return b.String()
+}
