@@ -64,6 +64,7 @@ func startStack(t *testing.T, edit func(*configs.Config)) *stack {
 		Name: ks.ServiceUser, Password: ks.ServicePassword, DomainName: ks.ServiceDomain,
 		ProjectName: ks.ServiceProject, ProjectDomainName: ks.ServiceDomain,
 	}
+	cfg.Protection.Lockout.MaxFailures = 1000 // tests that fail on purpose set their own
 	cfg.Log.Level = "debug"
 	cfg.Log.Access = true
 	if edit != nil {

@@ -1,0 +1,43 @@
+package test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ec2proxy/ec2proxy/configs"
+)
+
+// Two replicas sharing Redis: failed signatures on one lock the key on both.
+func TestLockoutSharedAcrossReplicas(t *testing.T) {
+	lockout := func(c *configs.Config) { c.Protection.Lockout.MaxFailures = 3 }
+	a := startStack(t, lockout)
+	b := startStack(t, func(c *configs.Config) {
+		lockout(c)
+		c.Redis.KeyPrefix = a.cfg.Redis.KeyPrefix
+		c.Credentials.EncryptionKeyFile = a.cfg.Credentials.EncryptionKeyFile
+	})
+	access, secret := a.putDemoCredential()
+	wrong := "0000" + secret[4:]
+	call := func(s *stack, secret string, action ...string) callResult {
+		return s.call(append([]string{"--client", "botocore", "--endpoint", s.url + "/", "--access", access, "--secret", secret}, action...)...)
+	}
+	// Three different requests (an identical retry would count once).
+	for i, action := range []string{"DescribeRegions", "DescribeAvailabilityZones", "DescribeInstances"} {
+		if r := call(a, wrong, "--action", action); r.Code != "SignatureDoesNotMatch" {
+			t.Fatalf("wrong secret %d on a: %+v", i, r)
+		}
+	}
+	if r := call(a, secret); r.Code != "AuthFailure" || !strings.Contains(r.Message, "locked until") {
+		t.Fatalf("right secret on a after 3 failures: %+v; want locked", r)
+	}
+	// b has seen no failure yet; its first one picks up the shared lock.
+	if r := call(b, wrong); r.Code != "SignatureDoesNotMatch" {
+		t.Fatalf("wrong secret on b: %+v", r)
+	}
+	if r := call(b, secret); r.Code != "AuthFailure" || !strings.Contains(r.Message, "locked until") {
+		t.Errorf("right secret on b after a locked the key: %+v; want locked", r)
+	}
+	if n := a.metric("ec2proxy_lockouts_total", "kind", "access_key") + b.metric("ec2proxy_lockouts_total", "kind", "access_key"); n < 1 {
+		t.Errorf("lockouts_total = %v", n)
+	}
+}
