@@ -8,13 +8,13 @@
 #
 # Usage: test/run.sh              (as root, or with sudo available for apt)
 # Env:   EC2PROXY_TEST_STATE     where services keep state (default .state/test)
-#        FUZZTIME                fuzzing time per target (default 15s; 0 skips)
+#        FUZZTIME                fuzzing time per target (default 10s; 0 skips)
 #        KEEP_SERVICES=1         leave Redis and Keystone running afterwards
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 STATE=${EC2PROXY_TEST_STATE:-$PWD/.state/test}
-FUZZTIME=${FUZZTIME:-15s}
+FUZZTIME=${FUZZTIME:-10s}
 mkdir -p "$STATE"
 
 step() { printf '\n=== %s (%s)\n' "$*" "$(date +%T)"; }
