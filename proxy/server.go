@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -61,6 +62,7 @@ type Server struct {
 	now          func() time.Time
 	pool         sync.Pool // *state
 	http         *fasthttp.Server
+	inflight     atomic.Int64 // requests in this pipeline, for Wait
 }
 
 // credential is what the cache keeps per access key: the record and its
@@ -125,9 +127,19 @@ func New(opts Options) (*Server, error) {
 		s.routes = append(s.routes, rt)
 	}
 	sort.SliceStable(s.routes, func(i, j int) bool { return len(s.routes[i].prefix) > len(s.routes[j].prefix) })
-	s.http = &fasthttp.Server{
-		Handler:               s.handle,
-		ErrorHandler:          s.handleTransportError,
+	s.http = s.NewFrontend(s.handle, s.handleTransportError)
+	return s, nil
+}
+
+// NewFrontend builds the fasthttp server with this configuration's limits
+// and timeouts around handler. A Runner gives it a handler that forwards to
+// whichever pipeline is current, so a reload swaps pipelines without closing
+// a connection.
+func (s *Server) NewFrontend(handler fasthttp.RequestHandler, errorHandler func(*fasthttp.RequestCtx, error)) *fasthttp.Server {
+	cfg := s.cfg
+	return &fasthttp.Server{
+		Handler:               handler,
+		ErrorHandler:          errorHandler,
 		Name:                  "ec2proxy",
 		ReadTimeout:           cfg.Server.ReadTimeout,
 		WriteTimeout:          cfg.Server.WriteTimeout,
@@ -138,9 +150,32 @@ func New(opts Options) (*Server, error) {
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
 		CloseOnShutdown:       true,
-		Logger:                zapPrintf{opts.Logger},
+		Logger:                zapPrintf{s.log},
 	}
-	return s, nil
+}
+
+// ServeRequest serves one request with this pipeline, counted for Wait.
+func (s *Server) ServeRequest(ctx *fasthttp.RequestCtx) {
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	s.handle(ctx)
+}
+
+// ServeTransportError answers a request the frontend could not read.
+func (s *Server) ServeTransportError(ctx *fasthttp.RequestCtx, err error) {
+	s.handleTransportError(ctx, err)
+}
+
+// Wait returns once this pipeline serves no request, or with ctx's error.
+func (s *Server) Wait(ctx context.Context) error {
+	for s.inflight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 func prepareCredential(r credstore.Record) *credential {

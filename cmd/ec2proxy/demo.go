@@ -28,18 +28,10 @@ func demo(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := configs.Parse(configs.DemoYAML, os.Environ())
-	if err != nil {
-		return fmt.Errorf("embedded demo configuration: %w", err)
-	}
-	cfg.Listen, cfg.AdminListen = *listen, *adminListen
-
 	rec, credFile, err := demoCredential(*dir)
 	if err != nil {
 		return err
 	}
-	cfg.Credentials.File = credFile
-
 	backendLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -47,9 +39,24 @@ func demo(args []string, stdout, stderr io.Writer) error {
 	backend := &http.Server{Handler: &demobackend.Backend{}, ReadHeaderTimeout: 5 * time.Second}
 	go backend.Serve(backendLn) //nolint:errcheck // ends with the process
 	defer backend.Close()
-	cfg.Routes = []configs.Route{{PathPrefix: "/", Backend: "http://" + backendLn.Addr().String()}}
-	if problems := cfg.Validate(); len(problems) > 0 {
-		return problems
+	// The embedded configuration with the demo's addresses and files;
+	// SIGHUP rebuilds it (re-reading the credentials file).
+	load := func() (*configs.Config, error) {
+		cfg, err := configs.Parse(configs.DemoYAML, os.Environ())
+		if err != nil {
+			return nil, fmt.Errorf("embedded demo configuration: %w", err)
+		}
+		cfg.Listen, cfg.AdminListen = *listen, *adminListen
+		cfg.Credentials.File = credFile
+		cfg.Routes = []configs.Route{{PathPrefix: "/", Backend: "http://" + backendLn.Addr().String()}}
+		if problems := cfg.Validate(); len(problems) > 0 {
+			return nil, problems
+		}
+		return cfg, nil
+	}
+	cfg, err := load()
+	if err != nil {
+		return err
 	}
 
 	url := "http://" + hostPort(cfg.Listen) + "/"
@@ -57,7 +64,7 @@ func demo(args []string, stdout, stderr io.Writer) error {
 	if err := writePrivate(rcPath, []byte(ec2rcScript(url, "RegionOne", rec))); err != nil {
 		return err
 	}
-	return serveConfig(cfg, func() {
+	return serveConfig(cfg, load, func() {
 		fmt.Fprintf(stdout, `
 ec2proxy demo is running (Ctrl-C stops it).
 

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/signal"
+	"reflect"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -32,16 +32,20 @@ func serve(args []string, _, stderr io.Writer) error {
 	if *path == "" {
 		return fmt.Errorf("no configuration: pass -config FILE or set %s (see configs/examples/)", configs.EnvConfigFile)
 	}
-	cfg, err := configs.Load(*path, os.Environ())
+	load := func() (*configs.Config, error) { return configs.Load(*path, os.Environ()) }
+	cfg, err := load()
 	if err != nil {
 		return err
 	}
-	return serveConfig(cfg, nil)
+	return serveConfig(cfg, load, nil)
 }
 
-// serveConfig runs ec2proxy until SIGINT or SIGTERM, then drains. started,
-// if set, is called once the listeners are bound.
-func serveConfig(cfg *configs.Config, started func()) error {
+// serveConfig runs ec2proxy until SIGINT or SIGTERM, then drains. SIGHUP
+// reloads: load gives the new configuration, a new proxy is built from it
+// (re-reading credentials, key and password files) and takes over the
+// sockets while the old one drains; a bad configuration is logged and the
+// running one kept. started, if set, is called once the sockets are bound.
+func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), started func()) error {
 	logger, err := app.NewLogger(cfg.Log)
 	if err != nil {
 		return err
@@ -51,18 +55,20 @@ func serveConfig(cfg *configs.Config, started func()) error {
 	if err != nil {
 		return err
 	}
-	defer a.Close()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		a.Close()
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	var adminLn net.Listener
 	if cfg.AdminListen != "" {
 		if adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			ln.Close()
+			a.Close()
 			return fmt.Errorf("admin_listen %s: %w", cfg.AdminListen, err)
 		}
 	}
+	r := app.NewRunner(a, ln, adminLn)
 	logger.Info("ec2proxy started",
 		zap.String("version", buildVersion()),
 		zap.String("listen", ln.Addr().String()),
@@ -72,9 +78,57 @@ func serveConfig(cfg *configs.Config, started func()) error {
 	if started != nil {
 		started()
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	err = a.Run(ctx, ln, adminLn)
-	logger.Info("ec2proxy stopped")
-	return err
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case err := <-r.Failed():
+			logger.Error("a listener failed; stopping", zap.Error(err))
+			_ = r.Stop()
+			return err
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				if next, ok := reload(cfg, load, logger); ok {
+					if err := r.Swap(next); err != nil {
+						next.Logger.Warn("the previous configuration did not drain cleanly", zap.Error(err))
+					}
+					cfg, logger = next.Config, next.Logger
+					logger.Info("configuration reloaded")
+				}
+				continue
+			}
+			logger.Info("stopping: no new connections, draining in-flight requests", zap.String("signal", sig.String()))
+			err := r.Stop()
+			logger.Info("ec2proxy stopped")
+			return err
+		}
+	}
+}
+
+// reload builds the App for the new configuration, or logs why not.
+func reload(cur *configs.Config, load func() (*configs.Config, error), logger *zap.Logger) (*app.App, bool) {
+	cfg, err := load()
+	if err != nil {
+		logger.Error("reload refused, keeping the running configuration", zap.Error(err))
+		return nil, false
+	}
+	if cfg.Listen != cur.Listen || cfg.AdminListen != cur.AdminListen {
+		logger.Error("reload refused: listen and admin_listen cannot change without a restart")
+		return nil, false
+	}
+	if !reflect.DeepEqual(cfg.Server, cur.Server) {
+		logger.Warn("server.* settings (timeouts, size limits) changed: they apply after a restart; the rest is reloaded")
+	}
+	nextLogger, err := app.NewLogger(cfg.Log)
+	if err != nil {
+		logger.Error("reload refused", zap.Error(err))
+		return nil, false
+	}
+	next, err := app.Build(cfg, nextLogger, buildVersion())
+	if err != nil {
+		logger.Error("reload refused, keeping the running configuration", zap.Error(err))
+		return nil, false
+	}
+	return next, true
 }

@@ -6,7 +6,6 @@ package app
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -212,30 +211,15 @@ func NewKeystoneClient(k configs.Keystone, m *metrics.Metrics) (*keystoneclient.
 // nil) until ctx ends, then stops accepting, drains in-flight requests for
 // up to server.shutdown_timeout and returns.
 func (a *App) Run(ctx context.Context, ln, adminLn net.Listener) error {
-	errc := make(chan error, 2)
-	go func() { errc <- a.Proxy.Serve(ln) }()
-	var admin *http.Server
-	if adminLn != nil {
-		admin = &http.Server{Handler: a.Admin, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := admin.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
-				errc <- err
-			}
-		}()
-	}
+	r := NewRunner(a, ln, adminLn)
 	var err error
 	select {
 	case <-ctx.Done():
-	case err = <-errc:
+	case err = <-r.Failed():
 		err = fmt.Errorf("listener stopped: %w", err)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), a.Config.Server.ShutdownTimeout)
-	defer cancel()
-	if serr := a.Proxy.Shutdown(sctx); serr != nil && err == nil {
-		err = fmt.Errorf("draining: %w", serr)
-	}
-	if admin != nil {
-		_ = admin.Shutdown(sctx)
+	if serr := r.Stop(); serr != nil && err == nil {
+		err = serr
 	}
 	return err
 }

@@ -1,0 +1,96 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+)
+
+// Runner serves successive Apps behind one frontend, so a reload (SIGHUP)
+// swaps configuration and dependencies without refusing, closing or
+// dropping anything: connections stay open, new requests go to the new
+// pipeline, and the old one is closed once its requests are done. Settings
+// of the frontend itself (listen addresses, server.* limits and timeouts)
+// apply at start only.
+type Runner struct {
+	ln, adminLn net.Listener
+	frontend    *fasthttp.Server
+	admin       *http.Server
+	current     atomic.Pointer[App]
+	mu          sync.Mutex // serialises Swap and Stop
+	failed      chan error
+}
+
+// NewRunner serves first on ln (and its admin endpoints on adminLn, if not
+// nil).
+func NewRunner(first *App, ln, adminLn net.Listener) *Runner {
+	r := &Runner{ln: ln, adminLn: adminLn, failed: make(chan error, 2)}
+	r.current.Store(first)
+	r.frontend = first.Proxy.NewFrontend(
+		func(ctx *fasthttp.RequestCtx) { r.current.Load().Proxy.ServeRequest(ctx) },
+		func(ctx *fasthttp.RequestCtx, err error) { r.current.Load().Proxy.ServeTransportError(ctx, err) })
+	go func() {
+		if err := r.frontend.Serve(ln); err != nil {
+			r.failed <- err
+		}
+	}()
+	if adminLn != nil {
+		r.admin = &http.Server{
+			Handler:           http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { r.current.Load().Admin.ServeHTTP(w, req) }),
+			ReadHeaderTimeout: 5 * time.Second,
+		}
+		go func() {
+			if err := r.admin.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+				r.failed <- err
+			}
+		}()
+	}
+	return r
+}
+
+// Failed delivers an error if a listener stops for good.
+func (r *Runner) Failed() <-chan error { return r.failed }
+
+// Swap makes next the pipeline for new requests, then waits for the old
+// one's requests (up to its shutdown_timeout) and closes it.
+func (r *Runner) Swap(next *App) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.current.Swap(next)
+	ctx, cancel := context.WithTimeout(context.Background(), old.Config.Server.ShutdownTimeout)
+	defer cancel()
+	err := old.Proxy.Wait(ctx)
+	old.Close()
+	if err != nil {
+		return fmt.Errorf("draining the previous configuration: %w", err)
+	}
+	return nil
+}
+
+// Stop stops accepting, lets in-flight requests finish (up to
+// shutdown_timeout) and closes everything.
+func (r *Runner) Stop() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur := r.current.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), cur.Config.Server.ShutdownTimeout)
+	defer cancel()
+	err := r.frontend.ShutdownWithContext(ctx)
+	if r.admin != nil {
+		_ = r.admin.Shutdown(ctx)
+	}
+	cur.Close()
+	if err != nil {
+		cur.Logger.Warn("in-flight requests did not finish in time", zap.Error(err))
+		return fmt.Errorf("draining: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,171 @@
+package test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ec2proxy/ec2proxy/sigv2"
+)
+
+// signedForm signs a SigV2 POST body for host with the given key pair.
+func signedForm(host, access, secret, action string) string {
+	params := map[string]string{"AWSAccessKeyId": access, "Action": action, "Version": "2016-11-15", "SignatureMethod": "HmacSHA256",
+		"SignatureVersion": "2", "Timestamp": time.Now().UTC().Format("2006-01-02T15:04:05Z"), "Nonce": fmt.Sprint(time.Now().UnixNano())}
+	var pairs []sigv2.Pair
+	v := url.Values{}
+	for k, val := range params {
+		pairs = append(pairs, sigv2.Pair{Name: k, Value: val})
+		v.Set(k, val)
+	}
+	v.Set("Signature", sigv2.NewKey([]byte(secret)).Sign(sigv2.HmacSHA256, sigv2.StringToSign("POST", host, "/", pairs)))
+	return v.Encode()
+}
+
+// SIGHUP reloads configuration and credentials file under load without a
+// failed request; a broken configuration is refused and the old one kept;
+// SIGTERM lets an in-flight request finish and exits 0.
+func TestReloadAndDrain(t *testing.T) {
+	release := make(chan struct{})
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(body), "Action=Slow") {
+			<-release
+		}
+		fmt.Fprint(w, "<ok/>")
+	}))
+	defer backend.Close()
+	defer close(release)
+
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials.yaml")
+	os.WriteFile(creds, []byte("credentials:\n- {access_key: AKA, secret: SKA, user_id: u, project_id: p}\n"), 0o600)
+	addr := freePort(t)
+	conf := filepath.Join(dir, "ec2proxy.yaml")
+	writeConf := func(extra string) {
+		os.WriteFile(conf, []byte(fmt.Sprintf("listen: %q\nadmin_listen: %q\nidentity: {mode: standalone}\ncredentials: {file: %q}\nroutes: [{path_prefix: /, backend: %q}]\nserver: {shutdown_timeout: 10s}\n%s",
+			addr, freePort(t), creds, backend.URL, extra)), 0o600)
+	}
+	writeConf("")
+	// admin_listen must not change across reloads: pin it.
+	data, _ := os.ReadFile(conf)
+	pinned := string(data)
+	writeConfPinned := func(extra string) { os.WriteFile(conf, []byte(pinned+extra), 0o600) }
+
+	cmd := exec.Command(binary(t), "serve", "-config", conf)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer cmd.Process.Kill()
+
+	client := &http.Client{Timeout: 20 * time.Second}
+	post := func(access, secret, action string) (int, error) {
+		resp, err := client.Post("http://"+addr+"/", "application/x-www-form-urlencoded", strings.NewReader(signedForm(addr, access, secret, action)))
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	waitFor(t, 10*time.Second, func() bool { code, _ := post("AKA", "SKA", "DescribeRegions"); return code == 200 })
+
+	// Load on several connections throughout the reloads.
+	var ok, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if code, err := post("AKA", "SKA", "DescribeRegions"); code == 200 {
+					ok.Add(1)
+				} else {
+					failed.Add(1)
+					t.Logf("request failed during reload: %d %v", code, err)
+				}
+			}
+		}()
+	}
+
+	if code, _ := post("AKB", "SKB", "DescribeRegions"); code != 401 {
+		t.Errorf("unknown key B before reload: %d", code)
+	}
+	os.WriteFile(creds, []byte("credentials:\n- {access_key: AKA, secret: SKA, user_id: u, project_id: p}\n- {access_key: AKB, secret: SKB, user_id: u, project_id: p}\n"), 0o600)
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 5*time.Second, func() bool { code, _ := post("AKB", "SKB", "DescribeRegions"); return code == 200 })
+
+	writeConfPinned("bogus_key: 1\n") // a broken configuration: refused, old one kept
+	cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(500 * time.Millisecond)
+	if code, _ := post("AKB", "SKB", "DescribeRegions"); code != 200 {
+		t.Errorf("after a refused reload: %d", code)
+	}
+	writeConfPinned("")
+	cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(500 * time.Millisecond)
+
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || ok.Load() < 20 {
+		t.Errorf("during reloads: %d ok, %d failed; want no failure", ok.Load(), failed.Load())
+	}
+	if !strings.Contains(stderr.String(), "reload refused") || strings.Count(stderr.String(), "configuration reloaded") < 2 {
+		t.Errorf("log lacks the reloads:\n%s", stderr.String())
+	}
+
+	// SIGTERM with a request in flight: it completes, then exit 0.
+	inflight := make(chan int, 1)
+	go func() { code, _ := post("AKA", "SKA", "Slow"); inflight <- code }()
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(300 * time.Millisecond)
+	if _, err := post("AKA", "SKA", "DescribeRegions"); err == nil {
+		t.Error("a new connection was accepted after SIGTERM")
+	}
+	release <- struct{}{}
+	if code := <-inflight; code != 200 {
+		t.Errorf("in-flight request during drain: %d", code)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Error("did not exit after SIGTERM")
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
