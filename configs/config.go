@@ -72,6 +72,15 @@ type Server struct {
 	// TrustedProxies are CIDRs whose X-Forwarded-For/Proto headers are kept
 	// and extended; from any other peer they are replaced.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// TLS serves the EC2 listener over TLS (for deployments without a
+	// TLS-terminating balancer); a replaced certificate is picked up.
+	TLS ServerTLS `yaml:"tls"`
+}
+
+// ServerTLS names the listener's certificate and key (PEM).
+type ServerTLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // Route sends requests whose path starts with PathPrefix to Backend. The

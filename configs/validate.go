@@ -50,6 +50,9 @@ func (c *Config) Validate() Problems {
 	if c.Server.Concurrency < 1 {
 		add("server.concurrency: must be at least 1")
 	}
+	if (c.Server.TLS.CertFile == "") != (c.Server.TLS.KeyFile == "") {
+		add("server.tls: cert_file and key_file go together")
+	}
 	for _, cidr := range c.Server.TrustedProxies {
 		if _, _, err := net.ParseCIDR(cidr); err != nil {
 			add("server.trusted_proxies: %q is not a CIDR such as 10.0.0.0/8", cidr)

@@ -25,12 +25,16 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	// Building reads every file the configuration names (credentials,
-	// password and CA files) without contacting any service.
+	// password, key and CA files, the TLS pair) without contacting any
+	// service.
 	a, err := app.Build(cfg, zap.NewNop(), buildVersion())
 	if err != nil {
 		return err
 	}
 	a.Close()
+	if _, err := app.TLSListenerConfig(cfg.Server.TLS.CertFile, cfg.Server.TLS.KeyFile, zap.NewNop()); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "%s: OK (listen %s, identity %s, credentials %s, %d route(s))\n",
 		*path, cfg.Listen, cfg.Identity.Mode, cfg.Credentials.Store, len(cfg.Routes))
 	return nil

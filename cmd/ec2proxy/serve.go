@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -55,10 +56,18 @@ func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), star
 	if err != nil {
 		return err
 	}
+	tlsConfig, err := app.TLSListenerConfig(cfg.Server.TLS.CertFile, cfg.Server.TLS.KeyFile, logger)
+	if err != nil {
+		a.Close()
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		a.Close()
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
 	}
 	var adminLn net.Listener
 	if cfg.AdminListen != "" {
@@ -72,6 +81,7 @@ func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), star
 	logger.Info("ec2proxy started",
 		zap.String("version", buildVersion()),
 		zap.String("listen", ln.Addr().String()),
+		zap.Bool("tls", tlsConfig != nil),
 		zap.String("admin_listen", cfg.AdminListen),
 		zap.String("identity", cfg.Identity.Mode),
 		zap.String("credentials", cfg.Credentials.Store))
