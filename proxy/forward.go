@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -57,6 +58,9 @@ func newRoute(r configs.Route, b *configs.Backend) (route, error) {
 			DisablePathNormalizing:        true, // forward the path that was verified
 			DisableHeaderNamesNormalizing: true,
 			NoDefaultUserAgentHeader:      true,
+			// Query API GETs are not idempotent (RunInstances,
+			// TerminateInstances): never send a request twice.
+			MaxIdemponentCallAttempts: 1,
 			MaxResponseBodySize:           64 << 20,
 			Dial: func(addr string) (net.Conn, error) {
 				return fasthttp.DialTimeout(addr, dialTimeout)
@@ -87,7 +91,9 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, id *key
 
 	connection := ctx.Request.Header.Peek(fasthttp.HeaderConnection)
 	for name, value := range ctx.Request.Header.All() {
-		if isHopByHop(name) || isListedIn(connection, name) || isSpoofable(name) {
+		if isHopByHop(name) || isListedIn(connection, name) || isSpoofable(name) || bytes.IndexByte(name, '_') >= 0 {
+			// '_' too: WSGI servers map X_Roles and X-Roles to one
+			// variable, so an underscore spelling would join our value.
 			continue
 		}
 		req.Header.AddBytesKV(name, value)
@@ -103,7 +109,8 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, id *key
 	s.m.backendDone(resp.StatusCode(), err, time.Since(start))
 	if err != nil {
 		code := errBadGateway
-		if errors.Is(err, fasthttp.ErrTimeout) {
+		var ne net.Error
+		if errors.Is(err, fasthttp.ErrTimeout) || errors.As(err, &ne) && ne.Timeout() {
 			code = errGatewayTimeout
 		}
 		return s.fail(ctx, st, code, "", fmt.Errorf("backend %s: %w", rt.client.Addr, err))

@@ -102,6 +102,13 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, st *state) outcome {
 	if !isPost && !bytes.Equal(method, methodGet) {
 		return s.fail(ctx, st, errMethodNotAllowed, "", nil)
 	}
+	if badTransferEncoding(ctx.Request.Header.RawHeaders()) {
+		// fasthttp accepts and drops e.g. "identity"; a balancer in front
+		// may frame the body differently: refuse and close (smuggling).
+		out := s.fail(ctx, st, errInvalidRequest, "Transfer-Encoding must be chunked, or absent.", nil)
+		ctx.SetConnectionClose() // after fail, which resets the response
+		return out
+	}
 	if !s.hostAllowed(ctx.Request.Header.Host()) {
 		return s.fail(ctx, st, errHostNotServed, "This endpoint does not serve the host "+string(ctx.Request.Header.Host())+".", nil)
 	}

@@ -54,3 +54,23 @@ func isSpoofable(name []byte) bool {
 	}
 	return false
 }
+
+var (
+	transferEncoding = []byte("transfer-encoding")
+	chunked          = []byte("chunked")
+)
+
+// badTransferEncoding reports a Transfer-Encoding header whose value is
+// anything but "chunked", in the raw header block. It allocates nothing.
+func badTransferEncoding(raw []byte) bool {
+	for len(raw) > 0 {
+		var line []byte
+		line, raw, _ = bytes.Cut(raw, []byte{'\n'})
+		name, value, ok := bytes.Cut(line, []byte{':'})
+		if ok && bytes.EqualFold(bytes.TrimSpace(name), transferEncoding) &&
+			!bytes.EqualFold(bytes.TrimSpace(value), chunked) {
+			return true
+		}
+	}
+	return false
+}
