@@ -61,7 +61,7 @@ func newRoute(r configs.Route, b *configs.Backend) (route, error) {
 			// Query API GETs are not idempotent (RunInstances,
 			// TerminateInstances): never send a request twice.
 			MaxIdemponentCallAttempts: 1,
-			MaxResponseBodySize:           64 << 20,
+			MaxResponseBodySize:       64 << 20,
 			Dial: func(addr string) (net.Conn, error) {
 				return fasthttp.DialTimeout(addr, dialTimeout)
 			},
