@@ -64,7 +64,7 @@ func TestReloadAndDrain(t *testing.T) {
 	writeConfPinned := func(extra string) { os.WriteFile(conf, []byte(pinned+extra), 0o600) }
 
 	cmd := exec.Command(binary(t), "serve", "-config", conf)
-	var stderr strings.Builder
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -61,7 +61,7 @@ func TestTLSListener(t *testing.T) {
 	cli(t, nil, "check-config", "-config", conf).want(t, 0, "OK")
 
 	cmd := exec.Command(binary(t), "serve", "-config", conf)
-	var stderr strings.Builder
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
