@@ -1,0 +1,128 @@
+# shellcheck shell=bash
+#
+# phases.sh - the benchmark's longer phases: profiling, the RSS
+# measurement, the micro-benchmarks and the facts for the report. Sourced
+# by bench/run.sh; they use its variables (RUN, BIN, ports, CPUs).
+
+# profile_proxy - the warm pass again, against bench/profproxy (ec2proxy
+# wired by internal/app, plus net/http/pprof), with a CPU profile of the
+# measured window (DURATION - 1 s). Writes cpu.pprof and the
+# top functions (flat and cumulative) to RUN.
+profile_proxy() {
+	local port admin pprof conf lg
+	port=$(free_port) admin=$(free_port) pprof=$(free_port)
+	conf="${RUN}/ec2proxy-profile.yaml"
+	proxy_conf "$port" "$admin" "$PREFIX" "$KS_URL" "$KS_USER" "$KS_PASSWORD" >"$conf"
+	start_proxy profproxy "$conf" "${BIN}/profproxy" -config "$conf" -pprof "127.0.0.1:${pprof}"
+	on "$LG_CPU" "${BIN}/loadgen" -label profile-fill -target "127.0.0.1:${port}" -creds "${RUN}/creds.tsv" \
+		-conns "$FILL_CONNS" -once -out "${RUN}/profile.jsonl" >/dev/null
+	on "$LG_CPU" "${BIN}/loadgen" -label profile -target "127.0.0.1:${port}" -creds "${RUN}/creds.tsv" \
+		-conns "$CONNS" -warmup "$WARMUP" -duration "$DURATION" -out "${RUN}/profile.jsonl" >/dev/null &
+	lg=$!
+	sleep "$(awk -v w="${WARMUP%s}" 'BEGIN { print w + 0.5 }')"
+	curl --noproxy '*' -s -o "${RUN}/cpu.pprof" "http://127.0.0.1:${pprof}/debug/pprof/profile?seconds=$(awk -v d="${DURATION%s}" 'BEGIN { print int(d - 1) }')"
+	wait "$lg"
+	stop_bg profproxy
+	go tool pprof -top -nodecount=30 "${BIN}/profproxy" "${RUN}/cpu.pprof" >"${RUN}/profile-top.txt" 2>/dev/null
+	go tool pprof -top -cum -nodecount=40 "${BIN}/profproxy" "${RUN}/cpu.pprof" >"${RUN}/profile-cum.txt" 2>/dev/null
+}
+
+# measure_rss - RSS of ec2proxy holding RSS_KEYS credentials and tokens.
+# The credentials are random ones in Redis; Keystone is bench/fakekeystone,
+# which answers every ec2tokens call (the real one would need RSS_KEYS
+# credentials and ~7 ms per call). One signed request per key fills both
+# caches; then /proc/PID/status is read, with the Go heap figures and a
+# heap profile. The process is bench/profproxy: ec2proxy wired by the same
+# internal/app, plus a pprof listener, which adds no measurable memory.
+measure_rss() {
+	local ks port admin pprof conf pid metrics
+	ks=$(free_port) port=$(free_port) admin=$(free_port) pprof=$(free_port)
+	start_bg fakekeystone "$AUX_CPU" "${BIN}/fakekeystone" -listen "127.0.0.1:${ks}"
+	wait_http "http://127.0.0.1:${ks}/v3" 200 10
+	"${BIN}/seed" synthetic -n "$RSS_KEYS" -redis "127.0.0.1:${REDIS_PORT}" -prefix "$RSS_PREFIX" -key "$KEY_FILE" -out "${RUN}/rss-creds.tsv"
+	conf="${RUN}/ec2proxy-rss.yaml"
+	proxy_conf "$port" "$admin" "$RSS_PREFIX" "http://127.0.0.1:${ks}" fake fake >"$conf"
+	start_proxy ec2proxy-rss "$conf" "${BIN}/profproxy" -config "$conf" -pprof "127.0.0.1:${pprof}"
+	on "$LG_CPU" "${BIN}/loadgen" -label rss-fill -target "127.0.0.1:${port}" -creds "${RUN}/rss-creds.tsv" \
+		-conns "$CONNS" -once -metrics "http://127.0.0.1:${admin}/metrics" -out "${RUN}/results.jsonl" >/dev/null
+	sleep 1
+	pid=$(bg_pid ec2proxy-rss)
+	RSS_KIB=$(vm_kib "$pid" VmRSS)
+	RSS_HWM_KIB=$(vm_kib "$pid" VmHWM)
+	metrics=$(curl --noproxy '*' -s "http://127.0.0.1:${admin}/metrics")
+	RSS_CREDS=$(awk '/^ec2proxy_cache_entries\{cache="credential"\}/ { print $2 }' <<<"$metrics")
+	RSS_TOKENS=$(awk '/^ec2proxy_cache_entries\{cache="token"\}/ { print $2 }' <<<"$metrics")
+	RSS_HEAP_INUSE=$(awk '/^go_memstats_heap_inuse_bytes / { printf "%d", $2 / 1024 }' <<<"$metrics")
+	RSS_NEXT_GC=$(awk '/^go_memstats_next_gc_bytes / { printf "%d", $2 / 1024 }' <<<"$metrics")
+	curl --noproxy '*' -s -o "${RUN}/heap.pprof" "http://127.0.0.1:${pprof}/debug/pprof/heap"
+	go tool pprof -sample_index=inuse_space -top -nodecount=25 "${BIN}/profproxy" "${RUN}/heap.pprof" >"${RUN}/heap-top.txt" 2>/dev/null || true
+	stop_bg ec2proxy-rss
+	stop_bg fakekeystone
+}
+
+# micro - the sigv2/sigv4 Go benchmarks, compiled first (on both cores)
+# and then run on the target core alone, MICRO_COUNT rounds of -count 1
+# rather than -count MICRO_COUNT: on a shared machine a busy spell then
+# slows one sample of every benchmark, not every sample of one, and the
+# report's median drops it.
+micro() {
+	local pkg _
+	: >"${RUN}/micro.txt"
+	for pkg in sigv2 sigv4; do
+		(cd "$REPO" && go test -c -o "${BIN}/${pkg}.test" "./${pkg}") || return
+	done
+	for _ in $(seq "$MICRO_COUNT"); do
+		for pkg in sigv2 sigv4; do
+			(cd "${REPO}/${pkg}" && on "$SUT_CPU" "${BIN}/${pkg}.test" -test.run '^$' -test.bench . \
+				-test.benchmem -test.count 1 -test.benchtime 500ms) >>"${RUN}/micro.txt" || return
+		done
+	done
+}
+
+# perf_sample LABEL PID[,PID...] - if perf works here, count the system
+# calls, context switches and CPU time of the proxy process(es) for 3 s of
+# the measured window of the pass about to start (from 0.5 s after the
+# warm-up; DURATION must be 4s or more). Stop it with stop_bg perf-LABEL
+# after the pass.
+perf_sample() {
+	[ "$PERF" = 1 ] || return 0
+	local delay
+	delay=$(awk -v w="${WARMUP%s}" 'BEGIN { print w + 0.5 }')
+	start_bg "perf-$1" "$AUX_CPU" bash -c "sleep ${delay}; exec perf stat -x, -e raw_syscalls:sys_enter -e context-switches -e task-clock -p $2 -o ${RUN}/perf-$1.txt -- sleep 3"
+}
+
+write_facts() {
+	cat <<EOF
+date=$(date -u '+%Y-%m-%d %H:%M UTC')
+nproc=${NCPU}
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+kernel=$(uname -r)
+go_version=$(go version | awk '{ print $3 " " $4 }')
+nginx_version=$(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///')
+redis_version=$(redis-server --version | sed 's/.* v=\([^ ]*\).*/\1/')
+keystone_version=$(dpkg-query -W -f '${Version}' keystone 2>/dev/null)
+loadavg=${LOADAVG}
+pinning=${PINNING}
+conns=${CONNS}
+warmup=${WARMUP}
+duration=${DURATION}
+rounds=${ROUNDS}
+keys=${KEYS}
+cache_ttl=60s
+token_lifetime=1h (Keystone [token] expiration default)
+token_margin=5m (keystone.token_margin default)
+warm_lifetime_s=${WARM_LIFETIME}
+warm_rss_kib=${WARM_RSS_KIB}
+rss_keys=${RSS_KEYS}
+rss_kib=${RSS_KIB:-}
+rss_hwm_kib=${RSS_HWM_KIB:-}
+rss_cached_credentials=${RSS_CREDS:-}
+rss_cached_tokens=${RSS_TOKENS:-}
+rss_heap_inuse_kib=${RSS_HEAP_INUSE:-}
+rss_next_gc_kib=${RSS_NEXT_GC:-}
+auth_options=$(option_keys)
+micro_count=${MICRO_COUNT}
+perf_window_s=3
+micro_pinning=${SUT_CPU:+run on cpu${SUT_CPU} alone (GOMAXPROCS=1)}
+EOF
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// bench is one Go benchmark's repeated results (go test -count N).
+type bench struct {
+	pkg, name         string
+	ns, bytes, allocs []float64
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+// parseMicro reads `go test -bench -benchmem` output, package by package.
+func parseMicro(out string) []*bench {
+	var list []*bench
+	byKey := map[string]*bench{}
+	pkg := ""
+	for _, line := range strings.Split(out, "\n") {
+		if p, ok := strings.CutPrefix(line, "pkg: "); ok {
+			pkg = p[strings.LastIndexByte(p, '/')+1:]
+			continue
+		}
+		fields := strings.Fields(line)
+		if len(fields) < 4 || !strings.HasPrefix(fields[0], "Benchmark") {
+			continue
+		}
+		name := fields[0]
+		if i := strings.LastIndexByte(name, '-'); i > 0 {
+			name = name[:i] // the -GOMAXPROCS suffix
+		}
+		b := byKey[pkg+"."+name]
+		if b == nil {
+			b = &bench{pkg: pkg, name: strings.TrimPrefix(name, "Benchmark")}
+			byKey[pkg+"."+name] = b
+			list = append(list, b)
+		}
+		for i := 2; i+1 < len(fields); i += 2 {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err != nil {
+				continue
+			}
+			switch fields[i+1] {
+			case "ns/op":
+				b.ns = append(b.ns, v)
+			case "B/op":
+				b.bytes = append(b.bytes, v)
+			case "allocs/op":
+				b.allocs = append(b.allocs, v)
+			}
+		}
+	}
+	return list
+}
+
+// verifyPairs are the issue's "verification ≤ 1.5× the raw HMAC of the same
+// string": a typical valid request against the bare pre-keyed HMAC.
+var verifyPairs = []struct{ pkg, verify, raw string }{
+	{"sigv2", "VerifyPublished", "RawHMACSHA256PreKeyed"},
+	{"sigv4", "VerifyPostForm", "RawHMACSHA256"},
+}
+
+func find(list []*bench, pkg, name string) *bench {
+	for _, b := range list {
+		if b.pkg == pkg && b.name == name {
+			return b
+		}
+	}
+	return nil
+}
+
+func (r *run) writeMicro(w io.Writer) {
+	out := r.text("micro.txt")
+	if out == "" {
+		return
+	}
+	list := parseMicro(out)
+	fmt.Fprintf(w, "## Go micro-benchmarks (`go test -bench . -benchmem ./sigv2 ./sigv4`, %s rounds of -count 1, %s)\n\n", r.facts["micro_count"], r.facts["micro_pinning"])
+	fmt.Fprintf(w, "| package | benchmark | ns/op (median) | B/op | allocs/op | ÷ raw HMAC of the package |\n|---|---|---:|---:|---:|---:|\n")
+	for _, b := range list {
+		ratio := "–"
+		for _, p := range verifyPairs {
+			if raw := find(list, p.pkg, p.raw); p.pkg == b.pkg && raw != nil && median(raw.ns) > 0 {
+				ratio = fmt.Sprintf("%.2f× %s", median(b.ns)/median(raw.ns), p.raw)
+			}
+		}
+		fmt.Fprintf(w, "| %s | %s | %.0f | %.0f | %.0f | %s |\n", b.pkg, b.name, median(b.ns), median(b.bytes), median(b.allocs), ratio)
+	}
+	fmt.Fprintf(w, "\n<details><summary>raw output</summary>\n\n```\n%s\n```\n</details>\n\n", out)
+}

@@ -1,0 +1,56 @@
+package main
+
+import "testing"
+
+const sampleMicro = `goos: linux
+pkg: github.com/ec2proxy/ec2proxy/sigv2
+BenchmarkVerifyPublished-2       	  490872	      1232 ns/op	 194.03 MB/s	       0 B/op	       0 allocs/op
+BenchmarkRawHMACSHA256PreKeyed 	 1870269	       315.0 ns/op	 758.66 MB/s	       0 B/op	       0 allocs/op
+PASS
+pkg: github.com/ec2proxy/ec2proxy/sigv2
+BenchmarkVerifyPublished-2       	  473640	      1300 ns/op	 191.62 MB/s	       0 B/op	       0 allocs/op
+BenchmarkRawHMACSHA256PreKeyed 	 1541824	       413.6 ns/op	 577.83 MB/s	       0 B/op	       0 allocs/op
+pkg: github.com/ec2proxy/ec2proxy/sigv4
+BenchmarkVerifyPostForm 	  476868	      1277 ns/op	       8 B/op	       1 allocs/op
+`
+
+func TestParseMicro(t *testing.T) {
+	list := parseMicro(sampleMicro)
+	if len(list) != 3 {
+		t.Fatalf("parseMicro found %d benchmarks; want 3 (rounds merged, packages kept apart)", len(list))
+	}
+	v := find(list, "sigv2", "VerifyPublished")
+	if v == nil || len(v.ns) != 2 || median(v.ns) != 1300 {
+		t.Errorf("sigv2 VerifyPublished = %+v; want two samples, median 1300", v)
+	}
+	if f := find(list, "sigv4", "VerifyPostForm"); f == nil || median(f.allocs) != 1 || median(f.bytes) != 8 {
+		t.Errorf("sigv4 VerifyPostForm = %+v; want 8 B/op, 1 alloc", f)
+	}
+}
+
+func TestPerfCounts(t *testing.T) {
+	got := perfCounts("# started on x\n\n311300,,raw_syscalls:sys_enter,4000,100.00,,\n27859,,context-switches,4000,100.00,6.9,/sec\n2900.5,msec,task-clock,4000,100.00,0.7,CPUs utilized\n")
+	want := map[string]float64{"raw_syscalls:sys_enter": 311300, "context-switches": 27859, "task-clock": 2900.5}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("perfCounts[%q] = %v; want %v", k, got[k], v)
+		}
+	}
+}
+
+func TestMedianRounds(t *testing.T) {
+	results := map[string]result{
+		"nginx#1": {Label: "nginx#1", RPS: 30}, "nginx#2": {Label: "nginx#2", RPS: 10}, "nginx#3": {Label: "nginx#3", RPS: 20},
+		"backend": {Label: "backend", RPS: 99},
+	}
+	rounds := medianRounds(results)
+	if got := results["nginx"].Label; got != "nginx#3" {
+		t.Errorf("median round of nginx = %s; want nginx#3 (20 req/s)", got)
+	}
+	if len(rounds["nginx"]) != 3 || rounds["nginx"][1].RPS != 10 {
+		t.Errorf("rounds[nginx] = %+v; want the three rounds in order", rounds["nginx"])
+	}
+	if results["backend"].RPS != 99 || len(rounds["backend"]) != 0 {
+		t.Error("a target without rounds changed")
+	}
+}

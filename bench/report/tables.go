@@ -1,0 +1,234 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// Labels bench/run.sh gives its loadgen passes.
+const (
+	lBackend     = "backend"
+	lNginx       = "nginx"
+	lFastproxy   = "fastproxy"
+	lProxy       = "ec2proxy"
+	lProtections = "ec2proxy-protections"
+	lFlood       = "ec2proxy-badsig"
+	lFloodFresh  = "ec2proxy-badsig-distinct"
+	lFill        = "ec2proxy-fill"
+	lRSSFill     = "rss-fill"
+)
+
+var loadRows = []struct{ label, name string }{
+	{lBackend, "backend direct"},
+	{lNginx, "nginx plain proxy"},
+	{lFastproxy, "plain fasthttp proxy (Go reference)"},
+	{lProxy, "ec2proxy, warm (keystone + redis)"},
+	{lProtections, "ec2proxy, every protection on"},
+	{lFlood, "ec2proxy, invalid signatures, repeated"},
+	{lFloodFresh, "ec2proxy, invalid signatures, all distinct"},
+}
+
+func (r *run) write(w io.Writer) {
+	f := r.facts
+	fmt.Fprintf(w, "# ec2proxy benchmark results\n\n")
+	fmt.Fprintf(w, "Run %s with `make bench` (`bash bench/run.sh`).\n\n", f["date"])
+	fmt.Fprintf(w, "Machine: %s cores (%s), kernel %s, %s; nginx %s, redis %s, keystone %s.\n\n",
+		f["nproc"], f["cpu_model"], f["kernel"], f["go_version"], f["nginx_version"], f["redis_version"], f["keystone_version"])
+	fmt.Fprintf(w, "Load: %s connections, %s warm-up then %s measured per pass (fasthttp, nginx and warm ec2proxy: %s rounds in turn, median round shown), %s EC2 credentials (half SigV2 HmacSHA256, half SigV4, form POST DescribeInstances, signed at the start of each pass unless marked †). %s\n\n",
+		f["conns"], f["warmup"], f["duration"], f["rounds"], f["keys"], f["pinning"])
+	fmt.Fprintf(w, "Load average before the run: %s. Other work on the machine during the run adds noise; the CPU column shows how busy each core was.\n\n", f["loadavg"])
+
+	r.writeLoad(w)
+	r.writeRounds(w)
+	r.writePerf(w)
+	r.writeKinds(w)
+	r.writeDeps(w)
+	r.writeTargets(w)
+	if p := r.text("protections.yaml"); p != "" {
+		fmt.Fprintf(w, "## \"Every protection on\"\n\nThe ec2proxy configuration of that row adds:\n\n```yaml\n%s\n```\n\n", p)
+		if extra := f["auth_options"]; extra != "" {
+			fmt.Fprintf(w, "Signature and protection settings in configs/config.go at run time: %s.\n\n", extra)
+		}
+	}
+	r.writeMicro(w)
+	if p := r.text("profile-top.txt"); p != "" {
+		fmt.Fprintf(w, "## CPU profile of ec2proxy under the warm load\n\n```\n%s\n```\n\n", p)
+	}
+}
+
+func (r *run) writeLoad(w io.Writer) {
+	nginx, haveNginx := r.results[lNginx]
+	fmt.Fprintf(w, "## Throughput and latency\n\n")
+	fmt.Fprintf(w, "| target | req/s | p50 ms | p99 ms | p99.9 ms | req/s ÷ nginx | p99 − nginx p99 | answers | proxy / backend CPU µs per request | proxy / backend CPU %% | cores busy %% | loadgen CPU %% |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---:|\n")
+	for _, row := range loadRows {
+		res, ok := r.results[row.label]
+		if !ok {
+			fmt.Fprintf(w, "| %s | – | – | – | – | – | – | not run | | | | |\n", row.name)
+			continue
+		}
+		ratio, delta := "–", "–"
+		if haveNginx && nginx.RPS > 0 {
+			ratio = fmt.Sprintf("%.2f", res.RPS/nginx.RPS)
+			delta = fmt.Sprintf("%+.2f ms", res.P99Ms-nginx.P99Ms)
+		}
+		name := row.name
+		if res.Fresh {
+			name += " †"
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %.0f |\n",
+			name, res.RPS, res.P50Ms, res.P99Ms, res.P999Ms, ratio, delta, answers(res),
+			pair(res.CPUPerRequestUs, "%.1f"), pair(res.CPUPct, "%.0f"), cpus(res.CPUBusy), res.LoadgenCPU)
+	}
+	fmt.Fprintf(w, "\n† signed by the load generator just before each request, with a unique ClientToken (replay protection refuses repeats; distinct bad signatures are what lockout counts); the other rows reuse requests signed when the pass starts.\n\nCPU per request is the process's user+system time during the measured window (/proc/PID/stat, 10 ms ticks) over the requests answered. It varies less than req/s with what else the machine does, but not nothing: another process on the same core, or a busy host (this guest reports no steal time), inflates it too. The proxy's share of its core plus the backend's, well under 100%% while the core is busy, means other processes took the rest.\n\n")
+}
+
+func answers(res result) string {
+	var parts []string
+	codes := make([]string, 0, len(res.Status))
+	for c := range res.Status {
+		codes = append(codes, c)
+	}
+	sort.Strings(codes)
+	for _, c := range codes {
+		parts = append(parts, fmt.Sprintf("%s×%.0f", c, res.Status[c]))
+	}
+	if res.Errors > 0 {
+		parts = append(parts, fmt.Sprintf("%.0f transport errors", res.Errors))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// pair shows the proxy's and the backend's value, "–" where not measured.
+func pair(m map[string]float64, format string) string {
+	show := func(name string) string {
+		if v, ok := m[name]; ok {
+			return fmt.Sprintf(format, v)
+		}
+		return "–"
+	}
+	return show("proxy") + " / " + show("backend")
+}
+
+func cpus(b []float64) string {
+	var parts []string
+	for i, v := range b {
+		parts = append(parts, fmt.Sprintf("cpu%d %.0f", i, v))
+	}
+	return strings.Join(parts, " / ")
+}
+
+// writeRounds lists every round of the targets measured in turn, with
+// ec2proxy's ratio to nginx within the same round.
+func (r *run) writeRounds(w io.Writer) {
+	nginx, proxy := r.rounds[lNginx], r.rounds[lProxy]
+	if len(nginx) < 2 {
+		return
+	}
+	fmt.Fprintf(w, "### Rounds (req/s; p99 ms)\n\n| round | plain fasthttp proxy | nginx | ec2proxy warm | ec2proxy ÷ nginx, same round |\n|---|---:|---:|---:|---:|\n")
+	fast := r.rounds[lFastproxy]
+	for i := range nginx {
+		cell := func(list []result) string {
+			if i >= len(list) || list[i].RPS == 0 {
+				return "–"
+			}
+			return fmt.Sprintf("%.0f; %.2f", list[i].RPS, list[i].P99Ms)
+		}
+		ratio := "–"
+		if i < len(proxy) && nginx[i].RPS > 0 {
+			ratio = fmt.Sprintf("%.2f", proxy[i].RPS/nginx[i].RPS)
+		}
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %s |\n", i+1, cell(fast), cell(nginx), cell(proxy), ratio)
+	}
+	fmt.Fprintln(w)
+}
+
+func (r *run) writeKinds(w io.Writer) {
+	fmt.Fprintf(w, "### By signature version\n\n| target | SigV2 req/s | SigV2 p50 / p99 ms | SigV4 req/s | SigV4 p50 / p99 ms |\n|---|---:|---:|---:|---:|\n")
+	for _, row := range loadRows {
+		res, ok := r.results[row.label]
+		if !ok {
+			continue
+		}
+		v2, v4 := res.Kinds["sigv2"], res.Kinds["sigv4"]
+		fmt.Fprintf(w, "| %s | %.0f | %.2f / %.2f | %.0f | %.2f / %.2f |\n", row.name, v2.RPS, v2.P50Ms, v2.P99Ms, v4.RPS, v4.P50Ms, v4.P99Ms)
+	}
+	fmt.Fprintf(w, "\nBoth kinds share the connections, so each gets about half of the total; the latencies are what differs.\n\n")
+}
+
+func per10k(n, requests float64) string {
+	if requests == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", n*10000/requests)
+}
+
+func commands(m map[string]float64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for c, n := range m {
+		parts = append(parts, fmt.Sprintf("%s×%.0f", strings.ToUpper(c), n))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+func (r *run) writeDeps(w io.Writer) {
+	fmt.Fprintf(w, "## Keystone and Redis load\n\n")
+	fmt.Fprintf(w, "| pass | requests | Keystone ec2tokens calls | per 10,000 requests | Redis commands | per 10,000 requests | Redis commands by name |\n|---|---:|---:|---:|---:|---:|---|\n")
+	for _, label := range []string{"ec2proxy-protections-fill", lProtections, lFill, lProxy, lFlood, lFloodFresh} {
+		res, ok := r.results[label]
+		if !ok {
+			continue
+		}
+		requests := fmt.Sprintf("%.0f", res.Requests)
+		if res.Retried > 0 {
+			requests += fmt.Sprintf(" (%.0f retried after a 5xx)", res.Retried)
+		}
+		fmt.Fprintf(w, "| %s (%s) | %s | %.0f | %s | %.0f | %s | %s |\n", label, res.Mode, requests,
+			res.KeystoneEC2Tokens, per10k(res.KeystoneEC2Tokens, res.Requests),
+			res.RedisCommands, per10k(res.RedisCommands, res.Requests), commands(res.RedisByCommand))
+	}
+	fmt.Fprintf(w, "\n\"fill\" passes send one request per access key to a freshly started ec2proxy (cold caches); the timed passes follow on the same process. Redis commands are INFO commandstats deltas (the probe's own INFO excluded); Keystone calls are ec2proxy's `ec2proxy_keystone_requests_total{op=\"ec2tokens\"}`.\n\n")
+	for _, label := range []string{lFloodFresh, lFlood, lProxy} {
+		if last, ok := r.results[label]; ok {
+			fmt.Fprintf(w, "Over the warm ec2proxy's life (fill, warm and flood passes, %s s): %.0f ec2tokens calls (%.0f answered with a token, the others failed, e.g. timed out on a cold Keystone, and were retried) for %d access keys, i.e. %.2f successful calls per key (Keystone token lifetime: %s, renewed %s before expiry).\n\n",
+				r.facts["warm_lifetime_s"], last.KeystoneEC2TokensTotal, last.KeystoneEC2TokensOK, last.Keys, last.KeystoneEC2TokensOK/float64(max(last.Keys, 1)), r.facts["token_lifetime"], r.facts["token_margin"])
+			break
+		}
+	}
+	if kib := r.facts["rss_kib"]; kib != "" {
+		fmt.Fprintf(w, "## Memory\n\n%s\n\n", r.rssText())
+		if h := r.text("heap-top.txt"); h != "" {
+			fmt.Fprintf(w, "<details><summary>heap profile (in use) with %s credentials</summary>\n\n```\n%s\n```\n</details>\n\n", r.facts["rss_keys"], h)
+		}
+	}
+}
+
+func (r *run) rssText() string {
+	f := r.facts
+	return fmt.Sprintf("ec2proxy RSS with %s credentials cached: **%s MiB** (VmRSS; peak VmHWM %s MiB; Go heap in use %s MiB, next GC at %s MiB); cache entries: %s credentials, %s tokens. "+
+		"Method: %s random credentials written to Redis, ec2proxy in keystone mode against bench/fakekeystone (answers every ec2tokens call with a token shaped like Keystone 22's, so the token cache fills too), "+
+		"one signed request per key (%s req/s during the fill), then /proc/PID/status. The process is bench/profproxy (ec2proxy wired by internal/app, plus a pprof listener) so that the heap profile below comes from the same process. For comparison, the warm benchmark process (%s keys) had %s MiB.",
+		f["rss_keys"], mib(f["rss_kib"]), mib(f["rss_hwm_kib"]), mib(f["rss_heap_inuse_kib"]), mib(f["rss_next_gc_kib"]), f["rss_cached_credentials"], f["rss_cached_tokens"],
+		f["rss_keys"], r.rpsOf(lRSSFill), f["keys"], mib(f["warm_rss_kib"]))
+}
+
+func (r *run) rpsOf(label string) string {
+	if res, ok := r.results[label]; ok {
+		return fmt.Sprintf("%.0f", res.RPS)
+	}
+	return "–"
+}
+
+func mib(kib string) string {
+	var k float64
+	if _, err := fmt.Sscan(kib, &k); err != nil {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f", k/1024)
+}

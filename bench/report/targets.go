@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"time"
+)
+
+type check struct {
+	target, measured string
+	met              bool
+	known            bool // false: not measured in this run
+}
+
+func yes(c check) string {
+	switch {
+	case !c.known:
+		return "not measured"
+	case c.met:
+		return "met"
+	}
+	return "**missed**"
+}
+
+// checks evaluates the issue's targets on this run's numbers.
+func (r *run) checks() []check {
+	var out []check
+	proxy, okP := r.results[lProxy]
+	nginx, okN := r.results[lNginx]
+	if okP && okN {
+		out = append(out,
+			check{"ec2proxy warm ≥ 0.95× nginx req/s", fmt.Sprintf("%.2f×", proxy.RPS/nginx.RPS), proxy.RPS >= 0.95*nginx.RPS, true},
+			check{"ec2proxy warm p99 within 0.5 ms of nginx's", fmt.Sprintf("%+.2f ms", proxy.P99Ms-nginx.P99Ms), proxy.P99Ms-nginx.P99Ms <= 0.5, true})
+	}
+	for _, label := range []string{lFlood, lFloodFresh} {
+		flood, ok := r.results[label]
+		if !ok {
+			continue
+		}
+		if okP {
+			out = append(out, check{label + ": ≥ the valid rate", fmt.Sprintf("%.0f vs %.0f req/s", flood.RPS, proxy.RPS), flood.RPS >= proxy.RPS, true})
+		}
+		out = append(out, check{label + ": zero Keystone calls", fmt.Sprintf("%.0f", flood.KeystoneEC2Tokens), flood.KeystoneEC2Tokens == 0, true})
+	}
+	// The last pass on the warm process carries its lifetime total.
+	for _, label := range []string{lFloodFresh, lFlood, lProxy} {
+		if last, ok := r.results[label]; ok {
+			out = append(out, check{"≤ 1 ec2tokens call per access key per token lifetime",
+				fmt.Sprintf("%.0f successful calls for %d keys (%.0f failed and retried)", last.KeystoneEC2TokensOK, last.Keys, last.KeystoneEC2TokensTotal-last.KeystoneEC2TokensOK),
+				last.KeystoneEC2TokensOK <= float64(last.Keys), true})
+			break
+		}
+	}
+	if okP {
+		ttl, err := time.ParseDuration(r.facts["cache_ttl"])
+		allowed := float64(proxy.Keys) * math.Ceil(proxy.Seconds/max(ttl.Seconds(), 1))
+		out = append(out, check{"Redis on the warm path: 0 per request (≤ 1 per key per cache TTL)",
+			fmt.Sprintf("%.0f commands in %.0f requests", proxy.RedisCommands, proxy.Requests), err == nil && proxy.RedisCommands <= allowed, true})
+	}
+	if kib, err := strconv.ParseFloat(r.facts["rss_kib"], 64); err == nil {
+		out = append(out, check{"RSS ≤ 150 MiB with " + r.facts["rss_keys"] + " credentials", mib(r.facts["rss_kib"]) + " MiB", kib <= 150*1024, true})
+	} else {
+		out = append(out, check{"RSS ≤ 150 MiB with 100,000 credentials", "", false, false})
+	}
+	list := parseMicro(r.text("micro.txt"))
+	for _, p := range verifyPairs {
+		v, raw := find(list, p.pkg, p.verify), find(list, p.pkg, p.raw)
+		if v == nil || raw == nil || median(raw.ns) == 0 {
+			out = append(out, check{p.pkg + " verify ≤ 1.5× raw HMAC, 0 allocs", "", false, false})
+			continue
+		}
+		ratio := median(v.ns) / median(raw.ns)
+		out = append(out, check{p.pkg + " " + p.verify + " ≤ 1.5× " + p.raw + ", 0 allocs",
+			fmt.Sprintf("%.2f×, %.0f allocs", ratio, median(v.allocs)), ratio <= 1.5 && median(v.allocs) == 0, true})
+	}
+	return out
+}
+
+func (r *run) writeTargets(w io.Writer) {
+	fmt.Fprintf(w, "## Issue 5 targets in this run\n\n| target | measured | |\n|---|---|---|\n")
+	for _, c := range r.checks() {
+		fmt.Fprintf(w, "| %s | %s | %s |\n", c.target, c.measured, yes(c))
+	}
+	fmt.Fprintln(w)
+}

@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+#
+# run.sh - the ec2proxy benchmark (issue 5), in one command:
+#
+#   make bench            (or: bash bench/run.sh)
+#
+# Builds ec2proxy and the bench programs, installs nginx if missing, starts
+# a private Redis and a real Keystone (test/scripts), creates KEYS EC2
+# credentials in Keystone and copies them into Redis, then drives with the
+# same load generator, one after another:
+#   backend direct | nginx plain proxy | a plain fasthttp proxy (the Go
+#   reference) | ec2proxy warm | ec2proxy with every protection on |
+#   invalid signatures against ec2proxy (repeated, and all distinct)
+# and measures Keystone and Redis load per request, RSS with RSS_KEYS
+# credentials cached, and the sigv2/sigv4 Go micro-benchmarks. Writes
+# bench/results.md (and prints it); stops everything it started.
+#
+# Settings (environment):
+#   CONNS=64        connections of the load generator
+#   FILL_CONNS=4    connections of the cache-filling passes (one request per
+#                   key, each a cold ec2tokens call: Keystone's two uwsgi
+#                   workers take ~7-100 ms each, and 64 at once would queue
+#                   past ec2proxy's 5 s keystone.timeout)
+#   WARMUP=2s       load before each measured window (seconds, "Ns")
+#   DURATION=8s     measured window per pass (seconds, "Ns")
+#   ROUNDS=3        passes of fasthttp, nginx and warm ec2proxy, in turn
+#   KEYS=200        EC2 credentials (Keystone + Redis) the load is spread over
+#   RSS_KEYS=100000 credentials cached for the RSS measurement (0 skips it)
+#   PIN=auto        auto: pin with taskset when there are 2+ cores; 0: never
+#   PROFILE=auto    CPU-profile ec2proxy under load: auto (when it misses
+#                   the 0.95x-nginx target), 1 (always) or 0 (never)
+#   MICRO_COUNT=3   rounds of the Go micro-benchmarks (0 skips them)
+#   PERF=auto       count system calls and context switches per request of
+#                   nginx, fasthttp and ec2proxy with perf stat: auto (if
+#                   perf works here), 0 (never)
+#   BENCH_STATE     state directory (default bench/.state): Keystone's
+#                   database survives between runs, so only the first run
+#                   pays for its initialisation; runs/<time>/ keeps each
+#                   run's configurations, logs and raw results.
+#
+# Must run as root (apt-get, taskset). Whole run: about 4 minutes, plus
+# about a minute the first time (nginx install, Keystone initialisation,
+# creating the credentials).
+set -euo pipefail
+
+SCRIPT_NAME=bench
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "${BENCH}/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=../test/scripts/lib.sh
+. "${REPO}/test/scripts/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/nginx.sh
+. "${BENCH}/lib/nginx.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/proxy.sh
+. "${BENCH}/lib/proxy.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/procs.sh
+. "${BENCH}/lib/procs.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/phases.sh
+. "${BENCH}/lib/phases.sh"
+export PATH="/usr/local/go/bin:${PATH}"
+
+CONNS=${CONNS:-64}
+FILL_CONNS=${FILL_CONNS:-4}
+WARMUP=${WARMUP:-2s}
+DURATION=${DURATION:-8s}
+ROUNDS=${ROUNDS:-3}
+KEYS=${KEYS:-200}
+RSS_KEYS=${RSS_KEYS:-100000}
+PIN=${PIN:-auto}
+PROFILE=${PROFILE:-auto}
+MICRO_COUNT=${MICRO_COUNT:-3}
+PERF=${PERF:-auto}
+STATE=$(abspath "${BENCH_STATE:-${BENCH}/.state}")
+RUN="${STATE}/runs/$(date -u +%Y%m%dT%H%M%SZ)"
+BIN="${STATE}/bin"
+PREFIX='ec2bench:v1:'
+RSS_PREFIX='ec2bench-rss:v1:'
+mkdir -p "$RUN" "$BIN"
+[ "$(id -u)" -eq 0 ] || die "run as root (apt-get install, taskset)"
+T_ALL=$(now)
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- pinning ----------------------------------------------------------------
+
+NCPU=$(nproc)
+if [ "$PIN" != 0 ] && [ "$NCPU" -ge 2 ]; then
+	# The load generator gets cpu0 and the system under test cpu1, the same
+	# for every target; Redis and Keystone (idle while measuring) sit with
+	# the generator so that they never take the proxy's core.
+	LG_CPU=0 SUT_CPU=1 AUX_CPU=0
+	NGINX_WORKERS=1
+	PINNING="Pinned with taskset: load generator on cpu0; the target on cpu1 (backend alone, nginx + backend, or ec2proxy + backend); Redis and Keystone on cpu0 (idle during measured windows). Go programs thus run with GOMAXPROCS=1 and nginx with 1 worker: one core per proxy, the same for every target."
+else
+	LG_CPU='' SUT_CPU='' AUX_CPU=''
+	NGINX_WORKERS=auto
+	PINNING="Not pinned (PIN=0 or one core): load generator, proxy and backend share ${NCPU} core(s); nginx runs worker_processes auto."
+fi
+
+# ---- build and dependencies ---------------------------------------------------
+
+build() {
+	(cd "$REPO" && go build -o "${BIN}/ec2proxy" ./cmd/ec2proxy &&
+		go build -o "${BIN}/" ./bench/backend ./bench/loadgen ./bench/seed ./bench/fakekeystone ./bench/profproxy ./bench/report ./bench/fastproxy)
+}
+step "build ec2proxy and bench programs" build
+
+if ! command -v redis-server >/dev/null 2>&1 || [ ! -x /usr/bin/keystone-manage ] || ! command -v uwsgi >/dev/null 2>&1; then
+	step "install Redis and Keystone (test/scripts/deps.sh)" bash "${REPO}/test/scripts/deps.sh"
+fi
+step "nginx installed, system service stopped" ensure_nginx
+if [ "$PERF" = auto ]; then
+	PERF=0
+	if command -v perf >/dev/null 2>&1 && perf stat -e raw_syscalls:sys_enter -e context-switches -p $$ -- true >/dev/null 2>&1; then
+		PERF=1
+	fi
+fi
+
+# ---- Redis and Keystone --------------------------------------------------------
+
+STARTED_REDIS=1 # from here on cleanup stops it (redis-down.sh is idempotent)
+step "redis up" on "$AUX_CPU" bash "${REPO}/test/scripts/redis-up.sh" "${STATE}/redis"
+REDIS_PORT=$(cat "${STATE}/redis/redis.port")
+# KS_PORT=auto: never the test suite's 5000.
+export KS_PORT=auto KS_PROCESSES=2
+STARTED_KEYSTONE=1
+step "keystone up" on "$AUX_CPU" bash "${REPO}/test/scripts/keystone-up.sh" "${STATE}/keystone"
+pin_running "$AUX_CPU" "$(read_pidfile "${STATE}/redis/redis.pid")" "$(read_pidfile "${STATE}/keystone/keystone.pid")"
+KS_URL=$(env_get "${STATE}/keystone/keystone.env" EC2PROXY_TEST_KEYSTONE_URL)
+KS_USER=$(env_get "${STATE}/keystone/keystone.env" EC2PROXY_TEST_KEYSTONE_SERVICE_USER)
+KS_PASSWORD=$(env_get "${STATE}/keystone/keystone.env" EC2PROXY_TEST_KEYSTONE_SERVICE_PASSWORD)
+DEMO_USER_ID=$(env_get "${STATE}/keystone/demo-ec2.env" DEMO_USER_ID)
+DEMO_PROJECT_ID=$(env_get "${STATE}/keystone/demo-ec2.env" DEMO_PROJECT_ID)
+
+# Secrets sealed at rest, as ec2proxy requires by default for Redis.
+KEY_FILE="${RUN}/secret.key"
+(umask 077 && "${BIN}/ec2proxy" creds genkey >"$KEY_FILE")
+step "${KEYS} EC2 credentials in Keystone and Redis" "${BIN}/seed" keystone -n "$KEYS" \
+	-keystone "$KS_URL" -user-id "$DEMO_USER_ID" -project-id "$DEMO_PROJECT_ID" \
+	-redis "127.0.0.1:${REDIS_PORT}" -prefix "$PREFIX" -key "$KEY_FILE" -out "${RUN}/creds.tsv"
+
+# ---- the targets -------------------------------------------------------------------
+
+# load LABEL PORT [loadgen flags...] - one pass of the load generator.
+load() {
+	local label=$1 port=$2
+	shift 2
+	on "$LG_CPU" "${BIN}/loadgen" -label "$label" -target "127.0.0.1:${port}" -creds "${RUN}/creds.tsv" \
+		-conns "$CONNS" -warmup "$WARMUP" -duration "$DURATION" -out "${RUN}/results.jsonl" "$@" >/dev/null
+}
+
+BACKEND_PORT=$(free_port)
+start_bg backend "$SUT_CPU" "${BIN}/backend" -listen "127.0.0.1:${BACKEND_PORT}"
+wait_http "http://127.0.0.1:${BACKEND_PORT}/" 200 10
+B_PID=$(bg_pid backend)
+step "load: backend direct" load backend "$BACKEND_PORT" -pids "backend=${B_PID}"
+
+# start_proxy NAME CONFIG BINARY [ARGS...] - ec2proxy (or the profiling
+# copy) on the target's core; waits for /readyz (Redis PING and a Keystone
+# service token).
+start_proxy() {
+	local name=$1 conf=$2 binary=$3
+	shift 3
+	start_bg "$name" "$SUT_CPU" "$binary" "$@"
+	wait_http "http://127.0.0.1:$(admin_port "$conf")/readyz" 200 30
+}
+admin_port() { sed -n 's/^admin_listen: 127.0.0.1:\([0-9]*\)$/\1/p' "$1"; }
+
+# fill LABEL PORT [loadgen flags...] - one request per key, few at a time:
+# the cold pass that reads every credential and calls ec2tokens.
+fill() {
+	local label=$1 port=$2
+	shift 2
+	load "$label" "$port" -once -conns "$FILL_CONNS" "$@"
+}
+
+# Every protection on first: the floods below lock access keys out (the
+# lockout state lives in Redis, shared by every ec2proxy on this prefix).
+# Requests are signed as they are sent (-fresh): replay protection refuses
+# a request seen before.
+protections_overlay >"${RUN}/protections.yaml"
+X_PORT=$(free_port) X_ADMIN=$(free_port)
+proxy_conf "$X_PORT" "$X_ADMIN" "$PREFIX" "$KS_URL" "$KS_USER" "$KS_PASSWORD" "${RUN}/protections.yaml" >"${RUN}/ec2proxy-protections.yaml"
+start_proxy ec2proxy-protections "${RUN}/ec2proxy-protections.yaml" "${BIN}/ec2proxy" serve -config "${RUN}/ec2proxy-protections.yaml"
+PROBES=(-metrics "http://127.0.0.1:${X_ADMIN}/metrics" -redis "127.0.0.1:${REDIS_PORT}")
+step "fill ec2proxy-protections caches (${KEYS} keys)" fill ec2proxy-protections-fill "$X_PORT" "${PROBES[@]}"
+perf_sample ec2proxy-protections "$(bg_pid ec2proxy-protections)"
+step "load: ec2proxy with protections" load ec2proxy-protections "$X_PORT" -fresh "${PROBES[@]}" \
+	-pids "proxy=$(bg_pid ec2proxy-protections),backend=${B_PID}"
+stop_bg perf-ec2proxy-protections
+stop_bg ec2proxy-protections
+
+# ec2proxy with defaults, filled first (one request per key: credential
+# reads and ec2tokens calls happen here).
+P_PORT=$(free_port) P_ADMIN=$(free_port)
+proxy_conf "$P_PORT" "$P_ADMIN" "$PREFIX" "$KS_URL" "$KS_USER" "$KS_PASSWORD" >"${RUN}/ec2proxy.yaml"
+start_proxy ec2proxy "${RUN}/ec2proxy.yaml" "${BIN}/ec2proxy" serve -config "${RUN}/ec2proxy.yaml"
+T_WARM=$(now)
+PROBES=(-metrics "http://127.0.0.1:${P_ADMIN}/metrics" -redis "127.0.0.1:${REDIS_PORT}" -pids "proxy=$(bg_pid ec2proxy),backend=${B_PID}")
+step "fill ec2proxy caches (${KEYS} keys)" fill ec2proxy-fill "$P_PORT" "${PROBES[@]}"
+
+# The Go reference, a plain fasthttp proxy (what Go and fasthttp cost
+# before any of ec2proxy's own work), and nginx.
+F_PORT=$(free_port)
+start_bg fastproxy "$SUT_CPU" "${BIN}/fastproxy" -listen "127.0.0.1:${F_PORT}" -backend "127.0.0.1:${BACKEND_PORT}"
+wait_http "http://127.0.0.1:${F_PORT}/" 200 10
+NGINX_PORT=$(free_port)
+mkdir -p "${RUN}/nginx"
+nginx_conf "$NGINX_PORT" "$BACKEND_PORT" "${RUN}/nginx" >"${RUN}/nginx/nginx.conf"
+start_bg nginx "$SUT_CPU" /usr/sbin/nginx -c "${RUN}/nginx/nginx.conf" -p "${RUN}/nginx" -e "${RUN}/nginx/error.log"
+wait_http "http://127.0.0.1:${NGINX_PORT}/" 200 10
+N_PIDS=$(bg_pid nginx)
+for kid in $(proc_children "$N_PIDS"); do
+	N_PIDS+="+${kid}"
+done
+
+# The three proxies compared head to head take turns, ROUNDS times: a busy
+# spell on a shared machine then spoils one round of each rather than every
+# measurement of one, and the report takes each one's median round. The
+# idle ones wait on the same core (an idle process costs nothing).
+for round in $(seq "$ROUNDS"); do
+	if [ "$round" = 1 ]; then perf_sample fastproxy "$(bg_pid fastproxy)"; fi
+	step "load: plain fasthttp proxy (round ${round})" load "fastproxy#${round}" "$F_PORT" -pids "proxy=$(bg_pid fastproxy),backend=${B_PID}"
+	stop_bg perf-fastproxy
+	if [ "$round" = 1 ]; then perf_sample nginx "${N_PIDS//+/,}"; fi
+	step "load: nginx (round ${round})" load "nginx#${round}" "$NGINX_PORT" -pids "proxy=${N_PIDS},backend=${B_PID}"
+	stop_bg perf-nginx
+	if [ "$round" = 1 ]; then perf_sample ec2proxy "$(bg_pid ec2proxy)"; fi
+	step "load: ec2proxy warm (round ${round})" load "ec2proxy#${round}" "$P_PORT" "${PROBES[@]}"
+	stop_bg perf-ec2proxy
+done
+stop_bg fastproxy
+stop_bg nginx
+
+ratio=$("${BIN}/report" -run "$RUN" -ratio ec2proxy/nginx)
+if [ "$PROFILE" = 1 ] || { [ "$PROFILE" = auto ] && awk -v r="$ratio" 'BEGIN { exit !(r < 0.95) }'; }; then
+	log "profiling ec2proxy (warm req/s = ${ratio}x nginx's)"
+	step "profile ec2proxy under the warm load" profile_proxy
+fi
+
+# The invalid-signature floods, against the same warm process: the same
+# few bad signatures repeated (a client with a wrong secret), then every
+# one distinct (varied requests, or guessing: what lockout counts).
+step "load: invalid signatures, repeated" load ec2proxy-badsig "$P_PORT" -wrong-secret -expect 4xx "${PROBES[@]}"
+step "load: invalid signatures, distinct" load ec2proxy-badsig-distinct "$P_PORT" -wrong-secret -fresh -expect 4xx "${PROBES[@]}"
+WARM_LIFETIME=$(since "$T_WARM")
+WARM_RSS_KIB=$(vm_kib "$(bg_pid ec2proxy)" VmRSS)
+stop_bg ec2proxy
+
+# ---- RSS with many credentials ---------------------------------------------------
+
+if [ "$RSS_KEYS" -gt 0 ]; then
+	step "RSS with ${RSS_KEYS} credentials" measure_rss
+fi
+stop_bg backend
+
+# ---- micro-benchmarks --------------------------------------------------------------
+
+if [ "$MICRO_COUNT" -gt 0 ]; then
+	step "go micro-benchmarks (sigv2, sigv4)" micro
+fi
+
+# ---- report ---------------------------------------------------------------------------
+
+write_facts >"${RUN}/facts.env"
+"${BIN}/report" -run "$RUN" >"${RUN}/results.md"
+cp "${RUN}/results.md" "${BENCH}/results.md"
+cat "${BENCH}/results.md"
+prune_runs 5
+log "done in $(since "$T_ALL")s; raw results, configurations and logs: ${RUN}"
