@@ -203,7 +203,7 @@ func (s *Server) verifyV4(ctx *fasthttp.RequestCtx, st *state, method, path, que
 func (s *Server) credential(ctx *fasthttp.RequestCtx, st *state, accessKey []byte) (*credential, outcome) {
 	cred, err := s.creds.Get(ctx, accessKey)
 	switch {
-	case err == nil && !cred.record.Enabled:
+	case err == nil && !cred.enabled:
 		return nil, s.fail(ctx, st, errAuthFailure, "", nil)
 	case errors.Is(err, credstore.ErrNotFound):
 		if s.unknownKey(ctx, accessKey) {

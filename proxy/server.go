@@ -65,12 +65,13 @@ type Server struct {
 	inflight     atomic.Int64 // requests in this pipeline, for Wait
 }
 
-// credential is what the cache keeps per access key: the record and its
-// prepared HMAC key, derived once.
+// credential is what the cache keeps per access key: its prepared HMAC
+// keys, derived once, and only what requests need of the record (memory
+// per cached key matters at 100,000 keys).
 type credential struct {
-	record credstore.Record
-	key    *sigv2.Key
-	v4     *sigv4.Secret
+	enabled bool
+	key     *sigv2.Key
+	v4      *sigv4.Secret
 	// standalone is the identity forwarded in standalone mode.
 	standalone *keystoneclient.Identity
 }
@@ -100,7 +101,11 @@ func New(opts Options) (*Server, error) {
 		now:      opts.Now,
 	}
 	s.pool.New = func() any { return new(state) }
-	s.creds = credstore.NewCache(instrumentBackend(opts.Credentials, s.m), prepareCredential, credstore.CacheOptions{
+	prepare := prepareCredential
+	if opts.Identity == nil {
+		prepare = prepareStandalone
+	}
+	s.creds = credstore.NewCache(instrumentBackend(opts.Credentials, s.m), prepare, credstore.CacheOptions{
 		TTL:          cfg.Credentials.CacheTTL,
 		NegativeTTL:  cfg.Credentials.NegativeTTL,
 		StaleIfError: cfg.Credentials.StaleIfError,
@@ -179,13 +184,17 @@ func (s *Server) Wait(ctx context.Context) error {
 }
 
 func prepareCredential(r credstore.Record) *credential {
-	c := &credential{record: r, key: sigv2.NewKey([]byte(r.Secret)), v4: sigv4.NewSecret([]byte(r.Secret))}
+	return &credential{enabled: r.Enabled, key: sigv2.NewKey([]byte(r.Secret)), v4: sigv4.NewSecret([]byte(r.Secret))}
+}
+
+// prepareStandalone also keeps the identity forwarded in standalone mode.
+func prepareStandalone(r credstore.Record) *credential {
+	c := prepareCredential(r)
 	c.standalone = &keystoneclient.Identity{
 		UserID: r.UserID, UserName: r.UserName, UserDomainID: r.UserDomainID,
 		ProjectID: r.ProjectID, ProjectName: r.ProjectName, ProjectDomainID: r.ProjectDomainID,
 		Roles: r.Roles, RolesHeader: strings.Join(r.Roles, ","), TrustID: r.TrustID,
 	}
-	c.record.Secret = "" // the prepared key is all that is needed from now on
 	return c
 }
 
