@@ -85,11 +85,7 @@ func credsCreate(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		return err
-	}
-	store, done, err := openStore(cfg)
+	_, store, done, err := openConfiguredStore(*path)
 	if err != nil {
 		return err
 	}
@@ -128,11 +124,7 @@ func credsList(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		return err
-	}
-	store, done, err := openStore(cfg)
+	_, store, done, err := openConfiguredStore(*path)
 	if err != nil {
 		return err
 	}
@@ -217,11 +209,7 @@ func oneCredential(name string, args []string, stderr io.Writer, extra func(*fla
 		fs.Usage()
 		return nil, nil, "", errUsage
 	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	store, done, err := openStore(cfg)
+	_, store, done, err := openConfiguredStore(*path)
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -337,11 +325,7 @@ func credsReencrypt(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		return err
-	}
-	store, done, err := openStore(cfg)
+	_, store, done, err := openConfiguredStore(*path)
 	if err != nil {
 		return err
 	}

@@ -59,3 +59,16 @@ func openStore(cfg *configs.Config) (credStore, func(), error) {
 	}
 	return r, func() { client.Close() }, nil
 }
+
+// openConfiguredStore loads the configuration at path and opens its store.
+func openConfiguredStore(path string) (*configs.Config, credStore, func(), error) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	store, done, err := openStore(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cfg, store, done, nil
+}
