@@ -179,3 +179,18 @@ func TestCacheInvalidate(t *testing.T) {
 		t.Errorf("after Invalidate = %q; want S2", v)
 	}
 }
+
+// A flood of random unknown keys must not grow the cache beyond what is
+// still live: expired negative entries are swept as the map grows.
+func TestCacheSweepsExpiredEntries(t *testing.T) {
+	b := &countingBackend{records: map[string]Record{}}
+	var c clock
+	cache := NewCache(b, func(r Record) string { return r.Secret }, CacheOptions{TTL: time.Minute, NegativeTTL: time.Second, MaxEntries: 1 << 20, Now: c.now})
+	for i := 0; i < 100_000; i++ {
+		c.advance(100 * time.Microsecond) // 10,000 keys a second: about 10,000 live at a time
+		cache.Get(context.Background(), []byte(fmt.Sprint("random-", i)))
+	}
+	if n := cache.Len(); n > 3*10_000 {
+		t.Errorf("cache holds %d entries after 100,000 unknown keys with ~10,000 live; expired ones are not swept", n)
+	}
+}

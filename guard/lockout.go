@@ -35,8 +35,9 @@ type Shared interface {
 type Lockout struct {
 	cfg    LockoutConfig
 	shared Shared // nil: this replica only
-	mu     sync.RWMutex
-	keys   map[string]*failures
+	mu      sync.RWMutex
+	keys    map[string]*failures
+	sweepAt int // forget expired keys when the map reaches this size
 }
 
 type failures struct {
@@ -75,7 +76,7 @@ func (l *Lockout) Failed(ctx context.Context, key, fingerprint string, now time.
 	l.mu.Lock()
 	f := l.keys[key]
 	if f == nil || !now.Before(f.windowEnd) && !now.Before(f.lockedUntil) {
-		if f == nil && len(l.keys) >= l.cfg.MaxTracked {
+		if f == nil && len(l.keys) >= min(max(l.sweepAt, 64), l.cfg.MaxTracked) {
 			l.evictExpired(now)
 		}
 		f = &failures{windowEnd: now.Add(l.cfg.Window), fingerprints: map[string]struct{}{}}
@@ -132,4 +133,5 @@ func (l *Lockout) evictExpired(now time.Time) {
 			break
 		}
 	}
+	l.sweepAt = 2 * len(l.keys) // amortised: the map doubles between sweeps
 }

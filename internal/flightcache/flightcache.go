@@ -60,7 +60,11 @@ type shard[V any] struct {
 	mu       sync.RWMutex
 	entries  map[string]*entry[V]
 	inflight map[string]*flight[V]
+	sweepAt  int // sweep expired entries when the map reaches this size
 }
+
+// minSweep is the shard size below which expired entries are left alone.
+const minSweep = 64
 
 type entry[V any] struct {
 	value   V
@@ -157,10 +161,18 @@ func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, 
 
 	s.mu.Lock()
 	if e != nil {
-		if _, present := s.entries[key]; !present && len(s.entries) >= max(1, c.opts.MaxEntries/len(c.shards)) {
-			for k := range s.entries { // map order is arbitrary enough
-				delete(s.entries, k)
-				break
+		if _, present := s.entries[key]; !present {
+			if len(s.entries) >= max(s.sweepAt, minSweep) {
+				// Amortised O(1): the map doubles between sweeps. Without
+				// this, expired entries (say, a flood of random unknown keys)
+				// would only leave at MaxEntries.
+				s.sweep(now)
+			}
+			if len(s.entries) >= max(1, c.opts.MaxEntries/len(c.shards)) {
+				for k := range s.entries { // map order is arbitrary enough
+					delete(s.entries, k)
+					break
+				}
 			}
 		}
 		s.entries[key] = e
@@ -169,6 +181,17 @@ func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, 
 	s.mu.Unlock()
 	close(f.done)
 	return c.answer(f, old, now)
+}
+
+// sweep deletes entries that can no longer be served, fresh or stale; with
+// the shard's lock held.
+func (s *shard[V]) sweep(now time.Time) {
+	for k, e := range s.entries {
+		if (e.err != nil && !now.Before(e.fresh)) || (e.err == nil && !now.Before(e.staleBy)) {
+			delete(s.entries, k)
+		}
+	}
+	s.sweepAt = max(minSweep, 2*len(s.entries))
 }
 
 // answer serves a load's result, or the old entry while it may be served
