@@ -33,8 +33,8 @@ type Shared interface {
 
 // Lockout tracks failed signatures. Safe for concurrent use.
 type Lockout struct {
-	cfg    LockoutConfig
-	shared Shared // nil: this replica only
+	cfg     LockoutConfig
+	shared  Shared // nil: this replica only
 	mu      sync.RWMutex
 	keys    map[string]*failures
 	sweepAt int // forget expired keys when the map reaches this size
