@@ -3,6 +3,7 @@ package credstore
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/ec2proxy/ec2proxy/internal/flightcache"
@@ -30,7 +31,8 @@ type CacheOptions struct {
 // that work is not repeated per request. Concurrent misses for one key cause
 // one backend read; unknown keys are remembered for NegativeTTL.
 type Cache[V any] struct {
-	c *flightcache.Cache[struct{}, V]
+	c   *flightcache.Cache[struct{}, V]
+	ttl atomic.Int64 // time.Duration; SetTTL changes it
 }
 
 // NewCache wraps backend. prepare turns a record into the cached value.
@@ -39,15 +41,17 @@ func NewCache[V any](backend Backend, prepare func(Record) V, opts CacheOptions)
 	if now == nil {
 		now = time.Now
 	}
+	cache := &Cache[V]{}
+	cache.ttl.Store(int64(opts.TTL))
 	load := func(ctx context.Context, key string, _ struct{}) (V, time.Time, error) {
 		rec, err := backend.Get(ctx, key)
 		if err != nil {
 			var zero V
 			return zero, time.Time{}, err
 		}
-		return prepare(rec), now().Add(opts.TTL), nil
+		return prepare(rec), now().Add(time.Duration(cache.ttl.Load())), nil
 	}
-	return &Cache[V]{c: flightcache.New(load, flightcache.Options{
+	cache.c = flightcache.New(load, flightcache.Options{
 		IsNegative:   func(err error) bool { return errors.Is(err, ErrNotFound) || errors.Is(err, ErrCorrupt) },
 		NegativeTTL:  opts.NegativeTTL,
 		StaleIfError: opts.StaleIfError,
@@ -56,7 +60,8 @@ func NewCache[V any](backend Backend, prepare func(Record) V, opts CacheOptions)
 		Now:          now,
 		Observe:      opts.Observe,
 		WaitError:    ErrUnavailable,
-	})}
+	})
+	return cache
 }
 
 // Get returns the prepared value for accessKey, ErrNotFound, ErrCorrupt, or an error
@@ -67,6 +72,14 @@ func (c *Cache[V]) Get(ctx context.Context, accessKey []byte) (V, error) {
 
 // Invalidate forgets accessKey, so the next Get reads the backend.
 func (c *Cache[V]) Invalidate(accessKey string) { c.c.Invalidate(accessKey) }
+
+// SetTTL changes how long records loaded from now on stay fresh, and
+// shortens the freshness of those already cached to at most ttl. Replicas
+// use a short TTL while they cannot hear about changes (see Redis.Watch).
+func (c *Cache[V]) SetTTL(ttl time.Duration) {
+	c.ttl.Store(int64(ttl))
+	c.c.ExpireWithin(ttl)
+}
 
 // Len is the number of cached keys.
 func (c *Cache[V]) Len() int { return c.c.Len() }

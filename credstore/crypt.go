@@ -77,31 +77,46 @@ func GenerateKey() string {
 
 // Encrypt seals secret for the record of accessKey with the current key.
 func (k *Keyring) Encrypt(accessKey, secret string) string {
+	return k.seal(accessKey, []byte(secret))
+}
+
+// seal encrypts plain with the current key; aad binds the result to where
+// it is stored, so a sealed value cannot be moved to another record.
+func (k *Keyring) seal(aad string, plain []byte) string {
 	aead := k.aeads[k.current]
-	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(secret)+aead.Overhead())
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
 	_, _ = rand.Read(nonce)
-	sealed := aead.Seal(nonce, nonce, []byte(secret), []byte(accessKey))
+	sealed := aead.Seal(nonce, nonce, plain, []byte(aad))
 	return "v1:" + k.current + ":" + base64.StdEncoding.EncodeToString(sealed)
 }
 
 // Decrypt opens a sealed secret; current reports whether it was sealed with
 // the current key (reencrypt rewrites the others).
 func (k *Keyring) Decrypt(accessKey, sealed string) (secret string, current bool, err error) {
+	plain, keyID, err := k.open(accessKey, sealed)
+	if err != nil {
+		return "", false, fmt.Errorf("secret_enc of %s: %w", accessKey, err)
+	}
+	return string(plain), keyID == k.current, nil
+}
+
+// open reverses seal; aad must be what the value was sealed for.
+func (k *Keyring) open(aad, sealed string) (plain []byte, keyID string, err error) {
 	parts := strings.SplitN(sealed, ":", 3)
 	if len(parts) != 3 || parts[0] != "v1" {
-		return "", false, fmt.Errorf("%w: secret_enc of %s is not v1:<key id>:<data>", ErrCorrupt, accessKey)
+		return nil, "", fmt.Errorf("%w: not v1:<key id>:<data>", ErrCorrupt)
 	}
 	aead, ok := k.aeads[parts[1]]
 	if !ok {
-		return "", false, fmt.Errorf("%w (key id %s, record %s)", ErrNoKey, parts[1], accessKey)
+		return nil, "", fmt.Errorf("%w (key id %s)", ErrNoKey, parts[1])
 	}
 	data, err := base64.StdEncoding.DecodeString(parts[2])
 	if err != nil || len(data) < aead.NonceSize() {
-		return "", false, fmt.Errorf("%w: secret_enc of %s is not valid base64", ErrCorrupt, accessKey)
+		return nil, "", fmt.Errorf("%w: not valid base64", ErrCorrupt)
 	}
-	plain, err := aead.Open(nil, data[:aead.NonceSize()], data[aead.NonceSize():], []byte(accessKey))
+	plain, err = aead.Open(nil, data[:aead.NonceSize()], data[aead.NonceSize():], []byte(aad))
 	if err != nil {
-		return "", false, fmt.Errorf("%w: secret_enc of %s does not decrypt (wrong key, or moved from another record)", ErrCorrupt, accessKey)
+		return nil, "", fmt.Errorf("%w: does not decrypt (wrong key, or moved from another record)", ErrCorrupt)
 	}
-	return string(plain), parts[1] == k.current, nil
+	return plain, parts[1], nil
 }

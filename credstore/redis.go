@@ -71,7 +71,7 @@ func (s *Redis) Put(ctx context.Context, r Record) error {
 	if err != nil {
 		return fmt.Errorf("%w: redis write: %w", ErrUnavailable, err)
 	}
-	return nil
+	return s.changed(ctx, r.AccessKey)
 }
 
 // Delete removes a record; deleting a missing record is ErrNotFound.
@@ -83,7 +83,7 @@ func (s *Redis) Delete(ctx context.Context, accessKey string) error {
 	if n == 0 {
 		return ErrNotFound
 	}
-	return nil
+	return s.changed(ctx, accessKey)
 }
 
 // Ping checks that Redis answers.

@@ -61,6 +61,9 @@ type shard[V any] struct {
 	entries  map[string]*entry[V]
 	inflight map[string]*flight[V]
 	sweepAt  int // sweep expired entries when the map reaches this size
+	// gen counts invalidations: a load that started before one must not
+	// store what it read, which may predate the change.
+	gen uint64
 }
 
 // minSweep is the shard size below which expired entries are left alone.
@@ -134,6 +137,7 @@ func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, 
 		f = &flight[V]{done: make(chan struct{})}
 		s.inflight[key] = f
 	}
+	gen := s.gen
 	s.mu.Unlock()
 	if waiting {
 		select {
@@ -160,7 +164,7 @@ func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, 
 	f.value, f.err = value, err
 
 	s.mu.Lock()
-	if e != nil {
+	if e != nil && s.gen == gen {
 		if _, present := s.entries[key]; !present {
 			if len(s.entries) >= max(s.sweepAt, minSweep) {
 				// Amortised O(1): the map doubles between sweeps. Without
@@ -211,12 +215,35 @@ func (c *Cache[A, V]) observe(o Outcome) {
 	}
 }
 
-// Invalidate forgets key, so the next Get loads it.
+// Invalidate forgets key, so the next Get loads it. A load already under
+// way still answers its callers but is not cached.
 func (c *Cache[A, V]) Invalidate(key string) {
 	s := c.shard([]byte(key))
 	s.mu.Lock()
 	delete(s.entries, key)
+	s.gen++
 	s.mu.Unlock()
+}
+
+// ExpireWithin shortens every entry's freshness to at most d from now, so
+// that each is loaded again within d. Entries stay servable stale (on load
+// errors) as before: this is for "the cache may be out of date", not for
+// "this key changed".
+func (c *Cache[A, V]) ExpireWithin(d time.Duration) {
+	limit := c.opts.Now().Add(d)
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for k, e := range s.entries {
+			if e.fresh.After(limit) {
+				short := *e // a copy: readers use entries outside the lock
+				short.fresh = limit
+				s.entries[k] = &short
+			}
+		}
+		s.gen++
+		s.mu.Unlock()
+	}
 }
 
 // Len is the number of cached keys.
