@@ -24,6 +24,7 @@ type Config struct {
 	Identity    Identity    `yaml:"identity"`
 	Keystone    Keystone    `yaml:"keystone"`
 	Protection  Protection  `yaml:"protection"`
+	Policy      Policy      `yaml:"policy"`
 	Log         Log         `yaml:"log"`
 }
 
@@ -72,6 +73,10 @@ type Server struct {
 	// TrustedProxies are CIDRs whose X-Forwarded-For/Proto headers are kept
 	// and extended; from any other peer they are replaced.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ProxyProtocol reads a PROXY protocol (v1 or v2) header on connections
+	// from TrustedProxies (haproxy send-proxy); other peers' connections are
+	// taken as they come.
+	ProxyProtocol bool `yaml:"proxy_protocol"`
 	// TLS serves the EC2 listener over TLS (for deployments without a
 	// TLS-terminating balancer); a replaced certificate is picked up.
 	TLS ServerTLS `yaml:"tls"`
@@ -147,6 +152,9 @@ type Credentials struct {
 	StaleIfError time.Duration `yaml:"stale_if_error"`
 	// MaxEntries bounds the in-memory cache (known and unknown keys).
 	MaxEntries int `yaml:"max_entries"`
+	// UnsubscribedTTL replaces CacheTTL while a replica is not subscribed to
+	// change events (Redis store): changes then still arrive this quickly.
+	UnsubscribedTTL time.Duration `yaml:"unsubscribed_ttl"`
 	// EncryptionKeyFile seals secrets in Redis with AES-256-GCM (64 hex
 	// digits; `ec2proxy creds genkey` writes one). OldEncryptionKeyFiles
 	// still decrypt, for key rotation (see `ec2proxy creds reencrypt`).
@@ -171,7 +179,9 @@ type Redis struct {
 	ReadTimeout  time.Duration `yaml:"read_timeout"`
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	PoolSize     int           `yaml:"pool_size"`
-	TLS          RedisTLS      `yaml:"tls"`
+	// ClientName names ec2proxy's connections (CLIENT LIST, CLIENT KILL).
+	ClientName string   `yaml:"client_name"`
+	TLS        RedisTLS `yaml:"tls"`
 }
 
 // RedisTLS turns TLS to Redis on.
@@ -205,6 +215,22 @@ type Keystone struct {
 	// MaxTokens bounds the per-access-key token cache.
 	MaxTokens int       `yaml:"max_tokens"`
 	TLS       TLSClient `yaml:"tls"`
+	// ShareTokens keeps tokens in Redis (sealed) so that one exchange per
+	// access key serves every replica; only with the Redis store.
+	ShareTokens bool `yaml:"share_tokens"`
+}
+
+// Policy is the authorization policy applied after authentication.
+type Policy struct {
+	// Enabled turns per-action authorization on.
+	Enabled bool `yaml:"enabled"`
+	// File is an oslo.policy rule file (JSON or YAML); empty: the shipped
+	// default policy (configs/policy.yaml).
+	File string `yaml:"file"`
+	// CheckInterval is how often File's modification time is checked; a
+	// changed file is reloaded, a broken one ignored (the last good rules
+	// stay).
+	CheckInterval time.Duration `yaml:"check_interval"`
 }
 
 // ServiceUser is the account ec2proxy authenticates as; Keystone requires the
@@ -255,9 +281,12 @@ func Default() Config {
 			NegativeTTL:  10 * time.Second,
 			StaleIfError: 5 * time.Minute,
 			MaxEntries:   1_000_000,
+
+			UnsubscribedTTL: time.Second,
 		},
 		Redis: Redis{
 			KeyPrefix:    "ec2proxy:v1:",
+			ClientName:   "ec2proxy",
 			DialTimeout:  time.Second,
 			ReadTimeout:  500 * time.Millisecond,
 			WriteTimeout: 500 * time.Millisecond,
@@ -267,11 +296,13 @@ func Default() Config {
 			Timeout:     5 * time.Second,
 			TokenMargin: 5 * time.Minute,
 			MaxTokens:   1_000_000,
+			ShareTokens: true,
 			ServiceUser: ServiceUser{DomainName: "Default", ProjectName: "service", ProjectDomainName: "Default"},
 		},
 		Protection: Protection{
 			Lockout: Lockout{Enabled: true, MaxFailures: 5, Window: 15 * time.Minute, Duration: 15 * time.Minute},
 		},
-		Log: Log{Level: "info", Format: "json"},
+		Policy: Policy{CheckInterval: time.Second},
+		Log:    Log{Level: "info", Format: "json"},
 	}
 }

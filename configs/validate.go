@@ -58,6 +58,12 @@ func (c *Config) Validate() Problems {
 			add("server.trusted_proxies: %q is not a CIDR such as 10.0.0.0/8", cidr)
 		}
 	}
+	if c.Server.ProxyProtocol && len(c.Server.TrustedProxies) == 0 {
+		add("server.proxy_protocol: needs server.trusted_proxies, the balancers allowed to send PROXY headers")
+	}
+	if c.Policy.Enabled {
+		positive("policy.check_interval", c.Policy.CheckInterval)
+	}
 
 	if len(c.Routes) == 0 {
 		add("routes: at least one route (path_prefix and backend) is required")
@@ -111,6 +117,10 @@ func (c *Config) Validate() Problems {
 	}
 	if c.Credentials.MaxEntries < 1 {
 		add("credentials.max_entries: must be at least 1")
+	}
+	positive("credentials.unsubscribed_ttl", c.Credentials.UnsubscribedTTL)
+	if c.Credentials.UnsubscribedTTL > c.Credentials.CacheTTL && c.Credentials.CacheTTL > 0 {
+		add("credentials.unsubscribed_ttl: %v is longer than credentials.cache_ttl (%v); it is the short TTL used while change events cannot be heard", c.Credentials.UnsubscribedTTL, c.Credentials.CacheTTL)
 	}
 
 	for i, a := range c.Redis.Addrs {

@@ -14,7 +14,7 @@ import (
 
 func newTestRedis(t *testing.T) (*Redis, *redis.Client) {
 	t.Helper()
-	client := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
+	client := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t), ClientName: t.Name()})
 	t.Cleanup(func() { client.Close() })
 	prefix := "ec2proxy-test:" + t.Name() + ":"
 	t.Cleanup(func() {

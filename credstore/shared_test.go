@@ -91,7 +91,7 @@ func TestWatchHearsChanges(t *testing.T) {
 	// Killing the subscriber's connection is noticed, and it comes back.
 	ids, _ := client.ClientList(ctx).Result()
 	for _, line := range strings.Split(ids, "\n") {
-		if strings.Contains(line, "sub=1") {
+		if strings.Contains(line, " name="+t.Name()+" ") && strings.Contains(line, " sub=1 ") {
 			id := strings.TrimPrefix(strings.Fields(line)[0], "id=")
 			client.Do(ctx, "CLIENT", "KILL", "ID", id)
 		}

@@ -41,6 +41,21 @@ type Config struct {
 	Observe func(op, result string, d time.Duration)
 	// CacheObserve is told how each Identity lookup was answered.
 	CacheObserve func(flightcache.Outcome)
+
+	// Shared, if set, lets replicas reuse each other's tokens: a miss in
+	// the in-process cache looks there before asking Keystone, and a new
+	// token is put there.
+	Shared SharedTokens
+	// SharedObserve is told how each use of Shared went: "hit", "miss",
+	// "error", "stored" or "store_error".
+	SharedObserve func(result string)
+}
+
+// SharedTokens stores tokens where other replicas find them
+// (credstore.Redis does). Get returns nil, nil when there is none.
+type SharedTokens interface {
+	GetToken(ctx context.Context, accessKey string) ([]byte, error)
+	PutToken(ctx context.Context, accessKey string, token []byte, ttl time.Duration) error
 }
 
 // ExchangeHost is the host in the request ec2proxy signs for ec2tokens.
@@ -83,6 +98,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Observe == nil {
 		cfg.Observe = func(string, string, time.Duration) {}
 	}
+	if cfg.SharedObserve == nil {
+		cfg.SharedObserve = func(string) {}
+	}
 	base := strings.TrimRight(cfg.AuthURL, "/")
 	if !strings.HasSuffix(base, "/v3") {
 		base += "/v3"
@@ -118,10 +136,14 @@ func (c *Client) Identity(ctx context.Context, accessKey []byte, key *sigv2.Key)
 func (c *Client) Forget(accessKey string) { c.tokens.Invalidate(accessKey) }
 
 func (c *Client) loadIdentity(ctx context.Context, accessKey string, key *sigv2.Key) (*Identity, time.Time, error) {
+	if id := c.sharedIdentity(ctx, accessKey); id != nil {
+		return id, id.ExpiresAt.Add(-c.cfg.TokenMargin), nil
+	}
 	id, err := c.exchange(ctx, accessKey, key)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
+	c.share(ctx, accessKey, id)
 	fresh := id.ExpiresAt.Add(-c.cfg.TokenMargin)
 	if now := c.cfg.Now(); !fresh.After(now) {
 		// A token that is already inside the margin (short token
@@ -235,6 +257,49 @@ func keystoneMessage(data []byte) string {
 		data = data[:200]
 	}
 	return fmt.Sprintf("%q", data)
+}
+
+// sharedIdentity returns another replica's token for accessKey if it is
+// still fresh. Any failure just means asking Keystone.
+func (c *Client) sharedIdentity(ctx context.Context, accessKey string) *Identity {
+	if c.cfg.Shared == nil {
+		return nil
+	}
+	blob, err := c.cfg.Shared.GetToken(ctx, accessKey)
+	switch {
+	case err != nil:
+		c.cfg.SharedObserve("error")
+		return nil
+	case blob == nil:
+		c.cfg.SharedObserve("miss")
+		return nil
+	}
+	id := new(Identity)
+	if err := json.Unmarshal(blob, id); err != nil || id.Token == "" ||
+		!id.ExpiresAt.Add(-c.cfg.TokenMargin).After(c.cfg.Now()) {
+		c.cfg.SharedObserve("miss")
+		return nil
+	}
+	c.cfg.SharedObserve("hit")
+	return id
+}
+
+// share stores a new token for the other replicas, for as long as they
+// would use it themselves.
+func (c *Client) share(ctx context.Context, accessKey string, id *Identity) {
+	if c.cfg.Shared == nil {
+		return
+	}
+	ttl := id.ExpiresAt.Add(-c.cfg.TokenMargin).Sub(c.cfg.Now())
+	if ttl < time.Second {
+		return
+	}
+	blob, _ := json.Marshal(id)
+	if err := c.cfg.Shared.PutToken(ctx, accessKey, blob, ttl); err != nil {
+		c.cfg.SharedObserve("store_error")
+		return
+	}
+	c.cfg.SharedObserve("stored")
 }
 
 // CachedTokens is the number of access keys with a cached token.

@@ -27,6 +27,13 @@ type Metrics struct {
 	BuildInfo       *prometheus.GaugeVec   // version, goversion
 	Lockouts        *prometheus.CounterVec // kind
 
+	SharedTokens  *prometheus.CounterVec // result
+	Invalidations prometheus.Counter
+	Subscribed    prometheus.Gauge
+	ProxyProtocol *prometheus.CounterVec // result
+	Policy        *prometheus.CounterVec // action, result
+	PolicyReloads *prometheus.CounterVec // result
+
 	reg prometheus.Registerer
 }
 
@@ -84,10 +91,35 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Namespace: namespace, Name: "build_info",
 			Help: "Always 1; labels give the ec2proxy and Go versions.",
 		}, []string{"version", "goversion"}),
+		SharedTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "shared_tokens_total",
+			Help: "Uses of the Keystone tokens replicas share in Redis, by result (hit, miss, error, stored, store_error).",
+		}, []string{"result"}),
+		Invalidations: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "invalidations_total",
+			Help: "Credential changes announced by other processes (creds CLI, sync) and applied to the caches.",
+		}),
+		Subscribed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "events_subscribed",
+			Help: "1 while subscribed to credential change events; 0 while not (caches then use credentials.unsubscribed_ttl).",
+		}),
+		ProxyProtocol: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "proxy_protocol_errors_total",
+			Help: "Connections from trusted proxies closed because their PROXY protocol header was missing or malformed.",
+		}, []string{"reason"}),
+		Policy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "policy_decisions_total",
+			Help: "Authorization decisions by EC2 action (those the policy names; other) and result (allow, deny).",
+		}, []string{"action", "result"}),
+		PolicyReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "policy_reloads_total",
+			Help: "Policy file reloads after it changed, by result (ok, error: the last good rules stay).",
+		}, []string{"result"}),
 	}
 	m.reg = reg
 	reg.MustRegister(m.Requests, m.RequestDuration, m.VerifyDuration, m.CacheLookups, m.KeystoneCalls,
-		m.KeystoneLatency, m.StoreCalls, m.StoreLatency, m.BackendStatus, m.BackendLatency, m.BuildInfo, m.Lockouts)
+		m.KeystoneLatency, m.StoreCalls, m.StoreLatency, m.BackendStatus, m.BackendLatency, m.BuildInfo, m.Lockouts,
+		m.SharedTokens, m.Invalidations, m.Subscribed, m.ProxyProtocol, m.Policy, m.PolicyReloads)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	return m
 }

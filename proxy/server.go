@@ -237,3 +237,19 @@ func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
 
 // CachedCredentials is the number of access keys in the credential cache.
 func (s *Server) CachedCredentials() int { return s.creds.Len() }
+
+// tokenForgetter is an IdentitySource with a per-key token cache.
+type tokenForgetter interface{ Forget(accessKey string) }
+
+// Invalidate drops what this pipeline caches about accessKey (credential,
+// token), after another process announced a change to it.
+func (s *Server) Invalidate(accessKey string) {
+	s.creds.Invalidate(accessKey)
+	if f, ok := s.identity.(tokenForgetter); ok {
+		f.Forget(accessKey)
+	}
+}
+
+// SetCredentialTTL changes how long credentials are cached, shortening
+// what is cached already (short while change events cannot be heard).
+func (s *Server) SetCredentialTTL(ttl time.Duration) { s.creds.SetTTL(ttl) }

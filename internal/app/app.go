@@ -48,6 +48,7 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 
 	var checks []proxy.ReadyCheck
 	var store credstore.Backend
+	var redisStore *credstore.Redis
 	var shared *guard.Redis // lockout counters and replay markers, with a redis store
 	switch cfg.Credentials.Store {
 	case configs.StoreFile:
@@ -68,15 +69,19 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 		if err != nil {
 			return nil, err
 		}
-		r := credstore.NewRedis(client, cfg.Redis.KeyPrefix, keyring)
+		redisStore = credstore.NewRedis(client, cfg.Redis.KeyPrefix, keyring)
 		shared = guard.NewRedis(client, cfg.Redis.KeyPrefix)
-		checks = append(checks, proxy.ReadyCheck{Name: "redis", Check: r.Ping})
-		store = r
+		checks = append(checks, proxy.ReadyCheck{Name: "redis", Check: redisStore.Ping})
+		store = redisStore
 	}
 
 	var identity proxy.IdentitySource
 	if cfg.Identity.Mode == configs.ModeKeystone {
-		kc, err := NewKeystoneClient(cfg.Keystone, m)
+		var tokens keystoneclient.SharedTokens
+		if redisStore != nil && cfg.Keystone.ShareTokens {
+			tokens = redisStore
+		}
+		kc, err := NewKeystoneClient(cfg.Keystone, m, tokens)
 		if err != nil {
 			return nil, err
 		}
@@ -94,6 +99,9 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 	}
 	a.Proxy = p
 	m.RegisterCacheSize("credential", p.CachedCredentials)
+	if redisStore != nil {
+		a.watchChanges(redisStore, m)
+	}
 	a.Admin = proxy.NewAdminHandler(a.Registry, checks)
 	return a, nil
 }
@@ -151,6 +159,7 @@ func NewRedisClient(c configs.Redis) (redis.UniversalClient, error) {
 		ReadTimeout:  c.ReadTimeout,
 		WriteTimeout: c.WriteTimeout,
 		PoolSize:     c.PoolSize,
+		ClientName:   c.ClientName,
 		// Requests wait on Redis only on a cache miss, and a Redis that is
 		// down must turn into a quick 503: retry once, dial once more.
 		MaxRetries:         1,
@@ -167,8 +176,41 @@ func NewRedisClient(c configs.Redis) (redis.UniversalClient, error) {
 	return redis.NewUniversalClient(opts), nil
 }
 
-// NewKeystoneClient builds the Keystone client and wires its metrics.
-func NewKeystoneClient(k configs.Keystone, m *metrics.Metrics) (*keystoneclient.Client, error) {
+// watchChanges keeps the caches in step with changes other processes make
+// in Redis. Until subscribed, and whenever the subscription is lost, the
+// credential cache runs on the short unsubscribed TTL.
+func (a *App) watchChanges(r *credstore.Redis, m *metrics.Metrics) {
+	c := a.Config.Credentials
+	a.Proxy.SetCredentialTTL(c.UnsubscribedTTL)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Watch(ctx, credstore.WatchOptions{
+			Changed: func(accessKey string) {
+				a.Proxy.Invalidate(accessKey)
+				m.Invalidations.Inc()
+			},
+			Subscribed: func(up bool) {
+				if up {
+					a.Proxy.SetCredentialTTL(c.CacheTTL)
+					m.Subscribed.Set(1)
+					a.Logger.Info("subscribed to credential changes", zap.String("channel", r.EventsChannel()))
+					return
+				}
+				a.Proxy.SetCredentialTTL(c.UnsubscribedTTL)
+				m.Subscribed.Set(0)
+				a.Logger.Warn("not subscribed to credential changes: caching credentials for credentials.unsubscribed_ttl only",
+					zap.Duration("unsubscribed_ttl", c.UnsubscribedTTL))
+			},
+		})
+	}()
+	a.closers = append(a.closers, func() error { cancel(); <-done; return nil })
+}
+
+// NewKeystoneClient builds the Keystone client and wires its metrics;
+// shared, if not nil, shares tokens with other replicas.
+func NewKeystoneClient(k configs.Keystone, m *metrics.Metrics, shared keystoneclient.SharedTokens) (*keystoneclient.Client, error) {
 	password := k.ServiceUser.Password
 	if k.ServiceUser.PasswordFile != "" {
 		b, err := os.ReadFile(k.ServiceUser.PasswordFile)
@@ -203,7 +245,9 @@ func NewKeystoneClient(k configs.Keystone, m *metrics.Metrics) (*keystoneclient.
 			m.KeystoneCalls.WithLabelValues(op, result).Inc()
 			m.KeystoneLatency.WithLabelValues(op).Observe(d.Seconds())
 		},
-		CacheObserve: func(o flightcache.Outcome) { tokenCache[o].Inc() },
+		CacheObserve:  func(o flightcache.Outcome) { tokenCache[o].Inc() },
+		Shared:        shared,
+		SharedObserve: func(result string) { m.SharedTokens.WithLabelValues(result).Inc() },
 	})
 }
 
@@ -224,11 +268,13 @@ func (a *App) Run(ctx context.Context, ln, adminLn net.Listener) error {
 	return err
 }
 
-// Close releases connections to dependencies.
+// Close stops background work and releases connections to dependencies,
+// in the reverse order of their creation.
 func (a *App) Close() {
-	for _, c := range a.closers {
-		_ = c()
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		_ = a.closers[i]()
 	}
+	a.closers = nil
 }
 
 // redisLogger sends go-redis's internal messages (dial failures) to zap,

@@ -1,0 +1,98 @@
+package keystoneclient
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// memShared is SharedTokens in a map, standing in for Redis between two
+// clients of one process (test/ runs the real thing across processes).
+type memShared struct {
+	mu     sync.Mutex
+	tokens map[string][]byte
+	ttl    map[string]time.Duration
+	fail   bool
+}
+
+func (m *memShared) GetToken(_ context.Context, ak string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail {
+		return nil, errors.New("redis down")
+	}
+	return m.tokens[ak], nil
+}
+
+func (m *memShared) PutToken(_ context.Context, ak string, tok []byte, ttl time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail {
+		return errors.New("redis down")
+	}
+	m.tokens[ak], m.ttl[ak] = tok, ttl
+	return nil
+}
+
+func TestTokenSharedBetweenReplicas(t *testing.T) {
+	f, srv := newFakeKeystone(t)
+	var clock testClock
+	f.now = clock.now
+	shared := &memShared{tokens: map[string][]byte{}, ttl: map[string]time.Duration{}}
+	var results []string
+	replica := func() *Client {
+		c := newTestClient(t, srv.URL, &clock)
+		c.cfg.Shared = shared
+		c.cfg.SharedObserve = func(r string) { results = append(results, r) }
+		return c
+	}
+	a, b := replica(), replica()
+	ctx := context.Background()
+	idA, err := a.Identity(ctx, []byte("AK"), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl := shared.ttl["AK"]; ttl <= 55*time.Minute-time.Second || ttl > 55*time.Minute {
+		t.Errorf("shared for %v, want the token's life minus the margin (55m)", ttl)
+	}
+	idB, err := b.Identity(ctx, []byte("AK"), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.ec2Calls.Load(); n != 1 {
+		t.Fatalf("%d ec2tokens calls for two replicas, want 1", n)
+	}
+	if idB.Token != idA.Token || idB.ProjectID != idA.ProjectID || idB.RolesHeader != idA.RolesHeader ||
+		!idB.ExpiresAt.Equal(idA.ExpiresAt) {
+		t.Errorf("replica B got %+v, want A's %+v", idB, idA)
+	}
+	if got := results; len(got) != 3 || got[0] != "miss" || got[1] != "stored" || got[2] != "hit" {
+		t.Errorf("shared results %v, want [miss stored hit]", got)
+	}
+
+	// A shared token inside the renewal margin is not reused: B asks Keystone.
+	clock.advance(56 * time.Minute)
+	b.Forget("AK")
+	if id, _ := b.Identity(ctx, []byte("AK"), key); id.Token == idA.Token {
+		t.Error("B reused a token inside the renewal margin")
+	}
+	if n := f.ec2Calls.Load(); n != 2 {
+		t.Errorf("%d ec2tokens calls, want 2", n)
+	}
+
+	// Redis trouble only costs the sharing, never the request.
+	shared.fail = true
+	b.Forget("AK")
+	if _, err := b.Identity(ctx, []byte("AK"), key); err != nil {
+		t.Fatalf("with the shared store down: %v", err)
+	}
+	// Garbage in the shared store is ignored.
+	shared.fail = false
+	shared.tokens["AK"] = []byte("not json")
+	a.Forget("AK")
+	if id, err := a.Identity(ctx, []byte("AK"), key); err != nil || id.Token == "" {
+		t.Fatalf("with garbage shared: %+v, %v", id, err)
+	}
+}

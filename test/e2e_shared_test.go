@@ -1,0 +1,132 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ec2proxy/ec2proxy/configs"
+	"github.com/ec2proxy/ec2proxy/test/testenv"
+)
+
+// Two replicas (two pipelines in this process, sharing Redis): a token
+// obtained by one serves the other, and a change made in Redis reaches both
+// caches within a second, though their cache TTL is an hour.
+func TestReplicasShareTokensAndHearChanges(t *testing.T) {
+	long := func(c *configs.Config) { c.Credentials.CacheTTL = time.Hour }
+	a := startStack(t, long)
+	b := startStack(t, func(c *configs.Config) {
+		long(c)
+		c.Redis.KeyPrefix = a.cfg.Redis.KeyPrefix
+		c.Credentials.EncryptionKeyFile = a.cfg.Credentials.EncryptionKeyFile
+	})
+	for _, s := range []*stack{a, b} {
+		if _, ok := eventually(5*time.Second, func() bool { return s.metric("ec2proxy_events_subscribed") == 1 }); !ok {
+			t.Fatal("a replica never subscribed to change events")
+		}
+	}
+	k := demoKey(t)
+	putKeys(t, a.store, k)
+	warmUp(t, a, k)
+	wantOK(t, "b, with a's token", ec2Call(b.url, "/", k.access, k.secret, nil))
+	calls := a.metric("ec2proxy_keystone_requests_total", "op", "ec2tokens") + b.metric("ec2proxy_keystone_requests_total", "op", "ec2tokens")
+	if calls != 1 {
+		t.Errorf("%v ec2tokens calls for two replicas, want 1", calls)
+	}
+	if hits := b.metric("ec2proxy_shared_tokens_total", "result", "hit"); hits != 1 {
+		t.Errorf("b's shared token hits = %v, want 1", hits)
+	}
+
+	// Disable the key as the CLI would; both replicas refuse it within 1 s.
+	rec, err := a.store.Get(context.Background(), k.access)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Enabled = false
+	if err := a.store.Put(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*stack{"a": a, "b": b} {
+		took, ok := eventually(time.Second, func() bool { return ec2Call(s.url, "/", k.access, k.secret, nil).status == 401 })
+		if !ok {
+			t.Errorf("replica %s still serves the disabled key after 1 s", name)
+		}
+		t.Logf("replica %s refused the disabled key after %v", name, took.Round(time.Millisecond))
+	}
+	// Enable again: served again at once (the negative state is not kept).
+	rec.Enabled = true
+	if err := a.store.Put(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*stack{"a": a, "b": b} {
+		if _, ok := eventually(5*time.Second, func() bool { return ec2Call(s.url, "/", k.access, k.secret, nil).status == 200 }); !ok {
+			t.Errorf("replica %s does not serve the key enabled again", name)
+		}
+	}
+	if n := b.metric("ec2proxy_invalidations_total"); n < 2 {
+		t.Errorf("b applied %v invalidations, want ≥ 2", n)
+	}
+}
+
+// A replica that loses its subscription may miss changes: it falls back to
+// credentials.unsubscribed_ttl for what it has cached, so a change nobody
+// announced (made while it was deaf) still arrives within that TTL.
+func TestLostSubscriptionShortensCaching(t *testing.T) {
+	name := fmt.Sprintf("ec2proxy-deaf-%d", time.Now().UnixNano())
+	s := startStack(t, func(c *configs.Config) {
+		c.Credentials.CacheTTL = time.Hour
+		c.Redis.ClientName = name
+	})
+	if _, ok := eventually(5*time.Second, func() bool { return s.metric("ec2proxy_events_subscribed") == 1 }); !ok {
+		t.Fatal("never subscribed to change events")
+	}
+	k := demoKey(t)
+	putKeys(t, s.store, k)
+	warmUp(t, s, k)
+
+	admin := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
+	defer admin.Close()
+	ctx := context.Background()
+	killSubscriber(t, admin, name)
+	time.Sleep(200 * time.Millisecond)
+	// Disable behind the proxies' back: no event is published.
+	if err := admin.HSet(ctx, s.store.Key(k.access), "enabled", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	took, ok := eventually(4*time.Second, func() bool { return ec2Call(s.url, "/", k.access, k.secret, nil).status == 401 })
+	if !ok {
+		t.Fatal("an unannounced change made after the subscription was lost is still not seen after 4 s (cache_ttl is 1h)")
+	}
+	t.Logf("unannounced change seen after %v (unsubscribed_ttl 1s)", took.Round(time.Millisecond))
+	if _, ok := eventually(5*time.Second, func() bool { return s.metric("ec2proxy_events_subscribed") == 1 }); !ok {
+		t.Error("did not resubscribe")
+	}
+}
+
+// killSubscriber closes the pub/sub connections of clients named name
+// (other tests' subscribers in the same Redis are left alone).
+func killSubscriber(t *testing.T, admin *redis.Client, name string) {
+	t.Helper()
+	ctx := context.Background()
+	list, err := admin.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := 0
+	for _, line := range strings.Split(list, "\n") {
+		if strings.Contains(line, " name="+name+" ") && strings.Contains(line, " sub=1 ") {
+			id := strings.TrimPrefix(strings.Fields(line)[0], "id=")
+			if err := admin.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil {
+				t.Fatal(err)
+			}
+			killed++
+		}
+	}
+	if killed == 0 {
+		t.Fatalf("no subscriber named %s in CLIENT LIST", name)
+	}
+}
