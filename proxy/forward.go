@@ -176,6 +176,42 @@ func (s *Server) setForwardedFor(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 	req.Header.Set("X-Forwarded-Proto", proto)
 }
 
+// signedHost is the host the client signed: the Host header, or the first
+// X-Forwarded-Host when a trusted balancer rewrote Host on the way (the
+// client signed the name it connected to). From anyone else X-Forwarded-Host
+// is ignored: it would let a client pick the host it is verified against.
+func (s *Server) signedHost(ctx *fasthttp.RequestCtx) []byte {
+	host := ctx.Request.Header.Host()
+	if len(s.trusted) == 0 {
+		return host
+	}
+	fwd := ctx.Request.Header.Peek("X-Forwarded-Host")
+	if len(fwd) == 0 || !s.isTrusted(remoteAddr(ctx)) {
+		return host
+	}
+	if i := bytes.IndexByte(fwd, ','); i >= 0 { // appended by further proxies
+		fwd = fwd[:i]
+	}
+	if fwd = bytes.TrimSpace(fwd); len(fwd) == 0 {
+		return host
+	}
+	return fwd
+}
+
+// hostOverride shows SigV4 the request's headers with Host replaced by the
+// forwarded host (nil: no replacement).
+type hostOverride struct {
+	h    *fasthttp.RequestHeader
+	host []byte
+}
+
+func (o *hostOverride) PeekBytes(name []byte) []byte {
+	if o.host != nil && bytes.EqualFold(name, []byte("host")) {
+		return o.host
+	}
+	return o.h.PeekBytes(name)
+}
+
 func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 	a, _ := netip.AddrFromSlice(ctx.RemoteIP())
 	return a.Unmap()

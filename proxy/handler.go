@@ -24,6 +24,7 @@ type state struct {
 	v4        sigv4.Request
 	out       fasthttp.Request
 	in        fasthttp.Response
+	headers   hostOverride // the request's headers, as SigV4 sees them
 	requestID []byte
 	scratch   []byte
 }
@@ -109,8 +110,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, st *state) outcome {
 		ctx.SetConnectionClose() // after fail, which resets the response
 		return out
 	}
-	if !s.hostAllowed(ctx.Request.Header.Host()) {
-		return s.fail(ctx, st, errHostNotServed, "This endpoint does not serve the host "+string(ctx.Request.Header.Host())+".", nil)
+	host := s.signedHost(ctx)
+	if !s.hostAllowed(host) {
+		return s.fail(ctx, st, errHostNotServed, "This endpoint does not serve the host "+string(host)+".", nil)
 	}
 	isForm := isPost && isFormContentType(ctx.Request.Header.ContentType())
 
@@ -118,9 +120,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, st *state) outcome {
 	var cred *credential
 	var failed outcome
 	if sigv4.IsSigV4(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization), query) {
-		cred, failed = s.verifyV4(ctx, st, method, path, query, isForm)
+		cred, failed = s.verifyV4(ctx, st, method, host, path, query, isForm)
 	} else {
-		cred, failed = s.verifyV2(ctx, st, method, path, query, isForm)
+		cred, failed = s.verifyV2(ctx, st, method, host, path, query, isForm)
 	}
 	if cred == nil {
 		return failed
@@ -149,13 +151,13 @@ var (
 	methodPost = []byte(fasthttp.MethodPost)
 )
 
-func (s *Server) verifyV2(ctx *fasthttp.RequestCtx, st *state, method, path, query []byte, isForm bool) (*credential, outcome) {
+func (s *Server) verifyV2(ctx *fasthttp.RequestCtx, st *state, method, host, path, query []byte, isForm bool) (*credential, outcome) {
 	st.version = 2
 	var body []byte
 	if isForm {
 		body = ctx.Request.Body()
 	}
-	if err := st.v2.Parse(method, ctx.Request.Header.Host(), path, query, body); err != nil {
+	if err := st.v2.Parse(method, host, path, query, body); err != nil {
 		return nil, s.failSigV2(ctx, st, err)
 	}
 	if out, locked := s.lockedOut(ctx, st, st.v2.AccessKeyID()); locked {
@@ -174,9 +176,13 @@ func (s *Server) verifyV2(ctx *fasthttp.RequestCtx, st *state, method, path, que
 	return cred, 0
 }
 
-func (s *Server) verifyV4(ctx *fasthttp.RequestCtx, st *state, method, path, query []byte, isForm bool) (*credential, outcome) {
+func (s *Server) verifyV4(ctx *fasthttp.RequestCtx, st *state, method, host, path, query []byte, isForm bool) (*credential, outcome) {
 	st.version = 4
-	if err := st.v4.Parse(method, path, query, ctx.Request.Body(), isForm, &ctx.Request.Header); err != nil {
+	st.headers = hostOverride{h: &ctx.Request.Header}
+	if !bytes.Equal(host, ctx.Request.Header.Host()) {
+		st.headers.host = host
+	}
+	if err := st.v4.Parse(method, path, query, ctx.Request.Body(), isForm, &st.headers); err != nil {
 		return nil, s.failSigV4(ctx, st, err)
 	}
 	if len(st.v4.Action()) == 0 {
