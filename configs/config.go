@@ -48,11 +48,21 @@ type Lockout struct {
 	Duration    time.Duration `yaml:"duration"`
 }
 
-// RateLimit is a token bucket per access key, per replica; 0 disables.
+// RateLimit is a token bucket per access key; 0 disables.
 type RateLimit struct {
 	RequestsPerSecond float64 `yaml:"requests_per_second"`
 	Burst             int     `yaml:"burst"`
+	// Scope is "fleet" (one bucket per key shared by every replica through
+	// Redis: one Redis call per request) or "replica" (in memory, each
+	// replica its own bucket). Without Redis it is always per replica.
+	Scope string `yaml:"scope"`
 }
+
+// Rate-limit scopes.
+const (
+	ScopeFleet   = "fleet"
+	ScopeReplica = "replica"
+)
 
 // Replay refuses a signature seen before within the timestamp window. It
 // costs one Redis round trip per request (SET NX), and a presigned URL then
@@ -300,7 +310,8 @@ func Default() Config {
 			ServiceUser: ServiceUser{DomainName: "Default", ProjectName: "service", ProjectDomainName: "Default"},
 		},
 		Protection: Protection{
-			Lockout: Lockout{Enabled: true, MaxFailures: 5, Window: 15 * time.Minute, Duration: 15 * time.Minute},
+			Lockout:   Lockout{Enabled: true, MaxFailures: 5, Window: 15 * time.Minute, Duration: 15 * time.Minute},
+			RateLimit: RateLimit{Scope: ScopeFleet},
 		},
 		Policy: Policy{CheckInterval: time.Second},
 		Log:    Log{Level: "info", Format: "json"},

@@ -181,6 +181,9 @@ func (c *Config) Validate() Problems {
 	if r := c.Protection.RateLimit; r.RequestsPerSecond < 0 || r.Burst < 0 || r.RequestsPerSecond > 0 && r.Burst < 1 {
 		add("protection.rate_limit: requests_per_second and burst must not be negative, and burst must be at least 1 when a rate is set")
 	}
+	if sc := c.Protection.RateLimit.Scope; sc != ScopeFleet && sc != ScopeReplica {
+		add("protection.rate_limit.scope: must be %q or %q, got %q", ScopeFleet, ScopeReplica, sc)
+	}
 	for i, h := range c.Protection.AllowedHosts {
 		if h == "" || strings.ContainsAny(h, "/ ") {
 			add("protection.allowed_hosts[%d]: %q is not a host name or host:port", i, h)

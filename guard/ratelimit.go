@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"context"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -8,7 +9,7 @@ import (
 
 // RateLimit is a token bucket per access key: Rate requests a second on
 // average, Burst at once. Per replica: with N replicas behind a balancer a
-// key gets up to N times Rate.
+// key gets up to N times Rate (SharedRateLimit is one bucket for the fleet).
 type RateLimit struct {
 	rate, burst float64
 	seed        maphash.Seed
@@ -34,6 +35,12 @@ func NewRateLimit(rate float64, burst int, maxKeys int) *RateLimit {
 		r.shards[i].buckets = map[string]*bucket{}
 	}
 	return r
+}
+
+// Take is Allow in the form the proxy calls limiters (a local bucket cannot
+// fail).
+func (r *RateLimit) Take(_ context.Context, key []byte, now time.Time) (bool, error) {
+	return r.Allow(key, now), nil
 }
 
 // Enabled reports whether requests are limited at all.

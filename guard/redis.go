@@ -71,3 +71,9 @@ func (r *Redis) FirstUse(ctx context.Context, signatureHash string, ttl time.Dur
 	}
 	return ok, nil
 }
+
+// NewRateLimit returns a rate limiter whose buckets live in this Redis,
+// shared by every replica.
+func (r *Redis) NewRateLimit(rate float64, burst, maxKeys int) *SharedRateLimit {
+	return NewSharedRateLimit(r.client, r.prefix, rate, burst, maxKeys)
+}

@@ -18,10 +18,17 @@ type Replayer interface {
 	FirstUse(ctx context.Context, signatureHash string, ttl time.Duration) (bool, error)
 }
 
+// RateLimiter takes a token for an access key (guard.RateLimit per replica,
+// guard.SharedRateLimit for the fleet). An error is reported, but allowed
+// is still the answer to apply.
+type RateLimiter interface {
+	Take(ctx context.Context, key []byte, now time.Time) (allowed bool, err error)
+}
+
 // Guards are the optional abuse protections; nil fields are off.
 type Guards struct {
 	Lockout   *guard.Lockout
-	RateLimit *guard.RateLimit
+	RateLimit RateLimiter
 	Replay    Replayer
 }
 
@@ -116,8 +123,14 @@ func (s *Server) afterVerify(ctx *fasthttp.RequestCtx, st *state) (outcome, bool
 	}
 	// After the replay check: replays of a captured request must not spend
 	// its owner's tokens.
-	if rl := s.guards.RateLimit; rl != nil && !rl.Allow(st.accessKey(), s.now()) {
-		return s.fail(ctx, st, errRequestLimitExceeded, "", nil), true
+	if rl := s.guards.RateLimit; rl != nil {
+		allowed, err := rl.Take(ctx, st.accessKey(), s.now())
+		if err != nil {
+			s.log.Warn("shared rate limit unavailable, using this replica's bucket", zap.Error(err))
+		}
+		if !allowed {
+			return s.fail(ctx, st, errRequestLimitExceeded, "", nil), true
+		}
 	}
 	return 0, false
 }

@@ -130,3 +130,35 @@ func killSubscriber(t *testing.T, admin *redis.Client, name string) {
 		t.Fatalf("no subscriber named %s in CLIENT LIST", name)
 	}
 }
+
+// protection.rate_limit.scope fleet: one bucket per key for all replicas.
+func TestRateLimitSharedByTheFleet(t *testing.T) {
+	limit := func(c *configs.Config) {
+		c.Protection.RateLimit = configs.RateLimit{RequestsPerSecond: 0.01, Burst: 2, Scope: configs.ScopeFleet}
+	}
+	a := startStack(t, limit)
+	b := startStack(t, func(c *configs.Config) {
+		limit(c)
+		c.Redis.KeyPrefix = a.cfg.Redis.KeyPrefix
+		c.Credentials.EncryptionKeyFile = a.cfg.Credentials.EncryptionKeyFile
+	})
+	k := demoKey(t)
+	putKeys(t, a.store, k)
+	// Alternate between the replicas: the limiter lets exactly the burst
+	// through (an answer other than RequestLimitExceeded, such as a slow
+	// Keystone's 503, still spent a token), then refuses on both.
+	passed := 0
+	for i := 0; i < 6; i++ {
+		s := []*stack{a, b}[i%2]
+		r := ec2Call(s.url, "/", k.access, k.secret, nil)
+		if r.code == "RequestLimitExceeded" {
+			break
+		}
+		passed++
+	}
+	if passed != 2 {
+		t.Fatalf("%d requests passed the limiter across two replicas, want the fleet's burst (2)", passed)
+	}
+	wantFault(t, "a: the fleet's burst is spent", ec2Call(a.url, "/", k.access, k.secret, nil), 503, "RequestLimitExceeded", 5*time.Second)
+	wantFault(t, "b: the fleet's burst is spent", ec2Call(b.url, "/", k.access, k.secret, nil), 503, "RequestLimitExceeded", 5*time.Second)
+}

@@ -117,8 +117,12 @@ func newGuards(p configs.Protection, shared *guard.Redis) proxy.Guards {
 		}
 		g.Lockout = guard.NewLockout(guard.LockoutConfig{MaxFailures: p.Lockout.MaxFailures, Window: p.Lockout.Window, Duration: p.Lockout.Duration}, s)
 	}
-	if p.RateLimit.RequestsPerSecond > 0 {
-		g.RateLimit = guard.NewRateLimit(p.RateLimit.RequestsPerSecond, p.RateLimit.Burst, 1_000_000)
+	if rl := p.RateLimit; rl.RequestsPerSecond > 0 {
+		if shared != nil && rl.Scope == configs.ScopeFleet {
+			g.RateLimit = shared.NewRateLimit(rl.RequestsPerSecond, rl.Burst, 1_000_000)
+		} else {
+			g.RateLimit = guard.NewRateLimit(rl.RequestsPerSecond, rl.Burst, 1_000_000)
+		}
 	}
 	if p.Replay.Enabled {
 		if shared != nil {
