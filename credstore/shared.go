@@ -80,6 +80,9 @@ func (s *Redis) changed(ctx context.Context, accessKey string) error {
 type WatchOptions struct {
 	// Changed is called with the access key of every changed record.
 	Changed func(accessKey string)
+	// Other is called with any other message on the channel (other
+	// packages announce there too, e.g. lockouts).
+	Other func(payload string)
 	// Subscribed is called with false when the subscription is lost (changes
 	// may then go unheard) and with true when it is back.
 	Subscribed func(bool)
@@ -127,8 +130,12 @@ func (s *Redis) Watch(ctx context.Context, o WatchOptions) {
 			case *redis.Pong:
 				set(true)
 			case *redis.Message:
-				if access, ok := strings.CutPrefix(m.Payload, eventCred); ok && o.Changed != nil {
-					o.Changed(access)
+				if access, ok := strings.CutPrefix(m.Payload, eventCred); ok {
+					if o.Changed != nil {
+						o.Changed(access)
+					}
+				} else if o.Other != nil {
+					o.Other(m.Payload)
 				}
 			}
 		}

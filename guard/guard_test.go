@@ -140,3 +140,28 @@ func TestSeen(t *testing.T) {
 		t.Errorf("%d markers; bound is 2", len(s.expires))
 	}
 }
+
+func TestLearnedLock(t *testing.T) {
+	l := NewLockout(LockoutConfig{MaxFailures: 3, Window: time.Minute, Duration: time.Minute}, nil)
+	now := time.Now()
+	l.Learn("AK", now.Add(time.Minute), now)
+	if _, locked := l.Locked([]byte("AK"), now.Add(30*time.Second)); !locked {
+		t.Error("a learned lock is not applied")
+	}
+	if _, locked := l.Locked([]byte("AK"), now.Add(61*time.Second)); locked {
+		t.Error("a learned lock outlives its end")
+	}
+	l.Learn("OLD", now.Add(-time.Second), now)
+	if _, locked := l.Locked([]byte("OLD"), now); locked {
+		t.Error("a lock already over was applied")
+	}
+	key, until, ok := ParseLockEvent("lock 1764064800000 client:10.0.0.1")
+	if !ok || key != "client:10.0.0.1" || until.UnixMilli() != 1764064800000 {
+		t.Errorf("ParseLockEvent = %q %v %v", key, until, ok)
+	}
+	for _, bad := range []string{"cred AK", "lock x AK", "lock 123", "lock 123 "} {
+		if _, _, ok := ParseLockEvent(bad); ok {
+			t.Errorf("ParseLockEvent(%q) accepted", bad)
+		}
+	}
+}

@@ -120,6 +120,27 @@ func (l *Lockout) Failed(ctx context.Context, key, fingerprint string, now time.
 	return time.Time{}, false, err
 }
 
+// Learn records a lock another replica set (announced through Redis), so
+// this replica refuses key without waiting for a failure of its own.
+func (l *Lockout) Learn(key string, until, now time.Time) {
+	if !now.Before(until) {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.keys[key]
+	if f == nil {
+		if len(l.keys) >= min(max(l.sweepAt, 64), l.cfg.MaxTracked) {
+			l.evictExpired(now)
+		}
+		f = &failures{windowEnd: now, fingerprints: map[string]struct{}{}}
+		l.keys[key] = f
+	}
+	if f.lockedUntil.Before(until) {
+		f.lockedUntil = until
+	}
+}
+
 // evictExpired forgets keys whose window and lock are over; with the lock held.
 func (l *Lockout) evictExpired(now time.Time) {
 	for k, f := range l.keys {

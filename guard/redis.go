@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -59,7 +61,30 @@ func (r *Redis) Lock(ctx context.Context, key string, until time.Time) error {
 	if err := r.client.Set(ctx, r.prefix+"lock:{"+key+"}", until.UnixMilli(), ttl).Err(); err != nil {
 		return fmt.Errorf("guard: redis: %w", err)
 	}
+	// Replicas that have seen no failure for key learn of the lock now,
+	// not at their first failure (they only read local state per request).
+	if err := r.client.Publish(ctx, r.prefix+"events", lockEvent+strconv.FormatInt(until.UnixMilli(), 10)+" "+key).Err(); err != nil {
+		return fmt.Errorf("guard: redis: lock set but not announced: %w", err)
+	}
 	return nil
+}
+
+// lockEvent starts the message announcing a lock on the events channel
+// (credstore.Redis.EventsChannel): "lock <unix ms of the end> <key>".
+const lockEvent = "lock "
+
+// ParseLockEvent reads a lock announcement from the events channel.
+func ParseLockEvent(payload string) (key string, until time.Time, ok bool) {
+	rest, ok := strings.CutPrefix(payload, lockEvent)
+	if !ok {
+		return "", time.Time{}, false
+	}
+	ms, key, ok := strings.Cut(rest, " ")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if !ok || err != nil || key == "" {
+		return "", time.Time{}, false
+	}
+	return key, time.UnixMilli(n), true
 }
 
 // FirstUse records a request signature and reports whether it is new

@@ -91,8 +91,9 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 		m.RegisterCacheSize("token", kc.CachedTokens)
 	}
 
+	guards := newGuards(cfg.Protection, shared)
 	p, err := proxy.New(proxy.Options{Config: cfg, Credentials: store, Identity: identity, Metrics: m, Logger: logger,
-		Guards: newGuards(cfg.Protection, shared)})
+		Guards: guards})
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -100,7 +101,7 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 	a.Proxy = p
 	m.RegisterCacheSize("credential", p.CachedCredentials)
 	if redisStore != nil {
-		a.watchChanges(redisStore, m)
+		a.watchChanges(redisStore, m, guards.Lockout)
 	}
 	a.Admin = proxy.NewAdminHandler(a.Registry, checks)
 	return a, nil
@@ -183,7 +184,7 @@ func NewRedisClient(c configs.Redis) (redis.UniversalClient, error) {
 // watchChanges keeps the caches in step with changes other processes make
 // in Redis. Until subscribed, and whenever the subscription is lost, the
 // credential cache runs on the short unsubscribed TTL.
-func (a *App) watchChanges(r *credstore.Redis, m *metrics.Metrics) {
+func (a *App) watchChanges(r *credstore.Redis, m *metrics.Metrics, lockout *guard.Lockout) {
 	c := a.Config.Credentials
 	a.Proxy.SetCredentialTTL(c.UnsubscribedTTL)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -194,6 +195,11 @@ func (a *App) watchChanges(r *credstore.Redis, m *metrics.Metrics) {
 			Changed: func(accessKey string) {
 				a.Proxy.Invalidate(accessKey)
 				m.Invalidations.Inc()
+			},
+			Other: func(payload string) {
+				if key, until, ok := guard.ParseLockEvent(payload); ok && lockout != nil {
+					lockout.Learn(key, until, time.Now())
+				}
 			},
 			Subscribed: func(up bool) {
 				if up {
