@@ -1,13 +1,13 @@
 package main
 
 import (
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/signal"
 	"reflect"
+	"sync/atomic"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -61,13 +61,15 @@ func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), star
 		a.Close()
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	var runner atomic.Pointer[app.Runner] // bad PROXY headers are reported to the current App
+	ln, err := app.ListenEC2(cfg, tlsConfig, func(peer net.Addr, err error) {
+		if r := runner.Load(); r != nil {
+			r.ProxyProtocolError(peer, err)
+		}
+	})
 	if err != nil {
 		a.Close()
-		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
-	}
-	if tlsConfig != nil {
-		ln = tls.NewListener(ln, tlsConfig)
+		return err
 	}
 	var adminLn net.Listener
 	if cfg.AdminListen != "" {
@@ -78,10 +80,12 @@ func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), star
 		}
 	}
 	r := app.NewRunner(a, ln, adminLn)
+	runner.Store(r)
 	logger.Info("ec2proxy started",
 		zap.String("version", buildVersion()),
 		zap.String("listen", ln.Addr().String()),
 		zap.Bool("tls", tlsConfig != nil),
+		zap.Bool("proxy_protocol", cfg.Server.ProxyProtocol),
 		zap.String("admin_listen", cfg.AdminListen),
 		zap.String("identity", cfg.Identity.Mode),
 		zap.String("credentials", cfg.Credentials.Store))

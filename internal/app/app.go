@@ -32,6 +32,7 @@ type App struct {
 	Config   *configs.Config
 	Logger   *zap.Logger
 	Registry *prometheus.Registry
+	Metrics  *metrics.Metrics
 	Proxy    *proxy.Server
 	Admin    http.Handler
 	Keystone *keystoneclient.Client // nil in standalone mode
@@ -45,6 +46,7 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 	a := &App{Config: cfg, Logger: logger, Registry: prometheus.NewRegistry()}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(a.Registry, version)
+	a.Metrics = m
 
 	var checks []proxy.ReadyCheck
 	var store credstore.Backend
