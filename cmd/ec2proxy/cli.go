@@ -34,6 +34,7 @@ func commands() []command {
 		{"creds", "manage EC2 credentials; import them from Keystone (creds -h)", creds},
 		{"ec2rc", "write an ec2rc.sh for a credential", ec2rc},
 		{"sign", "sign and send an EC2 request (SigV2 or SigV4), for debugging", sign},
+		{"policy", "check what the authorization policy allows (policy -h)", policyCmd},
 		{"version", "print the version", func(_ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "ec2proxy", buildVersion())
 			return nil

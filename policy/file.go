@@ -1,0 +1,148 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// maxFileSize bounds what File reads; real policy files are a few KiB.
+const maxFileSize = 1 << 20
+
+// FileOptions are the callbacks of a File. They run on the goroutine that
+// called Check (Watch's), after the rules in use changed or a change failed;
+// they must not call Check.
+type FileOptions struct {
+	// OnReload is called after a changed file was loaded and its rules
+	// replaced the previous ones.
+	OnReload func()
+	// OnError is called once for each change of the file that could not
+	// be read or parsed; the previous rules stay in use.
+	OnError func(error)
+}
+
+// File is a policy file that reloads when it changes, like nova's policy
+// cache: Check compares the file's modification time, size and identity
+// (inode) with those of the version last read. Replace the file by renaming
+// a complete new one over it: a file rewritten in place within the
+// file system's timestamp granularity, keeping its size, goes unnoticed.
+type File struct {
+	path string
+	opts FileOptions
+	cur  atomic.Pointer[Policy]
+
+	mu   sync.Mutex
+	seen os.FileInfo // the version last tried; nil after a failed stat
+	err  error       // why that version is not in use; nil if it is
+}
+
+// Open reads and parses the policy file at path. It fails if the file cannot
+// be read or has any broken rule (the error lists them all, see Errors).
+func Open(path string, opts FileOptions) (*File, error) {
+	p, fi, err := load(path)
+	if err != nil {
+		return nil, err
+	}
+	f := &File{path: path, opts: opts, seen: fi}
+	f.cur.Store(p)
+	return f, nil
+}
+
+// Path is the file's path as given to Open.
+func (f *File) Path() string { return f.path }
+
+// Policy returns the rules in use: the last version of the file that loaded.
+func (f *File) Policy() *Policy { return f.cur.Load() }
+
+// Check reloads the file if it changed since it was last read. reloaded
+// reports that new rules are in use. A file that cannot be read or parsed
+// leaves the previous rules in use and returns the error, again on every
+// Check until the file changes; OnError is called only the first time.
+func (f *File) Check() (reloaded bool, err error) {
+	reloaded, notify, err := f.check()
+	if notify {
+		if err != nil && f.opts.OnError != nil {
+			f.opts.OnError(err)
+		} else if reloaded && f.opts.OnReload != nil {
+			f.opts.OnReload()
+		}
+	}
+	return reloaded, err
+}
+
+func (f *File) check() (reloaded, notify bool, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fi, err := os.Stat(f.path)
+	if err != nil {
+		if f.seen == nil && f.err != nil {
+			return false, false, f.err
+		}
+		f.seen, f.err = nil, err
+		return false, true, err
+	}
+	if f.seen != nil && sameVersion(f.seen, fi) {
+		return false, false, f.err
+	}
+	p, read, err := load(f.path)
+	if read != nil {
+		fi = read
+	}
+	f.seen, f.err = fi, err
+	if err != nil {
+		return false, true, err
+	}
+	f.cur.Store(p)
+	return true, true, nil
+}
+
+// Watch calls Check every interval until ctx ends. It does nothing if every
+// is not positive.
+func (f *File) Watch(ctx context.Context, every time.Duration) {
+	if every <= 0 {
+		return
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			_, _ = f.Check() // reported through the options
+		}
+	}
+}
+
+func sameVersion(a, b os.FileInfo) bool {
+	return a.ModTime().Equal(b.ModTime()) && a.Size() == b.Size() && os.SameFile(a, b)
+}
+
+// load reads and parses the file, and returns the version it read.
+func load(path string) (*Policy, os.FileInfo, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(fh, maxFileSize+1))
+	if err != nil {
+		return nil, fi, err
+	}
+	if len(data) > maxFileSize {
+		return nil, fi, fmt.Errorf("%s: larger than %d KiB", path, maxFileSize>>10)
+	}
+	p, err := Parse(data)
+	if err != nil {
+		return nil, fi, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, fi, nil
+}

@@ -1,0 +1,198 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// recorder counts a File's callbacks.
+type recorder struct {
+	mu       sync.Mutex
+	reloads  int
+	failures []error
+}
+
+func (r *recorder) options() FileOptions {
+	return FileOptions{
+		OnReload: func() { r.mu.Lock(); r.reloads++; r.mu.Unlock() },
+		OnError:  func(err error) { r.mu.Lock(); r.failures = append(r.failures, err); r.mu.Unlock() },
+	}
+}
+
+func (r *recorder) counts() (int, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reloads, len(r.failures)
+}
+
+// write replaces the file's content and gives it a modification time of its
+// own, so the change shows whatever the file system's timestamp granularity.
+func write(t *testing.T, path, content string, mtime time.Time) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func allows(f *File, roles ...string) bool {
+	ok, _ := f.Policy().Authorize([]byte("RunInstances"), &Creds{ProjectID: "p1", Roles: roles}, &own)
+	return ok
+}
+
+func TestFileReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+	write(t, path, "default: role:member\n", start)
+	var rec recorder
+	f, err := Open(path, rec.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !allows(f, "member") || allows(f, "admin") {
+		t.Fatal("the first version does not decide as written")
+	}
+
+	step := func(name string, wantReloaded bool, wantErr string, wantReloads, wantFailures int) {
+		t.Helper()
+		reloaded, err := f.Check()
+		if reloaded != wantReloaded || (err == nil) != (wantErr == "") || err != nil && !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("%s: Check() = %v, %v; want %v, error containing %q", name, reloaded, err, wantReloaded, wantErr)
+		}
+		if reloads, failures := rec.counts(); reloads != wantReloads || failures != wantFailures {
+			t.Errorf("%s: %d reloads, %d failures; want %d, %d", name, reloads, failures, wantReloads, wantFailures)
+		}
+	}
+
+	step("unchanged", false, "", 0, 0)
+
+	write(t, path, "default: role:admin\n", start.Add(time.Second))
+	step("changed", true, "", 1, 0)
+	if allows(f, "member") || !allows(f, "admin") {
+		t.Error("the new rules are not in use")
+	}
+	step("unchanged after reload", false, "", 1, 0)
+
+	// Same size and content length, new time: reloaded.
+	write(t, path, "default: role:other\n", start.Add(2*time.Second))
+	step("same size", true, "", 2, 0)
+	if !allows(f, "other") {
+		t.Error("the same-size change is not in use")
+	}
+
+	write(t, path, "default: \"(role:admin\"\nec2:X: rule:nope\n", start.Add(3*time.Second))
+	step("broken", false, `line 1: rule "default": unbalanced parentheses`, 2, 1)
+	if !allows(f, "other") {
+		t.Error("a broken file replaced the rules")
+	}
+	if _, err := f.Check(); err == nil || !strings.Contains(err.Error(), `rule "ec2:X": "rule:nope" refers to no rule`) {
+		t.Errorf("still broken: Check() = %v; want every error again", err)
+	}
+	if _, failures := rec.counts(); failures != 1 {
+		t.Errorf("OnError called %d times for one broken version; want 1", failures)
+	}
+	var errs Errors
+	if !errors.As(rec.failures[0], &errs) || len(errs) != 2 || !strings.Contains(rec.failures[0].Error(), path) {
+		t.Errorf("OnError(%v); want the path and both errors", rec.failures[0])
+	}
+
+	write(t, path, "default: role:reader\n", start.Add(4*time.Second))
+	step("restored", true, "", 3, 1)
+	if !allows(f, "reader") {
+		t.Error("the restored file is not in use")
+	}
+
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	step("removed", false, "no such file", 3, 2)
+	step("still removed", false, "no such file", 3, 2)
+	if !allows(f, "reader") {
+		t.Error("a removed file dropped the rules")
+	}
+
+	write(t, path, "default: role:member\n", start.Add(5*time.Second))
+	step("back", true, "", 4, 2)
+}
+
+// An operator replaces the file by renaming a new one over it; even with the
+// same size and time the new inode is noticed.
+func TestFileRename(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "policy.yaml")
+	mtime := time.Now().Add(-time.Hour).Truncate(time.Second)
+	write(t, path, "default: role:aaaa\n", mtime)
+	f, err := Open(path, FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, "policy.yaml.new")
+	write(t, tmp, "default: role:bbbb\n", mtime)
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	if reloaded, err := f.Check(); !reloaded || err != nil {
+		t.Fatalf("Check() = %v, %v; want a reload", reloaded, err)
+	}
+	if !allows(f, "bbbb") {
+		t.Error("the renamed file is not in use")
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Open(filepath.Join(dir, "absent.yaml"), FileOptions{}); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Open(absent) = %v; want ErrNotExist", err)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	write(t, bad, "a: rule:b\nc: rol:x\n", time.Now())
+	_, err := Open(bad, FileOptions{})
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 2 || !strings.HasPrefix(err.Error(), bad+": invalid policy:") {
+		t.Errorf("Open(bad) = %v; want the path and both errors", err)
+	}
+	big := filepath.Join(dir, "big.yaml")
+	write(t, big, "a: \"@\"\n"+strings.Repeat("#", maxFileSize), time.Now())
+	if _, err := Open(big, FileOptions{}); err == nil || !strings.Contains(err.Error(), "larger than 1024 KiB") {
+		t.Errorf("Open(big) = %v", err)
+	}
+}
+
+func TestWatch(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+	write(t, path, "default: role:member\n", start)
+	reloaded := make(chan struct{}, 1)
+	f, err := Open(path, FileOptions{OnReload: func() { reloaded <- struct{}{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.Watch(ctx, 5*time.Millisecond); close(done) }()
+	write(t, path, "default: role:admin\n", start.Add(time.Second))
+	select {
+	case <-reloaded:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Watch did not reload the changed file")
+	}
+	if !allows(f, "admin") {
+		t.Error("the watched change is not in use")
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Watch did not return when its context ended")
+	}
+
+	f.Watch(context.Background(), 0) // returns at once: reloading disabled
+}
