@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -263,5 +264,26 @@ func TestErrorFields(t *testing.T) {
 	}
 	if e := errs[0]; e.Line != 2 || e.Rule != "bad" || e.Msg != `"rule:nope" refers to no rule` {
 		t.Errorf("error = %+v", *e)
+	}
+}
+
+// The example files under testdata (also fuzzing seeds) stay what they claim.
+func TestTestdata(t *testing.T) {
+	for _, name := range []string{"testdata/nova_ec2.json", "testdata/keystone_roles.yaml"} {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Parse(data); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	data, err := os.ReadFile("testdata/broken.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errs Errors
+	if _, err := Parse(data); !errors.As(err, &errs) || len(errs) != 8 {
+		t.Errorf("testdata/broken.yaml: %v; want one error for each of its 8 broken rules", err)
 	}
 }
