@@ -17,6 +17,7 @@ import (
 	"github.com/ec2proxy/ec2proxy/guard"
 	"github.com/ec2proxy/ec2proxy/keystoneclient"
 	"github.com/ec2proxy/ec2proxy/metrics"
+	"github.com/ec2proxy/ec2proxy/policy"
 )
 
 // The warm path (credential and identity cached) allocates nothing per
@@ -39,13 +40,20 @@ func testWarmPathAllocs(t *testing.T, version int) {
 	cfg.Identity.Mode = configs.ModeKeystone
 	cfg.Routes = []configs.Route{{PathPrefix: "/", Backend: "http://backend.invalid"}}
 	store := &memStore{records: map[string]credstore.Record{testAccess: {AccessKey: testAccess, Secret: testSecret, UserID: "u", ProjectID: "p", Enabled: true}}}
-	id := &keystoneclient.Identity{Token: "gAAAA", UserID: "u", UserName: "alice", ProjectID: "p", ProjectName: "proj", RolesHeader: "member,reader"}
+	id := &keystoneclient.Identity{Token: "gAAAA", UserID: "u", UserName: "alice", ProjectID: "p", ProjectName: "proj",
+		Roles: []string{"member", "reader"}, RolesHeader: "member,reader"}
+	rules, err := policy.Parse(configs.DefaultPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := New(Options{Config: &cfg, Credentials: store, Identity: &fakeIdentity{id: id},
 		Metrics: metrics.New(prometheus.NewRegistry(), "test"), Logger: zap.NewNop(), Now: func() time.Time { return testNow },
 		Guards: Guards{ // the default lockout, and a rate limit high enough not to refuse
 			Lockout:   guard.NewLockout(guard.LockoutConfig{MaxFailures: 5, Window: time.Minute, Duration: time.Minute}, nil),
 			RateLimit: guard.NewRateLimit(1e9, 1e9, 1000),
-		}})
+		},
+		Policy: staticPolicy{rules}, // the shipped policy, authorizing every request
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,7 @@ const (
 	errRequestLimitExceeded
 	errReplayed
 	errHostNotServed
+	errUnauthorizedOperation
 	numErrorCodes
 )
 
@@ -72,6 +73,7 @@ var errorTable = [numErrorCodes]ec2Error{
 	errRequestLimitExceeded:        {"RequestLimitExceeded", http.StatusServiceUnavailable, "Request limit exceeded for this access key; retry with back-off."},
 	errReplayed:                    {"RequestExpired", http.StatusBadRequest, "This signed request was already used: sign every request afresh (replay protection is on)."},
 	errHostNotServed:               {"InvalidRequest", http.StatusBadRequest, "This endpoint does not serve the host named in the Host header."},
+	errUnauthorizedOperation:       {"UnauthorizedOperation", http.StatusForbidden, "You are not authorized to perform this operation."},
 }
 
 // appendErrorXML appends the EC2 error document (as nova wrote it).

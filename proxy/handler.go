@@ -12,6 +12,7 @@ import (
 
 	"github.com/ec2proxy/ec2proxy/credstore"
 	"github.com/ec2proxy/ec2proxy/keystoneclient"
+	"github.com/ec2proxy/ec2proxy/policy"
 	"github.com/ec2proxy/ec2proxy/sigv2"
 	"github.com/ec2proxy/ec2proxy/sigv4"
 )
@@ -25,6 +26,8 @@ type state struct {
 	out       fasthttp.Request
 	in        fasthttp.Response
 	headers   hostOverride // the request's headers, as SigV4 sees them
+	creds     policy.Creds
+	target    policy.Target
 	requestID []byte
 	scratch   []byte
 }
@@ -142,6 +145,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, st *state) outcome {
 		case err != nil:
 			return s.fail(ctx, st, errServiceUnavailable, "The identity service is unavailable. Please try again shortly.", err)
 		}
+	}
+	if out, ok := s.authorize(ctx, st, id); !ok {
+		return out
 	}
 	return s.forward(ctx, st, rt, id)
 }

@@ -43,7 +43,9 @@ type Options struct {
 	Metrics  *metrics.Metrics
 	Logger   *zap.Logger
 	Guards   Guards
-	Now      func() time.Time // clock; time.Now if nil
+	// Policy, if set, authorizes each action after authentication.
+	Policy PolicySource
+	Now    func() time.Time // clock; time.Now if nil
 }
 
 // Server is the EC2 API front end.
@@ -54,6 +56,7 @@ type Server struct {
 	creds        *credstore.Cache[*credential]
 	identity     IdentitySource
 	guards       Guards
+	authz        *authorizer // nil: no policy
 	allowedHosts [][]byte
 	routes       []route // longest prefix first
 	trusted      []netip.Prefix
@@ -101,6 +104,9 @@ func New(opts Options) (*Server, error) {
 		now:      opts.Now,
 	}
 	s.pool.New = func() any { return new(state) }
+	if opts.Policy != nil {
+		s.authz = &authorizer{source: opts.Policy, vec: opts.Metrics.Policy}
+	}
 	prepare := prepareCredential
 	if opts.Identity == nil {
 		prepare = prepareStandalone

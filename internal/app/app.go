@@ -24,6 +24,7 @@ import (
 	"github.com/ec2proxy/ec2proxy/internal/flightcache"
 	"github.com/ec2proxy/ec2proxy/keystoneclient"
 	"github.com/ec2proxy/ec2proxy/metrics"
+	"github.com/ec2proxy/ec2proxy/policy"
 	"github.com/ec2proxy/ec2proxy/proxy"
 )
 
@@ -94,8 +95,13 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 	}
 
 	guards := newGuards(cfg.Protection, shared)
+	rules, err := a.openPolicy(m)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
 	p, err := proxy.New(proxy.Options{Config: cfg, Credentials: store, Identity: identity, Metrics: m, Logger: logger,
-		Guards: guards})
+		Guards: guards, Policy: rules})
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -107,6 +113,47 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 	}
 	a.Admin = proxy.NewAdminHandler(a.Registry, checks)
 	return a, nil
+}
+
+// staticPolicy is the shipped default policy, which never changes.
+type staticPolicy struct{ p *policy.Policy }
+
+func (s staticPolicy) Policy() *policy.Policy { return s.p }
+
+// openPolicy loads the authorization policy (nil when off). A policy file
+// is watched for changes; one that is broken at start-up stops the start,
+// one broken later is logged and its last good rules kept.
+func (a *App) openPolicy(m *metrics.Metrics) (proxy.PolicySource, error) {
+	c := a.Config.Policy
+	switch {
+	case !c.Enabled:
+		return nil, nil
+	case c.File == "":
+		p, err := policy.Parse(configs.DefaultPolicy)
+		if err != nil {
+			return nil, fmt.Errorf("the shipped default policy: %w", err)
+		}
+		return staticPolicy{p}, nil
+	}
+	f, err := policy.Open(c.File, policy.FileOptions{
+		OnReload: func() {
+			m.PolicyReloads.WithLabelValues("ok").Inc()
+			a.Logger.Info("policy reloaded", zap.String("file", c.File))
+		},
+		OnError: func(err error) {
+			m.PolicyReloads.WithLabelValues("error").Inc()
+			a.Logger.Error("policy file not reloaded: keeping the last good rules", zap.String("file", c.File), zap.Error(err))
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("policy.file: %w", err)
+	}
+	a.Logger.Info("policy loaded", zap.String("file", c.File), zap.Int("actions", len(f.Policy().Actions())))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Watch(ctx, c.CheckInterval) }()
+	a.closers = append(a.closers, func() error { cancel(); <-done; return nil })
+	return f, nil
 }
 
 // newGuards builds the protections the configuration turns on, sharing
