@@ -28,8 +28,34 @@ func TestWarmPathAllocs(t *testing.T) {
 }
 
 func testWarmPathAllocs(t *testing.T, version int) {
+	run := warmPath(t, version)
+	for i := 0; i < 10; i++ {
+		run()
+	}
+	if n := testing.AllocsPerRun(200, run); n > 0 {
+		t.Errorf("the warm path allocates %v times per request; want 0", n)
+	}
+}
+
+// BenchmarkWarmPath is one request through the whole pipeline, caches warm,
+// against an in-memory backend: what ec2proxy adds per request.
+func BenchmarkWarmPath(b *testing.B) {
+	for _, v := range []int{2, 4} {
+		b.Run(map[int]string{2: "SigV2", 4: "SigV4"}[v], func(b *testing.B) {
+			run := warmPath(b, v)
+			b.ReportAllocs()
+			for b.Loop() {
+				run()
+			}
+		})
+	}
+}
+
+// warmPath returns a function serving one signed request through a server
+// whose caches are warm (credential and identity fixed, shipped policy on).
+func warmPath(t testing.TB, version int) func() {
 	ln := fasthttputil.NewInmemoryListener()
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	backend := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("text/xml")
 		ctx.SetBodyString("<DescribeRegionsResponse/>")
@@ -81,17 +107,11 @@ func testWarmPathAllocs(t *testing.T, version int) {
 	var ctx fasthttp.RequestCtx
 	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}, nil)
 
-	run := func() {
+	return func() {
 		ctx.Response.Reset()
 		s.handle(&ctx)
 		if ctx.Response.StatusCode() != 200 {
 			t.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
 		}
-	}
-	for i := 0; i < 10; i++ {
-		run()
-	}
-	if n := testing.AllocsPerRun(200, run); n > 0 {
-		t.Errorf("the warm path allocates %v times per request; want 0", n)
 	}
 }

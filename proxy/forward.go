@@ -82,7 +82,8 @@ func (s *Server) route(path []byte) *route {
 // forward sends the verified request to the backend with the identity
 // headers, and copies the answer back.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, id *keystoneclient.Identity) outcome {
-	req, resp := &st.out, &st.in
+	// The backend answers straight into the client's response: no copy.
+	req, resp := &st.out, &ctx.Response
 	req.Reset()
 	resp.Reset()
 	req.Header.DisableNormalizing()
@@ -115,11 +116,10 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, id *key
 		}
 		return s.fail(ctx, st, code, "", fmt.Errorf("backend %s: %w", rt.client.Addr, err))
 	}
-	resp.CopyTo(&ctx.Response)
 	for _, h := range responseHopByHop {
-		ctx.Response.Header.Del(h)
+		resp.Header.Del(h)
 	}
-	ctx.Response.Header.SetBytesV(headerRequestID, st.requestID)
+	resp.Header.SetBytesV(headerRequestID, st.requestID)
 	if s.log.Core().Enabled(zap.DebugLevel) {
 		s.log.Debug("forwarded", zap.ByteString("request_id", st.requestID), zap.Int("status", resp.StatusCode()))
 	}

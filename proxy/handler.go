@@ -24,7 +24,6 @@ type state struct {
 	v2        sigv2.Request
 	v4        sigv4.Request
 	out       fasthttp.Request
-	in        fasthttp.Response
 	headers   hostOverride // the request's headers, as SigV4 sees them
 	creds     policy.Creds
 	target    policy.Target
