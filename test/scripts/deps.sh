@@ -2,8 +2,8 @@
 #
 # deps.sh - install the Debian 12 packages the ec2proxy test suite needs
 # (real Keystone under uwsgi, redis, openstack CLI, boto/botocore/awscli for
-# real-client signatures, sqlite3, curl) and make sure none of their system
-# services keeps running.
+# real-client signatures, haproxy in front of several replicas, sqlite3, curl)
+# and make sure none of their system services keeps running.
 #
 # Usage: test/scripts/deps.sh [EXTRA_PACKAGE...]
 #
@@ -15,14 +15,16 @@
 # Package side effects and how they are neutralised:
 #   - keystone's postinst asks debconf questions; they are preseeded to
 #     "no database setup, no admin tenant, no endpoint registration";
-#   - keystone and redis-server postinsts start their services
-#     (uwsgi on :5000, redis on :6379) via invoke-rc.d / deb-systemd-invoke.
+#   - keystone, redis-server and haproxy postinsts start their services
+#     (uwsgi on :5000, redis on :6379, haproxy with the packaged
+#     /etc/haproxy/haproxy.cfg) via invoke-rc.d / deb-systemd-invoke.
 #     A temporary /usr/sbin/policy-rc.d (exit 101) forbids that while apt runs
 #     (an existing policy-rc.d is left alone);
-#   - afterwards, every run stops the keystone and redis-server services if
-#     they run and disables them, with systemctl when systemd is PID 1, else
-#     with the SysV scripts and update-rc.d (works in containers without
-#     systemd). The tests start their own private keystone and redis.
+#   - afterwards, every run stops the keystone, redis-server and haproxy
+#     services if they run and disables them, with systemctl when systemd is
+#     PID 1, else with the SysV scripts and update-rc.d (works in containers
+#     without systemd). The tests start their own private keystone, redis
+#     servers and haproxy.
 set -euo pipefail
 
 SCRIPT_NAME=deps
@@ -35,10 +37,11 @@ PKGS=(
 	keystone uwsgi-core uwsgi-plugin-python3
 	python3-openstackclient
 	python3-boto python3-botocore awscli
+	haproxy
 	sqlite3 curl ca-certificates
 	"$@"
 )
-SERVICES=(keystone redis-server)
+SERVICES=(keystone redis-server haproxy)
 APT_LOG="${TMPDIR:-/tmp}/ec2proxy-deps-apt.log"
 export DEBIAN_FRONTEND=noninteractive
 
@@ -159,7 +162,7 @@ done
 # Last resort for processes started without a working init script (e.g. a
 # policy-rc.d that allowed the start and a service manager we do not know):
 # the packaged daemons write these pidfiles.
-for pf in /run/keystone/keystone.pid /run/redis/redis-server.pid; do
+for pf in /run/keystone/keystone.pid /run/redis/redis-server.pid /run/haproxy.pid; do
 	pid=$(read_pidfile "$pf")
 	if [ -n "$pid" ] && pid_alive "$pid"; then
 		log "stopping leftover system daemon pid ${pid} (${pf})"
