@@ -227,6 +227,15 @@ func NewRedisClient(c configs.Redis) (redis.UniversalClient, error) {
 		}
 		opts.TLSConfig = t
 	}
+	if c.MasterName == "" && len(c.Addrs) > 1 {
+		// A Cluster client learns a failover from MOVED replies, which a
+		// dead master never sends: by default it would keep sending a shard's
+		// commands to the dead node for up to a minute. Reload the slot map
+		// every second instead (one CLUSTER SLOTS a second per replica).
+		copts := opts.Cluster()
+		copts.ClusterStateReloadInterval = time.Second
+		return redis.NewClusterClient(copts), nil
+	}
 	return redis.NewUniversalClient(opts), nil
 }
 
