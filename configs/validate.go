@@ -119,9 +119,6 @@ func (c *Config) Validate() Problems {
 		add("credentials.max_entries: must be at least 1")
 	}
 	positive("credentials.unsubscribed_ttl", c.Credentials.UnsubscribedTTL)
-	if c.Credentials.UnsubscribedTTL > c.Credentials.CacheTTL && c.Credentials.CacheTTL > 0 {
-		add("credentials.unsubscribed_ttl: %v is longer than credentials.cache_ttl (%v); it is the short TTL used while change events cannot be heard", c.Credentials.UnsubscribedTTL, c.Credentials.CacheTTL)
-	}
 
 	for i, a := range c.Redis.Addrs {
 		if _, _, err := net.SplitHostPort(a); err != nil {

@@ -244,6 +244,7 @@ func NewRedisClient(c configs.Redis) (redis.UniversalClient, error) {
 // credential cache runs on the short unsubscribed TTL.
 func (a *App) watchChanges(r *credstore.Redis, m *metrics.Metrics, lockout *guard.Lockout) {
 	c := a.Config.Credentials
+	c.UnsubscribedTTL = min(c.UnsubscribedTTL, c.CacheTTL) // never longer than when subscribed
 	a.Proxy.SetCredentialTTL(c.UnsubscribedTTL)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -241,7 +241,10 @@ func (c *Cache[A, V]) ExpireWithin(d time.Duration) {
 				s.entries[k] = &short
 			}
 		}
-		s.gen++
+		// No s.gen++: loads under way compute their freshness when they
+		// finish (the credential cache reads its TTL then), and they must
+		// still be cached, or a key being loaded at this moment would not
+		// be kept at all (and could not be served stale later).
 		s.mu.Unlock()
 	}
 }
