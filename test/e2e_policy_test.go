@@ -73,7 +73,8 @@ func randomHex(n int) string {
 // Authorization with the shipped policy against the real Keystone: a member
 // may act; a Heat stack user may only look; a trust-scoped EC2 credential
 // (created by an admin with trust_id in its blob, keystone-real.md §3) gets
-// only the trust's roles, and stops working once the trust is deleted.
+// only the trust's roles, and stops working once the trust is deleted; one
+// bound to an application credential gets only that credential's roles.
 func TestPolicyWithRealKeystone(t *testing.T) {
 	s := startStack(t, func(c *configs.Config) { c.Policy.Enabled = true })
 	ks := testenv.KeystoneEnv(t)
@@ -130,6 +131,26 @@ func TestPolicyWithRealKeystone(t *testing.T) {
 	}
 	wantFault(t, "trust (reader) RunInstances", action(trusted, "RunInstances"), 403, "UnauthorizedOperation", 5*time.Second)
 
+	// An application credential of demo's limited to reader, and an EC2
+	// credential bound to it (blob app_cred_id): only reader applies.
+	appCred := demoAPI.do("POST", "/users/"+demo.user+"/application_credentials", map[string]any{"application_credential": map[string]any{
+		"name": "ec2proxy-e2e-" + randomHex(4), "roles": []map[string]string{{"name": "reader"}},
+	}}, 201)["application_credential"].(map[string]any)
+	t.Cleanup(func() { demoAPI.do("DELETE", "/users/"+demo.user+"/application_credentials/"+appCred["id"].(string), nil, 204) })
+	viaApp := keyPair{access: randomHex(16), secret: randomHex(16), user: demo.user, project: demo.project}
+	blob, _ = json.Marshal(map[string]string{"access": viaApp.access, "secret": viaApp.secret, "app_cred_id": appCred["id"].(string)})
+	appEC2 := admin.do("POST", "/credentials", map[string]any{"credential": map[string]any{
+		"type": "ec2", "user_id": viaApp.user, "project_id": viaApp.project, "blob": string(blob),
+	}}, 201)["credential"].(map[string]any)
+	t.Cleanup(func() { admin.do("DELETE", "/credentials/"+appEC2["id"].(string), nil, 204) })
+	putKeys(t, s.store, viaApp)
+	wantOK(t, "application credential (reader) DescribeInstances", action(viaApp, "DescribeInstances"))
+	got, _ = s.backend.Last()
+	if roles := got.Header.Get("X-Roles"); !strings.Contains(roles, "reader") || strings.Contains(roles, "member") {
+		t.Errorf("application credential: X-Roles %q; want its role reader only, not demo's member", roles)
+	}
+	wantFault(t, "application credential (reader) RunInstances", action(viaApp, "RunInstances"), 403, "UnauthorizedOperation", 5*time.Second)
+
 	// The trust is deleted: Keystone refuses the credential at the next
 	// exchange. The cached token lives until it is renewed or the record
 	// changes (here: touched, as `ec2proxy creds` or sync would).
@@ -141,7 +162,7 @@ func TestPolicyWithRealKeystone(t *testing.T) {
 	if _, ok := eventually(2*time.Second, func() bool { return action(trusted, "DescribeInstances").code == "AuthFailure" }); !ok {
 		t.Errorf("the trust's credential still works after the trust was deleted: %s", action(trusted, "DescribeInstances"))
 	}
-	if n := s.metric("ec2proxy_policy_decisions_total", "action", "RunInstances", "result", "deny"); n != 2 {
-		t.Errorf("RunInstances denials counted: %v, want 2", n)
+	if n := s.metric("ec2proxy_policy_decisions_total", "action", "RunInstances", "result", "deny"); n != 3 {
+		t.Errorf("RunInstances denials counted: %v, want 3", n)
 	}
 }
