@@ -136,7 +136,9 @@ func TestPolicyWithRealKeystone(t *testing.T) {
 	appCred := demoAPI.do("POST", "/users/"+demo.user+"/application_credentials", map[string]any{"application_credential": map[string]any{
 		"name": "ec2proxy-e2e-" + randomHex(4), "roles": []map[string]string{{"name": "reader"}},
 	}}, 201)["application_credential"].(map[string]any)
-	t.Cleanup(func() { demoAPI.do("DELETE", "/users/"+demo.user+"/application_credentials/"+appCred["id"].(string), nil, 204) })
+	t.Cleanup(func() {
+		demoAPI.do("DELETE", "/users/"+demo.user+"/application_credentials/"+appCred["id"].(string), nil, 204)
+	})
 	viaApp := keyPair{access: randomHex(16), secret: randomHex(16), user: demo.user, project: demo.project}
 	blob, _ = json.Marshal(map[string]string{"access": viaApp.access, "secret": viaApp.secret, "app_cred_id": appCred["id"].(string)})
 	appEC2 := admin.do("POST", "/credentials", map[string]any{"credential": map[string]any{
