@@ -33,7 +33,6 @@ import (
 	"github.com/ec2proxy/ec2proxy/configs"
 	"github.com/ec2proxy/ec2proxy/credstore"
 	"github.com/ec2proxy/ec2proxy/internal/app"
-	"github.com/ec2proxy/ec2proxy/sigv2"
 	"github.com/ec2proxy/ec2proxy/test/testenv"
 )
 
@@ -66,21 +65,7 @@ var codeRE = regexp.MustCompile(`<Code>([^<]*)</Code>`)
 // ec2Call sends a SigV2-signed POST for path on endpoint (http://host:port).
 // It is safe to call from any goroutine.
 func ec2Call(endpoint, path, access, secret string, params map[string]string) ec2Result {
-	host := strings.TrimPrefix(endpoint, "http://")
-	p := map[string]string{
-		"AWSAccessKeyId": access, "Action": "DescribeRegions", "Version": "2016-11-15",
-		"SignatureMethod": "HmacSHA256", "SignatureVersion": "2", "Timestamp": time.Now().UTC().Format("2006-01-02T15:04:05Z"),
-	}
-	for k, v := range params {
-		p[k] = v
-	}
-	var pairs []sigv2.Pair
-	form := url.Values{}
-	for k, v := range p {
-		pairs = append(pairs, sigv2.Pair{Name: k, Value: v})
-		form.Set(k, v)
-	}
-	form.Set("Signature", sigv2.NewKey([]byte(secret)).Sign(sigv2.HmacSHA256, sigv2.StringToSign("POST", host, path, pairs)))
+	form := signV2("POST", strings.TrimPrefix(endpoint, "http://"), path, access, secret, params)
 	start := time.Now()
 	req, _ := http.NewRequest(http.MethodPost, endpoint+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
@@ -99,23 +84,9 @@ func ec2Call(endpoint, path, access, secret string, params map[string]string) ec
 
 // ec2Get is ec2Call with GET (the query signed).
 func ec2Get(endpoint, path, access, secret string, params map[string]string) ec2Result {
-	host := strings.TrimPrefix(endpoint, "http://")
-	p := map[string]string{
-		"AWSAccessKeyId": access, "Action": "DescribeRegions", "Version": "2016-11-15",
-		"SignatureMethod": "HmacSHA256", "SignatureVersion": "2", "Timestamp": time.Now().UTC().Format("2006-01-02T15:04:05Z"),
-	}
-	for k, v := range params {
-		p[k] = v
-	}
-	var pairs []sigv2.Pair
-	q := url.Values{}
-	for k, v := range p {
-		pairs = append(pairs, sigv2.Pair{Name: k, Value: v})
-		q.Set(k, v)
-	}
-	q.Set("Signature", sigv2.NewKey([]byte(secret)).Sign(sigv2.HmacSHA256, sigv2.StringToSign("GET", host, path, pairs)))
+	q := signV2("GET", strings.TrimPrefix(endpoint, "http://"), path, access, secret, params)
 	start := time.Now()
-	resp, err := faultClient.Get(endpoint + path + "?" + strings.ReplaceAll(q.Encode(), "+", "%20"))
+	resp, err := faultClient.Get(endpoint + path + "?" + encodeRFC3986(q))
 	if err != nil {
 		return ec2Result{err: err, took: time.Since(start)}
 	}

@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/ec2proxy/ec2proxy/sigv2"
 )
 
 var nonce atomic.Int64
@@ -22,23 +20,12 @@ var nonce atomic.Int64
 // signedV2 builds a SigV2 request for endpoint (what the client connects
 // to) signed for host (what it says in Host; normally the endpoint's).
 func signedV2(method, endpoint, host, access, secret string, params map[string]string) *http.Request {
-	p := map[string]string{
-		"AWSAccessKeyId": access, "Action": "DescribeRegions", "Version": "2016-11-15",
-		"SignatureMethod": "HmacSHA256", "SignatureVersion": "2",
-		"Timestamp": time.Now().UTC().Format("2006-01-02T15:04:05Z"),
-		"Nonce":     strconv.FormatInt(nonce.Add(1), 10) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36),
-	}
+	p := map[string]string{"Nonce": strconv.FormatInt(nonce.Add(1), 10) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)}
 	for k, v := range params {
 		p[k] = v
 	}
-	var pairs []sigv2.Pair
-	form := url.Values{}
-	for k, v := range p {
-		pairs = append(pairs, sigv2.Pair{Name: k, Value: v})
-		form.Set(k, v)
-	}
-	form.Set("Signature", sigv2.NewKey([]byte(secret)).Sign(sigv2.HmacSHA256, sigv2.StringToSign(method, host, "/", pairs)))
-	encoded := strings.ReplaceAll(form.Encode(), "+", "%20")
+	form := signV2(method, host, "/", access, secret, p)
+	encoded := encodeRFC3986(form)
 	var req *http.Request
 	if method == http.MethodGet {
 		req, _ = http.NewRequest(method, endpoint+"/?"+encoded, nil)

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,22 +14,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/ec2proxy/ec2proxy/sigv2"
 )
 
 // signedForm signs a SigV2 POST body for host with the given key pair.
 func signedForm(host, access, secret, action string) string {
-	params := map[string]string{"AWSAccessKeyId": access, "Action": action, "Version": "2016-11-15", "SignatureMethod": "HmacSHA256",
-		"SignatureVersion": "2", "Timestamp": time.Now().UTC().Format("2006-01-02T15:04:05Z"), "Nonce": fmt.Sprint(time.Now().UnixNano())}
-	var pairs []sigv2.Pair
-	v := url.Values{}
-	for k, val := range params {
-		pairs = append(pairs, sigv2.Pair{Name: k, Value: val})
-		v.Set(k, val)
-	}
-	v.Set("Signature", sigv2.NewKey([]byte(secret)).Sign(sigv2.HmacSHA256, sigv2.StringToSign("POST", host, "/", pairs)))
-	return v.Encode()
+	return signV2("POST", host, "/", access, secret, map[string]string{"Action": action, "Nonce": fmt.Sprint(time.Now().UnixNano())}).Encode()
 }
 
 // SIGHUP reloads configuration and credentials file under load without a
