@@ -10,6 +10,14 @@ var hopByHop = [][]byte{
 }
 
 func isHopByHop(name []byte) bool {
+	if len(name) == 0 {
+		return false
+	}
+	switch name[0] | 0x20 { // most headers are ruled out by their first letter
+	case 'c', 'p', 'k', 't', 'u':
+	default:
+		return false
+	}
 	for _, h := range hopByHop {
 		if bytes.EqualFold(name, h) {
 			return true
@@ -47,6 +55,14 @@ var spoofablePrefixes = [][]byte{
 }
 
 func isSpoofable(name []byte) bool {
+	if len(name) == 0 {
+		return false
+	}
+	switch name[0] | 0x20 { // the first letters of spoofablePrefixes
+	case 'x', 'f', 'o':
+	default:
+		return false
+	}
 	for _, p := range spoofablePrefixes {
 		if len(name) >= len(p) && bytes.EqualFold(name[:len(p)], p) {
 			return true
