@@ -129,12 +129,14 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, id *key
 var responseHopByHop = []string{"Keep-Alive", "Proxy-Authenticate", "Proxy-Connection", "Te", "Trailer", "Upgrade"}
 
 // setIdentity sets the headers keystonemiddleware's auth_token would set, so
-// an OpenStack EC2 backend needs no change.
+// an OpenStack EC2 backend needs no change. Add, not Set: every client
+// header of these names was dropped already, so there is nothing to replace
+// and no need to scan the headers for each.
 func setIdentity(h *fasthttp.RequestHeader, id *keystoneclient.Identity) {
-	h.Set("X-Identity-Status", "Confirmed")
+	h.Add("X-Identity-Status", "Confirmed")
 	set := func(name, value string) {
 		if value != "" {
-			h.Set(name, value)
+			h.Add(name, value)
 		}
 	}
 	set("X-Auth-Token", id.Token)
