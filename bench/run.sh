@@ -33,6 +33,13 @@
 #   PERF=auto       count system calls and context switches per request of
 #                   nginx, fasthttp and ec2proxy with perf stat: auto (if
 #                   perf works here), 0 (never)
+#   PHASES=all      all: everything above; rss: only the RSS measurement
+#                   (Redis, fakekeystone, backend and ec2proxy; no real
+#                   Keystone, nginx or load passes; about a minute): the
+#                   report goes to the run directory and is printed, and
+#                   bench/results.md is left alone (it is a partial run)
+#   RSS_GOMEMLIMIT  if set, GOMEMLIMIT for the ec2proxy of the RSS
+#                   measurement only (default: unset, Go's default)
 #   BENCH_STATE     state directory (default bench/.state): Keystone's
 #                   database survives between runs, so only the first run
 #                   pays for its initialisation; runs/<time>/ keeps each
@@ -69,6 +76,16 @@ PIN=${PIN:-auto}
 PROFILE=${PROFILE:-auto}
 MICRO_COUNT=${MICRO_COUNT:-3}
 PERF=${PERF:-auto}
+PHASES=${PHASES:-all}
+RSS_GOMEMLIMIT=${RSS_GOMEMLIMIT:-}
+case "$PHASES" in
+all | rss) ;;
+*) die "PHASES=${PHASES}: want all or rss" ;;
+esac
+if [ "$PHASES" = rss ] && [ "$RSS_KEYS" -le 0 ]; then
+	die "PHASES=rss with RSS_KEYS=0 measures nothing"
+fi
+WARM_LIFETIME='' WARM_RSS_KIB=''
 STATE=$(abspath "${BENCH_STATE:-${BENCH}/.state}")
 RUN="${STATE}/runs/$(date -u +%Y%m%dT%H%M%SZ)"
 BIN="${STATE}/bin"
@@ -106,22 +123,58 @@ build() {
 }
 step "build ec2proxy and bench programs" build
 
-if ! command -v redis-server >/dev/null 2>&1 || [ ! -x /usr/bin/keystone-manage ] || ! command -v uwsgi >/dev/null 2>&1; then
+if ! command -v redis-server >/dev/null 2>&1 || { [ "$PHASES" = all ] && { [ ! -x /usr/bin/keystone-manage ] || ! command -v uwsgi >/dev/null 2>&1; }; }; then
 	step "install Redis and Keystone (test/scripts/deps.sh)" bash "${REPO}/test/scripts/deps.sh"
 fi
-step "nginx installed, system service stopped" ensure_nginx
-if [ "$PERF" = auto ]; then
+if [ "$PHASES" = all ]; then
+	step "nginx installed, system service stopped" ensure_nginx
+fi
+if [ "$PHASES" = rss ]; then
+	PERF=0
+elif [ "$PERF" = auto ]; then
 	PERF=0
 	if command -v perf >/dev/null 2>&1 && perf stat -e raw_syscalls:sys_enter -e context-switches -p $$ -- true >/dev/null 2>&1; then
 		PERF=1
 	fi
 fi
 
+# start_proxy NAME CONFIG CMD [ARGS...] - ec2proxy (or the profiling
+# copy) on the target's core; waits for /readyz (Redis PING and a Keystone
+# service token).
+start_proxy() {
+	local name=$1 conf=$2
+	shift 2
+	start_bg "$name" "$SUT_CPU" "$@"
+	wait_http "http://127.0.0.1:$(admin_port "$conf")/readyz" 200 30
+}
+admin_port() { sed -n 's/^admin_listen: 127.0.0.1:\([0-9]*\)$/\1/p' "$1"; }
+
 # ---- Redis and Keystone --------------------------------------------------------
 
 STARTED_REDIS=1 # from here on cleanup stops it (redis-down.sh is idempotent)
 step "redis up" on "$AUX_CPU" bash "${REPO}/test/scripts/redis-up.sh" "${STATE}/redis"
 REDIS_PORT=$(cat "${STATE}/redis/redis.port")
+# Secrets sealed at rest, as ec2proxy requires by default for Redis.
+KEY_FILE="${RUN}/secret.key"
+(umask 077 && "${BIN}/ec2proxy" creds genkey >"$KEY_FILE")
+
+# PHASES=rss: the RSS measurement alone (it needs no real Keystone).
+if [ "$PHASES" = rss ]; then
+	pin_running "$AUX_CPU" "$(read_pidfile "${STATE}/redis/redis.pid")"
+	BACKEND_PORT=$(free_port)
+	start_bg backend "$SUT_CPU" "${BIN}/backend" -listen "127.0.0.1:${BACKEND_PORT}"
+	wait_http "http://127.0.0.1:${BACKEND_PORT}/" 200 10
+	step "RSS with ${RSS_KEYS} credentials" measure_rss
+	stop_bg backend
+	MICRO_COUNT=0
+	write_facts >"${RUN}/facts.env"
+	"${BIN}/report" -run "$RUN" >"${RUN}/results.md"
+	cat "${RUN}/results.md"
+	prune_runs 5
+	log "done in $(since "$T_ALL")s (PHASES=rss: bench/results.md not updated); raw results, configuration and logs: ${RUN}"
+	exit 0
+fi
+
 # KS_PORT=auto: never the test suite's 5000.
 export KS_PORT=auto KS_PROCESSES=2
 STARTED_KEYSTONE=1
@@ -133,9 +186,6 @@ KS_PASSWORD=$(env_get "${STATE}/keystone/keystone.env" EC2PROXY_TEST_KEYSTONE_SE
 DEMO_USER_ID=$(env_get "${STATE}/keystone/demo-ec2.env" DEMO_USER_ID)
 DEMO_PROJECT_ID=$(env_get "${STATE}/keystone/demo-ec2.env" DEMO_PROJECT_ID)
 
-# Secrets sealed at rest, as ec2proxy requires by default for Redis.
-KEY_FILE="${RUN}/secret.key"
-(umask 077 && "${BIN}/ec2proxy" creds genkey >"$KEY_FILE")
 step "${KEYS} EC2 credentials in Keystone and Redis" "${BIN}/seed" keystone -n "$KEYS" \
 	-keystone "$KS_URL" -user-id "$DEMO_USER_ID" -project-id "$DEMO_PROJECT_ID" \
 	-redis "127.0.0.1:${REDIS_PORT}" -prefix "$PREFIX" -key "$KEY_FILE" -out "${RUN}/creds.tsv"
@@ -155,17 +205,6 @@ start_bg backend "$SUT_CPU" "${BIN}/backend" -listen "127.0.0.1:${BACKEND_PORT}"
 wait_http "http://127.0.0.1:${BACKEND_PORT}/" 200 10
 B_PID=$(bg_pid backend)
 step "load: backend direct" load backend "$BACKEND_PORT" -pids "backend=${B_PID}"
-
-# start_proxy NAME CONFIG BINARY [ARGS...] - ec2proxy (or the profiling
-# copy) on the target's core; waits for /readyz (Redis PING and a Keystone
-# service token).
-start_proxy() {
-	local name=$1 conf=$2 binary=$3
-	shift 3
-	start_bg "$name" "$SUT_CPU" "$binary" "$@"
-	wait_http "http://127.0.0.1:$(admin_port "$conf")/readyz" 200 30
-}
-admin_port() { sed -n 's/^admin_listen: 127.0.0.1:\([0-9]*\)$/\1/p' "$1"; }
 
 # fill LABEL PORT [loadgen flags...] - one request per key, few at a time:
 # the cold pass that reads every credential and calls ec2tokens.

@@ -34,27 +34,38 @@ profile_proxy() {
 # caches; then /proc/PID/status is read, with the Go heap figures and a
 # heap profile. The process is bench/profproxy: ec2proxy wired by the same
 # internal/app, plus a pprof listener, which adds no measurable memory.
+# RSS is read first, as the process left it; then the heap profile is taken
+# after a forced collection (?gc=1), so that it and the live heap reported
+# beside it count what the caches hold, not garbage awaiting a collection.
+# RSS_GOMEMLIMIT, if set, is this process's GOMEMLIMIT.
 measure_rss() {
-	local ks port admin pprof conf pid metrics
+	local ks port admin pprof conf pid metrics env=()
 	ks=$(free_port) port=$(free_port) admin=$(free_port) pprof=$(free_port)
 	start_bg fakekeystone "$AUX_CPU" "${BIN}/fakekeystone" -listen "127.0.0.1:${ks}"
 	wait_http "http://127.0.0.1:${ks}/v3" 200 10
-	"${BIN}/seed" synthetic -n "$RSS_KEYS" -redis "127.0.0.1:${REDIS_PORT}" -prefix "$RSS_PREFIX" -key "$KEY_FILE" -out "${RUN}/rss-creds.tsv"
+	"${BIN}/seed" synthetic -n "$RSS_KEYS" -redis "127.0.0.1:${REDIS_PORT}" -prefix "$RSS_PREFIX" -key "$KEY_FILE" -out "${RUN}/rss-creds.tsv" || return
 	conf="${RUN}/ec2proxy-rss.yaml"
 	proxy_conf "$port" "$admin" "$RSS_PREFIX" "http://127.0.0.1:${ks}" fake fake >"$conf"
-	start_proxy ec2proxy-rss "$conf" "${BIN}/profproxy" -config "$conf" -pprof "127.0.0.1:${pprof}"
+	if [ -n "${RSS_GOMEMLIMIT:-}" ]; then
+		env=(env "GOMEMLIMIT=${RSS_GOMEMLIMIT}")
+	fi
+	start_proxy ec2proxy-rss "$conf" "${env[@]}" "${BIN}/profproxy" -config "$conf" -pprof "127.0.0.1:${pprof}" || return
 	on "$LG_CPU" "${BIN}/loadgen" -label rss-fill -target "127.0.0.1:${port}" -creds "${RUN}/rss-creds.tsv" \
-		-conns "$CONNS" -once -metrics "http://127.0.0.1:${admin}/metrics" -out "${RUN}/results.jsonl" >/dev/null
+		-conns "$CONNS" -once -metrics "http://127.0.0.1:${admin}/metrics" -out "${RUN}/results.jsonl" >/dev/null || return
 	sleep 1
 	pid=$(bg_pid ec2proxy-rss)
 	RSS_KIB=$(vm_kib "$pid" VmRSS)
 	RSS_HWM_KIB=$(vm_kib "$pid" VmHWM)
 	metrics=$(curl --noproxy '*' -s "http://127.0.0.1:${admin}/metrics")
+	grep '^go_' <<<"$metrics" >"${RUN}/rss-go-metrics.txt" || true
 	RSS_CREDS=$(awk '/^ec2proxy_cache_entries\{cache="credential"\}/ { print $2 }' <<<"$metrics")
 	RSS_TOKENS=$(awk '/^ec2proxy_cache_entries\{cache="token"\}/ { print $2 }' <<<"$metrics")
 	RSS_HEAP_INUSE=$(awk '/^go_memstats_heap_inuse_bytes / { printf "%d", $2 / 1024 }' <<<"$metrics")
 	RSS_NEXT_GC=$(awk '/^go_memstats_next_gc_bytes / { printf "%d", $2 / 1024 }' <<<"$metrics")
-	curl --noproxy '*' -s -o "${RUN}/heap.pprof" "http://127.0.0.1:${pprof}/debug/pprof/heap"
+	curl --noproxy '*' -s -o "${RUN}/heap.pprof" "http://127.0.0.1:${pprof}/debug/pprof/heap?gc=1"
+	curl --noproxy '*' -s "http://127.0.0.1:${admin}/metrics" | grep '^go_' >"${RUN}/rss-go-metrics-after-gc.txt" || true
+	RSS_LIVE_HEAP=$(awk '/^go_memstats_heap_alloc_bytes / { printf "%d", $2 / 1024 }' "${RUN}/rss-go-metrics-after-gc.txt")
+	RSS_AFTER_GC_KIB=$(vm_kib "$pid" VmRSS)
 	go tool pprof -sample_index=inuse_space -top -nodecount=25 "${BIN}/profproxy" "${RUN}/heap.pprof" >"${RUN}/heap-top.txt" 2>/dev/null || true
 	stop_bg ec2proxy-rss
 	stop_bg fakekeystone
@@ -120,6 +131,10 @@ rss_cached_credentials=${RSS_CREDS:-}
 rss_cached_tokens=${RSS_TOKENS:-}
 rss_heap_inuse_kib=${RSS_HEAP_INUSE:-}
 rss_next_gc_kib=${RSS_NEXT_GC:-}
+rss_live_heap_kib=${RSS_LIVE_HEAP:-}
+rss_after_gc_kib=${RSS_AFTER_GC_KIB:-}
+rss_gomemlimit=${RSS_GOMEMLIMIT:-}
+phases=${PHASES:-all}
 auth_options=$(option_keys)
 micro_count=${MICRO_COUNT}
 perf_window_s=3

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -32,6 +33,13 @@ var loadRows = []struct{ label, name string }{
 
 func (r *run) write(w io.Writer) {
 	f := r.facts
+	if f["phases"] == "rss" {
+		fmt.Fprintf(w, "# ec2proxy benchmark results: RSS only\n\n")
+		fmt.Fprintf(w, "Run %s with `PHASES=rss bash bench/run.sh` (only the RSS measurement).\n\n", f["date"])
+		fmt.Fprintf(w, "Machine: %s cores (%s), kernel %s, %s; redis %s. %s\n\n", f["nproc"], f["cpu_model"], f["kernel"], f["go_version"], f["redis_version"], f["pinning"])
+		r.writeMemory(w)
+		return
+	}
 	fmt.Fprintf(w, "# ec2proxy benchmark results\n\n")
 	fmt.Fprintf(w, "Run %s with `make bench` (`bash bench/run.sh`).\n\n", f["date"])
 	fmt.Fprintf(w, "Machine: %s cores (%s), kernel %s, %s; nginx %s, redis %s, keystone %s.\n\n",
@@ -201,21 +209,44 @@ func (r *run) writeDeps(w io.Writer) {
 			break
 		}
 	}
+	r.writeMemory(w)
+}
+
+func (r *run) writeMemory(w io.Writer) {
 	if kib := r.facts["rss_kib"]; kib != "" {
 		fmt.Fprintf(w, "## Memory\n\n%s\n\n", r.rssText())
 		if h := r.text("heap-top.txt"); h != "" {
-			fmt.Fprintf(w, "<details><summary>heap profile (in use) with %s credentials</summary>\n\n```\n%s\n```\n</details>\n\n", r.facts["rss_keys"], h)
+			what := "in use"
+			if r.facts["rss_live_heap_kib"] != "" {
+				what = "in use after a forced GC"
+			}
+			fmt.Fprintf(w, "<details><summary>heap profile (%s) with %s credentials</summary>\n\n```\n%s\n```\n</details>\n\n", what, r.facts["rss_keys"], h)
 		}
 	}
 }
 
 func (r *run) rssText() string {
 	f := r.facts
-	return fmt.Sprintf("ec2proxy RSS with %s credentials cached: **%s MiB** (VmRSS; peak VmHWM %s MiB; Go heap in use %s MiB, next GC at %s MiB); cache entries: %s credentials, %s tokens. "+
-		"Method: %s random credentials written to Redis, ec2proxy in keystone mode against bench/fakekeystone (answers every ec2tokens call with a token shaped like Keystone 22's, so the token cache fills too), "+
-		"one signed request per key (%s req/s during the fill), then /proc/PID/status. The process is bench/profproxy (ec2proxy wired by internal/app, plus a pprof listener) so that the heap profile below comes from the same process. For comparison, the warm benchmark process (%s keys) had %s MiB.",
-		f["rss_keys"], mib(f["rss_kib"]), mib(f["rss_hwm_kib"]), mib(f["rss_heap_inuse_kib"]), mib(f["rss_next_gc_kib"]), f["rss_cached_credentials"], f["rss_cached_tokens"],
-		f["rss_keys"], r.rpsOf(lRSSFill), f["keys"], mib(f["warm_rss_kib"]))
+	limit := "Go's defaults (GOGC=100, no GOMEMLIMIT)"
+	if l := f["rss_gomemlimit"]; l != "" {
+		limit = "GOMEMLIMIT=" + l + " (not the default)"
+	}
+	text := fmt.Sprintf("ec2proxy RSS with %s credentials cached: **%s MiB** (VmRSS; peak VmHWM %s MiB; Go heap in use %s MiB, next GC at %s MiB; %s); cache entries: %s credentials, %s tokens. ",
+		f["rss_keys"], mib(f["rss_kib"]), mib(f["rss_hwm_kib"]), mib(f["rss_heap_inuse_kib"]), mib(f["rss_next_gc_kib"]), limit, f["rss_cached_credentials"], f["rss_cached_tokens"])
+	if live, err := strconv.ParseFloat(f["rss_live_heap_kib"], 64); err == nil {
+		perKey := ""
+		if n, err := strconv.ParseFloat(f["rss_keys"], 64); err == nil && n > 0 {
+			perKey = fmt.Sprintf(", %.0f bytes per access key", live*1024/n)
+		}
+		text += fmt.Sprintf("Live heap after a forced GC: %s MiB%s (RSS then %s MiB). ", mib(f["rss_live_heap_kib"]), perKey, mib(f["rss_after_gc_kib"]))
+	}
+	text += fmt.Sprintf("Method: %s random credentials written to Redis, ec2proxy in keystone mode against bench/fakekeystone (answers every ec2tokens call with a token shaped like Keystone 22's, so the token cache fills too), "+
+		"one signed request per key (%s req/s during the fill), then /proc/PID/status. The process is bench/profproxy (ec2proxy wired by internal/app, plus a pprof listener) so that the heap profile below comes from the same process.",
+		f["rss_keys"], r.rpsOf(lRSSFill))
+	if f["warm_rss_kib"] != "" {
+		text += fmt.Sprintf(" For comparison, the warm benchmark process (%s keys) had %s MiB.", f["keys"], mib(f["warm_rss_kib"]))
+	}
+	return text
 }
 
 func (r *run) rpsOf(label string) string {
