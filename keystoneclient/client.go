@@ -280,6 +280,7 @@ func (c *Client) sharedIdentity(ctx context.Context, accessKey string) *Identity
 		c.cfg.SharedObserve("miss")
 		return nil
 	}
+	intern(id)
 	c.cfg.SharedObserve("hit")
 	return id
 }

@@ -6,11 +6,15 @@
 package keystoneclient
 
 import (
+	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
-// Identity is what a Keystone token says about its holder.
+// Identity is what a Keystone token says about its holder. Identities are
+// cached and shared between requests, and their strings and Roles between
+// identities (see intern): treat an Identity as read-only.
 type Identity struct {
 	Token     string // X-Subject-Token; never log it
 	ExpiresAt time.Time
@@ -92,5 +96,74 @@ func (b *tokenBody) identity(token string) (*Identity, error) {
 	if t.AppCred != nil {
 		id.AppCredID = t.AppCred.ID
 	}
+	intern(id)
 	return id, nil
+}
+
+// interned holds strings and role lists that cached identities share:
+// 100,000 tokens typically name far fewer users, projects, domains and
+// sets of roles, and each token's copies of them would cost as much as the
+// token itself. It is bounded (it holds what Keystone and other replicas
+// sent) and starts over when full, which only costs sharing.
+var interned struct {
+	mu    sync.Mutex
+	strs  map[string]string
+	roles map[string][]string // by RolesHeader
+}
+
+const (
+	maxInternedStrings = 1 << 14
+	maxInternedRoles   = 1 << 10
+)
+
+// intern replaces id's strings (but the token) and Roles with shared
+// equal ones. Roles must then not be modified: nothing does, identities
+// are shared between requests anyway.
+func intern(id *Identity) {
+	interned.mu.Lock()
+	defer interned.mu.Unlock()
+	if interned.strs == nil || len(interned.strs) >= maxInternedStrings {
+		interned.strs = make(map[string]string)
+	}
+	for _, f := range [...]*string{
+		&id.UserID, &id.UserName, &id.UserDomainID, &id.UserDomainName,
+		&id.ProjectID, &id.ProjectName, &id.ProjectDomainID, &id.ProjectDomainName,
+		&id.TrustID, &id.TrustorID, &id.TrusteeID, &id.AppCredID,
+	} {
+		*f = internString(*f)
+	}
+	if len(id.Roles) == 0 {
+		return
+	}
+	header := strings.Join(id.Roles, ",")
+	// slices.Equal: role names may contain commas, so one header may come
+	// from different lists.
+	if roles, ok := interned.roles[header]; ok && header == id.RolesHeader && slices.Equal(roles, id.Roles) {
+		id.Roles, id.RolesHeader = roles, internString(header)
+		return
+	}
+	if interned.roles == nil || len(interned.roles) >= maxInternedRoles {
+		interned.roles = make(map[string][]string)
+	}
+	roles := make([]string, len(id.Roles))
+	for i, r := range id.Roles {
+		roles[i] = internString(r)
+	}
+	id.Roles = roles
+	if header == id.RolesHeader {
+		id.RolesHeader = internString(header)
+		interned.roles[id.RolesHeader] = roles
+	}
+}
+
+// internString returns the shared copy of s; with interned.mu held.
+func internString(s string) string {
+	if s == "" {
+		return ""
+	}
+	if shared, ok := interned.strs[s]; ok {
+		return shared
+	}
+	interned.strs[s] = s
+	return s
 }

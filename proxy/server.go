@@ -68,15 +68,26 @@ type Server struct {
 	inflight     atomic.Int64 // requests in this pipeline, for Wait
 }
 
-// credential is what the cache keeps per access key: its prepared HMAC
-// keys, derived once, and only what requests need of the record (memory
-// per cached key matters at 100,000 keys).
+// credential is what the cache keeps per access key: its secret, as a
+// SigV2 key and a SigV4 secret that prepare their HMACs on first use and
+// keep them, and only what requests need of the record (memory per cached
+// key matters at 100,000 keys).
 type credential struct {
 	enabled bool
 	key     *sigv2.Key
 	v4      *sigv4.Secret
 	// standalone is the identity forwarded in standalone mode.
 	standalone *keystoneclient.Identity
+}
+
+// preparedCredential is a credential and its keys in one allocation (96
+// bytes), the keys sharing one copy of the secret (another): a cached
+// credential costs those two, plus the HMAC states its client's requests
+// prepare (one per signature version and method, or SigV4 scope, used).
+type preparedCredential struct {
+	credential
+	v2Key    sigv2.Key
+	v4Secret sigv4.Secret
 }
 
 // New builds a server; it does not listen yet.
@@ -190,7 +201,12 @@ func (s *Server) Wait(ctx context.Context) error {
 }
 
 func prepareCredential(r credstore.Record) *credential {
-	return &credential{enabled: r.Enabled, key: sigv2.NewKey([]byte(r.Secret)), v4: sigv4.NewSecret([]byte(r.Secret))}
+	secret := []byte(r.Secret) // never changed afterwards: both keys keep it
+	p := &preparedCredential{}
+	p.v2Key.Init(secret)
+	p.v4Secret.Init(secret)
+	p.credential = credential{enabled: r.Enabled, key: &p.v2Key, v4: &p.v4Secret}
+	return &p.credential
 }
 
 // prepareStandalone also keeps the identity forwarded in standalone mode.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"hash/maphash"
+	"math"
 	"sync"
 	"time"
 )
@@ -53,6 +54,7 @@ type Cache[A, V any] struct {
 	load   Loader[A, V]
 	opts   Options
 	seed   maphash.Seed
+	epoch  time.Time // origin of the entries' times (see entry)
 	shards [64]shard[V]
 }
 
@@ -69,11 +71,24 @@ type shard[V any] struct {
 // minSweep is the shard size below which expired entries are left alone.
 const minSweep = 64
 
+// entry is one cached key. Memory per entry matters (the credential and
+// token caches hold one per access key, 100,000 and more): with V a
+// pointer, an entry is 32 bytes, one allocation of the smallest size class
+// that fits, where time.Time fields and an error made it 80.
+//
+// Times are nanoseconds since the cache's epoch, on the clock of
+// Options.Now: since(now) for a reading of it, and a deadline t the loader
+// gives is placed at since(now) + t.Sub(now) when it is stored. t.Sub(now)
+// measures with the monotonic clock when t has a reading of it (a TTL:
+// now().Add(ttl)), and with the wall clock otherwise (a token's expiry from
+// Keystone): what t's comparisons with now measured. What a deadline has
+// left is thus fixed when it is stored; a later step of the wall clock no
+// longer moves it (time.Now's monotonic reading does not jump).
 type entry[V any] struct {
 	value   V
-	err     error     // a remembered failure, or nil
-	fresh   time.Time // served without loading until
-	staleBy time.Time // served when a load fails until
+	failure *error // a remembered failure, or nil
+	fresh   int64  // served without loading until
+	staleBy int64  // served when a load fails until
 }
 
 type flight[V any] struct {
@@ -99,7 +114,7 @@ func New[A, V any](load Loader[A, V], opts Options) *Cache[A, V] {
 	if opts.WaitError == nil {
 		opts.WaitError = errors.New("flightcache: gave up waiting for a load")
 	}
-	c := &Cache[A, V]{load: load, opts: opts, seed: maphash.MakeSeed()}
+	c := &Cache[A, V]{load: load, opts: opts, seed: maphash.MakeSeed(), epoch: opts.Now()}
 	for i := range c.shards {
 		c.shards[i].entries = map[string]*entry[V]{}
 		c.shards[i].inflight = map[string]*flight[V]{}
@@ -111,26 +126,51 @@ func (c *Cache[A, V]) shard(key []byte) *shard[V] {
 	return &c.shards[maphash.Bytes(c.seed, key)%uint64(len(c.shards))]
 }
 
+// since is t on the entries' time axis (see entry).
+func (c *Cache[A, V]) since(t time.Time) int64 { return int64(t.Sub(c.epoch)) }
+
+// deadline places t on the entries' time axis from now, which is at
+// nowAt on it (see entry).
+func deadline(nowAt int64, now, t time.Time) int64 {
+	d := int64(t.Sub(now)) // saturated at ±292 years
+	if d > 0 && nowAt > math.MaxInt64-d {
+		return math.MaxInt64
+	}
+	if d < 0 && nowAt < math.MinInt64-d {
+		return math.MinInt64
+	}
+	return nowAt + d
+}
+
+// later is the saturated sum a + d.
+func later(a int64, d time.Duration) int64 {
+	if d > 0 && a > math.MaxInt64-int64(d) {
+		return math.MaxInt64
+	}
+	return a + int64(d)
+}
+
 // Get returns the value for key, loading it with arg if it is not fresh. A
 // fresh hit takes a read lock and allocates nothing.
 func (c *Cache[A, V]) Get(ctx context.Context, key []byte, arg A) (V, error) {
 	s := c.shard(key)
 	now := c.opts.Now()
+	nowAt := c.since(now)
 	s.mu.RLock()
 	e := s.entries[string(key)]
 	s.mu.RUnlock()
-	if e != nil && now.Before(e.fresh) {
-		if e.err != nil {
+	if e != nil && nowAt < e.fresh {
+		if e.failure != nil {
 			c.observe(NegativeHit)
-		} else {
-			c.observe(Hit)
+			return e.value, *e.failure
 		}
-		return e.value, e.err
+		c.observe(Hit)
+		return e.value, nil
 	}
-	return c.miss(ctx, s, string(key), arg, e, now)
+	return c.miss(ctx, s, string(key), arg, e, now, nowAt)
 }
 
-func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, old *entry[V], now time.Time) (V, error) {
+func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, old *entry[V], now time.Time, nowAt int64) (V, error) {
 	s.mu.Lock()
 	f, waiting := s.inflight[key]
 	if !waiting {
@@ -142,7 +182,7 @@ func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, 
 	if waiting {
 		select {
 		case <-f.done:
-			return c.answer(f, old, now)
+			return c.answer(f, old, nowAt)
 		case <-ctx.Done():
 			var zero V
 			return zero, c.opts.WaitError
@@ -157,9 +197,11 @@ func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, 
 	var e *entry[V]
 	switch {
 	case err == nil:
-		e = &entry[V]{value: value, fresh: fresh, staleBy: fresh.Add(c.opts.StaleIfError)}
+		at := deadline(nowAt, now, fresh)
+		e = &entry[V]{value: value, fresh: at, staleBy: later(at, c.opts.StaleIfError)}
 	case c.opts.IsNegative(err):
-		e = &entry[V]{err: err, fresh: now.Add(c.opts.NegativeTTL)}
+		failure := err // its own variable: &err would move err to the heap on every load
+		e = &entry[V]{failure: &failure, fresh: later(nowAt, c.opts.NegativeTTL)}
 	}
 	f.value, f.err = value, err
 
@@ -170,7 +212,7 @@ func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, 
 				// Amortised O(1): the map doubles between sweeps. Without
 				// this, expired entries (say, a flood of random unknown keys)
 				// would only leave at MaxEntries.
-				s.sweep(now)
+				s.sweep(nowAt)
 			}
 			if len(s.entries) >= max(1, c.opts.MaxEntries/len(c.shards)) {
 				for k := range s.entries { // map order is arbitrary enough
@@ -184,14 +226,14 @@ func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, 
 	delete(s.inflight, key)
 	s.mu.Unlock()
 	close(f.done)
-	return c.answer(f, old, now)
+	return c.answer(f, old, nowAt)
 }
 
 // sweep deletes entries that can no longer be served, fresh or stale; with
 // the shard's lock held.
-func (s *shard[V]) sweep(now time.Time) {
+func (s *shard[V]) sweep(now int64) {
 	for k, e := range s.entries {
-		if (e.err != nil && !now.Before(e.fresh)) || (e.err == nil && !now.Before(e.staleBy)) {
+		if (e.failure != nil && now >= e.fresh) || (e.failure == nil && now >= e.staleBy) {
 			delete(s.entries, k)
 		}
 	}
@@ -200,8 +242,8 @@ func (s *shard[V]) sweep(now time.Time) {
 
 // answer serves a load's result, or the old entry while it may be served
 // stale and the load failed for a reason worth riding out.
-func (c *Cache[A, V]) answer(f *flight[V], old *entry[V], now time.Time) (V, error) {
-	if f.err != nil && !c.opts.IsNegative(f.err) && old != nil && old.err == nil && now.Before(old.staleBy) {
+func (c *Cache[A, V]) answer(f *flight[V], old *entry[V], now int64) (V, error) {
+	if f.err != nil && !c.opts.IsNegative(f.err) && old != nil && old.failure == nil && now < old.staleBy {
 		c.observe(Stale)
 		return old.value, nil
 	}
@@ -230,12 +272,12 @@ func (c *Cache[A, V]) Invalidate(key string) {
 // errors) as before: this is for "the cache may be out of date", not for
 // "this key changed".
 func (c *Cache[A, V]) ExpireWithin(d time.Duration) {
-	limit := c.opts.Now().Add(d)
+	limit := later(c.since(c.opts.Now()), d)
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
 		for k, e := range s.entries {
-			if e.fresh.After(limit) {
+			if e.fresh > limit {
 				short := *e // a copy: readers use entries outside the lock
 				short.fresh = limit
 				s.entries[k] = &short

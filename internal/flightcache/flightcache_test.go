@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 type clock struct{ t atomic.Int64 }
@@ -74,5 +75,57 @@ func TestExpireWithin(t *testing.T) {
 	clk.add(2 * time.Minute)
 	if v := get(t, c, "a"); v != 2 {
 		t.Fatalf("ExpireWithin lengthened nothing, Get = %d, want 2", v)
+	}
+}
+
+// An entry holding a pointer is one 32-byte allocation: the credential and
+// token caches keep one per access key.
+func TestEntrySize(t *testing.T) {
+	if n := unsafe.Sizeof(entry[*int]{}); n != 32 {
+		t.Errorf("entry[*int] is %d bytes, want 32", n)
+	}
+}
+
+// Deadlines far in the future (or the past) saturate instead of wrapping
+// around, and the stale window added to one does too.
+func TestFarDeadlines(t *testing.T) {
+	clk := newClock()
+	var loads atomic.Int64
+	until := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := New(func(ctx context.Context, key string, _ int) (int, time.Time, error) {
+		loads.Add(1)
+		if key == "past" {
+			return 0, time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), nil
+		}
+		return 0, until, nil
+	}, Options{Now: clk.now, StaleIfError: time.Hour})
+	get(t, c, "future")
+	get(t, c, "past")
+	clk.add(100 * 365 * 24 * time.Hour)
+	get(t, c, "future")
+	get(t, c, "past")
+	if n := loads.Load(); n != 3 {
+		t.Errorf("%d loads, want 3 (the far future cached, the far past not)", n)
+	}
+}
+
+// A deadline without a monotonic clock reading (a token's expiry from
+// Keystone) is kept as what it had left when it was stored, and one from
+// now().Add(ttl) too, whatever the clock: both expire on time.
+func TestDeadlinesOfRealClock(t *testing.T) {
+	now := time.Now()
+	c := New(func(ctx context.Context, key string, _ int) (int, time.Time, error) {
+		if key == "wall" {
+			return 0, now.Add(time.Hour).Round(0), nil // no monotonic reading
+		}
+		return 0, now.Add(time.Hour), nil
+	}, Options{Now: func() time.Time { return now }})
+	for _, key := range []string{"wall", "mono"} {
+		get(t, c, key)
+		s := c.shard([]byte(key))
+		e := s.entries[key]
+		if want := c.since(now) + int64(time.Hour); e.fresh < want-int64(time.Millisecond) || e.fresh > want+int64(time.Millisecond) {
+			t.Errorf("%s: fresh until %d, want %d", key, e.fresh, want)
+		}
 	}
 }

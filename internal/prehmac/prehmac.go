@@ -1,8 +1,9 @@
 // Package prehmac computes HMAC-SHA256 and HMAC-SHA1 with keys prepared once.
 // HMAC hashes the key block twice per message (xor ipad, xor opad); a Key
 // keeps the hash chaining values after those blocks, so each MAC costs two
-// compression runs fewer than crypto/hmac.New and allocates nothing. The
-// raw key is not retained.
+// compression runs fewer than crypto/hmac.New and allocates nothing. A Key
+// does not contain the raw secret, but it is exactly as sensitive: whoever
+// holds it computes any MAC under the secret. Never log one.
 package prehmac
 
 import (
@@ -36,32 +37,61 @@ type Key struct {
 
 // New prepares secret for HMAC with alg.
 func New(alg Alg, secret []byte) Key {
-	h := newHash(alg)
-	block := make([]byte, h.BlockSize())
-	if len(secret) > len(block) {
+	var m MAC
+	return m.Prepare(alg, secret)
+}
+
+// Prepare is New with m's scratch space: once m has been used with alg, it
+// allocates nothing. It leaves m ready for Begin or Sum.
+func (m *MAC) Prepare(alg Alg, secret []byte) Key {
+	h := m.hash(alg)
+	// The key block goes to m.sum and each padded block to m.state (slices
+	// of local arrays would escape through h.Write), by way of key: secret
+	// may be a MAC that m returned, in m.sum.
+	var key [blockSize]byte
+	if len(secret) > blockSize {
+		h.Reset()
 		h.Write(secret)
-		copy(block, h.Sum(nil))
+		copy(key[:], h.Sum(m.sum[:0]))
 	} else {
-		copy(block, secret)
+		copy(key[:], secret)
 	}
+	block := m.sum[:blockSize]
+	copy(block, key[:])
+	clear(key[:])
 	k := Key{alg: alg}
-	for _, pad := range []struct {
-		b   byte
-		dst []byte
-	}{{0x36, k.inner[:alg.size()]}, {0x5c, k.outer[:alg.size()]}} {
-		padded := make([]byte, len(block))
-		for i, b := range block {
-			padded[i] = b ^ pad.b
+	size := alg.size()
+	for i, dst := range [2][]byte{k.inner[:size], k.outer[:size]} {
+		pad := byte(0x36)
+		if i == 1 {
+			pad = 0x5c
+		}
+		padded := m.state[:blockSize]
+		for j, b := range block {
+			padded[j] = b ^ pad
 		}
 		h.Reset()
 		h.Write(padded)
-		state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
-		if err != nil {
-			panic("prehmac: hash state cannot be marshaled: " + err.Error())
-		}
-		copy(pad.dst, state[len(magicSHA256):]) // both magics are 4 bytes
+		copy(dst, m.marshal(h)[len(magicSHA256):]) // both magics are 4 bytes
 	}
+	clear(m.state[:])
+	clear(m.sum[:])
 	return k
+}
+
+// marshal returns h's state (see the constants below) in m's scratch.
+func (m *MAC) marshal(h hash.Hash) []byte {
+	var state []byte
+	var err error
+	if a, ok := h.(encoding.BinaryAppender); ok {
+		state, err = a.AppendBinary(m.state[:0])
+	} else {
+		state, err = h.(encoding.BinaryMarshaler).MarshalBinary()
+	}
+	if err != nil {
+		panic("prehmac: hash state cannot be marshaled: " + err.Error())
+	}
+	return state
 }
 
 func newHash(alg Alg) hash.Hash {

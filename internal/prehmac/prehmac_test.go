@@ -39,3 +39,18 @@ func TestAgreesWithCryptoHMAC(t *testing.T) {
 		}
 	}
 }
+
+// A MAC that m returned may key the next Prepare on m (SigV4 derives its
+// signing keys that way).
+func TestPrepareFromOwnMAC(t *testing.T) {
+	var m MAC
+	k := New(SHA256, []byte("AWS4secret"))
+	for _, msg := range []string{"20150830", "us-east-1", "ec2", "aws4_request"} {
+		want := hmac.New(sha256.New, m.Sum(&k, []byte(msg)))
+		k = m.Prepare(SHA256, m.Sum(&k, []byte(msg)))
+		want.Write([]byte("x"))
+		if got := m.Sum(&k, []byte("x")); !bytes.Equal(got, want.Sum(nil)) {
+			t.Fatalf("after %q: got %x want %x", msg, got, want.Sum(nil))
+		}
+	}
+}
