@@ -156,10 +156,15 @@ func intern(id *Identity) {
 	}
 }
 
+// maxInternedLen: longer strings are not shared (none of Keystone's ids
+// and names is that long), so that the table stays small whatever it is
+// sent.
+const maxInternedLen = 255
+
 // internString returns the shared copy of s; with interned.mu held.
 func internString(s string) string {
-	if s == "" {
-		return ""
+	if s == "" || len(s) > maxInternedLen {
+		return s
 	}
 	if shared, ok := interned.strs[s]; ok {
 		return shared

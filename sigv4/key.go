@@ -139,9 +139,15 @@ var interned struct {
 	m  map[string]*scope
 }
 
-const maxInterned = 1024
+const (
+	maxInterned     = 1024
+	maxInternedSize = 64 // region and service longer than this are not shared
+)
 
 func internScope(date, region, service []byte) *scope {
+	if len(region)+len(service) > maxInternedSize {
+		return &scope{date: string(date), region: string(region), service: string(service)}
+	}
 	id := string(date) + "/" + string(region) + "/" + string(service)
 	interned.mu.Lock()
 	defer interned.mu.Unlock()
