@@ -80,6 +80,9 @@ type Server struct {
 	MaxBodyBytes    int           `yaml:"max_body_bytes"`
 	MaxHeaderBytes  int           `yaml:"max_header_bytes"`
 	Concurrency     int           `yaml:"concurrency"`
+	// MemoryLimitMiB is a soft limit for the Go heap (runtime/debug
+	// SetMemoryLimit); 0 leaves Go's default (GOMEMLIMIT, if set, else none).
+	MemoryLimitMiB int `yaml:"memory_limit_mib"`
 	// TrustedProxies are CIDRs whose X-Forwarded-For/Proto headers are kept
 	// and extended; from any other peer they are replaced.
 	TrustedProxies []string `yaml:"trusted_proxies"`

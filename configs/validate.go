@@ -47,6 +47,9 @@ func (c *Config) Validate() Problems {
 	if c.Server.MaxHeaderBytes < 4096 {
 		add("server.max_header_bytes: must be at least 4096, got %d", c.Server.MaxHeaderBytes)
 	}
+	if c.Server.MemoryLimitMiB < 0 || c.Server.MemoryLimitMiB > 0 && c.Server.MemoryLimitMiB < 32 {
+		add("server.memory_limit_mib: must be 0 (no limit) or at least 32, got %d", c.Server.MemoryLimitMiB)
+	}
 	if c.Server.Concurrency < 1 {
 		add("server.concurrency: must be at least 1")
 	}
