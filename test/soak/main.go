@@ -40,8 +40,9 @@ func main() {
 	workers := flag.Int("workers", 16, "concurrent clients")
 	keys := flag.Int("keys", 1000, "distinct access keys")
 	tolerance := flag.Float64("tolerance", 0.15, "allowed growth of the last third over the middle third")
+	redisAddr := flag.String("redis", "", "host:port of a Redis: credentials there, with change events, the fleet rate limit and the policy on (default: a credentials file)")
 	flag.Parse()
-	if err := run(*duration, *interval, *workers, *keys, *tolerance); err != nil {
+	if err := run(*duration, *interval, *workers, *keys, *tolerance, *redisAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)
 	}
@@ -54,7 +55,7 @@ type sample struct {
 	ok, failed int64
 }
 
-func run(duration, interval time.Duration, workers, keys int, tolerance float64) error {
+func run(duration, interval time.Duration, workers, keys int, tolerance float64, redisAddr string) error {
 	dir, err := os.MkdirTemp("", "ec2proxy-soak")
 	if err != nil {
 		return err
@@ -82,8 +83,18 @@ func run(duration, interval time.Duration, workers, keys int, tolerance float64)
 	os.WriteFile(credFile, []byte(creds.String()), 0o600)
 	addr, admin := freeAddr(), freeAddr()
 	conf := filepath.Join(dir, "ec2proxy.yaml")
-	os.WriteFile(conf, []byte(fmt.Sprintf("listen: %q\nadmin_listen: %q\nidentity: {mode: standalone}\ncredentials: {file: %q, cache_ttl: 5s}\nroutes: [{path_prefix: /, backend: \"http://%s\"}]\nlog: {level: warn}\n",
-		addr, admin, credFile, bln.Addr())), 0o600)
+	storeConfig := fmt.Sprintf("credentials: {file: %q, cache_ttl: 5s}\n", credFile)
+	churn := func(context.Context) {}
+	if redisAddr != "" {
+		config, c, cleanup, err := redisSetup(context.Background(), redisAddr, dir, keys)
+		if err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		defer cleanup()
+		storeConfig, churn = config, c
+	}
+	os.WriteFile(conf, []byte(fmt.Sprintf("listen: %q\nadmin_listen: %q\nidentity: {mode: standalone}\nroutes: [{path_prefix: /, backend: \"http://%s\"}]\nlog: {level: warn}\n%s",
+		addr, admin, bln.Addr(), storeConfig)), 0o600)
 	cmd := exec.Command(bin, "serve", "-config", conf)
 	cmd.Stderr = io.Discard
 	if err := cmd.Start(); err != nil {
@@ -96,6 +107,7 @@ func run(duration, interval time.Duration, workers, keys int, tolerance float64)
 
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	defer cancel()
+	go churn(ctx)
 	var ok, failed atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
