@@ -4,7 +4,11 @@
 // configuration itself.
 package configs
 
-import "time"
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
 
 // Config is the whole configuration. YAML keys are the `yaml` tags; every key
 // can be overridden by an environment variable EC2PROXY_<PATH>, e.g.
@@ -93,6 +97,19 @@ type Server struct {
 	// TLS serves the EC2 listener over TLS (for deployments without a
 	// TLS-terminating balancer); a replaced certificate is picked up.
 	TLS ServerTLS `yaml:"tls"`
+}
+
+// TrustedPrefixes parses TrustedProxies (Validate has checked them).
+func (s Server) TrustedPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, cidr := range s.TrustedProxies {
+		p, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			return nil, fmt.Errorf("server.trusted_proxies: %q: %w", cidr, err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // ServerTLS names the listener's certificate and key (PEM).

@@ -7,22 +7,12 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/ec2proxy/ec2proxy/test/testenv"
 )
 
 // Two replicas share one bucket per key: the burst is for the fleet, not
 // per replica.
 func TestSharedRateLimit(t *testing.T) {
-	client := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
-	defer client.Close()
-	prefix := fmt.Sprintf("ec2proxy-test:rate:%d:", time.Now().UnixNano())
-	defer func() {
-		keys, _ := client.Keys(context.Background(), prefix+"*").Result()
-		if len(keys) > 0 {
-			client.Del(context.Background(), keys...)
-		}
-	}()
+	client, prefix := testRedis(t, "rate")
 	a := NewSharedRateLimit(client, prefix, 0.5, 3, 100) // one request per 2 s, bursts of 3
 	b := NewSharedRateLimit(client, prefix, 0.5, 3, 100)
 	ctx, now := context.Background(), time.Now()

@@ -14,15 +14,7 @@ import (
 // Two replicas over one real Redis: failures add up, the lock is seen by
 // both, replay markers are shared.
 func TestRedisShared(t *testing.T) {
-	client := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
-	defer client.Close()
-	prefix := fmt.Sprintf("ec2proxy-test:guard:%d:", time.Now().UnixNano())
-	defer func() {
-		keys, _ := client.Keys(context.Background(), prefix+"*").Result()
-		if len(keys) > 0 {
-			client.Del(context.Background(), keys...)
-		}
-	}()
+	client, prefix := testRedis(t, "guard")
 	shared := NewRedis(client, prefix)
 	cfg := LockoutConfig{MaxFailures: 3, Window: time.Minute, Duration: time.Minute}
 	a, b := NewLockout(cfg, shared), NewLockout(cfg, shared)
@@ -53,4 +45,19 @@ func TestRedisShared(t *testing.T) {
 	if first, _ := shared.FirstUse(ctx, "sig", time.Minute); first {
 		t.Error("replay through Redis accepted")
 	}
+}
+
+// testRedis is a client of the test Redis and a fresh key prefix, whose
+// keys are deleted when the test ends.
+func testRedis(t *testing.T, name string) (*redis.Client, string) {
+	t.Helper()
+	client := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
+	prefix := fmt.Sprintf("ec2proxy-test:%s:%d:", name, time.Now().UnixNano())
+	t.Cleanup(func() {
+		if keys, _ := client.Keys(context.Background(), prefix+"*").Result(); len(keys) > 0 {
+			client.Del(context.Background(), keys...)
+		}
+		client.Close()
+	})
+	return client, prefix
 }

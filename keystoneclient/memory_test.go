@@ -7,16 +7,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"net/http"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ec2proxy/ec2proxy/internal/memtest"
 	"github.com/ec2proxy/ec2proxy/sigv2"
 )
 
@@ -52,7 +51,7 @@ func (k *cannedKeystone) RoundTrip(req *http.Request) (*http.Response, error) {
 		k.n++
 		user, project := "8366eb479b564fcf84861ac4b85d9e2a", "13baf27cd06e4214a505ae8d4318b5ab"
 		if k.distinct {
-			user, project = randomHex(32), randomHex(32)
+			user, project = memtest.RandomHex(32), memtest.RandomHex(32)
 		}
 		status = "200 OK"
 		body = fmt.Sprintf(keystone22Token, now.Add(time.Hour).Format(stamp), now.Format(stamp), user, project)
@@ -68,41 +67,9 @@ func (k *cannedKeystone) RoundTrip(req *http.Request) (*http.Response, error) {
 		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n" +
 		"X-Subject-Token: gAAAAA" + base64.RawURLEncoding.EncodeToString(tok)[:177] + "\r\n" +
 		"Vary: X-Auth-Token\r\n" +
-		"x-openstack-request-id: req-" + randomHex(8) + "-" + randomHex(4) + "-" + randomHex(4) + "-" + randomHex(4) + "-" + randomHex(12) + "\r\n" +
+		"x-openstack-request-id: req-" + memtest.RandomHex(8) + "-" + memtest.RandomHex(4) + "-" + memtest.RandomHex(4) + "-" + memtest.RandomHex(4) + "-" + memtest.RandomHex(12) + "\r\n" +
 		"Connection: keep-alive\r\n\r\n" + body
 	return http.ReadResponse(bufio.NewReader(strings.NewReader(raw)), req)
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n/2)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// liveHeap is the heap still reachable after a full collection.
-func liveHeap() uint64 {
-	var m runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
-// memKeys is how many tokens the memory tests cache: the benchmark's
-// 100,000 with EC2PROXY_MEM_KEYS=100000, fewer by default to stay quick
-// (the cost per key hardly depends on the count).
-func memKeys(t testing.TB) int {
-	if s := os.Getenv("EC2PROXY_MEM_KEYS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			t.Fatalf("EC2PROXY_MEM_KEYS=%q", s)
-		}
-		return n
-	}
-	if testing.Short() {
-		return 5000
-	}
-	return 20000
 }
 
 // tokenBytesPerKey fills a client's token cache with n tokens shaped like
@@ -122,19 +89,19 @@ func tokenBytesPerKey(t testing.TB, n int, distinct bool) float64 {
 	// Access keys, secrets and the service token exist before the baseline.
 	keys := make([][]byte, n)
 	for i := range keys {
-		keys[i] = []byte(randomHex(32))
+		keys[i] = []byte(memtest.RandomHex(32))
 	}
-	secret := sigv2.NewKey([]byte(randomHex(32)))
+	secret := sigv2.NewKey([]byte(memtest.RandomHex(32)))
 	if _, err := c.serviceToken(ctx); err != nil {
 		t.Fatal(err)
 	}
-	before := liveHeap()
+	before := memtest.LiveHeap()
 	for _, k := range keys {
 		if _, err := c.Identity(ctx, k, secret); err != nil {
 			t.Fatal(err)
 		}
 	}
-	after := liveHeap()
+	after := memtest.LiveHeap()
 	if got := c.CachedTokens(); got != n {
 		t.Fatalf("%d tokens cached, want %d", got, n)
 	}
@@ -147,7 +114,7 @@ func tokenBytesPerKey(t testing.TB, n int, distinct bool) float64 {
 // the cache entry. bench/results.md's RSS measurement holds 100,000 of
 // these next to as many credentials.
 func TestTokenCacheMemory(t *testing.T) {
-	n := memKeys(t)
+	n := memtest.Keys(t)
 	for _, tt := range []struct {
 		name     string
 		distinct bool

@@ -4,12 +4,8 @@ package proxy
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net"
-	"os"
 	"runtime"
-	"strconv"
 	"testing"
 	"time"
 
@@ -20,6 +16,7 @@ import (
 
 	"github.com/ec2proxy/ec2proxy/configs"
 	"github.com/ec2proxy/ec2proxy/credstore"
+	"github.com/ec2proxy/ec2proxy/internal/memtest"
 	"github.com/ec2proxy/ec2proxy/keystoneclient"
 	"github.com/ec2proxy/ec2proxy/metrics"
 	"github.com/ec2proxy/ec2proxy/sigv2"
@@ -36,44 +33,12 @@ func (f signingIdentity) Identity(_ context.Context, accessKey []byte, key *sigv
 	return f.id, nil
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n/2)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// liveHeap is the heap still reachable after a full collection.
-func liveHeap() uint64 {
-	var m runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
-// memKeys is how many credentials the memory test caches: the benchmark's
-// 100,000 with EC2PROXY_MEM_KEYS=100000, fewer by default to stay quick
-// (the cost per key hardly depends on the count).
-func memKeys(t testing.TB) int {
-	if s := os.Getenv("EC2PROXY_MEM_KEYS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			t.Fatalf("EC2PROXY_MEM_KEYS=%q", s)
-		}
-		return n
-	}
-	if testing.Short() {
-		return 5000
-	}
-	return 20000
-}
-
 // The credential cache's live heap per access key, filled the way the
 // benchmark fills it (bench/lib/phases.sh measure_rss): random 32-character
 // access keys and secrets, keystone mode, one signed request per key
 // through the whole pipeline, SigV2 (HmacSHA256) and SigV4 alternating.
 func TestCredentialCacheMemory(t *testing.T) {
-	n := memKeys(t)
+	n := memtest.Keys(t)
 	ln := fasthttputil.NewInmemoryListener()
 	t.Cleanup(func() { ln.Close() })
 	backend := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
@@ -85,8 +50,8 @@ func TestCredentialCacheMemory(t *testing.T) {
 	keys, secrets := make([]string, n), make([]string, n)
 	store := &memStore{records: make(map[string]credstore.Record, n)}
 	for i := range keys {
-		keys[i], secrets[i] = randomHex(32), randomHex(32)
-		store.records[keys[i]] = credstore.Record{AccessKey: keys[i], Secret: secrets[i], UserID: randomHex(32), ProjectID: randomHex(32), Enabled: true}
+		keys[i], secrets[i] = memtest.RandomHex(32), memtest.RandomHex(32)
+		store.records[keys[i]] = credstore.Record{AccessKey: keys[i], Secret: secrets[i], UserID: memtest.RandomHex(32), ProjectID: memtest.RandomHex(32), Enabled: true}
 	}
 	cfg := configs.Default()
 	cfg.Identity.Mode = configs.ModeKeystone
@@ -125,11 +90,11 @@ func TestCredentialCacheMemory(t *testing.T) {
 	}
 	serve(0) // pools, buffers and connections exist before the baseline
 	serve(1)
-	before := liveHeap()
+	before := memtest.LiveHeap()
 	for i := 2; i < n; i++ {
 		serve(i)
 	}
-	after := liveHeap()
+	after := memtest.LiveHeap()
 	if got := s.CachedCredentials(); got != n {
 		t.Fatalf("%d credentials cached, want %d", got, n)
 	}

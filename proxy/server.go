@@ -134,13 +134,11 @@ func New(opts Options) (*Server, error) {
 	for _, h := range cfg.Protection.AllowedHosts {
 		s.allowedHosts = append(s.allowedHosts, []byte(h))
 	}
-	for _, cidr := range cfg.Server.TrustedProxies {
-		p, err := netip.ParsePrefix(cidr)
-		if err != nil {
-			return nil, fmt.Errorf("proxy: trusted proxy %q: %w", cidr, err)
-		}
-		s.trusted = append(s.trusted, p.Masked())
+	trusted, err := cfg.Server.TrustedPrefixes()
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
 	}
+	s.trusted = trusted
 	for _, r := range cfg.Routes {
 		rt, err := newRoute(r, &cfg.Backend)
 		if err != nil {

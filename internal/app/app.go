@@ -149,10 +149,7 @@ func (a *App) openPolicy(m *metrics.Metrics) (proxy.PolicySource, error) {
 		return nil, fmt.Errorf("policy.file: %w", err)
 	}
 	a.Logger.Info("policy loaded", zap.String("file", c.File), zap.Int("actions", len(f.Policy().Actions())))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); f.Watch(ctx, c.CheckInterval) }()
-	a.closers = append(a.closers, func() error { cancel(); <-done; return nil })
+	a.background(func(ctx context.Context) { f.Watch(ctx, c.CheckInterval) })
 	return f, nil
 }
 
@@ -246,10 +243,7 @@ func (a *App) watchChanges(r *credstore.Redis, m *metrics.Metrics, lockout *guar
 	c := a.Config.Credentials
 	c.UnsubscribedTTL = min(c.UnsubscribedTTL, c.CacheTTL) // never longer than when subscribed
 	a.Proxy.SetCredentialTTL(c.UnsubscribedTTL)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	a.background(func(ctx context.Context) {
 		r.Watch(ctx, credstore.WatchOptions{
 			Changed: func(accessKey string) {
 				a.Proxy.Invalidate(accessKey)
@@ -273,7 +267,14 @@ func (a *App) watchChanges(r *credstore.Redis, m *metrics.Metrics, lockout *guar
 					zap.Duration("unsubscribed_ttl", c.UnsubscribedTTL))
 			},
 		})
-	}()
+	})
+}
+
+// background runs run until the App is closed; Close waits for it to return.
+func (a *App) background(run func(ctx context.Context)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); run(ctx) }()
 	a.closers = append(a.closers, func() error { cancel(); <-done; return nil })
 }
 

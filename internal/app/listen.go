@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 
 	"go.uber.org/zap"
@@ -24,14 +23,10 @@ func ListenEC2(cfg *configs.Config, tlsConfig *tls.Config, onProxyError func(net
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	if cfg.Server.ProxyProtocol {
-		var trusted []netip.Prefix
-		for _, cidr := range cfg.Server.TrustedProxies {
-			p, err := netip.ParsePrefix(cidr)
-			if err != nil {
-				ln.Close()
-				return nil, fmt.Errorf("server.trusted_proxies: %w", err)
-			}
-			trusted = append(trusted, p.Masked())
+		trusted, err := cfg.Server.TrustedPrefixes()
+		if err != nil {
+			ln.Close()
+			return nil, err
 		}
 		ln = proxyproto.NewListener(ln, trusted, proxyproto.Options{
 			HeaderTimeout: cfg.Server.ReadTimeout,
