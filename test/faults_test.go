@@ -152,6 +152,23 @@ func putKeys(t *testing.T, store *credstore.Redis, keys ...keyPair) {
 	}
 }
 
+// putKeysSettled is putKeys for tests that rely on what s caches next: it
+// waits until s has applied the change events the writes announce, so that
+// a late one cannot drop the credential or token the test has just warmed.
+func putKeysSettled(t *testing.T, s *stack, store *credstore.Redis, keys ...keyPair) {
+	t.Helper()
+	if _, ok := eventually(5*time.Second, func() bool { return s.metric("ec2proxy_events_subscribed") == 1 }); !ok {
+		t.Fatal("the proxy never subscribed to change events")
+	}
+	before := s.metric("ec2proxy_invalidations_total")
+	putKeys(t, store, keys...)
+	if _, ok := eventually(5*time.Second, func() bool {
+		return s.metric("ec2proxy_invalidations_total") >= before+float64(len(keys))
+	}); !ok {
+		t.Fatalf("the proxy did not hear the %d changes within 5 s", len(keys))
+	}
+}
+
 // warmUp calls until the key is served: the first call authenticates the
 // service user and exchanges a token with the real Keystone, which can be
 // slow on a loaded machine. What is under test comes after.
@@ -344,7 +361,7 @@ func TestFaultRedisStoppedAndRestarted(t *testing.T) {
 	})
 	store := storeAt(t, s, priv.addr)
 	cached, uncached := demoKey(t), stackKey(t)
-	putKeys(t, store, cached, uncached)
+	putKeysSettled(t, s, store, cached, uncached)
 
 	warmUp(t, s, cached)
 	// Wait out the TTL so that the next call reads Redis: the entry is then
@@ -499,7 +516,7 @@ func TestFaultRedisSlow(t *testing.T) {
 		c.Redis.DialTimeout = 500 * time.Millisecond
 	})
 	cached, uncached := demoKey(t), stackKey(t)
-	putKeys(t, s.store, cached, uncached) // s.store writes to the real Redis directly
+	putKeysSettled(t, s, s.store, cached, uncached) // s.store writes to the real Redis directly
 	warmUp(t, s, cached)
 	base := baseGoroutines()
 
@@ -660,7 +677,7 @@ func TestFaultKeystone(t *testing.T) {
 	s := startStack(t, func(c *configs.Config) { c.Keystone.AuthURL = fault.url() })
 	timeout := s.cfg.Keystone.Timeout
 	cached, uncached := demoKey(t), stackKey(t)
-	putKeys(t, s.store, cached, uncached)
+	putKeysSettled(t, s, s.store, cached, uncached)
 	warmUp(t, s, cached)
 	base := baseGoroutines()
 
