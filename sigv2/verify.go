@@ -98,9 +98,7 @@ func (r *Request) buildCanonical() {
 		if len(b) > 0 {
 			b = append(b, '&')
 		}
-		b = AppendEscaped(b, r.params.Name(i))
-		b = append(b, '=')
-		b = AppendEscaped(b, r.params.Value(i))
+		b = r.params.AppendCanonical(b, i)
 	}
 	r.canonical = b
 }

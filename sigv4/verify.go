@@ -73,7 +73,10 @@ func containsString(list []string, b []byte) bool {
 	return false
 }
 
-var methodGET, methodPOST = []byte("GET"), []byte("POST")
+var (
+	methodGET, methodPOST = []byte("GET"), []byte("POST")
+	doubleSpace           = []byte("  ")
+)
 
 // buildCanonical writes the canonical request for method and payloadHash.
 func (r *Request) buildCanonical(method, payloadHash []byte) {
@@ -132,6 +135,9 @@ func (r *Request) appendCanonicalQuery(b []byte) []byte {
 // of spaces inside collapsed to one, as AWS canonicalises header values.
 func appendTrimmed(b, v []byte) []byte {
 	v = bytes.TrimSpace(v)
+	if bytes.IndexByte(v, '\t') < 0 && !bytes.Contains(v, doubleSpace) {
+		return append(b, v...) // the usual header value: nothing to collapse
+	}
 	space := false
 	for _, c := range v {
 		if c == ' ' || c == '\t' {

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 const sampleMicro = `goos: linux
 pkg: github.com/ec2proxy/ec2proxy/sigv2
@@ -52,5 +55,21 @@ func TestMedianRounds(t *testing.T) {
 	}
 	if results["backend"].RPS != 99 || len(rounds["backend"]) != 0 {
 		t.Error("a target without rounds changed")
+	}
+}
+
+func TestBaselines(t *testing.T) {
+	for _, tc := range []struct {
+		b    bench
+		want string
+	}{
+		{bench{pkg: "sigv2", name: "Vectors/v1/parse+verify"}, "Vectors/v1/raw-hmac"},
+		{bench{pkg: "sigv2", name: "Vectors/v1/verify"}, "Vectors/v1/raw-hmac"},
+		{bench{pkg: "sigv2", name: "VerifyMismatch"}, ""},
+		{bench{pkg: "sigv4", name: "VerifyPostForm"}, "RawHMACSHA256,RawSigV4Hashes"},
+	} {
+		if got := strings.Join(baselines(&tc.b), ","); got != tc.want {
+			t.Errorf("baselines(%s %s) = %q; want %q", tc.b.pkg, tc.b.name, got, tc.want)
+		}
 	}
 }

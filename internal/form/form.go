@@ -29,9 +29,16 @@ const (
 	TooMany                  // more than MaxParams pairs
 )
 
-// pair locates one decoded name=value inside Params.buf. Offsets, not
-// slices, so that growing buf never leaves a stale reference behind.
-type pair struct{ nameStart, nameEnd, valueStart, valueEnd uint32 }
+// pair locates one decoded name=value inside Params.buf, where the name, an
+// '=' and the value follow each other. Offsets, not slices, so that growing
+// buf never leaves a stale reference behind. canonical says that
+// buf[nameStart:valueEnd] is already the pair's RFC 3986 encoding: both were
+// received with unreserved characters only, as almost every EC2 parameter
+// is, so canonical strings copy it instead of encoding byte by byte.
+type pair struct {
+	nameStart, nameEnd, valueStart, valueEnd uint32
+	canonical                                bool
+}
 
 // Params is a list of decoded parameters. The zero value is empty and ready.
 type Params struct {
@@ -65,7 +72,10 @@ func (p *Params) Parse(raw []byte) (Problem, []byte) {
 		var q pair
 		var ok bool
 		q.nameStart = uint32(len(p.buf))
-		if p.buf, ok = AppendUnescaped(p.buf, name); !ok {
+		plainName := isPlain(name)
+		if plainName {
+			p.buf = append(p.buf, name...) // decoded, valid UTF-8 and encoded as it is
+		} else if p.buf, ok = AppendUnescaped(p.buf, name); !ok {
 			return BadNameEncoding, nil
 		}
 		q.nameEnd = uint32(len(p.buf))
@@ -73,17 +83,22 @@ func (p *Params) Parse(raw []byte) (Problem, []byte) {
 		switch {
 		case len(decodedName) == 0:
 			return EmptyName, nil
-		case !utf8.Valid(decodedName):
+		case !plainName && !utf8.Valid(decodedName):
 			return NameNotUTF8, nil
 		}
-		q.valueStart = q.nameEnd
-		if p.buf, ok = AppendUnescaped(p.buf, value); !ok {
+		p.buf = append(p.buf, '=')
+		q.valueStart = q.nameEnd + 1
+		plainValue := isPlain(value)
+		if plainValue {
+			p.buf = append(p.buf, value...)
+		} else if p.buf, ok = AppendUnescaped(p.buf, value); !ok {
 			return BadValueEncoding, p.buf[q.nameStart:q.nameEnd]
 		}
 		q.valueEnd = uint32(len(p.buf))
-		if !utf8.Valid(p.buf[q.valueStart:q.valueEnd]) {
+		if !plainValue && !utf8.Valid(p.buf[q.valueStart:q.valueEnd]) {
 			return ValueNotUTF8, p.buf[q.nameStart:q.nameEnd]
 		}
+		q.canonical = plainName && plainValue
 		if len(p.pairs) >= MaxParams {
 			return TooMany, nil
 		}
@@ -111,13 +126,32 @@ func (p *Params) Index(name string) int {
 	return -1
 }
 
-// SortByName puts the parameters in byte order of their decoded names.
+// SortByName puts the parameters in byte order of their decoded names,
+// keeping the received order of equal names.
 func (p *Params) SortByName() {
 	buf := p.buf
-	slices.SortStableFunc(p.pairs, func(a, b pair) int {
-		return bytes.Compare(buf[a.nameStart:a.nameEnd], buf[b.nameStart:b.nameEnd])
-	})
+	if len(p.pairs) > insertionSortMax {
+		slices.SortStableFunc(p.pairs, func(a, b pair) int {
+			return bytes.Compare(buf[a.nameStart:a.nameEnd], buf[b.nameStart:b.nameEnd])
+		})
+		return
+	}
+	// Clients send few parameters, mostly sorted already (boto sorts them):
+	// an insertion sort without a comparison callback does ~n compares.
+	for i := 1; i < len(p.pairs); i++ {
+		q := p.pairs[i]
+		name := string(buf[q.nameStart:q.nameEnd]) // compared in place, no allocation
+		j := i
+		for ; j > 0 && name < string(buf[p.pairs[j-1].nameStart:p.pairs[j-1].nameEnd]); j-- {
+			p.pairs[j] = p.pairs[j-1]
+		}
+		p.pairs[j] = q
+	}
 }
+
+// insertionSortMax bounds SortByName's quadratic worst case (a request of
+// MaxParams parameters in reverse order).
+const insertionSortMax = 64
 
 // Duplicate returns a name given more than once, or nil. Parameters must be
 // sorted by name. Verifiers that keep the last value (Keystone, webob) let an
@@ -131,29 +165,47 @@ func (p *Params) Duplicate() []byte {
 	return nil
 }
 
+// AppendCanonical appends parameter i as a canonical string has it: the
+// RFC 3986 encodings of its name and value joined by '='.
+func (p *Params) AppendCanonical(dst []byte, i int) []byte {
+	q := p.pairs[i]
+	if q.canonical {
+		return append(dst, p.buf[q.nameStart:q.valueEnd]...)
+	}
+	dst = AppendEscaped(dst, p.Name(i))
+	dst = append(dst, '=')
+	return AppendEscaped(dst, p.Value(i))
+}
+
 // AppendUnescaped appends the form-decoded s to dst. It reports false for a
 // '%' not followed by two hex digits.
 func AppendUnescaped(dst, s []byte) ([]byte, bool) {
+	// Decoding never lengthens: grow once, then store by index.
+	n := len(dst)
+	dst = slices.Grow(dst, len(s))[:n+len(s)]
+	out := dst[n:]
+	w := 0
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '+':
-			dst = append(dst, ' ')
+			out[w] = ' '
 		case '%':
 			if i+2 >= len(s) {
-				return dst, false
+				return dst[:n+w], false
 			}
 			hi, ok1 := unhex(s[i+1])
 			lo, ok2 := unhex(s[i+2])
 			if !ok1 || !ok2 {
-				return dst, false
+				return dst[:n+w], false
 			}
-			dst = append(dst, hi<<4|lo)
+			out[w] = hi<<4 | lo
 			i += 2
 		default:
-			dst = append(dst, c)
+			out[w] = c
 		}
+		w++
 	}
-	return dst, true
+	return dst[:n+w], true
 }
 
 func unhex(c byte) (byte, bool) {
@@ -183,7 +235,25 @@ func AppendEscaped(dst []byte, s []byte) []byte {
 	return dst
 }
 
-func isUnreserved(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '_' || c == '.' || c == '~'
+func isUnreserved(c byte) bool { return unreserved[c] }
+
+// unreserved is RFC 3986's unreserved set, as a table: checking a whole
+// parameter costs one load per byte.
+var unreserved = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '_' || c == '.' || c == '~'
+	}
+	return t
+}()
+
+// isPlain reports whether s holds unreserved characters only: then its
+// form decoding and its RFC 3986 encoding are both s itself.
+func isPlain(s []byte) bool {
+	for _, c := range s {
+		if !unreserved[c] {
+			return false
+		}
+	}
+	return true
 }

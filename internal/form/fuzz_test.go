@@ -2,13 +2,15 @@ package form
 
 import (
 	"bytes"
+	"slices"
+	"strings"
 	"testing"
 )
 
 // Parsing never panics; a successful parse re-encoded (RFC 3986) and parsed
 // again gives the same parameters.
 func FuzzParse(f *testing.F) {
-	for _, seed := range []string{"a=b&c=d", "Action=X&X=%41+%2B;~", "=x", "a&&b=", "%G1", "a=%FF", "x=%E2%82%AC"} {
+	for _, seed := range []string{"a=b&c=d", "Action=X&X=%41+%2B;~", "=x", "a&&b=", "%G1", "a=%FF", "x=%E2%82%AC", "Version=2016-11-15&Action=Describe&A.1=b", "b=1&a=2&b=3&a=4"} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -21,9 +23,14 @@ func FuzzParse(f *testing.F) {
 			if i > 0 {
 				enc = append(enc, '&')
 			}
+			start := len(enc)
 			enc = AppendEscaped(enc, p.Name(i))
 			enc = append(enc, '=')
 			enc = AppendEscaped(enc, p.Value(i))
+			// The copied fast path must equal the encoding.
+			if got := p.AppendCanonical(nil, i); !bytes.Equal(got, enc[start:]) {
+				t.Fatalf("AppendCanonical(%d) = %q; want %q", i, got, enc[start:])
+			}
 		}
 		var q Params
 		if problem, _ := q.Parse(enc); problem != OK || q.Len() != p.Len() {
@@ -32,6 +39,31 @@ func FuzzParse(f *testing.F) {
 		for i := 0; i < p.Len(); i++ {
 			if !bytes.Equal(p.Name(i), q.Name(i)) || !bytes.Equal(p.Value(i), q.Value(i)) {
 				t.Fatalf("param %d: %q=%q became %q=%q", i, p.Name(i), p.Value(i), q.Name(i), q.Value(i))
+			}
+		}
+	})
+}
+
+// SortByName sorts by byte order of the decoded names and keeps the
+// received order of equal names, with either algorithm (small or large).
+func FuzzSortByName(f *testing.F) {
+	f.Add("b=1&a=2&b=3&a=4&%41=x&A=y")
+	f.Add(strings.Repeat("z=1&y=2&x=3&", 30))
+	f.Fuzz(func(t *testing.T, raw string) {
+		var p Params
+		if problem, _ := p.Parse([]byte(raw)); problem != OK {
+			return
+		}
+		type nv struct{ name, value string }
+		var want []nv
+		for i := 0; i < p.Len(); i++ {
+			want = append(want, nv{string(p.Name(i)), string(p.Value(i))})
+		}
+		slices.SortStableFunc(want, func(a, b nv) int { return strings.Compare(a.name, b.name) })
+		p.SortByName()
+		for i, w := range want {
+			if string(p.Name(i)) != w.name || string(p.Value(i)) != w.value {
+				t.Fatalf("after SortByName, param %d = %q=%q; want %q=%q", i, p.Name(i), p.Value(i), w.name, w.value)
 			}
 		}
 	})
