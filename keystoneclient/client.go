@@ -280,7 +280,10 @@ func (c *Client) sharedIdentity(ctx context.Context, accessKey string) *Identity
 		c.cfg.SharedObserve("miss")
 		return nil
 	}
-	intern(id)
+	if id.Subject == nil { // no field of it was shared: as empty as the JSON
+		id.Subject = new(Subject)
+	}
+	id.Subject = intern(id.Subject)
 	c.cfg.SharedObserve("hit")
 	return id
 }

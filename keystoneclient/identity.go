@@ -6,19 +6,29 @@
 package keystoneclient
 
 import (
+	"hash/maphash"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 )
 
-// Identity is what a Keystone token says about its holder. Identities are
-// cached and shared between requests, and their strings and Roles between
-// identities (see intern): treat an Identity as read-only.
+// Identity is what a Keystone token says about its holder: the token, and
+// the Subject it speaks for. Identities are cached and shared between
+// requests, and their Subjects between identities (see intern): treat an
+// Identity and its Subject as read-only.
 type Identity struct {
 	Token     string // X-Subject-Token; never log it
 	ExpiresAt time.Time
+	*Subject
+}
 
+// Subject is what the tokens of one user, project, role list and trust all
+// say alike. It is apart from the token so that the identities of 100,000
+// access keys, which typically name far fewer users and projects, share one
+// copy of it rather than each holding 240 bytes of it (the token cache's
+// largest cost per key, after the token).
+type Subject struct {
 	UserID, UserName, UserDomainID, UserDomainName             string
 	ProjectID, ProjectName, ProjectDomainID, ProjectDomainName string
 	Roles                                                      []string
@@ -81,79 +91,134 @@ func (b *tokenBody) identity(token string) (*Identity, error) {
 	if t.User.ID == "" || t.Project == nil || t.Project.ID == "" {
 		return nil, errorf(ErrUnavailable, "token lacks a user or a project scope")
 	}
-	id := &Identity{
-		Token: token, ExpiresAt: expires,
+	s := &Subject{
 		UserID: t.User.ID, UserName: t.User.Name, UserDomainID: t.User.Domain.ID, UserDomainName: t.User.Domain.Name,
 		ProjectID: t.Project.ID, ProjectName: t.Project.Name, ProjectDomainID: t.Project.Domain.ID, ProjectDomainName: t.Project.Domain.Name,
 	}
 	for _, r := range t.Roles {
-		id.Roles = append(id.Roles, r.Name)
+		s.Roles = append(s.Roles, r.Name)
 	}
-	id.RolesHeader = strings.Join(id.Roles, ",")
+	s.RolesHeader = strings.Join(s.Roles, ",")
 	if t.Trust != nil {
-		id.TrustID, id.TrustorID, id.TrusteeID, id.Impersonation = t.Trust.ID, t.Trust.Trustor.ID, t.Trust.Trustee.ID, t.Trust.Impersonate
+		s.TrustID, s.TrustorID, s.TrusteeID, s.Impersonation = t.Trust.ID, t.Trust.Trustor.ID, t.Trust.Trustee.ID, t.Trust.Impersonate
 	}
 	if t.AppCred != nil {
-		id.AppCredID = t.AppCred.ID
+		s.AppCredID = t.AppCred.ID
 	}
-	intern(id)
-	return id, nil
+	return &Identity{Token: token, ExpiresAt: expires, Subject: intern(s)}, nil
 }
 
-// interned holds strings and role lists that cached identities share:
-// 100,000 tokens typically name far fewer users, projects, domains and
-// sets of roles, and each token's copies of them would cost as much as the
-// token itself. It is bounded (it holds what Keystone and other replicas
-// sent) and starts over when full, which only costs sharing.
+// interned holds strings, role lists and subjects that cached identities
+// share: 100,000 tokens typically name far fewer users, projects, domains
+// and sets of roles, and each token's copies of them would cost more than
+// the token itself. It is bounded (it holds what Keystone and other
+// replicas sent) and starts over when full, which only costs sharing.
 var interned struct {
-	mu    sync.Mutex
-	strs  map[string]string
-	roles map[string][]string // by RolesHeader
+	mu       sync.Mutex
+	strs     map[string]string
+	roles    map[string][]string // by RolesHeader
+	subjects map[uint64]*Subject // by subjectHash; a collision is not shared
+	seed     maphash.Seed
 }
 
 const (
-	maxInternedStrings = 1 << 14
-	maxInternedRoles   = 1 << 10
+	maxInternedStrings  = 1 << 14
+	maxInternedRoles    = 1 << 10
+	maxInternedSubjects = 1 << 14
 )
 
-// intern replaces id's strings (but the token) and Roles with shared
-// equal ones. Roles must then not be modified: nothing does, identities
-// are shared between requests anyway.
-func intern(id *Identity) {
+// intern returns the shared Subject equal to s, or s itself with its
+// strings and Roles replaced by shared equal ones (and shared from now on).
+// Roles must then not be modified: nothing does, subjects are shared
+// between requests anyway.
+func intern(s *Subject) *Subject {
 	interned.mu.Lock()
 	defer interned.mu.Unlock()
 	if interned.strs == nil || len(interned.strs) >= maxInternedStrings {
 		interned.strs = make(map[string]string)
 	}
 	for _, f := range [...]*string{
-		&id.UserID, &id.UserName, &id.UserDomainID, &id.UserDomainName,
-		&id.ProjectID, &id.ProjectName, &id.ProjectDomainID, &id.ProjectDomainName,
-		&id.TrustID, &id.TrustorID, &id.TrusteeID, &id.AppCredID,
+		&s.UserID, &s.UserName, &s.UserDomainID, &s.UserDomainName,
+		&s.ProjectID, &s.ProjectName, &s.ProjectDomainID, &s.ProjectDomainName,
+		&s.TrustID, &s.TrustorID, &s.TrusteeID, &s.AppCredID,
 	} {
 		*f = internString(*f)
 	}
-	if len(id.Roles) == 0 {
+	internRoles(s)
+
+	if interned.subjects == nil || len(interned.subjects) >= maxInternedSubjects {
+		if interned.subjects == nil {
+			interned.seed = maphash.MakeSeed()
+		}
+		interned.subjects = make(map[uint64]*Subject)
+	}
+	h := subjectHash(s)
+	switch shared, ok := interned.subjects[h]; {
+	case !ok:
+		interned.subjects[h] = s
+	case shared.equal(s):
+		return shared
+	}
+	return s
+}
+
+// internRoles replaces s.Roles and s.RolesHeader with shared equal ones;
+// with interned.mu held.
+func internRoles(s *Subject) {
+	if len(s.Roles) == 0 {
 		return
 	}
-	header := strings.Join(id.Roles, ",")
+	header := strings.Join(s.Roles, ",")
 	// slices.Equal: role names may contain commas, so one header may come
 	// from different lists.
-	if roles, ok := interned.roles[header]; ok && header == id.RolesHeader && slices.Equal(roles, id.Roles) {
-		id.Roles, id.RolesHeader = roles, internString(header)
+	if roles, ok := interned.roles[header]; ok && header == s.RolesHeader && slices.Equal(roles, s.Roles) {
+		s.Roles, s.RolesHeader = roles, internString(header)
 		return
 	}
 	if interned.roles == nil || len(interned.roles) >= maxInternedRoles {
 		interned.roles = make(map[string][]string)
 	}
-	roles := make([]string, len(id.Roles))
-	for i, r := range id.Roles {
+	roles := make([]string, len(s.Roles))
+	for i, r := range s.Roles {
 		roles[i] = internString(r)
 	}
-	id.Roles = roles
-	if header == id.RolesHeader {
-		id.RolesHeader = internString(header)
-		interned.roles[id.RolesHeader] = roles
+	s.Roles = roles
+	if header == s.RolesHeader {
+		s.RolesHeader = internString(header)
+		interned.roles[s.RolesHeader] = roles
 	}
+}
+
+// subjectHash hashes every field of s that equal compares; with
+// interned.mu held.
+func subjectHash(s *Subject) uint64 {
+	var h maphash.Hash
+	h.SetSeed(interned.seed)
+	for _, f := range [...]string{
+		s.UserID, s.UserName, s.UserDomainID, s.UserDomainName,
+		s.ProjectID, s.ProjectName, s.ProjectDomainID, s.ProjectDomainName,
+		s.RolesHeader, s.TrustID, s.TrustorID, s.TrusteeID, s.AppCredID,
+	} {
+		h.WriteString(f)
+		h.WriteByte(0)
+	}
+	for _, r := range s.Roles {
+		h.WriteString(r)
+		h.WriteByte(0)
+	}
+	if s.Impersonation {
+		h.WriteByte(1)
+	}
+	return h.Sum64()
+}
+
+func (s *Subject) equal(o *Subject) bool {
+	return s.UserID == o.UserID && s.UserName == o.UserName && s.UserDomainID == o.UserDomainID &&
+		s.UserDomainName == o.UserDomainName && s.ProjectID == o.ProjectID && s.ProjectName == o.ProjectName &&
+		s.ProjectDomainID == o.ProjectDomainID && s.ProjectDomainName == o.ProjectDomainName &&
+		slices.Equal(s.Roles, o.Roles) && s.RolesHeader == o.RolesHeader &&
+		s.TrustID == o.TrustID && s.TrustorID == o.TrustorID && s.TrusteeID == o.TrusteeID &&
+		s.Impersonation == o.Impersonation && s.AppCredID == o.AppCredID
 }
 
 // maxInternedLen: longer strings are not shared (none of Keystone's ids

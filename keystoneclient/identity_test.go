@@ -6,8 +6,8 @@ import (
 	"unsafe"
 )
 
-// Identities share equal strings and role lists, but never a list that
-// only looks the same once joined.
+// Identities share equal strings, role lists and subjects, but never a
+// list that only looks the same once joined.
 func TestIdentitiesShareStrings(t *testing.T) {
 	parse := func(roles ...string) *Identity {
 		var tb tokenBody
@@ -38,7 +38,13 @@ func TestIdentitiesShareStrings(t *testing.T) {
 		!same(a.RolesHeader, b.RolesHeader) || &a.Roles[0] != &b.Roles[0] {
 		t.Error("two identities of one user hold copies of its strings or roles")
 	}
+	if a.Subject != b.Subject {
+		t.Error("two tokens of one user, project and role list hold copies of one Subject")
+	}
 	c := parse("member,reader")
+	if c.Subject == a.Subject {
+		t.Error("role lists [member reader] and [member,reader] share a Subject")
+	}
 	if c.RolesHeader != "member,reader" || len(c.Roles) != 1 || c.Roles[0] != "member,reader" {
 		t.Errorf("role list [member,reader] became %q (%q)", c.Roles, c.RolesHeader)
 	}

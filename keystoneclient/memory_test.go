@@ -120,8 +120,8 @@ func TestTokenCacheMemory(t *testing.T) {
 		distinct bool
 		max      float64
 	}{
-		{"same user (bench shape)", false, 800},
-		{"a user per key", true, 900},
+		{"same user (bench shape)", false, 400},
+		{"a user per key", true, 750},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := tokenBytesPerKey(t, n, tt.distinct)

@@ -210,11 +210,11 @@ func prepareCredential(r credstore.Record) *credential {
 // prepareStandalone also keeps the identity forwarded in standalone mode.
 func prepareStandalone(r credstore.Record) *credential {
 	c := prepareCredential(r)
-	c.standalone = &keystoneclient.Identity{
+	c.standalone = &keystoneclient.Identity{Subject: &keystoneclient.Subject{
 		UserID: r.UserID, UserName: r.UserName, UserDomainID: r.UserDomainID,
 		ProjectID: r.ProjectID, ProjectName: r.ProjectName, ProjectDomainID: r.ProjectDomainID,
 		Roles: r.Roles, RolesHeader: strings.Join(r.Roles, ","), TrustID: r.TrustID,
-	}
+	}}
 	return c
 }
 
