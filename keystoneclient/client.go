@@ -137,18 +137,18 @@ func (c *Client) Forget(accessKey string) { c.tokens.Invalidate(accessKey) }
 
 func (c *Client) loadIdentity(ctx context.Context, accessKey string, key *sigv2.Key) (*Identity, time.Time, error) {
 	if id := c.sharedIdentity(ctx, accessKey); id != nil {
-		return id, id.ExpiresAt.Add(-c.cfg.TokenMargin), nil
+		return id, id.ExpiresAt().Add(-c.cfg.TokenMargin), nil
 	}
 	id, err := c.exchange(ctx, accessKey, key)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
 	c.share(ctx, accessKey, id)
-	fresh := id.ExpiresAt.Add(-c.cfg.TokenMargin)
+	fresh := id.ExpiresAt().Add(-c.cfg.TokenMargin)
 	if now := c.cfg.Now(); !fresh.After(now) {
 		// A token that is already inside the margin (short token
 		// lifetimes) is still used, for half of what is left.
-		fresh = now.Add(id.ExpiresAt.Sub(now) / 2)
+		fresh = now.Add(id.ExpiresAt().Sub(now) / 2)
 	}
 	return id, fresh, nil
 }
@@ -275,8 +275,8 @@ func (c *Client) sharedIdentity(ctx context.Context, accessKey string) *Identity
 		return nil
 	}
 	id := new(Identity)
-	if err := json.Unmarshal(blob, id); err != nil || id.Token == "" ||
-		!id.ExpiresAt.Add(-c.cfg.TokenMargin).After(c.cfg.Now()) {
+	if err := json.Unmarshal(blob, id); err != nil || id.token == "" ||
+		!id.ExpiresAt().Add(-c.cfg.TokenMargin).After(c.cfg.Now()) {
 		c.cfg.SharedObserve("miss")
 		return nil
 	}
@@ -294,7 +294,7 @@ func (c *Client) share(ctx context.Context, accessKey string, id *Identity) {
 	if c.cfg.Shared == nil {
 		return
 	}
-	ttl := id.ExpiresAt.Add(-c.cfg.TokenMargin).Sub(c.cfg.Now())
+	ttl := id.ExpiresAt().Add(-c.cfg.TokenMargin).Sub(c.cfg.Now())
 	if ttl < time.Second {
 		return
 	}

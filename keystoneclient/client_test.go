@@ -46,7 +46,7 @@ func TestIdentityParsedAndCached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id.Token != "gAAAA-1" || id.UserID != "u1" || id.ProjectID != "p1" || id.ProjectDomainID != "d1" ||
+	if id.Token() != "gAAAA-1" || id.UserID != "u1" || id.ProjectID != "p1" || id.ProjectDomainID != "d1" ||
 		id.UserDomainName != "demo" || id.RolesHeader != "member,reader" || id.TrustID != "" {
 		t.Errorf("identity = %+v", id)
 	}
@@ -59,8 +59,8 @@ func TestIdentityParsedAndCached(t *testing.T) {
 		t.Errorf("%d ec2tokens calls within one token lifetime; want 1", n)
 	}
 	clock.advance(2 * time.Minute) // inside the margin: renew
-	if id, _ := c.Identity(ctx, []byte("AK"), key); id.Token != "gAAAA-2" {
-		t.Errorf("token not renewed inside the margin: %q", id.Token)
+	if id, _ := c.Identity(ctx, []byte("AK"), key); id.Token() != "gAAAA-2" {
+		t.Errorf("token not renewed inside the margin: %q", id.Token())
 	}
 	// The service token is past its own renewal point too: renewed once,
 	// in the background, while the old one keeps working.

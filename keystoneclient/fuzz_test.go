@@ -16,7 +16,7 @@ func FuzzTokenBody(f *testing.F) {
 			return
 		}
 		id, err := tb.identity("tok")
-		if err == nil && (id.UserID == "" || id.ProjectID == "" || id.ExpiresAt.IsZero()) {
+		if err == nil && (id.UserID == "" || id.ProjectID == "" || id.ExpiresAt().IsZero()) {
 			t.Fatalf("identity without user, project or expiry: %+v", id)
 		}
 	})

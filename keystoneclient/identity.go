@@ -6,21 +6,123 @@
 package keystoneclient
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"hash/maphash"
+	"math"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // Identity is what a Keystone token says about its holder: the token, and
 // the Subject it speaks for. Identities are cached and shared between
 // requests, and their Subjects between identities (see intern): treat an
 // Identity and its Subject as read-only.
+//
+// The token and its expiry are kept compactly (32 bytes, and 144 for a
+// Fernet token's text rather than 192): the token cache holds one Identity
+// per access key, 100,000 and more.
 type Identity struct {
-	Token     string // X-Subject-Token; never log it
+	token   string // packed, see packToken; never log it
+	expires int64  // see unixNano
+	*Subject
+}
+
+// NewIdentity returns the identity of token (X-Subject-Token), which
+// expires at expiresAt, for s.
+func NewIdentity(token string, expiresAt time.Time, s *Subject) *Identity {
+	return &Identity{token: packToken(token), expires: unixNano(expiresAt), Subject: s}
+}
+
+// Token is the token (X-Subject-Token); never log it.
+func (id *Identity) Token() string { return string(id.AppendToken(nil)) }
+
+// AppendToken appends the token to dst, allocating nothing when dst has
+// room: it is for each forwarded request's X-Auth-Token.
+func (id *Identity) AppendToken(dst []byte) []byte {
+	p := id.token
+	if p == "" {
+		return dst
+	}
+	n := int(p[len(p)-1])
+	if n == rawToken {
+		return append(dst, p[:len(p)-1]...)
+	}
+	groups, rest := p[:len(p)-1-n], p[len(p)-1-n:len(p)-1]
+	// Read only: the encoder just reads groups' bytes.
+	dst = base64.RawURLEncoding.AppendEncode(dst, unsafe.Slice(unsafe.StringData(groups), len(groups)))
+	return append(dst, rest...)
+}
+
+// ExpiresAt is when the token expires.
+func (id *Identity) ExpiresAt() time.Time {
+	if id.expires == math.MinInt64 {
+		return time.Time{}
+	}
+	return time.Unix(0, id.expires).UTC()
+}
+
+// rawToken ends a packed token kept as it was given.
+const rawToken = 0xff
+
+// packToken returns tok as Identity keeps it. Keystone's tokens (Fernet,
+// UUID) are base64url text: its whole groups of four characters are kept as
+// the three bytes they encode, the last 0-3 characters as they are, then
+// one byte saying how many those are. A 183-character Fernet token thus
+// takes 139 bytes. Any other token is kept as it is, then rawToken.
+func packToken(tok string) string {
+	if tok == "" {
+		return ""
+	}
+	q := len(tok) &^ 3
+	rest := len(tok) - q
+	b := make([]byte, q/4*3, q/4*3+rest+1)
+	if _, err := base64.RawURLEncoding.Decode(b, []byte(tok[:q])); err == nil {
+		b = append(append(b, tok[q:]...), byte(rest))
+		// The decoder skips newlines, and the tail is kept unchecked:
+		// pack only what comes back the same.
+		if p := string(b); (&Identity{token: p}).Token() == tok {
+			return p
+		}
+	}
+	return tok + "\xff" // rawToken
+}
+
+// unixNano is t in Unix nanoseconds, clamped to what int64 holds (years
+// 1678-2262), the zero time as math.MinInt64.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.IsZero() || t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+// identityJSON is how an Identity is shared with other replicas (through
+// Redis): the form Identity had when its fields were exported, which
+// replicas of every version read.
+type identityJSON struct {
+	Token     string
 	ExpiresAt time.Time
 	*Subject
+}
+
+func (id *Identity) MarshalJSON() ([]byte, error) {
+	return json.Marshal(identityJSON{Token: id.Token(), ExpiresAt: id.ExpiresAt(), Subject: id.Subject})
+}
+
+func (id *Identity) UnmarshalJSON(data []byte) error {
+	var j identityJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	*id = Identity{token: packToken(j.Token), expires: unixNano(j.ExpiresAt), Subject: j.Subject}
+	return nil
 }
 
 // Subject is what the tokens of one user, project, role list and trust all
@@ -105,7 +207,7 @@ func (b *tokenBody) identity(token string) (*Identity, error) {
 	if t.AppCred != nil {
 		s.AppCredID = t.AppCred.ID
 	}
-	return &Identity{Token: token, ExpiresAt: expires, Subject: intern(s)}, nil
+	return NewIdentity(token, expires, intern(s)), nil
 }
 
 // interned holds strings, role lists and subjects that cached identities

@@ -1,8 +1,12 @@
 package keystoneclient
 
 import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -50,5 +54,70 @@ func TestIdentitiesShareStrings(t *testing.T) {
 	}
 	if d := parse("member", "reader"); len(d.Roles) != 2 || d.Roles[1] != "reader" {
 		t.Errorf("roles [member reader] became %q", d.Roles)
+	}
+}
+
+// A token comes back exactly as Keystone sent it, whether it could be
+// packed or not; a Fernet token is packed.
+func TestTokenPacking(t *testing.T) {
+	raw := make([]byte, 137)
+	_, _ = rand.Read(raw)
+	// bench/fakekeystone's shape: 183 characters, random trailing bits.
+	fernet := "gAAAAA" + base64.RawURLEncoding.EncodeToString(raw)[:177]
+	for _, tok := range []string{
+		"", "a", "ab", "abc", "abcd", "abcde", "gAAAA-2", fernet, fernet[:182], fernet[:181], fernet[:180],
+		"0123456789abcdef0123456789abcdef", "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1In0.c2ln", "ab\ncdefgh", "abcd\r\n", "abcd====", "a b c d", "\xff", "abc\xff",
+	} {
+		id := NewIdentity(tok, time.Time{}, &Subject{})
+		if got := id.Token(); got != tok {
+			t.Errorf("token %q came back as %q", tok, got)
+		}
+		if got := string(id.AppendToken([]byte("x:"))); got != "x:"+tok {
+			t.Errorf("token %q appended as %q", tok, got)
+		}
+	}
+	if id := NewIdentity(fernet, time.Time{}, &Subject{}); len(id.token) > 139 {
+		t.Errorf("a %d-character Fernet token takes %d bytes, want 139", len(fernet), len(id.token))
+	}
+	id := NewIdentity(fernet, time.Time{}, &Subject{})
+	buf := make([]byte, 0, 256)
+	if n := testing.AllocsPerRun(100, func() { buf = id.AppendToken(buf[:0]) }); n != 0 {
+		t.Errorf("AppendToken: %v allocations, want 0", n)
+	}
+}
+
+// An Identity's JSON, which replicas share through Redis, is what it was
+// when Identity's fields were exported: replicas of either version read
+// each other's.
+func TestIdentityJSONUnchanged(t *testing.T) {
+	type before struct {
+		Token                                                      string
+		ExpiresAt                                                  time.Time
+		UserID, UserName, UserDomainID, UserDomainName             string
+		ProjectID, ProjectName, ProjectDomainID, ProjectDomainName string
+		Roles                                                      []string
+		RolesHeader                                                string
+		TrustID, TrustorID, TrusteeID                              string
+		Impersonation                                              bool
+		AppCredID                                                  string
+	}
+	expires := time.Date(2026, 11, 25, 12, 0, 0, 123456000, time.UTC)
+	old := before{Token: "gAAAAABtoken_-x", ExpiresAt: expires, UserID: "u", UserName: "alice", UserDomainID: "d",
+		ProjectID: "p", ProjectName: "proj", ProjectDomainID: "d", Roles: []string{"member", "reader"},
+		RolesHeader: "member,reader", TrustID: "tr", TrustorID: "tor", TrusteeID: "tee", Impersonation: true, AppCredID: "ac"}
+	s := &Subject{UserID: "u", UserName: "alice", UserDomainID: "d", ProjectID: "p", ProjectName: "proj", ProjectDomainID: "d",
+		Roles: []string{"member", "reader"}, RolesHeader: "member,reader", TrustID: "tr", TrustorID: "tor", TrusteeID: "tee",
+		Impersonation: true, AppCredID: "ac"}
+	want, _ := json.Marshal(old)
+	got, err := json.Marshal(NewIdentity(old.Token, expires, s))
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("JSON %s (%v), want %s", got, err, want)
+	}
+	var id Identity
+	if err := json.Unmarshal(want, &id); err != nil {
+		t.Fatal(err)
+	}
+	if id.Token() != old.Token || !id.ExpiresAt().Equal(expires) || id.Subject == nil || !id.Subject.equal(s) {
+		t.Errorf("read back as %q %v %+v", id.Token(), id.ExpiresAt(), id.Subject)
 	}
 }

@@ -37,8 +37,8 @@ func TestRealKeystone(t *testing.T) {
 		id.UserDomainID != ks.Var(t, "DEMO_USER_DOMAIN_ID") || !strings.Contains(","+id.RolesHeader+",", ",member,") {
 		t.Errorf("demo identity = %+v", id)
 	}
-	if len(id.Token) < 100 || time.Until(id.ExpiresAt) < 30*time.Minute {
-		t.Errorf("token %d chars, expires %v", len(id.Token), id.ExpiresAt)
+	if len(id.Token()) < 100 || time.Until(id.ExpiresAt()) < 30*time.Minute {
+		t.Errorf("token %d chars, expires %v", len(id.Token()), id.ExpiresAt())
 	}
 
 	stack, err := c.Identity(ctx, []byte(ks.Var(t, "STACK_EC2_ACCESS")), sigv2.NewKey([]byte(ks.Var(t, "STACK_EC2_SECRET"))))

@@ -120,8 +120,8 @@ func TestTokenCacheMemory(t *testing.T) {
 		distinct bool
 		max      float64
 	}{
-		{"same user (bench shape)", false, 400},
-		{"a user per key", true, 750},
+		{"same user (bench shape)", false, 330},
+		{"a user per key", true, 680},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := tokenBytesPerKey(t, n, tt.distinct)

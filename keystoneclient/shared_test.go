@@ -64,8 +64,8 @@ func TestTokenSharedBetweenReplicas(t *testing.T) {
 	if n := f.ec2Calls.Load(); n != 1 {
 		t.Fatalf("%d ec2tokens calls for two replicas, want 1", n)
 	}
-	if idB.Token != idA.Token || idB.ProjectID != idA.ProjectID || idB.RolesHeader != idA.RolesHeader ||
-		!idB.ExpiresAt.Equal(idA.ExpiresAt) {
+	if idB.Token() != idA.Token() || idB.ProjectID != idA.ProjectID || idB.RolesHeader != idA.RolesHeader ||
+		!idB.ExpiresAt().Equal(idA.ExpiresAt()) {
 		t.Errorf("replica B got %+v, want A's %+v", idB, idA)
 	}
 	if got := results; len(got) != 3 || got[0] != "miss" || got[1] != "stored" || got[2] != "hit" {
@@ -75,7 +75,7 @@ func TestTokenSharedBetweenReplicas(t *testing.T) {
 	// A shared token inside the renewal margin is not reused: B asks Keystone.
 	clock.advance(56 * time.Minute)
 	b.Forget("AK")
-	if id, _ := b.Identity(ctx, []byte("AK"), key); id.Token == idA.Token {
+	if id, _ := b.Identity(ctx, []byte("AK"), key); id.Token() == idA.Token() {
 		t.Error("B reused a token inside the renewal margin")
 	}
 	if n := f.ec2Calls.Load(); n != 2 {
@@ -92,7 +92,7 @@ func TestTokenSharedBetweenReplicas(t *testing.T) {
 	shared.fail = false
 	shared.tokens["AK"] = []byte("not json")
 	a.Forget("AK")
-	if id, err := a.Identity(ctx, []byte("AK"), key); err != nil || id.Token == "" {
+	if id, err := a.Identity(ctx, []byte("AK"), key); err != nil || id.Token() == "" {
 		t.Fatalf("with garbage shared: %+v, %v", id, err)
 	}
 }

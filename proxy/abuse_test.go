@@ -288,10 +288,10 @@ func mixedCase(s string) string {
 // case, repeated, or named in Connection: the backend sees exactly one value
 // of each header ec2proxy sets, ec2proxy's, and not one spoofed byte.
 func TestAbuseIdentityHeaderSpoofing(t *testing.T) {
-	id := &keystoneclient.Identity{Token: "tok-ec2proxy", Subject: &keystoneclient.Subject{
+	id := keystoneclient.NewIdentity("tok-ec2proxy", time.Time{}, &keystoneclient.Subject{
 		UserID: "u-ec2proxy", UserName: "alice", ProjectID: "p-ec2proxy", ProjectName: "proj",
 		RolesHeader: "member", TrustID: "trust-ec2proxy", TrustorID: "trustor-ec2proxy",
-	}}
+	})
 	var tp *tap
 	h := newHarness(t, func(_ *configs.Config, o *Options) { o.Identity = &fakeIdentity{id: id} }, withTap(t, &tp))
 	host := h.host()

@@ -66,8 +66,8 @@ func warmPath(t testing.TB, version int) func() {
 	cfg.Identity.Mode = configs.ModeKeystone
 	cfg.Routes = []configs.Route{{PathPrefix: "/", Backend: "http://backend.invalid"}}
 	store := &memStore{records: map[string]credstore.Record{testAccess: {AccessKey: testAccess, Secret: testSecret, UserID: "u", ProjectID: "p", Enabled: true}}}
-	id := &keystoneclient.Identity{Token: "gAAAA", Subject: &keystoneclient.Subject{UserID: "u", UserName: "alice", ProjectID: "p", ProjectName: "proj",
-		Roles: []string{"member", "reader"}, RolesHeader: "member,reader"}}
+	id := keystoneclient.NewIdentity("gAAAA", time.Time{}, &keystoneclient.Subject{UserID: "u", UserName: "alice", ProjectID: "p", ProjectName: "proj",
+		Roles: []string{"member", "reader"}, RolesHeader: "member,reader"})
 	rules, err := policy.Parse(configs.DefaultPolicy)
 	if err != nil {
 		t.Fatal(err)

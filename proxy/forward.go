@@ -101,7 +101,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, id *key
 	}
 	req.SetBodyRaw(ctx.Request.Body()) // valid for the whole (synchronous) call
 	s.setForwardedFor(ctx, req)
-	setIdentity(&req.Header, id)
+	st.scratch = setIdentity(&req.Header, id, st.scratch[:0])
 	req.Header.SetBytesV(headerRequestID, st.requestID)
 	req.Header.SetBytesV("X-OpenStack-Request-ID", st.requestID) // oslo records it as global_request_id
 
@@ -131,15 +131,18 @@ var responseHopByHop = []string{"Keep-Alive", "Proxy-Authenticate", "Proxy-Conne
 // setIdentity sets the headers keystonemiddleware's auth_token would set, so
 // an OpenStack EC2 backend needs no change. Add, not Set: every client
 // header of these names was dropped already, so there is nothing to replace
-// and no need to scan the headers for each.
-func setIdentity(h *fasthttp.RequestHeader, id *keystoneclient.Identity) {
+// and no need to scan the headers for each. The token is unpacked into
+// scratch, which is returned for reuse.
+func setIdentity(h *fasthttp.RequestHeader, id *keystoneclient.Identity, scratch []byte) []byte {
 	h.Add("X-Identity-Status", "Confirmed")
 	set := func(name, value string) {
 		if value != "" {
 			h.Add(name, value)
 		}
 	}
-	set("X-Auth-Token", id.Token)
+	if scratch = id.AppendToken(scratch[:0]); len(scratch) > 0 {
+		h.AddBytesV("X-Auth-Token", scratch)
+	}
 	set("X-User-Id", id.UserID)
 	set("X-User-Name", id.UserName)
 	set("X-User-Domain-Id", id.UserDomainID)
@@ -154,6 +157,7 @@ func setIdentity(h *fasthttp.RequestHeader, id *keystoneclient.Identity) {
 	set("X-Trust-Id", id.TrustID)
 	set("X-Trustor-Id", id.TrustorID)
 	set("X-Trustee-Id", id.TrusteeID)
+	return scratch
 }
 
 // setForwardedFor sets X-Forwarded-For and X-Forwarded-Proto. A trusted

@@ -57,7 +57,7 @@ func TestCredentialCacheMemory(t *testing.T) {
 	cfg.Identity.Mode = configs.ModeKeystone
 	cfg.Credentials.MaxEntries = 4 * n
 	cfg.Routes = []configs.Route{{PathPrefix: "/", Backend: "http://backend.invalid"}}
-	id := &keystoneclient.Identity{Token: "gAAAA", Subject: &keystoneclient.Subject{UserID: "u", ProjectID: "p", Roles: []string{"member"}, RolesHeader: "member"}}
+	id := keystoneclient.NewIdentity("gAAAA", time.Time{}, &keystoneclient.Subject{UserID: "u", ProjectID: "p", Roles: []string{"member"}, RolesHeader: "member"})
 	s, err := New(Options{Config: &cfg, Credentials: store, Identity: signingIdentity{id},
 		Metrics: metrics.New(prometheus.NewRegistry(), "test"), Logger: zap.NewNop(), Now: func() time.Time { return testNow }})
 	if err != nil {

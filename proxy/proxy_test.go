@@ -302,7 +302,7 @@ func TestIdentityFailures(t *testing.T) {
 }
 
 func TestKeystoneIdentityHeaders(t *testing.T) {
-	id := &keystoneclient.Identity{Token: "gAAAAtoken", Subject: &keystoneclient.Subject{UserID: "ku", ProjectID: "kp", RolesHeader: "member", UserDomainID: "d1", ProjectDomainID: "d2", TrustID: "tr"}}
+	id := keystoneclient.NewIdentity("gAAAAtoken", time.Time{}, &keystoneclient.Subject{UserID: "ku", ProjectID: "kp", RolesHeader: "member", UserDomainID: "d1", ProjectDomainID: "d2", TrustID: "tr"})
 	h := newHarness(t, func(_ *configs.Config, o *Options) { o.Identity = &fakeIdentity{id: id} })
 	resp := h.post(signed("POST", h.host(), "/", testSecret, nil).Encode(), http.Header{"X-Auth-Token": {"spoofed"}})
 	if resp.StatusCode != 200 {
@@ -376,7 +376,7 @@ func TestCredentialCachedAcrossRequests(t *testing.T) {
 }
 
 func TestLogsHoldNoSecrets(t *testing.T) {
-	id := &keystoneclient.Identity{Token: "gAAAAsecrettoken", Subject: &keystoneclient.Subject{UserID: "ku", ProjectID: "kp"}}
+	id := keystoneclient.NewIdentity("gAAAAsecrettoken", time.Time{}, &keystoneclient.Subject{UserID: "ku", ProjectID: "kp"})
 	h := newHarness(t, func(c *configs.Config, o *Options) {
 		o.Identity = &fakeIdentity{id: id}
 		c.Log.Access = true
