@@ -126,6 +126,12 @@ func (c *Cache[A, V]) shard(key []byte) *shard[V] {
 	return &c.shards[maphash.Bytes(c.seed, key)%uint64(len(c.shards))]
 }
 
+// shardString is shard for a string key (maphash hashes equal bytes and
+// strings alike).
+func (c *Cache[A, V]) shardString(key string) *shard[V] {
+	return &c.shards[maphash.String(c.seed, key)%uint64(len(c.shards))]
+}
+
 // since is t on the entries' time axis (see entry).
 func (c *Cache[A, V]) since(t time.Time) int64 { return int64(t.Sub(c.epoch)) }
 
@@ -160,14 +166,36 @@ func (c *Cache[A, V]) Get(ctx context.Context, key []byte, arg A) (V, error) {
 	e := s.entries[string(key)]
 	s.mu.RUnlock()
 	if e != nil && nowAt < e.fresh {
-		if e.failure != nil {
-			c.observe(NegativeHit)
-			return e.value, *e.failure
-		}
-		c.observe(Hit)
-		return e.value, nil
+		return c.hit(e)
 	}
 	return c.miss(ctx, s, string(key), arg, e, now, nowAt)
+}
+
+// GetString is Get for a key the caller holds as a string already: a miss
+// keeps key itself rather than a copy, so that two caches of the same keys
+// can share one (the token cache keys by the credential cache's copy of an
+// access key: 32 bytes less per key at 100,000 keys).
+func (c *Cache[A, V]) GetString(ctx context.Context, key string, arg A) (V, error) {
+	s := c.shardString(key)
+	now := c.opts.Now()
+	nowAt := c.since(now)
+	s.mu.RLock()
+	e := s.entries[key]
+	s.mu.RUnlock()
+	if e != nil && nowAt < e.fresh {
+		return c.hit(e)
+	}
+	return c.miss(ctx, s, key, arg, e, now, nowAt)
+}
+
+// hit serves a fresh entry.
+func (c *Cache[A, V]) hit(e *entry[V]) (V, error) {
+	if e.failure != nil {
+		c.observe(NegativeHit)
+		return e.value, *e.failure
+	}
+	c.observe(Hit)
+	return e.value, nil
 }
 
 func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, old *entry[V], now time.Time, nowAt int64) (V, error) {

@@ -129,3 +129,33 @@ func TestDeadlinesOfRealClock(t *testing.T) {
 		}
 	}
 }
+
+// GetString and Get find the same entries, a GetString miss keeps the
+// caller's string as the key, and neither allocates on a hit.
+func TestGetStringSharesKey(t *testing.T) {
+	clk := newClock()
+	var loads atomic.Int64
+	var loadedKey string
+	c := New(func(_ context.Context, key string, _ int) (int, time.Time, error) {
+		loads.Add(1)
+		loadedKey = key
+		return len(key), clk.now().Add(time.Hour), nil
+	}, Options{Now: clk.now})
+	ctx := context.Background()
+	key := "AKIAEXAMPLEKEY0001"
+	if v, err := c.GetString(ctx, key, 0); err != nil || v != len(key) {
+		t.Fatalf("GetString = %d, %v", v, err)
+	}
+	if unsafe.StringData(loadedKey) != unsafe.StringData(key) {
+		t.Error("a GetString miss copied the key")
+	}
+	if v := get(t, c, key); v != len(key) || loads.Load() != 1 {
+		t.Errorf("Get after GetString = %d after %d loads, want a hit", v, loads.Load())
+	}
+	if _, err := c.GetString(ctx, "other", 0); err != nil || loads.Load() != 2 {
+		t.Errorf("another key: %v after %d loads, want 2", err, loads.Load())
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = c.GetString(ctx, key, 0) }); n != 0 {
+		t.Errorf("GetString hit: %v allocations, want 0", n)
+	}
+}
