@@ -35,7 +35,9 @@ type Cache[V any] struct {
 	ttl atomic.Int64 // time.Duration; SetTTL changes it
 }
 
-// NewCache wraps backend. prepare turns a record into the cached value.
+// NewCache wraps backend. prepare turns a record into the cached value;
+// the record's AccessKey is the cache's own copy of the key it was looked up
+// by (whatever the backend put there), so a value may keep it at no cost.
 func NewCache[V any](backend Backend, prepare func(Record) V, opts CacheOptions) *Cache[V] {
 	now := opts.Now
 	if now == nil {
@@ -49,6 +51,7 @@ func NewCache[V any](backend Backend, prepare func(Record) V, opts CacheOptions)
 			var zero V
 			return zero, time.Time{}, err
 		}
+		rec.AccessKey = key
 		return prepare(rec), now().Add(time.Duration(cache.ttl.Load())), nil
 	}
 	cache.c = flightcache.New(load, flightcache.Options{

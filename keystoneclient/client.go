@@ -128,8 +128,10 @@ func New(cfg Config) (*Client, error) {
 // Tokens are cached until TokenMargin before they expire, so a steady client
 // costs one ec2tokens call per token lifetime. The caller must have verified
 // the client's request: Keystone only sees ec2proxy's own signature.
-func (c *Client) Identity(ctx context.Context, accessKey []byte, key *sigv2.Key) (*Identity, error) {
-	return c.tokens.Get(ctx, accessKey, key)
+// accessKey is kept as the cache's key: a caller holding it already (the
+// proxy's credential cache) thus shares its copy.
+func (c *Client) Identity(ctx context.Context, accessKey string, key *sigv2.Key) (*Identity, error) {
+	return c.tokens.GetString(ctx, accessKey, key)
 }
 
 // Forget drops the cached token of accessKey (after the credential changed).

@@ -42,7 +42,7 @@ func TestIdentityParsedAndCached(t *testing.T) {
 	f.now = clock.now
 	c := newTestClient(t, srv.URL+"/v3/", &clock)
 	ctx := context.Background()
-	id, err := c.Identity(ctx, []byte("AK"), key)
+	id, err := c.Identity(ctx, "AK", key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,15 +51,15 @@ func TestIdentityParsedAndCached(t *testing.T) {
 		t.Errorf("identity = %+v", id)
 	}
 	for i := 0; i < 10; i++ {
-		c.Identity(ctx, []byte("AK"), key)
+		c.Identity(ctx, "AK", key)
 	}
 	clock.advance(54 * time.Minute) // still more than the 5 min margin before expiry
-	c.Identity(ctx, []byte("AK"), key)
+	c.Identity(ctx, "AK", key)
 	if n := f.ec2Calls.Load(); n != 1 {
 		t.Errorf("%d ec2tokens calls within one token lifetime; want 1", n)
 	}
 	clock.advance(2 * time.Minute) // inside the margin: renew
-	if id, _ := c.Identity(ctx, []byte("AK"), key); id.Token() != "gAAAA-2" {
+	if id, _ := c.Identity(ctx, "AK", key); id.Token() != "gAAAA-2" {
 		t.Errorf("token not renewed inside the margin: %q", id.Token())
 	}
 	// The service token is past its own renewal point too: renewed once,
@@ -74,7 +74,7 @@ func TestTrustScopedToken(t *testing.T) {
 	f.trust = true
 	var clock testClock
 	c := newTestClient(t, srv.URL, &clock)
-	id, err := c.Identity(context.Background(), []byte("AK"), key)
+	id, err := c.Identity(context.Background(), "AK", key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestOneExchangePerKeyUnderConcurrency(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := c.Identity(context.Background(), []byte("AK"), key); err != nil {
+			if _, err := c.Identity(context.Background(), "AK", key); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -127,7 +127,7 @@ func TestErrorsClassified(t *testing.T) {
 			var clock testClock
 			c := newTestClient(t, srv.URL, &clock)
 			start := time.Now()
-			_, err := c.Identity(context.Background(), []byte(tt.access), key)
+			_, err := c.Identity(context.Background(), tt.access, key)
 			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.text) {
 				t.Errorf("Identity = %v; want %v containing %q", err, tt.want, tt.text)
 			}
@@ -150,7 +150,7 @@ func TestPolicyRefusalNamesTheServiceUser(t *testing.T) {
 		}
 		f.ServeHTTP(w, r)
 	})
-	_, err := c.Identity(context.Background(), []byte("AK"), key)
+	_, err := c.Identity(context.Background(), "AK", key)
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "give it role service") {
 		t.Errorf("Identity = %v; want ErrUnavailable explaining the missing role", err)
 	}
@@ -161,13 +161,13 @@ func TestRejectionRemembered(t *testing.T) {
 	var clock testClock
 	c := newTestClient(t, srv.URL, &clock)
 	for i := 0; i < 5; i++ {
-		c.Identity(context.Background(), []byte("NOPE"), key)
+		c.Identity(context.Background(), "NOPE", key)
 	}
 	if n := f.ec2Calls.Load(); n != 1 {
 		t.Errorf("rejected key asked %d times; want 1 within RejectTTL", n)
 	}
 	clock.advance(6 * time.Second)
-	c.Identity(context.Background(), []byte("NOPE"), key)
+	c.Identity(context.Background(), "NOPE", key)
 	if n := f.ec2Calls.Load(); n != 2 {
 		t.Errorf("after RejectTTL: %d calls; want 2", n)
 	}
@@ -179,13 +179,13 @@ func TestServiceTokenRefreshedOn401(t *testing.T) {
 	f, srv := newFakeKeystone(t)
 	var clock testClock
 	c := newTestClient(t, srv.URL, &clock)
-	if _, err := c.Identity(context.Background(), []byte("AK"), key); err != nil {
+	if _, err := c.Identity(context.Background(), "AK", key); err != nil {
 		t.Fatal(err)
 	}
 	f.revokeServiceTokens()
 	c.Forget("AK")
 	clock.advance(time.Minute)
-	if _, err := c.Identity(context.Background(), []byte("AK"), key); err != nil {
+	if _, err := c.Identity(context.Background(), "AK", key); err != nil {
 		t.Fatalf("after service token invalidation: %v", err)
 	}
 	if n := f.authCalls.Load(); n != 2 {
@@ -198,7 +198,7 @@ func TestBadServicePassword(t *testing.T) {
 	var clock testClock
 	clock.t.Store(time.Now().UnixNano())
 	c, _ := New(Config{AuthURL: srv.URL, Username: "ec2proxy", Password: "wrong", Now: clock.now, Timeout: time.Second})
-	_, err := c.Identity(context.Background(), []byte("AK"), key)
+	_, err := c.Identity(context.Background(), "AK", key)
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), `service authentication as "ec2proxy" answered 401`) {
 		t.Errorf("Identity = %v", err)
 	}
@@ -211,7 +211,7 @@ func TestKeystoneDownAnswersQuickly(t *testing.T) {
 	var clock testClock
 	c := newTestClient(t, "http://127.0.0.1:1", &clock)
 	start := time.Now()
-	_, err := c.Identity(context.Background(), []byte("AK"), key)
+	_, err := c.Identity(context.Background(), "AK", key)
 	if !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Identity = %v; want ErrUnavailable", err)
 	}
@@ -225,20 +225,20 @@ func TestCachedTokenSurvivesKeystoneOutage(t *testing.T) {
 	var clock testClock
 	f.now = clock.now
 	c := newTestClient(t, srv.URL, &clock)
-	if _, err := c.Identity(context.Background(), []byte("AK"), key); err != nil {
+	if _, err := c.Identity(context.Background(), "AK", key); err != nil {
 		t.Fatal(err)
 	}
 	srv.Close()
 	clock.advance(30 * time.Minute)
-	if _, err := c.Identity(context.Background(), []byte("AK"), key); err != nil {
+	if _, err := c.Identity(context.Background(), "AK", key); err != nil {
 		t.Errorf("cached token not served while Keystone is down: %v", err)
 	}
 	clock.advance(26 * time.Minute) // inside the margin; renewal fails; stale allowed until 1 min before expiry
-	if _, err := c.Identity(context.Background(), []byte("AK"), key); err != nil {
+	if _, err := c.Identity(context.Background(), "AK", key); err != nil {
 		t.Errorf("stale token not served while Keystone is down: %v", err)
 	}
 	clock.advance(4 * time.Minute) // 1 min before expiry: no longer served
-	if _, err := c.Identity(context.Background(), []byte("AK"), key); !errors.Is(err, ErrUnavailable) {
+	if _, err := c.Identity(context.Background(), "AK", key); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("nearly expired token served: %v", err)
 	}
 }

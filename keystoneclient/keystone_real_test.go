@@ -29,7 +29,7 @@ func TestRealKeystone(t *testing.T) {
 	}
 
 	access, secret := ks.Var(t, "DEMO_EC2_ACCESS"), ks.Var(t, "DEMO_EC2_SECRET")
-	id, err := c.Identity(ctx, []byte(access), sigv2.NewKey([]byte(secret)))
+	id, err := c.Identity(ctx, access, sigv2.NewKey([]byte(secret)))
 	if err != nil {
 		t.Fatalf("Identity(demo): %v", err)
 	}
@@ -41,7 +41,7 @@ func TestRealKeystone(t *testing.T) {
 		t.Errorf("token %d chars, expires %v", len(id.Token()), id.ExpiresAt())
 	}
 
-	stack, err := c.Identity(ctx, []byte(ks.Var(t, "STACK_EC2_ACCESS")), sigv2.NewKey([]byte(ks.Var(t, "STACK_EC2_SECRET"))))
+	stack, err := c.Identity(ctx, ks.Var(t, "STACK_EC2_ACCESS"), sigv2.NewKey([]byte(ks.Var(t, "STACK_EC2_SECRET"))))
 	if err != nil || stack.RolesHeader != "heat_stack_user" {
 		t.Errorf("stack user identity = %+v, %v; want only role heat_stack_user", stack, err)
 	}
@@ -52,7 +52,7 @@ func TestRealKeystone(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c.Forget(tt.access)
-			_, err := c.Identity(ctx, []byte(tt.access), sigv2.NewKey([]byte(tt.secret)))
+			_, err := c.Identity(ctx, tt.access, sigv2.NewKey([]byte(tt.secret)))
 			if !errors.Is(err, ErrRejected) {
 				t.Errorf("Identity = %v; want ErrRejected", err)
 			}

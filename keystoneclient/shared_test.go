@@ -50,14 +50,14 @@ func TestTokenSharedBetweenReplicas(t *testing.T) {
 	}
 	a, b := replica(), replica()
 	ctx := context.Background()
-	idA, err := a.Identity(ctx, []byte("AK"), key)
+	idA, err := a.Identity(ctx, "AK", key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ttl := shared.ttl["AK"]; ttl <= 55*time.Minute-time.Second || ttl > 55*time.Minute {
 		t.Errorf("shared for %v, want the token's life minus the margin (55m)", ttl)
 	}
-	idB, err := b.Identity(ctx, []byte("AK"), key)
+	idB, err := b.Identity(ctx, "AK", key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestTokenSharedBetweenReplicas(t *testing.T) {
 	// A shared token inside the renewal margin is not reused: B asks Keystone.
 	clock.advance(56 * time.Minute)
 	b.Forget("AK")
-	if id, _ := b.Identity(ctx, []byte("AK"), key); id.Token() == idA.Token() {
+	if id, _ := b.Identity(ctx, "AK", key); id.Token() == idA.Token() {
 		t.Error("B reused a token inside the renewal margin")
 	}
 	if n := f.ec2Calls.Load(); n != 2 {
@@ -85,14 +85,14 @@ func TestTokenSharedBetweenReplicas(t *testing.T) {
 	// Redis trouble only costs the sharing, never the request.
 	shared.fail = true
 	b.Forget("AK")
-	if _, err := b.Identity(ctx, []byte("AK"), key); err != nil {
+	if _, err := b.Identity(ctx, "AK", key); err != nil {
 		t.Fatalf("with the shared store down: %v", err)
 	}
 	// Garbage in the shared store is ignored.
 	shared.fail = false
 	shared.tokens["AK"] = []byte("not json")
 	a.Forget("AK")
-	if id, err := a.Identity(ctx, []byte("AK"), key); err != nil || id.Token() == "" {
+	if id, err := a.Identity(ctx, "AK", key); err != nil || id.Token() == "" {
 		t.Fatalf("with garbage shared: %+v, %v", id, err)
 	}
 }

@@ -137,7 +137,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, st *state) outcome {
 	id := cred.standalone
 	if s.identity != nil {
 		var err error
-		id, err = s.identity.Identity(ctx, st.accessKey(), cred.key)
+		id, err = s.identity.Identity(ctx, cred.access, &cred.key)
 		switch {
 		case errors.Is(err, keystoneclient.ErrRejected):
 			return s.fail(ctx, st, errAuthFailure, "Keystone did not accept this credential: it may have been deleted, or its user or project disabled, or the user has no role on the project.", err)
@@ -172,7 +172,7 @@ func (s *Server) verifyV2(ctx *fasthttp.RequestCtx, st *state, method, host, pat
 	if cred == nil {
 		return nil, failed
 	}
-	if err := st.v2.Verify(cred.key, s.now(), s.limits); err != nil {
+	if err := st.v2.Verify(&cred.key, s.now(), s.limits); err != nil {
 		if e, ok := err.(*sigv2.Error); ok && e.Code == sigv2.CodeSignatureMismatch {
 			s.signatureFailed(ctx, st.v2.AccessKeyID(), st.v2.Signature())
 		}
@@ -200,7 +200,7 @@ func (s *Server) verifyV4(ctx *fasthttp.RequestCtx, st *state, method, host, pat
 	if cred == nil {
 		return nil, failed
 	}
-	if err := st.v4.Verify(cred.v4, s.now(), s.limitsV4); err != nil {
+	if err := st.v4.Verify(&cred.v4, s.now(), s.limitsV4); err != nil {
 		if e, ok := err.(*sigv4.Error); ok && e.Code == sigv4.CodeSignatureMismatch {
 			s.signatureFailed(ctx, st.v4.AccessKeyID(), st.v4.Signature())
 		}

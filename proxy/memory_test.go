@@ -28,8 +28,8 @@ import (
 // keystoneclient).
 type signingIdentity struct{ id *keystoneclient.Identity }
 
-func (f signingIdentity) Identity(_ context.Context, accessKey []byte, key *sigv2.Key) (*keystoneclient.Identity, error) {
-	key.Sign(sigv2.HmacSHA256, accessKey)
+func (f signingIdentity) Identity(_ context.Context, accessKey string, key *sigv2.Key) (*keystoneclient.Identity, error) {
+	key.Sign(sigv2.HmacSHA256, []byte(accessKey))
 	return f.id, nil
 }
 

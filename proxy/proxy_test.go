@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,11 +54,16 @@ func (m *memStore) Get(_ context.Context, key string) (credstore.Record, error) 
 
 // fakeIdentity stands in for Keystone where faults must be injected.
 type fakeIdentity struct {
-	id  *keystoneclient.Identity
-	err error
+	id    *keystoneclient.Identity
+	err   error
+	mu    sync.Mutex
+	asked string // the last access key asked for
 }
 
-func (f *fakeIdentity) Identity(context.Context, []byte, *sigv2.Key) (*keystoneclient.Identity, error) {
+func (f *fakeIdentity) Identity(_ context.Context, accessKey string, _ *sigv2.Key) (*keystoneclient.Identity, error) {
+	f.mu.Lock()
+	f.asked = accessKey
+	f.mu.Unlock()
 	return f.id, f.err
 }
 
@@ -303,10 +309,19 @@ func TestIdentityFailures(t *testing.T) {
 
 func TestKeystoneIdentityHeaders(t *testing.T) {
 	id := keystoneclient.NewIdentity("gAAAAtoken", time.Time{}, &keystoneclient.Subject{UserID: "ku", ProjectID: "kp", RolesHeader: "member", UserDomainID: "d1", ProjectDomainID: "d2", TrustID: "tr"})
-	h := newHarness(t, func(_ *configs.Config, o *Options) { o.Identity = &fakeIdentity{id: id} })
+	source := &fakeIdentity{id: id}
+	h := newHarness(t, func(_ *configs.Config, o *Options) { o.Identity = source })
 	resp := h.post(signed("POST", h.host(), "/", testSecret, nil).Encode(), http.Header{"X-Auth-Token": {"spoofed"}})
 	if resp.StatusCode != 200 {
 		t.Fatalf("got %d %s", resp.StatusCode, bodyOf(resp))
+	}
+	// The token is the request's access key's (asked for with the
+	// credential cache's copy of it).
+	source.mu.Lock()
+	asked := source.asked
+	source.mu.Unlock()
+	if asked != testAccess {
+		t.Errorf("identity asked for access key %q, want %q", asked, testAccess)
 	}
 	got, _ := h.backend.Last()
 	for k, v := range map[string]string{"X-Auth-Token": "gAAAAtoken", "X-User-Id": "ku", "X-Project-Id": "kp", "X-Roles": "member", "X-User-Domain-Id": "d1", "X-Project-Domain-Id": "d2", "X-Trust-Id": "tr"} {

@@ -30,7 +30,7 @@ import (
 // IdentitySource trades a verified access key for an identity
 // (*keystoneclient.Client does, with a cached Keystone token).
 type IdentitySource interface {
-	Identity(ctx context.Context, accessKey []byte, key *sigv2.Key) (*keystoneclient.Identity, error)
+	Identity(ctx context.Context, accessKey string, key *sigv2.Key) (*keystoneclient.Identity, error)
 }
 
 // Options are a Server's dependencies.
@@ -71,23 +71,19 @@ type Server struct {
 // credential is what the cache keeps per access key: its secret, as a
 // SigV2 key and a SigV4 secret that prepare their HMACs on first use and
 // keep them, and only what requests need of the record (memory per cached
-// key matters at 100,000 keys).
+// key matters at 100,000 keys). It is one allocation (96 bytes), the keys
+// sharing one copy of the secret (another), plus the HMAC states its
+// client's requests prepare (one per signature version and method, or SigV4
+// scope, used).
 type credential struct {
 	enabled bool
-	key     *sigv2.Key
-	v4      *sigv4.Secret
+	// access is the access key, the credential cache's own copy of it: the
+	// token cache keys by it too, rather than by a copy of its own.
+	access string
+	key    sigv2.Key
+	v4     sigv4.Secret
 	// standalone is the identity forwarded in standalone mode.
 	standalone *keystoneclient.Identity
-}
-
-// preparedCredential is a credential and its keys in one allocation (96
-// bytes), the keys sharing one copy of the secret (another): a cached
-// credential costs those two, plus the HMAC states its client's requests
-// prepare (one per signature version and method, or SigV4 scope, used).
-type preparedCredential struct {
-	credential
-	v2Key    sigv2.Key
-	v4Secret sigv4.Secret
 }
 
 // New builds a server; it does not listen yet.
@@ -200,11 +196,10 @@ func (s *Server) Wait(ctx context.Context) error {
 
 func prepareCredential(r credstore.Record) *credential {
 	secret := []byte(r.Secret) // never changed afterwards: both keys keep it
-	p := &preparedCredential{}
-	p.v2Key.Init(secret)
-	p.v4Secret.Init(secret)
-	p.credential = credential{enabled: r.Enabled, key: &p.v2Key, v4: &p.v4Secret}
-	return &p.credential
+	c := &credential{enabled: r.Enabled, access: r.AccessKey}
+	c.key.Init(secret)
+	c.v4.Init(secret)
+	return c
 }
 
 // prepareStandalone also keeps the identity forwarded in standalone mode.
