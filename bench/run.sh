@@ -24,6 +24,9 @@
 #   WARMUP=2s       load before each measured window (seconds, "Ns")
 #   DURATION=8s     measured window per pass (seconds, "Ns")
 #   ROUNDS=3        passes of fasthttp, nginx and warm ec2proxy, in turn
+#   LAT_RATE=6000   requests/s of the equal-load latency passes (open loop,
+#                   the same schedule for fasthttp, nginx and ec2proxy;
+#                   0 skips them)
 #   KEYS=200        EC2 credentials (Keystone + Redis) the load is spread over
 #   RSS_KEYS=100000 credentials cached for the RSS measurement (0 skips it)
 #   PIN=auto        auto: pin with taskset when there are 2+ cores; 0: never
@@ -70,6 +73,7 @@ FILL_CONNS=${FILL_CONNS:-4}
 WARMUP=${WARMUP:-2s}
 DURATION=${DURATION:-8s}
 ROUNDS=${ROUNDS:-3}
+LAT_RATE=${LAT_RATE:-6000}
 KEYS=${KEYS:-200}
 RSS_KEYS=${RSS_KEYS:-100000}
 PIN=${PIN:-auto}
@@ -269,6 +273,15 @@ for round in $(seq "$ROUNDS"); do
 	step "load: ec2proxy warm (round ${round})" load "ec2proxy#${round}" "$P_PORT" "${PROBES[@]}"
 	stop_bg perf-ec2proxy
 done
+# Latency at equal load: each proxy gets the same open-loop schedule of
+# LAT_RATE requests/s, below every one's capacity. At saturation (the
+# passes above) a slower proxy's p99 is mostly queueing, which follows from
+# its throughput; at equal load p99 is the time a request spends in it.
+if [ "$LAT_RATE" -gt 0 ]; then
+	step "load: fasthttp proxy at ${LAT_RATE} req/s" load "fastproxy@rate" "$F_PORT" -rate "$LAT_RATE"
+	step "load: nginx at ${LAT_RATE} req/s" load "nginx@rate" "$NGINX_PORT" -rate "$LAT_RATE"
+	step "load: ec2proxy warm at ${LAT_RATE} req/s" load "ec2proxy@rate" "$P_PORT" -rate "$LAT_RATE" "${PROBES[@]}"
+fi
 stop_bg fastproxy
 stop_bg nginx
 

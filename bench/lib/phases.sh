@@ -118,6 +118,7 @@ conns=${CONNS}
 warmup=${WARMUP}
 duration=${DURATION}
 rounds=${ROUNDS}
+lat_rate=${LAT_RATE}
 keys=${KEYS}
 cache_ttl=60s
 token_lifetime=1h (Keystone [token] expiration default)

@@ -37,6 +37,7 @@ type options struct {
 	region, service   string
 	conns             int
 	warmup, duration  time.Duration
+	rate              float64
 	once              bool
 	fresh             bool
 	retries           int
@@ -61,6 +62,7 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before measuring (timed mode)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time (timed mode)")
 	flag.BoolVar(&o.once, "once", false, "send one request per key and stop")
+	flag.Float64Var(&o.rate, "rate", 0, "timed mode: send this many requests/s in all, on a fixed schedule (open loop; latency counts from the scheduled time); 0: as fast as answers come")
 	flag.IntVar(&o.retries, "retries", 3, "once mode: send a request again after a 5xx answer, up to N times")
 	flag.StringVar(&o.pids, "pids", "", "name=PID,... processes whose CPU time per request is reported (a PID's children count too)")
 	flag.BoolVar(&o.fresh, "fresh", false, "sign every request just before sending it, with a unique ClientToken (timed mode)")
@@ -99,6 +101,9 @@ func main() {
 
 	if !o.once {
 		o.retries = 0 // a timed run measures answers as they come
+	}
+	if o.rate < 0 || o.rate > 0 && o.once {
+		log.Fatal("-rate must be positive, and is for timed runs only")
 	}
 	procs, err := parsePIDs(o.pids)
 	if err != nil {

@@ -9,7 +9,8 @@ import (
 type result struct {
 	Label      string  `json:"label"`
 	Target     string  `json:"target"`
-	Mode       string  `json:"mode"` // timed or once
+	Mode       string  `json:"mode"`           // timed or once
+	Rate       float64 `json:"rate,omitempty"` // open loop: requests/s scheduled
 	Conns      int     `json:"conns"`
 	Keys       int     `json:"keys"`
 	Seconds    float64 `json:"seconds"`
@@ -64,6 +65,7 @@ func summarize(o *options, r *runResult, keys int) result {
 	if o.once {
 		res.Mode = "once"
 	}
+	res.Rate = o.rate
 	for k := range r.hists {
 		h := &r.hists[k]
 		all.merge(h)

@@ -51,12 +51,33 @@ func run(o *options, pool []request, s *signer, fresh bool, creds []credential, 
 		res.before = p.take()
 	}
 	start := time.Now()
+	scheduleStart := start // start moves when measuring begins
 	for i, w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			idx := i * len(pool) / len(workers)
+			// Open loop (-rate): worker i sends at start + i*period/conns
+			// + n*period, whatever the answers take.
+			var period time.Duration
+			var due time.Time
+			if o.rate > 0 {
+				period = time.Duration(float64(len(workers)) / o.rate * float64(time.Second))
+				due = scheduleStart.Add(period * time.Duration(i) / time.Duration(len(workers)))
+			}
 			for n := 0; ; n++ {
+				// The previous answer came after this request's time:
+				// its latency counts from then (no coordinated omission).
+				// Otherwise from the send, not counting how late the
+				// generator's own timer woke it.
+				var overdue time.Time
+				if period > 0 {
+					if wait := time.Until(due); wait > 0 {
+						time.Sleep(wait)
+					} else {
+						overdue = due
+					}
+				}
 				var req *request
 				var resign func(attempt int) *request
 				if fresh {
@@ -86,7 +107,10 @@ func run(o *options, pool []request, s *signer, fresh bool, creds []credential, 
 						idx = 0
 					}
 				}
-				w.do(req, resign, o.expect, phase.Load, o.retries)
+				w.do(req, resign, o.expect, phase.Load, o.retries, overdue)
+				if period > 0 {
+					due = due.Add(period)
+				}
 			}
 		}()
 	}
@@ -126,8 +150,10 @@ func run(o *options, pool []request, s *signer, fresh bool, creds []credential, 
 // do sends one request and records it if the run is measuring when the
 // answer arrives. A 5xx answer is sent again up to retries times (once
 // mode: a cold Keystone may time out the first exchanges), and only the
-// last answer is recorded. It does not allocate.
-func (w *worker) do(req *request, resign func(int) *request, expect expectation, phase func() int32, retries int) {
+// last answer is recorded. Latency counts from overdue if it is set (open
+// loop: a request sent late because the previous answer was slow waited
+// too), else from the send. It does not allocate.
+func (w *worker) do(req *request, resign func(int) *request, expect expectation, phase func() int32, retries int, overdue time.Time) {
 	var status int
 	var err error
 	var d time.Duration
@@ -136,6 +162,9 @@ func (w *worker) do(req *request, resign func(int) *request, expect expectation,
 			req = resign(attempt)
 		}
 		t0 := time.Now()
+		if !overdue.IsZero() && attempt == 0 {
+			t0 = overdue
+		}
 		status, err = w.c.roundTrip(req.raw)
 		d = time.Since(t0)
 		if err != nil || status < 500 || attempt >= retries {

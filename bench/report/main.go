@@ -29,6 +29,7 @@ type result struct {
 	Requests               float64               `json:"requests"`
 	RPS                    float64               `json:"rps"`
 	P50Ms                  float64               `json:"p50_ms"`
+	P90Ms                  float64               `json:"p90_ms"`
 	P99Ms                  float64               `json:"p99_ms"`
 	P999Ms                 float64               `json:"p999_ms"`
 	Expect                 string                `json:"expect"`

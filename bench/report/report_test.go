@@ -73,3 +73,27 @@ func TestBaselines(t *testing.T) {
 		}
 	}
 }
+
+func TestEqualLoad(t *testing.T) {
+	r := &run{facts: map[string]string{"lat_rate": "6000"}, results: map[string]result{
+		"nginx@rate":    {Label: "nginx@rate", RPS: 6000, P99Ms: 1.2},
+		"ec2proxy@rate": {Label: "ec2proxy@rate", RPS: 6000, P99Ms: 1.5},
+	}}
+	var b strings.Builder
+	r.writeEqualLoad(&b)
+	if !strings.Contains(b.String(), "| ec2proxy, warm | 6000 |") || !strings.Contains(b.String(), "+0.30 ms") {
+		t.Errorf("equal-load table:\n%s", b.String())
+	}
+	var found bool
+	for _, c := range r.checks() {
+		if strings.Contains(c.target, "at equal load") {
+			found = true
+			if !c.met || !c.known {
+				t.Errorf("p99 +0.3 ms at equal load: check %+v; want met", c)
+			}
+		}
+	}
+	if !found {
+		t.Error("no equal-load p99 check")
+	}
+}

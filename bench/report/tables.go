@@ -49,6 +49,7 @@ func (r *run) write(w io.Writer) {
 	fmt.Fprintf(w, "Load average before the run: %s. Other work on the machine during the run adds noise; the CPU column shows how busy each core was.\n\n", f["loadavg"])
 
 	r.writeLoad(w)
+	r.writeEqualLoad(w)
 	r.writeRounds(w)
 	r.writePerf(w)
 	r.writeKinds(w)
@@ -91,6 +92,29 @@ func (r *run) writeLoad(w io.Writer) {
 			pair(res.CPUPerRequestUs, "%.1f"), pair(res.CPUPct, "%.0f"), cpus(res.CPUBusy), res.LoadgenCPU)
 	}
 	fmt.Fprintf(w, "\n† signed by the load generator just before each request, with a unique ClientToken (replay protection refuses repeats; distinct bad signatures are what lockout counts); the other rows reuse requests signed when the pass starts.\n\nCPU per request is the process's user+system time during the measured window (/proc/PID/stat, 10 ms ticks) over the requests answered. It varies less than req/s with what else the machine does, but not nothing: another process on the same core, or a busy host (this guest reports no steal time), inflates it too. The proxy's share of its core plus the backend's, well under 100%% while the core is busy, means other processes took the rest.\n\n")
+}
+
+// Labels of the equal-load passes: the target's label and this suffix.
+const atRate = "@rate"
+
+// writeEqualLoad shows the open-loop passes: every proxy at the same
+// request rate, latency counted from each request's scheduled time.
+func (r *run) writeEqualLoad(w io.Writer) {
+	nginx, haveNginx := r.results[lNginx+atRate]
+	if !haveNginx {
+		return
+	}
+	fmt.Fprintf(w, "### Latency at equal load (%s req/s, open loop)\n\n", r.facts["lat_rate"])
+	fmt.Fprintf(w, "| target | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | p99 − nginx p99 | answers | proxy / backend CPU µs per request |\n|---|---:|---:|---:|---:|---:|---:|---|---:|\n")
+	for _, row := range []struct{ label, name string }{{lNginx, "nginx plain proxy"}, {lFastproxy, "plain fasthttp proxy (Go reference)"}, {lProxy, "ec2proxy, warm"}} {
+		res, ok := r.results[row.label+atRate]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.2f | %.2f | %.2f | %+.2f ms | %s | %s |\n", row.name, res.RPS, res.P50Ms, res.P90Ms, res.P99Ms, res.P999Ms,
+			res.P99Ms-nginx.P99Ms, answers(res), pair(res.CPUPerRequestUs, "%.1f"))
+	}
+	fmt.Fprintf(w, "\nThe generator sends on a fixed schedule whatever the answers take (a request due while the previous answer on its connection is late counts from its due time), at a rate every target sustains: p99 is then the time a request spends in the proxy and backend, not queueing behind a saturated core (the saturated p99 above follows from each target's throughput).\n\n")
 }
 
 func answers(res result) string {
