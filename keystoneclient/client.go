@@ -183,14 +183,34 @@ func (c *Client) exchangeBody(accessKey string, key *sigv2.Key) []byte {
 		{Name: "Timestamp", Value: c.cfg.Now().UTC().Format("2006-01-02T15:04:05Z")},
 	}
 	sig := key.Sign(sigv2.HmacSHA256, sigv2.StringToSign("POST", ExchangeHost, "/", params))
-	p := make(map[string]string, len(params))
-	for _, kv := range params {
-		p[kv.Name] = kv.Value
-	}
-	b, _ := json.Marshal(map[string]any{"credentials": map[string]any{
-		"access": accessKey, "signature": sig, "host": ExchangeHost, "verb": "POST", "path": "/", "params": p,
-	}})
+	var body exchangeRequest
+	cr := &body.Credentials
+	cr.Access, cr.Host, cr.Path, cr.Signature, cr.Verb = accessKey, ExchangeHost, "/", sig, "POST"
+	cr.Params.AWSAccessKeyID, cr.Params.Action, cr.Params.SignatureMethod = params[0].Value, params[1].Value, params[2].Value
+	cr.Params.SignatureVersion, cr.Params.Timestamp = params[3].Value, params[4].Value
+	b, _ := json.Marshal(&body)
 	return b
+}
+
+// exchangeRequest is the body of POST /v3/ec2tokens. Structs rather than
+// maps: one exchange per access key fills the token cache, and what each
+// allocates adds to the heap the collector finds live while it fills (the
+// fields are in the order maps marshalled them, sorted).
+type exchangeRequest struct {
+	Credentials struct {
+		Access string `json:"access"`
+		Host   string `json:"host"`
+		Params struct {
+			AWSAccessKeyID   string `json:"AWSAccessKeyId"`
+			Action           string `json:"Action"`
+			SignatureMethod  string `json:"SignatureMethod"`
+			SignatureVersion string `json:"SignatureVersion"`
+			Timestamp        string `json:"Timestamp"`
+		} `json:"params"`
+		Path      string `json:"path"`
+		Signature string `json:"signature"`
+		Verb      string `json:"verb"`
+	} `json:"credentials"`
 }
 
 func (c *Client) postEC2Tokens(ctx context.Context, serviceToken string, body []byte) (*Identity, int, error) {
@@ -207,7 +227,11 @@ func (c *Client) postEC2Tokens(ctx context.Context, serviceToken string, body []
 		return nil, 0, errorf(ErrUnavailable, "POST /v3/ec2tokens: %v", err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	buf := answerBuffers.Get().(*bytes.Buffer)
+	defer putAnswerBuffer(buf)
+	buf.Reset()
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, 1<<20))
+	data := buf.Bytes() // nothing below keeps it: json.Unmarshal copies
 	if err != nil {
 		c.cfg.Observe("ec2tokens", "error", time.Since(start))
 		return nil, resp.StatusCode, errorf(ErrUnavailable, "POST /v3/ec2tokens: reading the answer: %v", err)
@@ -232,6 +256,17 @@ func (c *Client) postEC2Tokens(ctx context.Context, serviceToken string, body []
 	default:
 		c.cfg.Observe("ec2tokens", "error", time.Since(start))
 		return nil, status, errorf(ErrUnavailable, "POST /v3/ec2tokens answered %d: %s", status, keystoneMessage(data))
+	}
+}
+
+// answerBuffers hold ec2tokens answers (~1.2 KB with the catalog) while
+// they are parsed: io.ReadAll's growing copies were the largest allocation
+// of a token exchange.
+var answerBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putAnswerBuffer(b *bytes.Buffer) {
+	if b.Cap() <= 64<<10 { // an error page of up to 1 MiB is not kept
+		answerBuffers.Put(b)
 	}
 }
 
@@ -300,7 +335,7 @@ func (c *Client) share(ctx context.Context, accessKey string, id *Identity) {
 	if ttl < time.Second {
 		return
 	}
-	blob, _ := json.Marshal(id)
+	blob, _ := id.marshal()
 	if err := c.cfg.Shared.PutToken(ctx, accessKey, blob, ttl); err != nil {
 		c.cfg.SharedObserve("store_error")
 		return

@@ -2,6 +2,7 @@ package keystoneclient
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -240,5 +241,29 @@ func TestCachedTokenSurvivesKeystoneOutage(t *testing.T) {
 	clock.advance(4 * time.Minute) // 1 min before expiry: no longer served
 	if _, err := c.Identity(context.Background(), "AK", key); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("nearly expired token served: %v", err)
+	}
+}
+
+// The ec2tokens body is what it was when it was marshalled from maps.
+func TestExchangeBodyUnchanged(t *testing.T) {
+	var clock testClock
+	c := newTestClient(t, "http://keystone.invalid", &clock)
+	got := c.exchangeBody("AK", key)
+	var body struct {
+		Credentials struct {
+			Signature string `json:"signature"`
+			Params    struct{ Timestamp string }
+		} `json:"credentials"`
+	}
+	if err := json.Unmarshal(got, &body); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(map[string]any{"credentials": map[string]any{
+		"access": "AK", "signature": body.Credentials.Signature, "host": ExchangeHost, "verb": "POST", "path": "/",
+		"params": map[string]string{"AWSAccessKeyId": "AK", "Action": "GetIdentity", "SignatureMethod": "HmacSHA256",
+			"SignatureVersion": "2", "Timestamp": body.Credentials.Params.Timestamp},
+	}})
+	if string(got) != string(want) {
+		t.Errorf("body\n%s\nwant\n%s", got, want)
 	}
 }

@@ -42,8 +42,9 @@ func (id *Identity) Token() string { return string(id.AppendToken(nil)) }
 
 // AppendToken appends the token to dst, allocating nothing when dst has
 // room: it is for each forwarded request's X-Auth-Token.
-func (id *Identity) AppendToken(dst []byte) []byte {
-	p := id.token
+func (id *Identity) AppendToken(dst []byte) []byte { return appendToken(dst, id.token) }
+
+func appendToken(dst []byte, p string) []byte {
 	if p == "" {
 		return dst
 	}
@@ -79,13 +80,20 @@ func packToken(tok string) string {
 	}
 	q := len(tok) &^ 3
 	rest := len(tok) - q
-	b := make([]byte, q/4*3, q/4*3+rest+1)
-	if _, err := base64.RawURLEncoding.Decode(b, []byte(tok[:q])); err == nil {
+	// Scratch on the stack for a Fernet token: only the packed string is
+	// allocated (read only: the decoder just reads tok).
+	var scratch, check [256]byte
+	b := scratch[:0]
+	if n := q/4*3 + rest + 1; n > len(scratch) {
+		b = make([]byte, 0, n)
+	}
+	b = b[:q/4*3]
+	if _, err := base64.RawURLEncoding.Decode(b, unsafe.Slice(unsafe.StringData(tok), q)); err == nil {
 		b = append(append(b, tok[q:]...), byte(rest))
 		// The decoder skips newlines, and the tail is kept unchecked:
 		// pack only what comes back the same.
-		if p := string(b); (&Identity{token: p}).Token() == tok {
-			return p
+		if string(appendToken(check[:0], unsafe.String(&b[0], len(b)))) == tok {
+			return string(b)
 		}
 	}
 	return tok + "\xff" // rawToken
@@ -112,7 +120,10 @@ type identityJSON struct {
 	*Subject
 }
 
-func (id *Identity) MarshalJSON() ([]byte, error) {
+func (id *Identity) MarshalJSON() ([]byte, error) { return id.marshal() }
+
+// marshal is MarshalJSON without json.Marshal's checking copy of its result.
+func (id *Identity) marshal() ([]byte, error) {
 	return json.Marshal(identityJSON{Token: id.Token(), ExpiresAt: id.ExpiresAt(), Subject: id.Subject})
 }
 

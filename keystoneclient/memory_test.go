@@ -120,8 +120,8 @@ func TestTokenCacheMemory(t *testing.T) {
 		distinct bool
 		max      float64
 	}{
-		{"same user (bench shape)", false, 300},
-		{"a user per key", true, 640},
+		{"same user (bench shape)", false, 280},
+		{"a user per key", true, 620},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := tokenBytesPerKey(t, n, tt.distinct)
