@@ -101,7 +101,7 @@ func TestCredentialCacheMemory(t *testing.T) {
 	runtime.KeepAlive(s)
 	perKey := (float64(after) - float64(before)) / float64(n-2)
 	t.Logf("%d credentials: %.0f bytes of live heap per key", n, perKey)
-	if perKey > 400 {
-		t.Errorf("%.0f bytes per cached credential, want at most 400", perKey)
+	if perKey > 320 {
+		t.Errorf("%.0f bytes per cached credential, want at most 320", perKey)
 	}
 }

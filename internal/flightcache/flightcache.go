@@ -59,8 +59,11 @@ type Cache[A, V any] struct {
 }
 
 type shard[V any] struct {
-	mu       sync.RWMutex
-	entries  map[string]*entry[V]
+	mu      sync.RWMutex
+	entries map[string]*entry[V]
+	// failures holds the error of every remembered failure (an entry
+	// marked failed), apart so that entries need no field for it.
+	failures map[string]error
 	inflight map[string]*flight[V]
 	sweepAt  int // sweep expired entries when the map reaches this size
 	// gen counts invalidations: a load that started before one must not
@@ -73,8 +76,9 @@ const minSweep = 64
 
 // entry is one cached key. Memory per entry matters (the credential and
 // token caches hold one per access key, 100,000 and more): with V a
-// pointer, an entry is 32 bytes, one allocation of the smallest size class
-// that fits, where time.Time fields and an error made it 80.
+// pointer, an entry is 24 bytes, one allocation of the smallest size class
+// that fits, where time.Time fields and an error made it 80 (and a pointer
+// to the error 32: a remembered failure's error is in shard.failures).
 //
 // Times are nanoseconds since the cache's epoch, on the clock of
 // Options.Now: since(now) for a reading of it, and a deadline t the loader
@@ -86,10 +90,14 @@ const minSweep = 64
 // longer moves it (time.Now's monotonic reading does not jump).
 type entry[V any] struct {
 	value   V
-	failure *error // a remembered failure, or nil
-	fresh   int64  // served without loading until
-	staleBy int64  // served when a load fails until
+	fresh   int64 // served without loading until
+	staleBy int64 // served when a load fails until; failed for a failure
 }
+
+// failed marks a remembered failure: it is never served stale.
+const failed = math.MinInt64
+
+func (e *entry[V]) failed() bool { return e.staleBy == failed }
 
 type flight[V any] struct {
 	done  chan struct{}
@@ -117,6 +125,7 @@ func New[A, V any](load Loader[A, V], opts Options) *Cache[A, V] {
 	c := &Cache[A, V]{load: load, opts: opts, seed: maphash.MakeSeed(), epoch: opts.Now()}
 	for i := range c.shards {
 		c.shards[i].entries = map[string]*entry[V]{}
+		c.shards[i].failures = map[string]error{}
 		c.shards[i].inflight = map[string]*flight[V]{}
 	}
 	return c
@@ -164,10 +173,15 @@ func (c *Cache[A, V]) Get(ctx context.Context, key []byte, arg A) (V, error) {
 	nowAt := c.since(now)
 	s.mu.RLock()
 	e := s.entries[string(key)]
-	s.mu.RUnlock()
 	if e != nil && nowAt < e.fresh {
-		return c.hit(e)
+		var failure error
+		if e.failed() {
+			failure = s.failures[string(key)]
+		}
+		s.mu.RUnlock()
+		return c.hit(e, failure)
 	}
+	s.mu.RUnlock()
 	return c.miss(ctx, s, string(key), arg, e, now, nowAt)
 }
 
@@ -181,18 +195,23 @@ func (c *Cache[A, V]) GetString(ctx context.Context, key string, arg A) (V, erro
 	nowAt := c.since(now)
 	s.mu.RLock()
 	e := s.entries[key]
-	s.mu.RUnlock()
 	if e != nil && nowAt < e.fresh {
-		return c.hit(e)
+		var failure error
+		if e.failed() {
+			failure = s.failures[key]
+		}
+		s.mu.RUnlock()
+		return c.hit(e, failure)
 	}
+	s.mu.RUnlock()
 	return c.miss(ctx, s, key, arg, e, now, nowAt)
 }
 
-// hit serves a fresh entry.
-func (c *Cache[A, V]) hit(e *entry[V]) (V, error) {
-	if e.failure != nil {
+// hit serves a fresh entry, whose failure (if it is one) is failure.
+func (c *Cache[A, V]) hit(e *entry[V], failure error) (V, error) {
+	if e.failed() {
 		c.observe(NegativeHit)
-		return e.value, *e.failure
+		return e.value, failure
 	}
 	c.observe(Hit)
 	return e.value, nil
@@ -226,10 +245,10 @@ func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, 
 	switch {
 	case err == nil:
 		at := deadline(nowAt, now, fresh)
-		e = &entry[V]{value: value, fresh: at, staleBy: later(at, c.opts.StaleIfError)}
+		// Never failed, even for a deadline saturated in the far past.
+		e = &entry[V]{value: value, fresh: at, staleBy: max(later(at, c.opts.StaleIfError), failed+1)}
 	case c.opts.IsNegative(err):
-		failure := err // its own variable: &err would move err to the heap on every load
-		e = &entry[V]{failure: &failure, fresh: later(nowAt, c.opts.NegativeTTL)}
+		e = &entry[V]{fresh: later(nowAt, c.opts.NegativeTTL), staleBy: failed}
 	}
 	f.value, f.err = value, err
 
@@ -244,12 +263,17 @@ func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, 
 			}
 			if len(s.entries) >= max(1, c.opts.MaxEntries/len(c.shards)) {
 				for k := range s.entries { // map order is arbitrary enough
-					delete(s.entries, k)
+					s.delete(k)
 					break
 				}
 			}
 		}
 		s.entries[key] = e
+		if e.failed() {
+			s.failures[key] = err
+		} else if len(s.failures) > 0 {
+			delete(s.failures, key)
+		}
 	}
 	delete(s.inflight, key)
 	s.mu.Unlock()
@@ -261,17 +285,23 @@ func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, 
 // the shard's lock held.
 func (s *shard[V]) sweep(now int64) {
 	for k, e := range s.entries {
-		if (e.failure != nil && now >= e.fresh) || (e.failure == nil && now >= e.staleBy) {
-			delete(s.entries, k)
+		if (e.failed() && now >= e.fresh) || (!e.failed() && now >= e.staleBy) {
+			s.delete(k)
 		}
 	}
 	s.sweepAt = max(minSweep, 2*len(s.entries))
 }
 
+// delete forgets key's entry and failure; with the shard's lock held.
+func (s *shard[V]) delete(key string) {
+	delete(s.entries, key)
+	delete(s.failures, key)
+}
+
 // answer serves a load's result, or the old entry while it may be served
 // stale and the load failed for a reason worth riding out.
 func (c *Cache[A, V]) answer(f *flight[V], old *entry[V], now int64) (V, error) {
-	if f.err != nil && !c.opts.IsNegative(f.err) && old != nil && old.failure == nil && now < old.staleBy {
+	if f.err != nil && !c.opts.IsNegative(f.err) && old != nil && !old.failed() && now < old.staleBy {
 		c.observe(Stale)
 		return old.value, nil
 	}
@@ -290,7 +320,7 @@ func (c *Cache[A, V]) observe(o Outcome) {
 func (c *Cache[A, V]) Invalidate(key string) {
 	s := c.shard([]byte(key))
 	s.mu.Lock()
-	delete(s.entries, key)
+	s.delete(key)
 	s.gen++
 	s.mu.Unlock()
 }

@@ -2,6 +2,7 @@ package flightcache
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,11 +79,68 @@ func TestExpireWithin(t *testing.T) {
 	}
 }
 
-// An entry holding a pointer is one 32-byte allocation: the credential and
+// An entry holding a pointer is one 24-byte allocation: the credential and
 // token caches keep one per access key.
 func TestEntrySize(t *testing.T) {
-	if n := unsafe.Sizeof(entry[*int]{}); n != 32 {
-		t.Errorf("entry[*int] is %d bytes, want 32", n)
+	if n := unsafe.Sizeof(entry[*int]{}); n != 24 {
+		t.Errorf("entry[*int] is %d bytes, want 24", n)
+	}
+}
+
+// A remembered failure answers its error until NegativeTTL, is never served
+// stale, and leaves nothing behind once replaced, invalidated or swept.
+func TestRememberedFailures(t *testing.T) {
+	clk := newClock()
+	errUnknown, errDown := errors.New("unknown"), errors.New("down")
+	var fail atomic.Pointer[error]
+	var loads atomic.Int64
+	c := New(func(_ context.Context, key string, _ int) (int, time.Time, error) {
+		loads.Add(1)
+		if e := fail.Load(); e != nil {
+			return 0, time.Time{}, *e
+		}
+		return 7, clk.now().Add(time.Minute), nil
+	}, Options{Now: clk.now, NegativeTTL: time.Minute, StaleIfError: time.Hour,
+		IsNegative: func(err error) bool { return errors.Is(err, errUnknown) }})
+	ctx := context.Background()
+	fail.Store(&errUnknown)
+	for range 2 {
+		if _, err := c.Get(ctx, []byte("k"), 0); err != errUnknown {
+			t.Fatalf("Get = %v, want the remembered %v", err, errUnknown)
+		}
+	}
+	if n := loads.Load(); n != 1 {
+		t.Errorf("%d loads, want 1 (the failure remembered)", n)
+	}
+	// Replaced by a value, which a later outage serves stale.
+	fail.Store(nil)
+	clk.add(2 * time.Minute)
+	if v := get(t, c, "k"); v != 7 {
+		t.Fatalf("Get = %d, want 7", v)
+	}
+	s := c.shard([]byte("k"))
+	if len(s.failures) != 0 {
+		t.Errorf("%d failures kept after the value replaced it", len(s.failures))
+	}
+	clk.add(2 * time.Minute)
+	fail.Store(&errDown)
+	if v, err := c.Get(ctx, []byte("k"), 0); v != 7 || err != nil {
+		t.Errorf("during an outage Get = %d, %v; want 7 served stale", v, err)
+	}
+	// A failure is never served stale, and Invalidate forgets it.
+	fail.Store(&errUnknown)
+	c.Invalidate("k")
+	if _, err := c.Get(ctx, []byte("k"), 0); err != errUnknown {
+		t.Fatalf("Get = %v, want %v", err, errUnknown)
+	}
+	clk.add(2 * time.Minute)
+	fail.Store(&errDown)
+	if _, err := c.Get(ctx, []byte("k"), 0); err != errDown {
+		t.Errorf("Get = %v, want %v (a failure is not served stale)", err, errDown)
+	}
+	c.Invalidate("k")
+	if len(s.entries) != 0 || len(s.failures) != 0 {
+		t.Errorf("after Invalidate: %d entries, %d failures", len(s.entries), len(s.failures))
 	}
 }
 
