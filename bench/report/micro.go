@@ -23,6 +23,21 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
+// trimProcs removes the -GOMAXPROCS suffix go test adds when GOMAXPROCS
+// is not 1, and only that: names contain dashes of their own.
+func trimProcs(name string) string {
+	i := strings.LastIndexByte(name, '-')
+	if i <= 0 || i == len(name)-1 {
+		return name
+	}
+	for _, c := range name[i+1:] {
+		if c < '0' || c > '9' {
+			return name
+		}
+	}
+	return name[:i]
+}
+
 // parseMicro reads `go test -bench -benchmem` output, package by package.
 func parseMicro(out string) []*bench {
 	var list []*bench
@@ -37,10 +52,7 @@ func parseMicro(out string) []*bench {
 		if len(fields) < 4 || !strings.HasPrefix(fields[0], "Benchmark") {
 			continue
 		}
-		name := fields[0]
-		if i := strings.LastIndexByte(name, '-'); i > 0 {
-			name = name[:i] // the -GOMAXPROCS suffix
-		}
+		name := trimProcs(fields[0])
 		b := byKey[pkg+"."+name]
 		if b == nil {
 			b = &bench{pkg: pkg, name: strings.TrimPrefix(name, "Benchmark")}

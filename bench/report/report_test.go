@@ -97,3 +97,17 @@ func TestEqualLoad(t *testing.T) {
 		t.Error("no equal-load p99 check")
 	}
 }
+
+func TestTrimProcs(t *testing.T) {
+	for give, want := range map[string]string{
+		"BenchmarkVerifyPostForm-2":                            "BenchmarkVerifyPostForm",
+		"BenchmarkVerifyPostForm":                              "BenchmarkVerifyPostForm",
+		"BenchmarkVectors/boto2-get-sha256-filters/raw-hmac":   "BenchmarkVectors/boto2-get-sha256-filters/raw-hmac",
+		"BenchmarkVectors/boto2-get-sha256-filters/raw-hmac-2": "BenchmarkVectors/boto2-get-sha256-filters/raw-hmac",
+		"BenchmarkX-": "BenchmarkX-",
+	} {
+		if got := trimProcs(give); got != want {
+			t.Errorf("trimProcs(%q) = %q; want %q", give, got, want)
+		}
+	}
+}
