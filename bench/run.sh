@@ -321,7 +321,14 @@ fi
 
 write_facts >"${RUN}/facts.env"
 "${BIN}/report" -run "$RUN" >"${RUN}/results.md"
-cp "${RUN}/results.md" "${BENCH}/results.md"
-cat "${BENCH}/results.md"
+cat "${RUN}/results.md"
+# bench/results.md is the record of a whole run: a run that skipped a
+# phase leaves it alone.
+if [ "$RSS_KEYS" -gt 0 ] && [ "$MICRO_COUNT" -gt 0 ] && [ "$LAT_RATE" -gt 0 ]; then
+	cp "${RUN}/results.md" "${BENCH}/results.md"
+	log "bench/results.md updated"
+else
+	log "a phase was skipped (RSS_KEYS, MICRO_COUNT or LAT_RATE is 0): bench/results.md left as it was"
+fi
 prune_runs 5
 log "done in $(since "$T_ALL")s; raw results, configurations and logs: ${RUN}"
