@@ -77,13 +77,16 @@ func (r *Request) decodeSignature(dst *[64]byte) (int, bool) {
 	if len(sig) == 0 || len(sig) > 48 {
 		return 0, false
 	}
-	r.scratch = append(r.scratch[:0], sig...)
-	for i, c := range r.scratch {
-		if c == ' ' {
-			r.scratch[i] = '+'
+	if bytes.IndexByte(sig, ' ') >= 0 {
+		r.scratch = append(r.scratch[:0], sig...)
+		for i, c := range r.scratch {
+			if c == ' ' {
+				r.scratch[i] = '+'
+			}
 		}
+		sig = r.scratch
 	}
-	n, err := base64.StdEncoding.Decode(dst[:], r.scratch)
+	n, err := base64.StdEncoding.Decode(dst[:], sig)
 	return n, err == nil
 }
 
