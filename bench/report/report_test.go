@@ -111,3 +111,16 @@ func TestTrimProcs(t *testing.T) {
 		}
 	}
 }
+
+// A slow round slows a benchmark and its baseline alike: the ratio is taken
+// per round, not between medians from different rounds.
+func TestRatioPerRound(t *testing.T) {
+	a := &bench{ns: []float64{100, 200, 110}}
+	b := &bench{ns: []float64{50, 100, 100}}
+	if got := ratio(a, b); got != 2 {
+		t.Errorf("ratio = %v; want 2 (rounds 2, 2, 1.1)", got)
+	}
+	if got := ratio(a, &bench{ns: []float64{55}}); got != 2 {
+		t.Errorf("ratio with unequal rounds = %v; want median/median = 2", got)
+	}
+}

@@ -81,12 +81,12 @@ func (r *run) checks() []check {
 			out = append(out, check{target, "", false, false})
 			continue
 		}
-		ratio := median(v.ns) / median(raw.ns)
-		measured := fmt.Sprintf("%.2f×, %.0f allocs", ratio, median(v.allocs))
+		vr := ratio(v, raw)
+		measured := fmt.Sprintf("%.2f×, %.0f allocs", vr, median(v.allocs))
 		if floor := find(list, p.pkg, p.floor); floor != nil && median(floor.ns) > 0 {
-			measured += fmt.Sprintf(" (%.2f× %s, the protocol's own hashing: %.2f× %s)", median(v.ns)/median(floor.ns), p.floor, median(floor.ns)/median(raw.ns), p.raw)
+			measured += fmt.Sprintf(" (%.2f× %s, the protocol's own hashing: %.2f× %s)", ratio(v, floor), p.floor, ratio(floor, raw), p.raw)
 		}
-		out = append(out, check{target, measured, ratio <= 1.5 && median(v.allocs) == 0, true})
+		out = append(out, check{target, measured, vr <= 1.5 && median(v.allocs) == 0, true})
 	}
 	return out
 }
