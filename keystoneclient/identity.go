@@ -201,6 +201,11 @@ func (b *tokenBody) identity(token string) (*Identity, error) {
 	if err != nil {
 		return nil, errorf(ErrUnavailable, "token expires_at %q: %v", t.ExpiresAt, err)
 	}
+	// An Identity keeps the expiry in Unix nanoseconds: years 1678-2262.
+	// Keystone sends nothing else; outside them the expiry would be lost.
+	if n := unixNano(expires); n == math.MinInt64 || n == math.MaxInt64 {
+		return nil, errorf(ErrUnavailable, "token expires_at %q is out of range", t.ExpiresAt)
+	}
 	if t.User.ID == "" || t.Project == nil || t.Project.ID == "" {
 		return nil, errorf(ErrUnavailable, "token lacks a user or a project scope")
 	}
