@@ -10,7 +10,6 @@ package test
 // credential change still reaches the proxy at once after the failover.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -29,6 +28,7 @@ import (
 	"github.com/ec2proxy/ec2proxy/configs"
 	"github.com/ec2proxy/ec2proxy/credstore"
 	"github.com/ec2proxy/ec2proxy/internal/app"
+	"github.com/ec2proxy/ec2proxy/test/testenv"
 )
 
 // redisTopology is a Cluster or Sentinel set run by its script in a state
@@ -87,7 +87,7 @@ func startRedisTopology(t *testing.T, kind string) *redisTopology {
 		t.Fatalf("%s up: %v\n%s", script, err, out)
 	}
 	t.Logf("%s", strings.TrimSpace(string(out)))
-	if err := readEnvInto(filepath.Join(dir, "redis-"+kind+".env"), r.env); err != nil {
+	if err := testenv.ReadEnvFile(filepath.Join(dir, "redis-"+kind+".env"), r.env); err != nil {
 		t.Fatal(err)
 	}
 	return r
@@ -106,22 +106,6 @@ func (r *redisTopology) down() {
 		}
 	}
 	os.RemoveAll(r.dir)
-}
-
-func readEnvInto(path string, into map[string]string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, value, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(sc.Text()), "export "), "=")
-		if ok {
-			into[name] = value
-		}
-	}
-	return sc.Err()
 }
 
 func (r *redisTopology) get(name string) string {

@@ -66,7 +66,7 @@ func KeystoneEnv(t testing.TB) Keystone {
 	vars := map[string]string{}
 	for _, f := range []string{"keystone.env", "demo-ec2.env"} {
 		path := filepath.Join(dir, "keystone", f)
-		if err := readEnvFile(path, vars); err != nil {
+		if err := ReadEnvFile(path, vars); err != nil {
 			missing(t, "Keystone state "+path)
 		}
 	}
@@ -81,8 +81,9 @@ func KeystoneEnv(t testing.TB) Keystone {
 	return k
 }
 
-// readEnvFile parses `export NAME=value` lines (values optionally quoted).
-func readEnvFile(path string, into map[string]string) error {
+// ReadEnvFile parses `export NAME=value` lines (values optionally quoted),
+// as the scripts under test/scripts write them, into into.
+func ReadEnvFile(path string, into map[string]string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
