@@ -26,11 +26,12 @@ return 1
 `)
 
 // SharedRateLimit is RateLimit for a whole fleet: one bucket per access key
-// in Redis, one round trip per request. While Redis fails it falls back to
-// a per-replica bucket with the same parameters, so an outage neither blocks
-// every request nor lifts the limit.
+// in Redis, one command per request, batched with other requests' commands.
+// While Redis fails it falls back to a per-replica bucket with the same
+// parameters, so an outage neither blocks every request nor lifts the limit.
 type SharedRateLimit struct {
 	client   redis.UniversalClient
+	batch    *batcher
 	prefix   string
 	interval int64 // µs
 	burst    int
@@ -40,8 +41,12 @@ type SharedRateLimit struct {
 // NewSharedRateLimit limits each key to rate requests a second across all
 // replicas using client, with bursts of burst.
 func NewSharedRateLimit(client redis.UniversalClient, prefix string, rate float64, burst int, maxKeys int) *SharedRateLimit {
+	return newSharedRateLimit(client, newBatcher(client), prefix, rate, burst, maxKeys)
+}
+
+func newSharedRateLimit(client redis.UniversalClient, batch *batcher, prefix string, rate float64, burst int, maxKeys int) *SharedRateLimit {
 	return &SharedRateLimit{
-		client: client, prefix: prefix,
+		client: client, batch: batch, prefix: prefix,
 		interval: int64(float64(time.Second/time.Microsecond) / rate),
 		burst:    max(burst, 1),
 		local:    NewRateLimit(rate, burst, maxKeys),
@@ -51,7 +56,12 @@ func NewSharedRateLimit(client redis.UniversalClient, prefix string, rate float6
 // Take takes a token for key; err reports a Redis failure (the answer then
 // came from the local fallback bucket).
 func (r *SharedRateLimit) Take(ctx context.Context, key []byte, now time.Time) (bool, error) {
-	n, err := gcra.Run(ctx, r.client, []string{r.prefix + "rate:{" + string(key) + "}"}, r.interval, r.burst).Int()
+	bucket := r.prefix + "rate:{" + string(key) + "}"
+	cmd := redis.NewCmd(ctx, "evalsha", gcra.Hash(), 1, bucket, r.interval, r.burst)
+	if err := r.batch.do(cmd); redis.HasErrorPrefix(err, "NOSCRIPT") {
+		cmd = gcra.Run(ctx, r.client, []string{bucket}, r.interval, r.burst) // loads it: once per Redis start
+	}
+	n, err := cmd.Int()
 	if err != nil {
 		return r.local.Allow(key, now), fmt.Errorf("guard: redis rate limit: %w", err)
 	}

@@ -50,3 +50,22 @@ func TestSharedRateLimit(t *testing.T) {
 		t.Errorf("fallback allowed %v, want a local burst of 2", fallback)
 	}
 }
+
+// After Redis loses its scripts (a restart, SCRIPT FLUSH) the batched
+// EVALSHA is refused with NOSCRIPT; Take loads the script and answers.
+func TestSharedRateLimitAfterScriptFlush(t *testing.T) {
+	client, prefix := testRedis(t, "rate-flush")
+	r := NewSharedRateLimit(client, prefix, 1, 5, 100)
+	ctx, now := context.Background(), time.Now()
+	if err := client.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if ok, err := r.Take(ctx, []byte("AK"), now); !ok || err != nil {
+			t.Fatalf("take %d after SCRIPT FLUSH: allowed=%v err=%v", i, ok, err)
+		}
+	}
+	if n, err := client.Exists(ctx, prefix+"rate:{AK}").Result(); n != 1 || err != nil {
+		t.Errorf("bucket key exists=%d (%v): the answer did not come from Redis", n, err)
+	}
+}

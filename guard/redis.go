@@ -20,12 +20,13 @@ import (
 // <key> is an access key, or "client:<address>" for unknown keys.
 type Redis struct {
 	client redis.UniversalClient
+	batch  *batcher // the per-request commands: replay markers and rate limits
 	prefix string
 }
 
 // NewRedis uses client with key prefix (the credential store's).
 func NewRedis(client redis.UniversalClient, prefix string) *Redis {
-	return &Redis{client: client, prefix: prefix}
+	return &Redis{client: client, batch: newBatcher(client), prefix: prefix}
 }
 
 var _ Shared = (*Redis)(nil)
@@ -90,15 +91,15 @@ func ParseLockEvent(payload string) (key string, until time.Time, ok bool) {
 // FirstUse records a request signature and reports whether it is new
 // (SET NX with expiry ttl): replay protection.
 func (r *Redis) FirstUse(ctx context.Context, signatureHash string, ttl time.Duration) (bool, error) {
-	ok, err := r.client.SetNX(ctx, r.prefix+"seen:"+signatureHash, 1, ttl).Result()
-	if err != nil {
+	cmd := redis.NewBoolCmd(ctx, "set", r.prefix+"seen:"+signatureHash, 1, "px", max(ttl.Milliseconds(), 1), "nx")
+	if err := r.batch.do(cmd); err != nil {
 		return false, fmt.Errorf("guard: redis: %w", err)
 	}
-	return ok, nil
+	return cmd.Val(), nil
 }
 
 // NewRateLimit returns a rate limiter whose buckets live in this Redis,
 // shared by every replica.
 func (r *Redis) NewRateLimit(rate float64, burst, maxKeys int) *SharedRateLimit {
-	return NewSharedRateLimit(r.client, r.prefix, rate, burst, maxKeys)
+	return newSharedRateLimit(r.client, r.batch, r.prefix, rate, burst, maxKeys)
 }

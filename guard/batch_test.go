@@ -1,0 +1,154 @@
+package guard
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// pipelineRecorder is a go-redis hook that records the size of every
+// pipeline of SET commands (not the client's own connection set-up) and
+// can hold the first one until released.
+type pipelineRecorder struct {
+	mu      sync.Mutex
+	sizes   []int
+	hold    chan struct{} // the first pipeline waits for it to close
+	holding chan struct{} // closed when the first pipeline is held
+}
+
+func (r *pipelineRecorder) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (r *pipelineRecorder) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (r *pipelineRecorder) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if cmds[0].Name() != "set" {
+			return next(ctx, cmds)
+		}
+		r.mu.Lock()
+		r.sizes = append(r.sizes, len(cmds))
+		first := len(r.sizes) == 1
+		r.mu.Unlock()
+		if first && r.hold != nil {
+			close(r.holding)
+			<-r.hold
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (b *batcher) state() (queued, flights int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue), b.flights
+}
+
+func (b *batcher) queued() int {
+	n, _ := b.state()
+	return n
+}
+
+// Commands that arrive while a pipeline is in flight leave together in the
+// next one, at most maxBatch at a time, and each caller gets its own
+// command's answer.
+func TestBatcherGroupsWaitingCommands(t *testing.T) {
+	client, prefix := testRedis(t, "batch")
+	rec := &pipelineRecorder{hold: make(chan struct{}), holding: make(chan struct{})}
+	client.AddHook(rec)
+	r := NewRedis(client, prefix)
+	r.batch.maxFlight, r.batch.maxBatch = 1, 16
+	ctx := context.Background()
+
+	results := make([]bool, 51)
+	errs := make([]error, len(results))
+	var wg sync.WaitGroup
+	use := func(i int, hash string) {
+		defer wg.Done()
+		results[i], errs[i] = r.FirstUse(ctx, hash, time.Minute)
+	}
+	wg.Add(1)
+	go use(0, "sig-0")
+	<-rec.holding // the only flight is now in progress
+	for i := 1; i < len(results); i++ {
+		wg.Add(1)
+		go use(i, fmt.Sprintf("sig-%d", i%25)) // sig-1 .. sig-24 twice, sig-0 again
+	}
+	for deadline := time.Now().Add(10 * time.Second); r.batch.queued() < len(results)-1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d commands queued behind the held pipeline", r.batch.queued())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(rec.hold)
+	wg.Wait()
+
+	if want := []int{1, 16, 16, 16, 2}; !slices.Equal(rec.sizes, want) {
+		t.Errorf("pipeline sizes %v, want %v", rec.sizes, want)
+	}
+	firsts := map[string]int{}
+	for i, ok := range results {
+		if errs[i] != nil {
+			t.Fatalf("FirstUse %d: %v", i, errs[i])
+		}
+		if ok {
+			firsts[fmt.Sprintf("sig-%d", i%25)]++
+		}
+	}
+	if len(firsts) != 25 {
+		t.Errorf("%d signatures accepted once, want 25: %v", len(firsts), firsts)
+	}
+	for hash, n := range firsts {
+		if n != 1 {
+			t.Errorf("%s accepted %d times", hash, n)
+		}
+	}
+	// The flusher finds the queue empty and ends just after its last answers.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		queued, flights := r.batch.state()
+		if queued == 0 && flights == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the burst: %d flights, %d queued; want none", flights, queued)
+		}
+	}
+}
+
+// With Redis unreachable every caller gets an error promptly (replay
+// protection fails closed on it), none waits forever.
+func TestBatcherRedisDown(t *testing.T) {
+	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialerRetries: 1})
+	defer down.Close()
+	r := NewRedis(down, "x:")
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range cap(errs) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			first, err := r.FirstUse(context.Background(), fmt.Sprint(i), time.Minute)
+			if first {
+				err = fmt.Errorf("first use accepted with Redis down (err %v)", err)
+			}
+			errs <- err
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("callers still waiting 30 s after Redis refused connections")
+	}
+	close(errs)
+	for err := range errs {
+		if err == nil {
+			t.Error("FirstUse with Redis down: no error")
+		}
+	}
+}
