@@ -2,7 +2,10 @@ package guard
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -14,10 +17,17 @@ import (
 // poller wake-up and go-redis's pool check), so under load they would
 // halve throughput. A request waits for at most the round trip in flight
 // and its own: with nothing in flight its command leaves at once.
+//
+// A Redis that stops answering holds each pipeline for the client's
+// timeouts; requests arriving meanwhile must not queue without end, so a
+// command that waited maxWait is failed without being sent, and beyond
+// maxQueue waiting commands a new one fails at once.
 type batcher struct {
 	client    redis.UniversalClient
-	maxFlight int // pipelines in flight at once
-	maxBatch  int // commands per pipeline
+	maxFlight int           // pipelines in flight at once
+	maxBatch  int           // commands per pipeline
+	maxQueue  int           // commands waiting
+	maxWait   time.Duration // in the queue, before being sent
 
 	mu      sync.Mutex
 	queue   []*call
@@ -26,14 +36,36 @@ type batcher struct {
 
 // call is one command waiting for its batch.
 type call struct {
-	cmd  redis.Cmder
-	done chan struct{}
+	cmd    redis.Cmder
+	queued time.Time
+	done   chan struct{}
 }
+
+var errQueueFull = errors.New("too many commands waiting for Redis")
 
 var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
 
 func newBatcher(client redis.UniversalClient) *batcher {
-	return &batcher{client: client, maxFlight: 4, maxBatch: 256}
+	return &batcher{client: client, maxFlight: 4, maxBatch: 256, maxQueue: 16384, maxWait: roundTripBound(client)}
+}
+
+// roundTripBound is how long one command may take unbatched: the client's
+// write and read timeouts (go-redis's 3 s default for each left unset).
+func roundTripBound(client redis.UniversalClient) time.Duration {
+	var read, write time.Duration
+	switch c := client.(type) {
+	case *redis.Client:
+		read, write = c.Options().ReadTimeout, c.Options().WriteTimeout
+	case *redis.ClusterClient:
+		read, write = c.Options().ReadTimeout, c.Options().WriteTimeout
+	}
+	if read <= 0 {
+		read = 3 * time.Second
+	}
+	if write <= 0 {
+		write = read
+	}
+	return read + write
 }
 
 // do runs cmd in the next pipeline and returns its error (cmd holds the
@@ -41,8 +73,15 @@ func newBatcher(client redis.UniversalClient) *batcher {
 // ctx's: it carries other requests' commands too.
 func (b *batcher) do(cmd redis.Cmder) error {
 	c := callPool.Get().(*call)
-	c.cmd = cmd
+	c.cmd, c.queued = cmd, time.Now()
 	b.mu.Lock()
+	if len(b.queue) >= b.maxQueue {
+		b.mu.Unlock()
+		c.cmd = nil
+		callPool.Put(c)
+		cmd.SetErr(errQueueFull)
+		return errQueueFull
+	}
 	b.queue = append(b.queue, c)
 	if b.flights < b.maxFlight {
 		b.flights++
@@ -74,7 +113,12 @@ func (b *batcher) flush() {
 		b.mu.Unlock()
 
 		pipe := b.client.Pipeline()
+		stale := time.Now().Add(-b.maxWait)
 		for _, c := range batch {
+			if c.queued.Before(stale) {
+				c.cmd.SetErr(fmt.Errorf("waited %v for a Redis round trip", b.maxWait))
+				continue
+			}
 			_ = pipe.Process(context.Background(), c.cmd)
 		}
 		_, _ = pipe.Exec(context.Background()) // each command keeps its own error

@@ -2,7 +2,10 @@ package guard
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -151,4 +154,82 @@ func TestBatcherRedisDown(t *testing.T) {
 			t.Error("FirstUse with Redis down: no error")
 		}
 	}
+}
+
+// A Redis that accepts connections and never answers: callers fail after
+// about the client's timeouts, not after every batch queued before theirs
+// has timed out in turn.
+func TestBatcherRedisHangs(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c); c.Close() }() // until the client hangs up
+		}
+	}()
+	const timeout = 150 * time.Millisecond
+	client := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), ReadTimeout: timeout, WriteTimeout: timeout, MaxRetries: -1})
+	defer client.Close()
+	r := NewRedis(client, "x:")
+	if r.batch.maxWait != 2*timeout {
+		t.Fatalf("maxWait %v, want the client's read + write timeouts", r.batch.maxWait)
+	}
+	r.batch.maxFlight, r.batch.maxBatch = 1, 2 // 20 callers: 10 pipelines one after another, unbounded
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var slowest time.Duration
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := r.FirstUse(context.Background(), fmt.Sprint(i), time.Minute); err == nil {
+				t.Error("FirstUse answered by a Redis that never answers")
+			}
+			mu.Lock()
+			slowest = max(slowest, time.Since(start))
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	// Queued up to maxWait, then at most one pipeline's timeout, with slack
+	// for a busy machine; without the bound the last caller waits ~10 × 150 ms.
+	if limit := 2*timeout + 2*timeout + 300*time.Millisecond; slowest > limit {
+		t.Errorf("the slowest caller waited %v, want under %v", slowest, limit)
+	}
+}
+
+// Beyond maxQueue waiting commands a new one is refused at once.
+func TestBatcherQueueFull(t *testing.T) {
+	client, prefix := testRedis(t, "batch-full")
+	rec := &pipelineRecorder{hold: make(chan struct{}), holding: make(chan struct{})}
+	client.AddHook(rec)
+	r := NewRedis(client, prefix)
+	r.batch.maxFlight, r.batch.maxQueue = 1, 3
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	wg.Add(4)
+	go func() { defer wg.Done(); _, _ = r.FirstUse(ctx, "held", time.Minute) }()
+	<-rec.holding
+	for i := range 3 {
+		go func() { defer wg.Done(); _, _ = r.FirstUse(ctx, fmt.Sprint(i), time.Minute) }()
+	}
+	for deadline := time.Now().Add(10 * time.Second); r.batch.queued() < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d commands queued", r.batch.queued())
+		}
+	}
+	if _, err := r.FirstUse(ctx, "one too many", time.Minute); !errors.Is(err, errQueueFull) {
+		t.Errorf("FirstUse with a full queue: %v, want errQueueFull", err)
+	}
+	close(rec.hold)
+	wg.Wait()
 }
