@@ -128,3 +128,18 @@ func (b *batcher) flush() {
 		}
 	}
 }
+
+// run runs script through the batch (EVALSHA), loading it first if Redis
+// does not have it (once per Redis start), and returns its integer answer.
+func (b *batcher) run(ctx context.Context, script *redis.Script, keys []string, args ...any) (int64, error) {
+	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
+	cmdArgs = append(cmdArgs, "evalsha", script.Hash(), len(keys))
+	for _, k := range keys {
+		cmdArgs = append(cmdArgs, k)
+	}
+	cmd := redis.NewCmd(ctx, append(cmdArgs, args...)...)
+	if err := b.do(cmd); redis.HasErrorPrefix(err, "NOSCRIPT") {
+		cmd = script.Run(ctx, b.client, keys, args...)
+	}
+	return cmd.Int64()
+}

@@ -45,6 +45,9 @@ func (r *pipelineRecorder) ProcessPipelineHook(next redis.ProcessPipelineHook) r
 	}
 }
 
+// ak is the access key the tests' replay markers belong to.
+var ak = []byte("AKTEST")
+
 func (b *batcher) state() (queued, flights int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -72,7 +75,7 @@ func TestBatcherGroupsWaitingCommands(t *testing.T) {
 	var wg sync.WaitGroup
 	use := func(i int, hash string) {
 		defer wg.Done()
-		results[i], errs[i] = r.FirstUse(ctx, hash, time.Minute)
+		results[i], errs[i] = r.FirstUse(ctx, ak, hash, time.Minute)
 	}
 	wg.Add(1)
 	go use(0, "sig-0")
@@ -134,7 +137,7 @@ func TestBatcherRedisDown(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			first, err := r.FirstUse(context.Background(), fmt.Sprint(i), time.Minute)
+			first, err := r.FirstUse(context.Background(), ak, fmt.Sprint(i), time.Minute)
 			if first {
 				err = fmt.Errorf("first use accepted with Redis down (err %v)", err)
 			}
@@ -191,7 +194,7 @@ func TestBatcherRedisHangs(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := r.FirstUse(context.Background(), fmt.Sprint(i), time.Minute); err == nil {
+			if _, err := r.FirstUse(context.Background(), ak, fmt.Sprint(i), time.Minute); err == nil {
 				t.Error("FirstUse answered by a Redis that never answers")
 			}
 			mu.Lock()
@@ -217,17 +220,17 @@ func TestBatcherQueueFull(t *testing.T) {
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	wg.Add(4)
-	go func() { defer wg.Done(); _, _ = r.FirstUse(ctx, "held", time.Minute) }()
+	go func() { defer wg.Done(); _, _ = r.FirstUse(ctx, ak, "held", time.Minute) }()
 	<-rec.holding
 	for i := range 3 {
-		go func() { defer wg.Done(); _, _ = r.FirstUse(ctx, fmt.Sprint(i), time.Minute) }()
+		go func() { defer wg.Done(); _, _ = r.FirstUse(ctx, ak, fmt.Sprint(i), time.Minute) }()
 	}
 	for deadline := time.Now().Add(10 * time.Second); r.batch.queued() < 3; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("only %d commands queued", r.batch.queued())
 		}
 	}
-	if _, err := r.FirstUse(ctx, "one too many", time.Minute); !errors.Is(err, errQueueFull) {
+	if _, err := r.FirstUse(ctx, ak, "one too many", time.Minute); !errors.Is(err, errQueueFull) {
 		t.Errorf("FirstUse with a full queue: %v, want errQueueFull", err)
 	}
 	close(rec.hold)

@@ -124,18 +124,18 @@ func TestSeen(t *testing.T) {
 	now := t0
 	s.now = func() time.Time { return now }
 	ctx := context.Background()
-	if first, _ := s.FirstUse(ctx, "a", time.Minute); !first {
+	if first, _ := s.FirstUse(ctx, ak, "a", time.Minute); !first {
 		t.Fatal("first use refused")
 	}
-	if first, _ := s.FirstUse(ctx, "a", time.Minute); first {
+	if first, _ := s.FirstUse(ctx, ak, "a", time.Minute); first {
 		t.Error("replay accepted")
 	}
 	now = now.Add(2 * time.Minute)
-	if first, _ := s.FirstUse(ctx, "a", time.Minute); !first {
+	if first, _ := s.FirstUse(ctx, ak, "a", time.Minute); !first {
 		t.Error("expired marker still refuses")
 	}
-	s.FirstUse(ctx, "b", time.Minute)
-	s.FirstUse(ctx, "c", time.Minute)
+	s.FirstUse(ctx, ak, "b", time.Minute)
+	s.FirstUse(ctx, ak, "c", time.Minute)
 	if len(s.expires) > 2 {
 		t.Errorf("%d markers; bound is 2", len(s.expires))
 	}

@@ -8,11 +8,12 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// gcra is the generic cell rate algorithm over one Redis key per access key,
-// <prefix>rate:{<key>}, holding the theoretical arrival time (µs) of the
-// next request. Redis's clock is used so replicas with skewed clocks agree.
-// ARGV: emission interval (µs per request), burst (requests).
-var gcra = redis.NewScript(`
+// gcraLua is the generic cell rate algorithm over one Redis key per access
+// key, KEYS[1] = <prefix>rate:{<key>}, holding the theoretical arrival time
+// (µs) of the next request. Redis's clock is used so replicas with skewed
+// clocks agree. ARGV: emission interval (µs per request), burst (requests).
+// Returns 1 (allowed) or 0.
+const gcraLua = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
@@ -23,7 +24,9 @@ local next = tat + interval
 if next - now > burst * interval then return 0 end
 redis.call('SET', KEYS[1], string.format('%d', next), 'PX', math.ceil((next - now) / 1000))
 return 1
-`)
+`
+
+var gcra = redis.NewScript(gcraLua)
 
 // SharedRateLimit is RateLimit for a whole fleet: one bucket per access key
 // in Redis, one command per request, batched with other requests' commands.
@@ -56,14 +59,13 @@ func newSharedRateLimit(client redis.UniversalClient, batch *batcher, prefix str
 // Take takes a token for key; err reports a Redis failure (the answer then
 // came from the local fallback bucket).
 func (r *SharedRateLimit) Take(ctx context.Context, key []byte, now time.Time) (bool, error) {
-	bucket := r.prefix + "rate:{" + string(key) + "}"
-	cmd := redis.NewCmd(ctx, "evalsha", gcra.Hash(), 1, bucket, r.interval, r.burst)
-	if err := r.batch.do(cmd); redis.HasErrorPrefix(err, "NOSCRIPT") {
-		cmd = gcra.Run(ctx, r.client, []string{bucket}, r.interval, r.burst) // loads it: once per Redis start
-	}
-	n, err := cmd.Int()
+	n, err := r.batch.run(ctx, gcra, []string{rateKey(r.prefix, key)}, r.interval, r.burst)
 	if err != nil {
 		return r.local.Allow(key, now), fmt.Errorf("guard: redis rate limit: %w", err)
 	}
 	return n == 1, nil
+}
+
+func rateKey(prefix string, accessKey []byte) string {
+	return prefix + "rate:{" + string(accessKey) + "}"
 }

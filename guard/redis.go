@@ -15,9 +15,12 @@ import (
 //
 //	<prefix>fail:{<key>}    set of failure fingerprints, expiring with the window
 //	<prefix>lock:{<key>}    present while the key is locked (value: unix ms of the end)
-//	<prefix>seen:<hash>     a signature already used (replay protection)
+//	<prefix>seen:{<key>}:<hash>  a signature already used (replay protection)
+//	<prefix>rate:{<key>}    the fleet rate limit's bucket (SharedRateLimit)
 //
-// <key> is an access key, or "client:<address>" for unknown keys.
+// <key> is an access key, or "client:<address>" for unknown keys. The braces
+// are a cluster hash tag: one access key's replay markers and bucket share a
+// slot, so one script can check both (SharedAdmission).
 type Redis struct {
 	client redis.UniversalClient
 	batch  *batcher // the per-request commands: replay markers and rate limits
@@ -90,12 +93,16 @@ func ParseLockEvent(payload string) (key string, until time.Time, ok bool) {
 
 // FirstUse records a request signature and reports whether it is new
 // (SET NX with expiry ttl): replay protection.
-func (r *Redis) FirstUse(ctx context.Context, signatureHash string, ttl time.Duration) (bool, error) {
-	cmd := redis.NewBoolCmd(ctx, "set", r.prefix+"seen:"+signatureHash, 1, "px", max(ttl.Milliseconds(), 1), "nx")
+func (r *Redis) FirstUse(ctx context.Context, accessKey []byte, signatureHash string, ttl time.Duration) (bool, error) {
+	cmd := redis.NewBoolCmd(ctx, "set", seenKey(r.prefix, accessKey, signatureHash), 1, "px", max(ttl.Milliseconds(), 1), "nx")
 	if err := r.batch.do(cmd); err != nil {
 		return false, fmt.Errorf("guard: redis: %w", err)
 	}
 	return cmd.Val(), nil
+}
+
+func seenKey(prefix string, accessKey []byte, signatureHash string) string {
+	return prefix + "seen:{" + string(accessKey) + "}:" + signatureHash
 }
 
 // NewRateLimit returns a rate limiter whose buckets live in this Redis,

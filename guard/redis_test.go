@@ -39,10 +39,10 @@ func TestRedisShared(t *testing.T) {
 		t.Error("replica a did not see the lock b set")
 	}
 
-	if first, err := shared.FirstUse(ctx, "sig", time.Minute); !first || err != nil {
+	if first, err := shared.FirstUse(ctx, ak, "sig", time.Minute); !first || err != nil {
 		t.Errorf("FirstUse = %v, %v", first, err)
 	}
-	if first, _ := shared.FirstUse(ctx, "sig", time.Minute); first {
+	if first, _ := shared.FirstUse(ctx, ak, "sig", time.Minute); first {
 		t.Error("replay through Redis accepted")
 	}
 }

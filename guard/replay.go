@@ -22,8 +22,9 @@ func NewSeen(max int) *Seen {
 	return &Seen{expires: map[string]time.Time{}, max: max, now: time.Now}
 }
 
-// FirstUse records signatureHash for ttl and reports whether it was new.
-func (s *Seen) FirstUse(_ context.Context, signatureHash string, ttl time.Duration) (bool, error) {
+// FirstUse records signatureHash for ttl and reports whether it was new
+// (the hash covers the whole signature: the access key adds nothing here).
+func (s *Seen) FirstUse(_ context.Context, _ []byte, signatureHash string, ttl time.Duration) (bool, error) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()

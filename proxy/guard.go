@@ -15,7 +15,7 @@ import (
 
 // Replayer records request signatures for replay protection.
 type Replayer interface {
-	FirstUse(ctx context.Context, signatureHash string, ttl time.Duration) (bool, error)
+	FirstUse(ctx context.Context, accessKey []byte, signatureHash string, ttl time.Duration) (bool, error)
 }
 
 // RateLimiter takes a token for an access key (guard.RateLimit per replica,
@@ -25,11 +25,20 @@ type RateLimiter interface {
 	Take(ctx context.Context, key []byte, now time.Time) (allowed bool, err error)
 }
 
-// Guards are the optional abuse protections; nil fields are off.
+// Admitter does Replayer's and RateLimiter's work in one step
+// (guard.SharedAdmission: one Redis command for both). An error must fail
+// the request closed, as Replayer's does.
+type Admitter interface {
+	Admit(ctx context.Context, accessKey []byte, signatureHash string, ttl time.Duration) (guard.Admission, error)
+}
+
+// Guards are the optional abuse protections; nil fields are off. Admit,
+// when set, replaces RateLimit and Replay (which are then nil).
 type Guards struct {
 	Lockout   *guard.Lockout
 	RateLimit RateLimiter
 	Replay    Replayer
+	Admit     Admitter
 }
 
 // hostAllowed checks the Host header against protection.allowed_hosts,
@@ -107,24 +116,40 @@ func fingerprint(b []byte) string {
 // afterVerify applies the rate limit and replay protection to a request
 // whose signature verified.
 func (s *Server) afterVerify(ctx *fasthttp.RequestCtx, st *state) (outcome, bool) {
-	if s.guards.Replay != nil {
-		// Keep the marker as long as the request could be accepted again.
-		ttl := 2*s.cfg.Auth.TimestampWindow + s.cfg.Auth.MaxExpiresAhead
-		if st.version == 4 && st.v4.Presigned() {
-			ttl = st.v4.Expires() + s.cfg.Auth.TimestampWindow
-		}
-		first, err := s.guards.Replay.FirstUse(ctx, fingerprint(st.signature()), ttl)
+	g := &s.guards
+	if g.Replay == nil && g.RateLimit == nil && g.Admit == nil {
+		return 0, false
+	}
+	// Keep the marker as long as the request could be accepted again.
+	ttl := 2*s.cfg.Auth.TimestampWindow + s.cfg.Auth.MaxExpiresAhead
+	if st.version == 4 && st.v4.Presigned() {
+		ttl = st.v4.Expires() + s.cfg.Auth.TimestampWindow
+	}
+	if g.Admit != nil {
+		verdict, err := g.Admit.Admit(ctx, st.accessKey(), fingerprint(st.signature()), ttl)
 		switch {
-		case err != nil: // fail closed: a replay must not pass because Redis is down
-			return s.fail(ctx, st, errServiceUnavailable, "The replay-protection store is unavailable. Please try again shortly.", err), true
+		case err != nil:
+			return s.failReplayStore(ctx, st, err), true
+		case verdict == guard.Replayed:
+			return s.fail(ctx, st, errReplayed, "", nil), true
+		case verdict == guard.Limited:
+			return s.fail(ctx, st, errRequestLimitExceeded, "", nil), true
+		}
+		return 0, false
+	}
+	if g.Replay != nil {
+		first, err := g.Replay.FirstUse(ctx, st.accessKey(), fingerprint(st.signature()), ttl)
+		switch {
+		case err != nil:
+			return s.failReplayStore(ctx, st, err), true
 		case !first:
 			return s.fail(ctx, st, errReplayed, "", nil), true
 		}
 	}
 	// After the replay check: replays of a captured request must not spend
 	// its owner's tokens.
-	if rl := s.guards.RateLimit; rl != nil {
-		allowed, err := rl.Take(ctx, st.accessKey(), s.now())
+	if g.RateLimit != nil {
+		allowed, err := g.RateLimit.Take(ctx, st.accessKey(), s.now())
 		if err != nil {
 			s.log.Warn("shared rate limit unavailable, using this replica's bucket", zap.Error(err))
 		}
@@ -133,4 +158,9 @@ func (s *Server) afterVerify(ctx *fasthttp.RequestCtx, st *state) (outcome, bool
 		}
 	}
 	return 0, false
+}
+
+// failReplayStore fails closed: a replay must not pass because Redis is down.
+func (s *Server) failReplayStore(ctx *fasthttp.RequestCtx, st *state, err error) outcome {
+	return s.fail(ctx, st, errServiceUnavailable, "The replay-protection store is unavailable. Please try again shortly.", err)
 }

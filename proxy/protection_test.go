@@ -1,10 +1,13 @@
 package proxy
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ec2proxy/ec2proxy/configs"
 	"github.com/ec2proxy/ec2proxy/guard"
@@ -111,4 +114,62 @@ func metricsText(t *testing.T, h *harness) string {
 		}
 	}
 	return b.String()
+}
+
+// admitterStub answers Admit with a fixed verdict, recording what it was
+// asked (the fault injection a real Redis cannot do on demand).
+type admitterStub struct {
+	verdict guard.Admission
+	err     error
+	keys    []string
+	ttls    []time.Duration
+}
+
+func (a *admitterStub) Admit(_ context.Context, accessKey []byte, _ string, ttl time.Duration) (guard.Admission, error) {
+	a.keys, a.ttls = append(a.keys, string(accessKey)), append(a.ttls, ttl)
+	return a.verdict, a.err
+}
+
+// With Guards.Admit (replay and the fleet rate limit in one Redis command),
+// each verdict becomes its EC2 error, and a store failure fails closed.
+func TestAdmitterVerdicts(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		stub    admitterStub
+		status  int
+		code    string
+		message string
+	}{
+		{"admitted", admitterStub{verdict: guard.Admitted}, 200, "", ""},
+		{"replayed", admitterStub{verdict: guard.Replayed}, 400, "RequestExpired", "already used"},
+		{"limited", admitterStub{verdict: guard.Limited}, 503, "RequestLimitExceeded", "back-off"},
+		{"store down", admitterStub{err: errors.New("redis: connection refused")}, 503, "ServiceUnavailable", "replay-protection store is unavailable"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			stub := c.stub
+			h := newHarness(t, withGuards(func(*configs.Config) Guards { return Guards{Admit: &stub} }))
+			resp := h.post(signed("POST", h.host(), "/", testSecret, nil).Encode(), nil)
+			if c.status == 200 {
+				if resp.StatusCode != 200 {
+					t.Fatalf("admitted request: %d %s", resp.StatusCode, bodyOf(resp))
+				}
+			} else {
+				wantEC2Error(t, resp, c.status, c.code, c.message)
+				if n := len(h.backend.Requests()); n != 0 {
+					t.Errorf("a refused request reached the backend %d times", n)
+				}
+			}
+			// 2 × the 5 min timestamp window + 15 min ahead: as long as the request could be accepted.
+			if len(stub.keys) != 1 || stub.keys[0] != testAccess || stub.ttls[0] != 25*time.Minute {
+				t.Errorf("Admit called with keys %q, TTLs %v; want once with %q, 25m", stub.keys, stub.ttls, testAccess)
+			}
+		})
+	}
+	// A bad signature is refused before admission: it spends nothing.
+	stub := admitterStub{verdict: guard.Admitted}
+	h := newHarness(t, withGuards(func(*configs.Config) Guards { return Guards{Admit: &stub} }))
+	wantEC2Error(t, h.post(signed("POST", h.host(), "/", "wrong", nil).Encode(), nil), 403, "SignatureDoesNotMatch", "")
+	if len(stub.keys) != 0 {
+		t.Errorf("a bad signature was admitted: %q", stub.keys)
+	}
 }

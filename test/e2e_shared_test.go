@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -161,4 +162,47 @@ func TestRateLimitSharedByTheFleet(t *testing.T) {
 	}
 	wantFault(t, "a: the fleet's burst is spent", ec2Call(a.url, "/", k.access, k.secret, nil), 503, "RequestLimitExceeded", 5*time.Second)
 	wantFault(t, "b: the fleet's burst is spent", ec2Call(b.url, "/", k.access, k.secret, nil), 503, "RequestLimitExceeded", 5*time.Second)
+}
+
+// Replay protection with the fleet rate limit: one Redis script decides
+// both for every replica. A request accepted by one replica is a replay on
+// the other, and replays spend none of the key's tokens.
+func TestReplayAndRateLimitSharedByTheFleet(t *testing.T) {
+	protect := func(c *configs.Config) {
+		c.Protection.RateLimit = configs.RateLimit{RequestsPerSecond: 0.01, Burst: 2, Scope: configs.ScopeFleet}
+		c.Protection.Replay.Enabled = true
+	}
+	a := startStack(t, protect)
+	b := startStack(t, func(c *configs.Config) {
+		protect(c)
+		c.Redis.KeyPrefix = a.cfg.Redis.KeyPrefix
+		c.Credentials.EncryptionKeyFile = a.cfg.Credentials.EncryptionKeyFile
+	})
+	k := demoKey(t)
+	putKeys(t, a.store, k)
+	// Signed for the host without a port, as boto 2 signs: both replicas
+	// (on different ports) accept the same signature.
+	sign := func(nonce string) url.Values {
+		return signV2("POST", "127.0.0.1", "/", k.access, k.secret, map[string]string{"Nonce": nonce})
+	}
+	first := sign("1")
+	wantOK(t, "a: first use", ec2Post(a.url, "/", first))
+	for i := range 3 {
+		s := []*stack{b, a}[i%2]
+		wantFault(t, "a replay", ec2Post(s.url, "/", first), 400, "RequestExpired", 5*time.Second)
+	}
+	wantOK(t, "b: a second request (the burst is 2; the replays spent nothing)", ec2Post(b.url, "/", sign("2")))
+	wantFault(t, "a: the fleet's burst is spent", ec2Post(a.url, "/", sign("3")), 503, "RequestLimitExceeded", 5*time.Second)
+	// Markers and the bucket share the key's cluster hash tag (one script
+	// touches both).
+	admin := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
+	defer admin.Close()
+	ctx := context.Background()
+	markers, err := admin.Keys(ctx, a.cfg.Redis.KeyPrefix+"seen:{"+k.access+"}:*").Result()
+	if err != nil || len(markers) != 3 {
+		t.Errorf("replay markers %q (%v), want 3: the two admitted requests and the limited one", markers, err)
+	}
+	if n, err := admin.Exists(ctx, a.cfg.Redis.KeyPrefix+"rate:{"+k.access+"}").Result(); n != 1 || err != nil {
+		t.Errorf("fleet bucket exists=%d (%v)", n, err)
+	}
 }

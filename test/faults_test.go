@@ -65,7 +65,11 @@ var codeRE = regexp.MustCompile(`<Code>([^<]*)</Code>`)
 // ec2Call sends a SigV2-signed POST for path on endpoint (http://host:port).
 // It is safe to call from any goroutine.
 func ec2Call(endpoint, path, access, secret string, params map[string]string) ec2Result {
-	form := signV2("POST", strings.TrimPrefix(endpoint, "http://"), path, access, secret, params)
+	return ec2Post(endpoint, path, signV2("POST", strings.TrimPrefix(endpoint, "http://"), path, access, secret, params))
+}
+
+// ec2Post sends a signed form to path on endpoint.
+func ec2Post(endpoint, path string, form url.Values) ec2Result {
 	start := time.Now()
 	req, _ := http.NewRequest(http.MethodPost, endpoint+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")

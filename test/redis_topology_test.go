@@ -174,15 +174,17 @@ func waitReplicated(t *testing.T, master *redis.Client) {
 }
 
 // topologyStack runs ec2proxy (keystone identity, Redis credentials) on the
-// given Redis and puts the demo credential there. Replay protection is on:
-// every request then writes to Redis (SET NX on the shard of its
-// signature), which is what makes a master's failure visible in traffic;
-// credentials stay cached for the default minute.
+// given Redis and puts the demo credential there. Replay protection and a
+// fleet rate limit (too generous to refuse) are on: every request then runs
+// one script on the shard of its access key (replay marker and bucket),
+// which is what makes a master's failure visible in traffic; credentials
+// stay cached for the default minute.
 func topologyStack(t *testing.T, addrs []string, masterName string) (*stack, redis.UniversalClient, keyPair) {
 	t.Helper()
 	s := startStack(t, func(c *configs.Config) {
 		c.Redis.Addrs, c.Redis.MasterName = addrs, masterName
 		c.Protection.Replay.Enabled = true
+		c.Protection.RateLimit = configs.RateLimit{RequestsPerSecond: 1e6, Burst: 1e6, Scope: configs.ScopeFleet}
 		c.Log.Level, c.Log.Access = "info", false
 	})
 	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs, MasterName: masterName})
@@ -386,14 +388,16 @@ func TestRedisCluster(t *testing.T) {
 	store := credstore.NewRedis(client, s.cfg.Redis.KeyPrefix, nil)
 	slot := func(key string) int64 { v, _ := cc.ClusterKeySlot(ctx, key).Result(); return v }
 	cred := slot(store.Key(k.access))
-	for _, key := range []string{store.TokenKey(k.access), s.cfg.Redis.KeyPrefix + "fail:{" + k.access + "}", s.cfg.Redis.KeyPrefix + "lock:{" + k.access + "}"} {
+	prefix := s.cfg.Redis.KeyPrefix
+	for _, key := range []string{store.TokenKey(k.access), prefix + "fail:{" + k.access + "}", prefix + "lock:{" + k.access + "}",
+		prefix + "rate:{" + k.access + "}", prefix + "seen:{" + k.access + "}:0123456789abcdef"} {
 		if got := slot(key); got != cred {
 			t.Errorf("%s is in slot %d, the credential in %d: not one shard per access key", key, got, cred)
 		}
 	}
 
-	// Kill the master holding the credential (and its token): requests
-	// also write replay markers on every shard.
+	// Kill the master holding the credential, its token, replay markers
+	// and bucket.
 	master, err := cc.MasterForKey(ctx, store.Key(k.access))
 	if err != nil {
 		t.Fatal(err)

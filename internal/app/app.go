@@ -178,6 +178,10 @@ func newGuards(p configs.Protection, shared *guard.Redis) proxy.Guards {
 			g.Replay = guard.NewSeen(1_000_000)
 		}
 	}
+	if rate, ok := g.RateLimit.(*guard.SharedRateLimit); ok && p.Replay.Enabled && shared != nil {
+		// Both in Redis: one command per request for the two.
+		g.Admit, g.Replay, g.RateLimit = shared.NewAdmission(rate), nil, nil
+	}
 	return g
 }
 
