@@ -97,6 +97,9 @@ type Server struct {
 	// TLS serves the EC2 listener over TLS (for deployments without a
 	// TLS-terminating balancer); a replaced certificate is picked up.
 	TLS ServerTLS `yaml:"tls"`
+	// RawSocketIO reads and writes client and backend sockets with system
+	// calls the Go scheduler is not told about (Linux; see internal/rawsock).
+	RawSocketIO bool `yaml:"raw_socket_io"`
 }
 
 // TrustedPrefixes parses TrustedProxies (Validate has checked them).
@@ -295,6 +298,7 @@ func Default() Config {
 			MaxBodyBytes:    1 << 20,
 			MaxHeaderBytes:  16 << 10,
 			Concurrency:     256 * 1024,
+			RawSocketIO:     true,
 		},
 		Backend: Backend{
 			Timeout:     60 * time.Second,

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ec2proxy/ec2proxy/configs"
+	"github.com/ec2proxy/ec2proxy/internal/rawsock"
 	"github.com/ec2proxy/ec2proxy/keystoneclient"
 )
 
@@ -25,7 +26,7 @@ type route struct {
 	timeout time.Duration
 }
 
-func newRoute(r configs.Route, b *configs.Backend) (route, error) {
+func newRoute(r configs.Route, b *configs.Backend, rawSocketIO bool) (route, error) {
 	u, err := url.Parse(r.Backend)
 	if err != nil {
 		return route{}, fmt.Errorf("proxy: backend %q: %w", r.Backend, err)
@@ -63,7 +64,11 @@ func newRoute(r configs.Route, b *configs.Backend) (route, error) {
 			MaxIdemponentCallAttempts: 1,
 			MaxResponseBodySize:       64 << 20,
 			Dial: func(addr string) (net.Conn, error) {
-				return fasthttp.DialTimeout(addr, dialTimeout)
+				c, err := fasthttp.DialTimeout(addr, dialTimeout)
+				if err == nil && rawSocketIO {
+					c = rawsock.Wrap(c)
+				}
+				return c, err
 			},
 		},
 	}, nil

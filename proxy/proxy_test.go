@@ -21,6 +21,7 @@ import (
 	"github.com/ec2proxy/ec2proxy/configs"
 	"github.com/ec2proxy/ec2proxy/credstore"
 	"github.com/ec2proxy/ec2proxy/demobackend"
+	"github.com/ec2proxy/ec2proxy/internal/rawsock"
 	"github.com/ec2proxy/ec2proxy/keystoneclient"
 	"github.com/ec2proxy/ec2proxy/metrics"
 	"github.com/ec2proxy/ec2proxy/sigv2"
@@ -103,6 +104,9 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.Server.RawSocketIO { // as app.ListenEC2 does
+		ln = rawsock.Listener{Listener: ln}
 	}
 	go s.Serve(ln) //nolint:errcheck
 	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })

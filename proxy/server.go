@@ -136,7 +136,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.trusted = trusted
 	for _, r := range cfg.Routes {
-		rt, err := newRoute(r, &cfg.Backend)
+		rt, err := newRoute(r, &cfg.Backend, cfg.Server.RawSocketIO)
 		if err != nil {
 			return nil, err
 		}

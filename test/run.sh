@@ -4,7 +4,8 @@
 # Installs what is missing (Debian packages: Redis, Keystone, boto, botocore,
 # awscli), starts a private Redis and a real Keystone on loopback, runs
 # gofmt/vet, the unit and end-to-end tests with the race detector, the
-# allocation tests, and a bounded fuzzing pass; then stops the services.
+# allocation tests, the proxy and end-to-end tests again without it (raw
+# socket calls), and a bounded fuzzing pass; then stops the services.
 #
 # Usage: test/run.sh              (as root, or with sudo available for apt)
 # Env:   EC2PROXY_TEST_STATE     where services keep state (default .state/test)
@@ -58,6 +59,12 @@ go test -race -count=1 -timeout 15m ./...
 
 step "allocation tests (built without the race detector)"
 go test -count=1 -run 'Allocs' ./...
+
+# Under -race, internal/rawsock reads and writes through package syscall
+# (whose calls the detector understands); the raw system calls that
+# production makes run here.
+step "raw socket calls: proxy and end-to-end tests without the race detector"
+go test -count=1 -timeout 10m ./internal/rawsock ./proxy ./test
 
 # corpus_files DIR - the inputs saved under DIR; none for a target that
 # never saved one (no directory is not an error).

@@ -43,7 +43,7 @@ func main() {
 		log.Fatal(err)
 	}
 	defer a.Close()
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, err := app.ListenEC2(cfg, nil, nil) // as ec2proxy serve listens (no TLS here)
 	if err != nil {
 		log.Fatal(err)
 	}

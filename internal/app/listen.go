@@ -11,9 +11,11 @@ import (
 
 	"github.com/ec2proxy/ec2proxy/configs"
 	"github.com/ec2proxy/ec2proxy/internal/proxyproto"
+	"github.com/ec2proxy/ec2proxy/internal/rawsock"
 )
 
-// ListenEC2 opens the EC2 listener: TCP, then the PROXY protocol from
+// ListenEC2 opens the EC2 listener: TCP (with raw socket calls,
+// server.raw_socket_io), then the PROXY protocol from
 // trusted proxies (server.proxy_protocol), then TLS (server.tls), in the
 // order the bytes arrive. onProxyError hears of connections closed for a
 // bad PROXY header.
@@ -21,6 +23,9 @@ func ListenEC2(cfg *configs.Config, tlsConfig *tls.Config, onProxyError func(net
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	if cfg.Server.RawSocketIO {
+		ln = rawsock.Listener{Listener: ln}
 	}
 	if cfg.Server.ProxyProtocol {
 		trusted, err := cfg.Server.TrustedPrefixes()
