@@ -34,7 +34,8 @@
 #                   the 0.95x-nginx target), 1 (always) or 0 (never)
 #   MICRO_COUNT=3   rounds of the Go micro-benchmarks (0 skips them)
 #   PERF=auto       count system calls and context switches per request of
-#                   nginx, fasthttp and ec2proxy with perf stat: auto (if
+#                   nginx, fasthttp and ec2proxy with perf stat, in an extra
+#                   short pass each (tracing slows the process): auto (if
 #                   perf works here), 0 (never)
 #   PHASES=all      all: everything above; rss: only the RSS measurement
 #                   (Redis, fakekeystone, backend and ec2proxy; no real
@@ -228,10 +229,9 @@ proxy_conf "$X_PORT" "$X_ADMIN" "$PREFIX" "$KS_URL" "$KS_USER" "$KS_PASSWORD" "$
 start_proxy ec2proxy-protections "${RUN}/ec2proxy-protections.yaml" "${BIN}/ec2proxy" serve -config "${RUN}/ec2proxy-protections.yaml"
 PROBES=(-metrics "http://127.0.0.1:${X_ADMIN}/metrics" -redis "127.0.0.1:${REDIS_PORT}")
 step "fill ec2proxy-protections caches (${KEYS} keys)" fill ec2proxy-protections-fill "$X_PORT" "${PROBES[@]}"
-perf_sample ec2proxy-protections "$(bg_pid ec2proxy-protections)"
 step "load: ec2proxy with protections" load ec2proxy-protections "$X_PORT" -fresh "${PROBES[@]}" \
 	-pids "proxy=$(bg_pid ec2proxy-protections),backend=${B_PID}"
-stop_bg perf-ec2proxy-protections
+perf_pass ec2proxy-protections "$X_PORT" "$(bg_pid ec2proxy-protections)" -fresh
 stop_bg ec2proxy-protections
 
 # ec2proxy with defaults, filled first (one request per key: credential
@@ -263,16 +263,13 @@ done
 # measurement of one, and the report takes each one's median round. The
 # idle ones wait on the same core (an idle process costs nothing).
 for round in $(seq "$ROUNDS"); do
-	if [ "$round" = 1 ]; then perf_sample fastproxy "$(bg_pid fastproxy)"; fi
 	step "load: plain fasthttp proxy (round ${round})" load "fastproxy#${round}" "$F_PORT" -pids "proxy=$(bg_pid fastproxy),backend=${B_PID}"
-	stop_bg perf-fastproxy
-	if [ "$round" = 1 ]; then perf_sample nginx "${N_PIDS//+/,}"; fi
 	step "load: nginx (round ${round})" load "nginx#${round}" "$NGINX_PORT" -pids "proxy=${N_PIDS},backend=${B_PID}"
-	stop_bg perf-nginx
-	if [ "$round" = 1 ]; then perf_sample ec2proxy "$(bg_pid ec2proxy)"; fi
 	step "load: ec2proxy warm (round ${round})" load "ec2proxy#${round}" "$P_PORT" "${PROBES[@]}"
-	stop_bg perf-ec2proxy
 done
+perf_pass fastproxy "$F_PORT" "$(bg_pid fastproxy)"
+perf_pass nginx "$NGINX_PORT" "${N_PIDS//+/,}"
+perf_pass ec2proxy "$P_PORT" "$(bg_pid ec2proxy)"
 # Latency at equal load: each proxy gets the same open-loop schedule of
 # LAT_RATE requests/s, well below every one's capacity (each request then
 # costs more CPU than at saturation, where reads and writes batch: 3000/s

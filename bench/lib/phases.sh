@@ -90,16 +90,22 @@ micro() {
 	done
 }
 
-# perf_sample LABEL PID[,PID...] - if perf works here, count the system
-# calls, context switches and CPU time of the proxy process(es) for 3 s of
-# the measured window of the pass about to start (from 0.5 s after the
-# warm-up; DURATION must be 4s or more). Stop it with stop_bg perf-LABEL
-# after the pass.
-perf_sample() {
+# perf_pass LABEL PORT PID[,PID...] [loadgen flags...] - if perf works
+# here, a pass of its own (WARMUP, then 4 s, reported as LABEL@perf) during
+# which perf stat counts the system calls, context switches and CPU time of
+# the proxy process(es) for 3 s. Not during the measured passes: perf's
+# system-call tracepoint slows the traced process (the protections pass
+# measured 65 µs per request without it, 97 with it).
+PERF_WINDOW_S=3
+
+perf_pass() {
 	[ "$PERF" = 1 ] || return 0
-	local delay
+	local label=$1 port=$2 pids=$3 delay
+	shift 3
 	delay=$(awk -v w="${WARMUP%s}" 'BEGIN { print w + 0.5 }')
-	start_bg "perf-$1" "$AUX_CPU" bash -c "sleep ${delay}; exec perf stat -x, -e raw_syscalls:sys_enter -e context-switches -e task-clock -p $2 -o ${RUN}/perf-$1.txt -- sleep 3"
+	start_bg "perf-${label}" "$AUX_CPU" bash -c "sleep ${delay}; exec perf stat -x, -e raw_syscalls:sys_enter -e context-switches -e task-clock -p ${pids} -o ${RUN}/perf-${label}.txt -- sleep ${PERF_WINDOW_S}"
+	step "perf: ${label}" load "${label}@perf" "$port" -duration 4s "$@"
+	stop_bg "perf-${label}"
 }
 
 write_facts() {
@@ -138,7 +144,7 @@ rss_gomemlimit=${RSS_GOMEMLIMIT:-}
 phases=${PHASES:-all}
 auth_options=$(option_keys)
 micro_count=${MICRO_COUNT}
-perf_window_s=3
+perf_window_s=${PERF_WINDOW_S}
 micro_pinning=${SUT_CPU:+run on cpu${SUT_CPU} alone (GOMAXPROCS=1)}
 EOF
 }

@@ -23,8 +23,9 @@ func perfCounts(text string) map[string]float64 {
 }
 
 // writePerf shows system calls, context switches and CPU time per request
-// of each proxy process, from perf stat over perf_window_s seconds of the
-// measured window (requests in it estimated from the pass's req/s).
+// of each proxy process, from perf stat over perf_window_s seconds of a pass
+// run for it alone (requests in the window estimated from that pass's
+// req/s).
 func (r *run) writePerf(w io.Writer) {
 	window, err := strconv.ParseFloat(r.facts["perf_window_s"], 64)
 	if err != nil {
@@ -33,9 +34,11 @@ func (r *run) writePerf(w io.Writer) {
 	var rows []string
 	for _, row := range loadRows {
 		counts := perfCounts(r.text("perf-" + row.label + ".txt"))
-		res, ok := r.results[row.label+"#1"] // sampled in the first round
-		if !ok {
-			res, ok = r.results[row.label]
+		res, ok := r.results[row.label+"@perf"] // a pass of its own
+		if !ok { // runs before perf had its own passes: the first round
+			if res, ok = r.results[row.label+"#1"]; !ok {
+				res, ok = r.results[row.label]
+			}
 		}
 		if len(counts) == 0 || !ok || res.RPS == 0 {
 			continue
@@ -47,6 +50,6 @@ func (r *run) writePerf(w io.Writer) {
 	if len(rows) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "### Per request, inside the proxy process (perf stat, %.0f s of the measured window)\n\n", window)
+	fmt.Fprintf(w, "### Per request, inside the proxy process (perf stat, %.0f s of a pass of its own: the tracing slows the process, so the passes above run without it)\n\n", window)
 	fmt.Fprintf(w, "| target | system calls | context switches | CPU µs (task-clock) |\n|---|---:|---:|---:|\n%s\n\n", strings.Join(rows, "\n"))
 }
