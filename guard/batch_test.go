@@ -45,6 +45,17 @@ func (r *pipelineRecorder) ProcessPipelineHook(next redis.ProcessPipelineHook) r
 	}
 }
 
+// heldRedis is a Redis guard on the test Redis whose batcher sends one
+// pipeline at a time, the first of which waits for rec.hold to close.
+func heldRedis(t *testing.T, name string) (*Redis, *pipelineRecorder) {
+	client, prefix := testRedis(t, name)
+	rec := &pipelineRecorder{hold: make(chan struct{}), holding: make(chan struct{})}
+	client.AddHook(rec)
+	r := NewRedis(client, prefix)
+	r.batch.maxFlight = 1
+	return r, rec
+}
+
 // ak is the access key the tests' replay markers belong to.
 var ak = []byte("AKTEST")
 
@@ -63,11 +74,8 @@ func (b *batcher) queued() int {
 // next one, at most maxBatch at a time, and each caller gets its own
 // command's answer.
 func TestBatcherGroupsWaitingCommands(t *testing.T) {
-	client, prefix := testRedis(t, "batch")
-	rec := &pipelineRecorder{hold: make(chan struct{}), holding: make(chan struct{})}
-	client.AddHook(rec)
-	r := NewRedis(client, prefix)
-	r.batch.maxFlight, r.batch.maxBatch = 1, 16
+	r, rec := heldRedis(t, "batch")
+	r.batch.maxBatch = 16
 	ctx := context.Background()
 
 	results := make([]bool, 51)
@@ -212,11 +220,8 @@ func TestBatcherRedisHangs(t *testing.T) {
 
 // Beyond maxQueue waiting commands a new one is refused at once.
 func TestBatcherQueueFull(t *testing.T) {
-	client, prefix := testRedis(t, "batch-full")
-	rec := &pipelineRecorder{hold: make(chan struct{}), holding: make(chan struct{})}
-	client.AddHook(rec)
-	r := NewRedis(client, prefix)
-	r.batch.maxFlight, r.batch.maxQueue = 1, 3
+	r, rec := heldRedis(t, "batch-full")
+	r.batch.maxQueue = 3
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	wg.Add(4)

@@ -11,12 +11,7 @@ import (
 // Two replicas sharing Redis: failed signatures on one lock the key on both.
 func TestLockoutSharedAcrossReplicas(t *testing.T) {
 	lockout := func(c *configs.Config) { c.Protection.Lockout.MaxFailures = 3 }
-	a := startStack(t, lockout)
-	b := startStack(t, func(c *configs.Config) {
-		lockout(c)
-		c.Redis.KeyPrefix = a.cfg.Redis.KeyPrefix
-		c.Credentials.EncryptionKeyFile = a.cfg.Credentials.EncryptionKeyFile
-	})
+	a, b := startReplicas(t, lockout)
 	access, secret := a.putDemoCredential()
 	wrong := "0000" + secret[4:]
 	call := func(s *stack, secret string, action ...string) callResult {

@@ -19,12 +19,7 @@ import (
 // caches within a second, though their cache TTL is an hour.
 func TestReplicasShareTokensAndHearChanges(t *testing.T) {
 	long := func(c *configs.Config) { c.Credentials.CacheTTL = time.Hour }
-	a := startStack(t, long)
-	b := startStack(t, func(c *configs.Config) {
-		long(c)
-		c.Redis.KeyPrefix = a.cfg.Redis.KeyPrefix
-		c.Credentials.EncryptionKeyFile = a.cfg.Credentials.EncryptionKeyFile
-	})
+	a, b := startReplicas(t, long)
 	for _, s := range []*stack{a, b} {
 		if _, ok := eventually(5*time.Second, func() bool { return s.metric("ec2proxy_events_subscribed") == 1 }); !ok {
 			t.Fatal("a replica never subscribed to change events")
@@ -137,12 +132,7 @@ func TestRateLimitSharedByTheFleet(t *testing.T) {
 	limit := func(c *configs.Config) {
 		c.Protection.RateLimit = configs.RateLimit{RequestsPerSecond: 0.01, Burst: 2, Scope: configs.ScopeFleet}
 	}
-	a := startStack(t, limit)
-	b := startStack(t, func(c *configs.Config) {
-		limit(c)
-		c.Redis.KeyPrefix = a.cfg.Redis.KeyPrefix
-		c.Credentials.EncryptionKeyFile = a.cfg.Credentials.EncryptionKeyFile
-	})
+	a, b := startReplicas(t, limit)
 	k := demoKey(t)
 	putKeys(t, a.store, k)
 	// Alternate between the replicas: the limiter lets exactly the burst
@@ -172,12 +162,7 @@ func TestReplayAndRateLimitSharedByTheFleet(t *testing.T) {
 		c.Protection.RateLimit = configs.RateLimit{RequestsPerSecond: 0.01, Burst: 2, Scope: configs.ScopeFleet}
 		c.Protection.Replay.Enabled = true
 	}
-	a := startStack(t, protect)
-	b := startStack(t, func(c *configs.Config) {
-		protect(c)
-		c.Redis.KeyPrefix = a.cfg.Redis.KeyPrefix
-		c.Credentials.EncryptionKeyFile = a.cfg.Credentials.EncryptionKeyFile
-	})
+	a, b := startReplicas(t, protect)
 	k := demoKey(t)
 	putKeys(t, a.store, k)
 	// Signed for the host without a port, as boto 2 signs: both replicas

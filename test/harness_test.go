@@ -273,3 +273,16 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// startReplicas runs two stacks configured by edit that share one key
+// prefix and encryption key: two replicas of one fleet.
+func startReplicas(t *testing.T, edit func(*configs.Config)) (a, b *stack) {
+	t.Helper()
+	a = startStack(t, edit)
+	b = startStack(t, func(c *configs.Config) {
+		edit(c)
+		c.Redis.KeyPrefix = a.cfg.Redis.KeyPrefix
+		c.Credentials.EncryptionKeyFile = a.cfg.Credentials.EncryptionKeyFile
+	})
+	return a, b
+}
