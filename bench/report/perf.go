@@ -35,7 +35,7 @@ func (r *run) writePerf(w io.Writer) {
 	for _, row := range loadRows {
 		counts := perfCounts(r.text("perf-" + row.label + ".txt"))
 		res, ok := r.results[row.label+"@perf"] // a pass of its own
-		if !ok { // runs before perf had its own passes: the first round
+		if !ok {                                // runs before perf had its own passes: the first round
 			if res, ok = r.results[row.label+"#1"]; !ok {
 				res, ok = r.results[row.label]
 			}
