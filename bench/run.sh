@@ -49,7 +49,7 @@
 #                   pays for its initialisation; runs/<time>/ keeps each
 #                   run's configurations, logs and raw results.
 #
-# Must run as root (apt-get, taskset). Whole run: about 4 minutes, plus
+# Must run as root (apt-get, taskset). Whole run: about 7 minutes, plus
 # about a minute the first time (nginx install, Keystone initialisation,
 # creating the credentials).
 set -euo pipefail
@@ -276,12 +276,17 @@ perf_pass ec2proxy "$P_PORT" "$(bg_pid ec2proxy)"
 # keeps ec2proxy and the backend under half of their core). At saturation (the
 # passes above) a slower proxy's p99 is mostly queueing, which follows from
 # its throughput; at equal load p99 is the time a request spends in it.
+# In turn, ROUNDS times, as above: a p99 moves by a millisecond between
+# passes here, and the target compares ec2proxy's with nginx's of the same
+# round.
 if [ "$LAT_RATE" -gt 0 ]; then
-	step "load: fasthttp proxy at ${LAT_RATE} req/s" load "fastproxy@rate" "$F_PORT" -rate "$LAT_RATE" -pids "proxy=$(bg_pid fastproxy),backend=${B_PID}"
-	step "load: nginx at ${LAT_RATE} req/s" load "nginx@rate" "$NGINX_PORT" -rate "$LAT_RATE" -pids "proxy=${N_PIDS},backend=${B_PID}"
-	# CPU only: a /metrics scrape on the proxy's core as the window opens
-	# would show up in a tail this short.
-	step "load: ec2proxy warm at ${LAT_RATE} req/s" load "ec2proxy@rate" "$P_PORT" -rate "$LAT_RATE" -pids "proxy=$(bg_pid ec2proxy),backend=${B_PID}"
+	for round in $(seq "$ROUNDS"); do
+		step "load: fasthttp proxy at ${LAT_RATE} req/s (round ${round})" load "fastproxy@rate#${round}" "$F_PORT" -rate "$LAT_RATE" -pids "proxy=$(bg_pid fastproxy),backend=${B_PID}"
+		step "load: nginx at ${LAT_RATE} req/s (round ${round})" load "nginx@rate#${round}" "$NGINX_PORT" -rate "$LAT_RATE" -pids "proxy=${N_PIDS},backend=${B_PID}"
+		# CPU only: a /metrics scrape on the proxy's core as the window opens
+		# would show up in a tail this short.
+		step "load: ec2proxy warm at ${LAT_RATE} req/s (round ${round})" load "ec2proxy@rate#${round}" "$P_PORT" -rate "$LAT_RATE" -pids "proxy=$(bg_pid ec2proxy),backend=${B_PID}"
+	done
 fi
 stop_bg fastproxy
 stop_bg nginx

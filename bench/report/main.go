@@ -123,7 +123,8 @@ func loadResults(dir string) (map[string]result, error) {
 }
 
 // medianRounds groups "label#n" results by label and sets results[label]
-// to the round with the median req/s.
+// to the round with the median req/s; for equal-load passes ("x@rate#n"),
+// where every round has the same req/s, the round with the median p99.
 func medianRounds(results map[string]result) map[string][]result {
 	rounds := map[string][]result{}
 	for label, res := range results {
@@ -138,7 +139,11 @@ func medianRounds(results map[string]result) map[string][]result {
 	}
 	for base, list := range rounds {
 		sorted := slices.Clone(list)
-		slices.SortFunc(sorted, func(a, b result) int { return cmp.Compare(a.RPS, b.RPS) })
+		if strings.HasSuffix(base, atRate) {
+			slices.SortFunc(sorted, func(a, b result) int { return cmp.Compare(a.P99Ms, b.P99Ms) })
+		} else {
+			slices.SortFunc(sorted, func(a, b result) int { return cmp.Compare(a.RPS, b.RPS) })
+		}
 		results[base] = sorted[len(sorted)/2]
 	}
 	return rounds

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 )
@@ -95,6 +97,36 @@ func TestEqualLoad(t *testing.T) {
 	}
 	if !found {
 		t.Error("no equal-load p99 check")
+	}
+}
+
+// Equal-load rounds: each target's median round is the one with the median
+// p99 (their req/s are all the schedule's), and the target compares
+// ec2proxy with nginx round by round.
+func TestEqualLoadRounds(t *testing.T) {
+	results := map[string]result{}
+	for i, p99 := range []struct{ nginx, proxy float64 }{{0.8, 1.0}, {3.0, 2.4}, {0.9, 1.6}} {
+		n := fmt.Sprint("#", i+1)
+		results["nginx@rate"+n] = result{Label: "nginx@rate" + n, RPS: 3000, P99Ms: p99.nginx}
+		results["ec2proxy@rate"+n] = result{Label: "ec2proxy@rate" + n, RPS: 3000, P99Ms: p99.proxy}
+	}
+	r := &run{facts: map[string]string{"lat_rate": "3000"}, results: results, rounds: medianRounds(results)}
+	if got := r.results["nginx@rate"].P99Ms; got != 0.9 {
+		t.Errorf("nginx's median round has p99 %v; want 0.9", got)
+	}
+	if got := r.results["ec2proxy@rate"].P99Ms; got != 1.6 {
+		t.Errorf("ec2proxy's median round has p99 %v; want 1.6", got)
+	}
+	// Differences per round: +0.2, -0.6, +0.7: median +0.2 (met), where the
+	// median rounds alone would say +0.7.
+	d, ok := r.equalLoadDelta()
+	if !ok || math.Abs(d-0.2) > 1e-9 {
+		t.Errorf("equalLoadDelta = %v, %v; want +0.2", d, ok)
+	}
+	var b strings.Builder
+	r.writeEqualLoad(&b)
+	if !strings.Contains(b.String(), "2: 3.00 / 0.00 / 2.40 (-0.60)") {
+		t.Errorf("equal-load rounds not listed:\n%s", b.String())
 	}
 }
 

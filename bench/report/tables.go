@@ -114,7 +114,40 @@ func (r *run) writeEqualLoad(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %.0f | %.2f | %.2f | %.2f | %.2f | %+.2f ms | %s | %s |\n", row.name, res.RPS, res.P50Ms, res.P90Ms, res.P99Ms, res.P999Ms,
 			res.P99Ms-nginx.P99Ms, answers(res), pair(res.CPUPerRequestUs, "%.1f"))
 	}
+	if rounds := r.rounds[lProxy+atRate]; len(rounds) > 1 {
+		fmt.Fprintf(w, "\nEach target's median round by p99 is shown; every round (p99 ms: nginx / fasthttp / ec2proxy, and ec2proxy − nginx in the same round):")
+		for i := range rounds {
+			n, f, p := r.roundOf(lNginx+atRate, i), r.roundOf(lFastproxy+atRate, i), r.roundOf(lProxy+atRate, i)
+			fmt.Fprintf(w, " %d: %.2f / %.2f / %.2f (%+.2f);", i+1, n.P99Ms, f.P99Ms, p.P99Ms, p.P99Ms-n.P99Ms)
+		}
+		fmt.Fprintf(w, "\n")
+	}
 	fmt.Fprintf(w, "\nThe generator sends on a fixed schedule whatever the answers take (a request due while the previous answer on its connection is late counts from its due time), at a rate every target sustains: p99 is then the time a request spends in the proxy and backend, not queueing behind a saturated core (the saturated p99 above follows from each target's throughput).\n\n")
+}
+
+// roundOf is round i (from 0) of label, or a zero result.
+func (r *run) roundOf(label string, i int) result {
+	if list := r.rounds[label]; i < len(list) {
+		return list[i]
+	}
+	return result{}
+}
+
+// equalLoadDelta is ec2proxy's p99 minus nginx's at equal load: the median
+// of the rounds' differences (each round's pair ran back to back), or the
+// single pass's.
+func (r *run) equalLoadDelta() (float64, bool) {
+	nr, pr := r.rounds[lNginx+atRate], r.rounds[lProxy+atRate]
+	if len(nr) > 0 && len(nr) == len(pr) {
+		d := make([]float64, len(nr))
+		for i := range nr {
+			d[i] = pr[i].P99Ms - nr[i].P99Ms
+		}
+		return median(d), true
+	}
+	p, okP := r.results[lProxy+atRate]
+	n, okN := r.results[lNginx+atRate]
+	return p.P99Ms - n.P99Ms, okP && okN
 }
 
 func answers(res result) string {
