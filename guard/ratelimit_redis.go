@@ -33,7 +33,6 @@ var gcra = redis.NewScript(gcraLua)
 // While Redis fails it falls back to a per-replica bucket with the same
 // parameters, so an outage neither blocks every request nor lifts the limit.
 type SharedRateLimit struct {
-	client   redis.UniversalClient
 	batch    *batcher
 	prefix   string
 	interval int64 // µs
@@ -44,12 +43,12 @@ type SharedRateLimit struct {
 // NewSharedRateLimit limits each key to rate requests a second across all
 // replicas using client, with bursts of burst.
 func NewSharedRateLimit(client redis.UniversalClient, prefix string, rate float64, burst int, maxKeys int) *SharedRateLimit {
-	return newSharedRateLimit(client, newBatcher(client), prefix, rate, burst, maxKeys)
+	return newSharedRateLimit(newBatcher(client), prefix, rate, burst, maxKeys)
 }
 
-func newSharedRateLimit(client redis.UniversalClient, batch *batcher, prefix string, rate float64, burst int, maxKeys int) *SharedRateLimit {
+func newSharedRateLimit(batch *batcher, prefix string, rate float64, burst int, maxKeys int) *SharedRateLimit {
 	return &SharedRateLimit{
-		client: client, batch: batch, prefix: prefix,
+		batch: batch, prefix: prefix,
 		interval: int64(float64(time.Second/time.Microsecond) / rate),
 		burst:    max(burst, 1),
 		local:    NewRateLimit(rate, burst, maxKeys),

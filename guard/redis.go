@@ -108,5 +108,5 @@ func seenKey(prefix string, accessKey []byte, signatureHash string) string {
 // NewRateLimit returns a rate limiter whose buckets live in this Redis,
 // shared by every replica.
 func (r *Redis) NewRateLimit(rate float64, burst, maxKeys int) *SharedRateLimit {
-	return newSharedRateLimit(r.client, r.batch, r.prefix, rate, burst, maxKeys)
+	return newSharedRateLimit(r.batch, r.prefix, rate, burst, maxKeys)
 }
