@@ -33,7 +33,7 @@ type Request struct {
 	when      time.Time // Timestamp or Expires
 	isExpires bool
 
-	canonical []byte // canonical query, built by Verify
+	sts       []byte // string to sign, built by Verify
 	hostLower []byte
 	scratch   []byte
 	mac       prehmac.MAC
@@ -44,7 +44,7 @@ type Request struct {
 func (r *Request) Reset() {
 	r.method, r.host, r.path = nil, nil, nil
 	r.params.Reset()
-	r.canonical = r.canonical[:0]
+	r.sts = r.sts[:0]
 	r.scratch = r.scratch[:0]
 	r.hostLower = r.hostLower[:0]
 	r.method2, r.when, r.isExpires = 0, time.Time{}, false

@@ -39,32 +39,25 @@ func (r *Request) Verify(key *Key, now time.Time, limits Limits) error {
 	if !ok {
 		return r.errorf(CodeMalformedSignature, "Signature", "the Signature parameter is not valid base64")
 	}
-	r.buildCanonical()
-	matched := false
-	for i := 0; i < 2 && !matched; i++ {
-		host, ok := r.hostCandidate(i)
-		if !ok {
-			break
+	// The string to sign is built once, contiguous, and hashed in one Write:
+	// several small Writes cost more than the hashing of their bytes. The
+	// portless candidate is the same string with the port cut out in place.
+	sts, hostEnd := r.buildStringToSign()
+	k := key.forMethod(r.method2)
+	matched := subtle.ConstantTimeCompare(r.mac.Sum(k, sts), want[:n]) == 1
+	if !matched {
+		if port := portStart(r.hostLower); port >= 0 {
+			cut := len(r.hostLower) - port
+			copy(sts[hostEnd-cut:], sts[hostEnd:])
+			sts = sts[:len(sts)-cut]
+			matched = subtle.ConstantTimeCompare(r.mac.Sum(k, sts), want[:n]) == 1
 		}
-		k := key.forMethod(r.method2)
-		h := r.mac.Begin(k)
-		h.Write(r.method)
-		h.Write(newline)
-		h.Write(host)
-		h.Write(newline)
-		h.Write(r.path)
-		h.Write(newline)
-		h.Write(r.canonical)
-		got := r.mac.End(h, k)
-		matched = subtle.ConstantTimeCompare(got, want[:n]) == 1
 	}
 	if !matched {
 		return r.errorf(CodeSignatureMismatch, "Signature", "the request signature we calculated does not match the signature you provided")
 	}
 	return r.checkFreshness(now, limits)
 }
-
-var newline = []byte{'\n'}
 
 // decodeSignature base64-decodes the Signature parameter. Comparing decoded
 // bytes matters: base64 text is not unique (padding, trailing bits). A space
@@ -90,33 +83,32 @@ func (r *Request) decodeSignature(dst *[64]byte) (int, bool) {
 	return n, err == nil
 }
 
-// buildCanonical writes the canonical query: every parameter but Signature,
+// buildStringToSign writes, into r.sts, the string to sign with the Host
+// header lowercased (port included, if any), and returns it with the index
+// just past the host. The canonical query is every parameter but Signature,
 // in byte order of name, RFC 3986-encoded, joined with '&'.
-func (r *Request) buildCanonical() {
-	b := r.canonical[:0]
+func (r *Request) buildStringToSign() (sts []byte, hostEnd int) {
+	r.hostLower = appendLower(r.hostLower[:0], r.host)
+	b := append(r.sts[:0], r.method...)
+	b = append(b, '\n')
+	b = append(b, r.hostLower...)
+	hostEnd = len(b)
+	b = append(b, '\n')
+	b = append(b, r.path...)
+	b = append(b, '\n')
+	first := true
 	for i := 0; i < r.params.Len(); i++ {
 		if i == r.signature {
 			continue
 		}
-		if len(b) > 0 {
+		if !first {
 			b = append(b, '&')
 		}
+		first = false
 		b = r.params.AppendCanonical(b, i)
 	}
-	r.canonical = b
-}
-
-// hostCandidate returns the i-th host to try: 0 is the Host header
-// lowercased, 1 is the same without its port (ok is false if it has none).
-func (r *Request) hostCandidate(i int) ([]byte, bool) {
-	r.hostLower = appendLower(r.hostLower[:0], r.host)
-	if i == 0 {
-		return r.hostLower, true
-	}
-	if port := portStart(r.hostLower); port >= 0 {
-		return r.hostLower[:port], true
-	}
-	return nil, false
+	r.sts = b
+	return b, hostEnd
 }
 
 // portStart is the index of the ':' before a port in host, or -1.
@@ -168,22 +160,21 @@ func (r *Request) checkFreshness(now time.Time, limits Limits) error {
 	return nil
 }
 
-// AppendStringToSign appends the string to sign for host candidate i (see
-// Verify), so a SignatureDoesNotMatch answer can show what the server
+// AppendStringToSign appends the string to sign for host candidate i (0:
+// the Host header lowercased; 1: the same without its port, nothing if it
+// has none), so a SignatureDoesNotMatch answer can show what the server
 // computed. It holds no secret.
 func (r *Request) AppendStringToSign(dst []byte, i int) []byte {
-	host, ok := r.hostCandidate(i)
-	if !ok {
+	sts, hostEnd := r.buildStringToSign()
+	if i == 0 {
+		return append(dst, sts...)
+	}
+	port := portStart(r.hostLower)
+	if port < 0 {
 		return dst
 	}
-	r.buildCanonical()
-	dst = append(dst, r.method...)
-	dst = append(dst, '\n')
-	dst = append(dst, host...)
-	dst = append(dst, '\n')
-	dst = append(dst, r.path...)
-	dst = append(dst, '\n')
-	return append(dst, r.canonical...)
+	dst = append(dst, sts[:hostEnd-(len(r.hostLower)-port)]...)
+	return append(dst, sts[hostEnd:]...)
 }
 
 // Pair is one request parameter, for signing.

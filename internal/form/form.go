@@ -29,15 +29,18 @@ const (
 	TooMany                  // more than MaxParams pairs
 )
 
-// pair locates one decoded name=value inside Params.buf, where the name, an
-// '=' and the value follow each other. Offsets, not slices, so that growing
-// buf never leaves a stale reference behind. canonical says that
-// buf[nameStart:valueEnd] is already the pair's RFC 3986 encoding: both were
-// received with unreserved characters only, as almost every EC2 parameter
-// is, so canonical strings copy it instead of encoding byte by byte.
+// pair locates one decoded name=value inside Params.buf. Offsets, not
+// slices, so that growing buf never leaves a stale reference behind.
+// canonical says that buf[nameStart:canonEnd] is already the pair's RFC 3986
+// encoding, so canonical strings copy it instead of encoding byte by byte.
+// That holds when the name was received with unreserved characters only and
+// the value either so too (then name '=' value are decoded and canonical at
+// once: canonEnd is valueEnd) or with every other byte percent-encoded in
+// upper-case hex, as boto and most clients send (then buf holds name '='
+// the received value, and the decoded value follows it).
 type pair struct {
-	nameStart, nameEnd, valueStart, valueEnd uint32
-	canonical                                bool
+	nameStart, nameEnd, valueStart, valueEnd, canonEnd uint32
+	canonical                                          bool
 }
 
 // Params is a list of decoded parameters. The zero value is empty and ready.
@@ -87,18 +90,25 @@ func (p *Params) Parse(raw []byte) (Problem, []byte) {
 			return NameNotUTF8, nil
 		}
 		p.buf = append(p.buf, '=')
-		q.valueStart = q.nameEnd + 1
-		plainValue := isPlain(value)
-		if plainValue {
+		kind := classify(value)
+		if plainName && kind == escapedCanonically {
+			p.buf = append(p.buf, value...)
+			q.canonEnd = uint32(len(p.buf))
+			q.canonical = true
+		}
+		q.valueStart = uint32(len(p.buf))
+		if kind == plain {
 			p.buf = append(p.buf, value...)
 		} else if p.buf, ok = AppendUnescaped(p.buf, value); !ok {
 			return BadValueEncoding, p.buf[q.nameStart:q.nameEnd]
 		}
 		q.valueEnd = uint32(len(p.buf))
-		if !plainValue && !utf8.Valid(p.buf[q.valueStart:q.valueEnd]) {
+		if kind != plain && !utf8.Valid(p.buf[q.valueStart:q.valueEnd]) {
 			return ValueNotUTF8, p.buf[q.nameStart:q.nameEnd]
 		}
-		q.canonical = plainName && plainValue
+		if plainName && kind == plain {
+			q.canonEnd, q.canonical = q.valueEnd, true
+		}
 		if len(p.pairs) >= MaxParams {
 			return TooMany, nil
 		}
@@ -170,7 +180,7 @@ func (p *Params) Duplicate() []byte {
 func (p *Params) AppendCanonical(dst []byte, i int) []byte {
 	q := p.pairs[i]
 	if q.canonical {
-		return append(dst, p.buf[q.nameStart:q.valueEnd]...)
+		return append(dst, p.buf[q.nameStart:q.canonEnd]...)
 	}
 	dst = AppendEscaped(dst, p.Name(i))
 	dst = append(dst, '=')
@@ -257,3 +267,48 @@ func isPlain(s []byte) bool {
 	}
 	return true
 }
+
+// encoding is how a received name or value relates to its RFC 3986 encoding.
+type encoding uint8
+
+const (
+	plain              encoding = iota // unreserved characters only: it is its own encoding and decoding
+	escapedCanonically                 // also %XX (upper-case hex) for each reserved byte: it is its own encoding
+	otherwise                          // '+', lower-case hex, an escaped unreserved byte, or a bad escape
+)
+
+// classify reads s once to tell which fast path its encoding allows.
+func classify(s []byte) encoding {
+	e := plain
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if unreserved[c] {
+			continue
+		}
+		if c != '%' || i+2 >= len(s) {
+			return otherwise
+		}
+		hi, lo := upperHex[s[i+1]], upperHex[s[i+2]]
+		if hi < 0 || lo < 0 || unreserved[byte(hi)<<4|byte(lo)] {
+			return otherwise
+		}
+		e = escapedCanonically
+		i += 2
+	}
+	return e
+}
+
+// upperHex is the value of an upper-case hex digit, -1 for any other byte.
+var upperHex = func() (t [256]int8) {
+	for c := range 256 {
+		switch {
+		case '0' <= c && c <= '9':
+			t[c] = int8(c - '0')
+		case 'A' <= c && c <= 'F':
+			t[c] = int8(c - 'A' + 10)
+		default:
+			t[c] = -1
+		}
+	}
+	return t
+}()

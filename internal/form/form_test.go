@@ -1,0 +1,63 @@
+package form
+
+import "testing"
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want encoding
+	}{
+		{"", plain},
+		{"2010-08-31", plain},
+		{"a~b_c.d-e", plain},
+		{"2013-12-31T14%3A34%3A25Z", escapedCanonically},
+		{"%C3%A9%E4%B8%AD", escapedCanonically},
+		{"%20%20", escapedCanonically},
+		{"14%3a34", otherwise},      // lower-case hex: the encoding differs
+		{"%41", otherwise},          // 'A' escaped: the encoding is "A"
+		{"%7E", otherwise},          // '~' escaped, as old Pythons did
+		{"a+b", otherwise},          // '+' is a space: the encoding is %20
+		{"a%2", otherwise},          // truncated escape
+		{"a%", otherwise},           //
+		{"%G0", otherwise},          // not hex
+		{"a;b", otherwise},          // reserved, unescaped
+		{"a%3Bb;", otherwise},       // one unescaped reserved byte spoils it
+		{"\xff", otherwise},         // raw non-ASCII
+		{"%FF", escapedCanonically}, // canonical text; Parse refuses it as UTF-8
+	} {
+		if got := classify([]byte(tc.in)); got != tc.want {
+			t.Errorf("classify(%q) = %d; want %d", tc.in, got, tc.want)
+		}
+	}
+}
+
+// Each fast path must give the decoded value and the canonical encoding that
+// the slow path gives.
+func TestParseKeepsCanonicalText(t *testing.T) {
+	for _, tc := range []struct {
+		raw, name, value, canonical string
+	}{
+		{"Version=2010-08-31", "Version", "2010-08-31", "Version=2010-08-31"},
+		{"Timestamp=2013-12-31T14%3A34%3A25Z", "Timestamp", "2013-12-31T14:34:25Z", "Timestamp=2013-12-31T14%3A34%3A25Z"},
+		{"Timestamp=2013-12-31T14%3a34%3a25Z", "Timestamp", "2013-12-31T14:34:25Z", "Timestamp=2013-12-31T14%3A34%3A25Z"},
+		{"Filter.1.Value.1=a+b%7Ec", "Filter.1.Value.1", "a b~c", "Filter.1.Value.1=a%20b~c"},
+		{"Filter.1.Name=tag%3AName", "Filter.1.Name", "tag:Name", "Filter.1.Name=tag%3AName"},
+		{"tag%3AName=x%20y", "tag:Name", "x y", "tag%3AName=x%20y"},
+		{"Empty=", "Empty", "", "Empty="},
+		{"NoValue", "NoValue", "", "NoValue="},
+	} {
+		var p Params
+		if problem, _ := p.Parse([]byte(tc.raw)); problem != OK || p.Len() != 1 {
+			t.Fatalf("Parse(%q) = %v with %d params", tc.raw, problem, p.Len())
+		}
+		if got := string(p.Name(0)); got != tc.name {
+			t.Errorf("%q: name %q; want %q", tc.raw, got, tc.name)
+		}
+		if got := string(p.Value(0)); got != tc.value {
+			t.Errorf("%q: value %q; want %q", tc.raw, got, tc.value)
+		}
+		if got := string(p.AppendCanonical(nil, 0)); got != tc.canonical {
+			t.Errorf("%q: canonical %q; want %q", tc.raw, got, tc.canonical)
+		}
+	}
+}
