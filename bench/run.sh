@@ -27,6 +27,8 @@
 #   LAT_RATE=3000   requests/s of the equal-load latency passes (open loop,
 #                   the same schedule for fasthttp, nginx and ec2proxy;
 #                   0 skips them)
+#   LAT_ROUNDS=5    rounds of the equal-load passes, in turn (their p99
+#                   moves more between passes than req/s does)
 #   KEYS=200        EC2 credentials (Keystone + Redis) the load is spread over
 #   RSS_KEYS=100000 credentials cached for the RSS measurement (0 skips it)
 #   PIN=auto        auto: pin with taskset when there are 2+ cores; 0: never
@@ -49,7 +51,7 @@
 #                   pays for its initialisation; runs/<time>/ keeps each
 #                   run's configurations, logs and raw results.
 #
-# Must run as root (apt-get, taskset). Whole run: about 7 minutes, plus
+# Must run as root (apt-get, taskset). Whole run: about 8 minutes, plus
 # about a minute the first time (nginx install, Keystone initialisation,
 # creating the credentials).
 set -euo pipefail
@@ -75,6 +77,7 @@ WARMUP=${WARMUP:-2s}
 DURATION=${DURATION:-8s}
 ROUNDS=${ROUNDS:-3}
 LAT_RATE=${LAT_RATE:-3000}
+LAT_ROUNDS=${LAT_ROUNDS:-5}
 KEYS=${KEYS:-200}
 RSS_KEYS=${RSS_KEYS:-100000}
 PIN=${PIN:-auto}
@@ -276,11 +279,11 @@ perf_pass ec2proxy "$P_PORT" "$(bg_pid ec2proxy)"
 # keeps ec2proxy and the backend under half of their core). At saturation (the
 # passes above) a slower proxy's p99 is mostly queueing, which follows from
 # its throughput; at equal load p99 is the time a request spends in it.
-# In turn, ROUNDS times, as above: a p99 moves by a millisecond between
-# passes here, and the target compares ec2proxy's with nginx's of the same
-# round.
+# In turn, LAT_ROUNDS times: a p99 moves by a millisecond between passes
+# here (more than req/s does, hence more rounds), and the target compares
+# ec2proxy's with nginx's of the same round.
 if [ "$LAT_RATE" -gt 0 ]; then
-	for round in $(seq "$ROUNDS"); do
+	for round in $(seq "$LAT_ROUNDS"); do
 		step "load: fasthttp proxy at ${LAT_RATE} req/s (round ${round})" load "fastproxy@rate#${round}" "$F_PORT" -rate "$LAT_RATE" -pids "proxy=$(bg_pid fastproxy),backend=${B_PID}"
 		step "load: nginx at ${LAT_RATE} req/s (round ${round})" load "nginx@rate#${round}" "$NGINX_PORT" -rate "$LAT_RATE" -pids "proxy=${N_PIDS},backend=${B_PID}"
 		# CPU only: a /metrics scrape on the proxy's core as the window opens

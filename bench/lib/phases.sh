@@ -125,6 +125,7 @@ warmup=${WARMUP}
 duration=${DURATION}
 rounds=${ROUNDS}
 lat_rate=${LAT_RATE}
+lat_rounds=${LAT_ROUNDS}
 keys=${KEYS}
 cache_ttl=60s
 token_lifetime=1h (Keystone [token] expiration default)

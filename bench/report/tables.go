@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"sort"
@@ -104,7 +105,7 @@ func (r *run) writeEqualLoad(w io.Writer) {
 	if !haveNginx {
 		return
 	}
-	fmt.Fprintf(w, "### Latency at equal load (%s req/s, open loop)\n\n", r.facts["lat_rate"])
+	fmt.Fprintf(w, "### Latency at equal load (%s req/s, open loop, %s rounds in turn)\n\n", r.facts["lat_rate"], cmp.Or(r.facts["lat_rounds"], r.facts["rounds"]))
 	fmt.Fprintf(w, "| target | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | p99 − nginx p99 | answers | proxy / backend CPU µs per request |\n|---|---:|---:|---:|---:|---:|---:|---|---:|\n")
 	for _, row := range []struct{ label, name string }{{lNginx, "nginx plain proxy"}, {lFastproxy, "plain fasthttp proxy (Go reference)"}, {lProxy, "ec2proxy, warm"}} {
 		res, ok := r.results[row.label+atRate]
