@@ -285,6 +285,9 @@ func FuzzParseTimestamp(f *testing.F) {
 		if got.Location() != time.UTC {
 			t.Fatalf("ParseTimestamp(%q) = %v in %v; want UTC", s, got, got.Location())
 		}
+		if want, err := time.Parse(time.RFC3339Nano, asRFC3339(s)); err != nil || !want.Equal(got) {
+			t.Fatalf("ParseTimestamp(%q) = %v; time.Parse gives %v, %v", s, got, want, err)
+		}
 		// An offset can move a year-0000 or year-9999 time out of the four
 		// digits that RFC 3339 (and ParseTimestamp) allow.
 		if got.Year() < 0 || got.Year() > 9999 {
@@ -296,6 +299,25 @@ func FuzzParseTimestamp(f *testing.F) {
 			t.Fatalf("ParseTimestamp(%q) = %v; its RFC 3339 form %q parses to %v, %v", s, got, formatted, again, ok)
 		}
 	})
+}
+
+// asRFC3339 rewrites a timestamp ParseTimestamp accepts into the RFC 3339
+// form time.Parse reads: upper-case T and Z, Z when there is no zone, and a
+// colon in a +hhmm offset.
+func asRFC3339(s string) string {
+	b := []byte(s)
+	b[10] = 'T'
+	switch rest := b[19:]; {
+	case len(rest) > 0 && (rest[len(rest)-1] == 'z' || rest[len(rest)-1] == 'Z'):
+		b[len(b)-1] = 'Z'
+	case len(rest) >= 5 && (rest[len(rest)-5] == '+' || rest[len(rest)-5] == '-'):
+		n := len(b)
+		b = append(b[:n-2:n-2], ':', b[n-2], b[n-1])
+	case len(rest) >= 6 && (rest[len(rest)-6] == '+' || rest[len(rest)-6] == '-'):
+	default:
+		b = append(b, 'Z')
+	}
+	return string(b)
 }
 
 // asciiLower lowercases A-Z only, as the Host comparison does (strings.ToLower
