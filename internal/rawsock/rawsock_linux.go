@@ -4,15 +4,35 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 )
 
 // Conn is a *net.TCPConn whose Read and Write make raw system calls; the
 // netpoller still waits for readiness and enforces deadlines (syscall
 // RawConn), and every other method is the TCPConn's.
+//
+// The callbacks RawConn runs are made once, in Wrap, and pass their
+// arguments and results through the Conn: a closure per call would escape
+// and cost allocations on every read and write (several per proxied
+// request, and the garbage collections they bring). One read and one
+// write may run at once, as on a net.Conn; concurrent reads (or writes)
+// wait for each other, which RawConn would make them do anyway.
 type Conn struct {
 	*net.TCPConn
 	raw syscall.RawConn
+
+	readMu    sync.Mutex
+	readFn    func(fd uintptr) bool
+	readBuf   []byte
+	readN     int
+	readErrno syscall.Errno
+
+	writeMu    sync.Mutex
+	writeFn    func(fd uintptr) bool
+	writeBuf   []byte
+	written    int
+	writeErrno syscall.Errno
 }
 
 // Wrap returns c as a Conn if it is a *net.TCPConn, else c itself.
@@ -25,7 +45,9 @@ func Wrap(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	return &Conn{TCPConn: tc, raw: raw}
+	rc := &Conn{TCPConn: tc, raw: raw}
+	rc.readFn, rc.writeFn = rc.readOnce, rc.writeAll
+	return rc
 }
 
 // Read reads as net.Conn does: io.EOF when the peer has closed, errors in a
@@ -34,21 +56,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n int
-	var errno syscall.Errno
-	err := c.raw.Read(func(fd uintptr) bool {
-		for {
-			r, e := sysRead(fd, p)
-			switch e {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // the netpoller waits for data, or the deadline
-			}
-			n, errno = int(r), e
-			return true
-		}
-	})
+	c.readMu.Lock()
+	c.readBuf, c.readN, c.readErrno = p, 0, 0
+	err := c.raw.Read(c.readFn)
+	n, errno := c.readN, c.readErrno
+	c.readBuf = nil // not kept past the call
+	c.readMu.Unlock()
 	switch {
 	case err != nil:
 		return 0, c.opError("read", err)
@@ -60,27 +73,29 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+func (c *Conn) readOnce(fd uintptr) bool {
+	for {
+		r, e := sysRead(fd, c.readBuf)
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // the netpoller waits for data, or the deadline
+		}
+		c.readN, c.readErrno = int(r), e
+		return true
+	}
+}
+
 // Write writes all of p, waiting for the socket to drain as needed, unless
 // an error or the deadline comes first.
 func (c *Conn) Write(p []byte) (int, error) {
-	written := 0
-	var errno syscall.Errno
-	err := c.raw.Write(func(fd uintptr) bool {
-		for written < len(p) {
-			r, e := sysWrite(fd, p[written:])
-			switch e {
-			case 0:
-				written += int(r)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false // the netpoller waits for room, or the deadline
-			default:
-				errno = e
-				return true
-			}
-		}
-		return true
-	})
+	c.writeMu.Lock()
+	c.writeBuf, c.written, c.writeErrno = p, 0, 0
+	err := c.raw.Write(c.writeFn)
+	written, errno := c.written, c.writeErrno
+	c.writeBuf = nil
+	c.writeMu.Unlock()
 	switch {
 	case err != nil:
 		return written, c.opError("write", err)
@@ -88,6 +103,23 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return written, c.opError("write", os.NewSyscallError("write", errno))
 	}
 	return written, nil
+}
+
+func (c *Conn) writeAll(fd uintptr) bool {
+	for c.written < len(c.writeBuf) {
+		r, e := sysWrite(fd, c.writeBuf[c.written:])
+		switch e {
+		case 0:
+			c.written += int(r)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false // the netpoller waits for room, or the deadline
+		default:
+			c.writeErrno = e
+			return true
+		}
+	}
+	return true
 }
 
 // opError reports err as net.Conn's Read and Write do (RawConn's own

@@ -163,3 +163,24 @@ func TestClosedAndReset(t *testing.T) {
 		t.Errorf("error %#v; want a *net.OpError for read", err)
 	}
 }
+
+// A read and a write on a Conn allocate nothing: they run for every
+// request the proxy serves.
+func TestReadWriteAllocateNothing(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("raw system calls are made on Linux only")
+	}
+	s, c := pair(t)
+	msg, buf := []byte("ping"), make([]byte, 16)
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(s, buf[:len(msg)]); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a Write and a Read allocate %.1f times; want 0", allocs)
+	}
+}
