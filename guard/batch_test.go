@@ -241,3 +241,45 @@ func TestBatcherQueueFull(t *testing.T) {
 	close(rec.hold)
 	wg.Wait()
 }
+
+// Pipelines one after another reuse the same worker goroutine (one started
+// per pipeline would grow its stack through go-redis every time), and an
+// idle worker exits after idleFor.
+func TestBatcherWorkersReusedThenExit(t *testing.T) {
+	client, prefix := testRedis(t, "batch-workers")
+	r := NewRedis(client, prefix)
+	r.batch.idleFor = 200 * time.Millisecond
+	ctx := context.Background()
+	for i := range 50 {
+		if _, err := r.FirstUse(ctx, ak, fmt.Sprint("seq", i), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.batch.mu.Lock()
+	started, idle := r.batch.started, r.batch.idle
+	r.batch.mu.Unlock()
+	if started != 1 || idle != 1 {
+		t.Errorf("after 50 commands one at a time: %d workers started, %d idle; want 1 and 1", started, idle)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		r.batch.mu.Lock()
+		idle, flights := r.batch.idle, r.batch.flights
+		r.batch.mu.Unlock()
+		if idle == 0 && flights == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workers still there long after idleFor: %d idle, %d in flight", idle, flights)
+		}
+	}
+	// A command after the workers left starts one again.
+	if _, err := r.FirstUse(ctx, ak, "after", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	r.batch.mu.Lock()
+	started = r.batch.started
+	r.batch.mu.Unlock()
+	if started != 2 {
+		t.Errorf("%d workers started in all; want 2", started)
+	}
+}
