@@ -45,7 +45,7 @@ func (r *run) write(w io.Writer) {
 	fmt.Fprintf(w, "Run %s with `make bench` (`bash bench/run.sh`).\n\n", f["date"])
 	fmt.Fprintf(w, "Machine: %s cores (%s), kernel %s, %s; nginx %s, redis %s, keystone %s.\n\n",
 		f["nproc"], f["cpu_model"], f["kernel"], f["go_version"], f["nginx_version"], f["redis_version"], f["keystone_version"])
-	fmt.Fprintf(w, "Load: %s connections, %s warm-up then %s measured per pass (fasthttp, nginx and warm ec2proxy: %s rounds in turn, median round shown), %s EC2 credentials (half SigV2 HmacSHA256, half SigV4, form POST DescribeInstances, signed at the start of each pass unless marked †). %s\n\n",
+	fmt.Fprintf(w, "Load: %s connections, %s warm-up then %s measured per pass (fasthttp, nginx and warm ec2proxy: %s rounds in turn, median round shown; every protection on: as many passes, median shown), %s EC2 credentials (half SigV2 HmacSHA256, half SigV4, form POST DescribeInstances, signed at the start of each pass unless marked †). %s\n\n",
 		f["conns"], f["warmup"], f["duration"], f["rounds"], f["keys"], f["pinning"])
 	fmt.Fprintf(w, "Load average before the run: %s. Other work on the machine during the run adds noise; the CPU column shows how busy each core was.\n\n", f["loadavg"])
 
