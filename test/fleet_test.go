@@ -170,7 +170,9 @@ frontend ec2
 		_, c0 := h.serverStates()
 		l := startLoad(h.url(), demo, 2)
 		time.Sleep(time.Second)
+		killed := time.Now()
 		r3.kill()
+		l.dying = [2]time.Time{killed, time.Now()}
 		down := h.waitStates(t, 10*time.Second, map[string]string{"r3": "DOWN"})
 		time.Sleep(2 * time.Second)
 		l.finish()
