@@ -258,7 +258,9 @@ var unreserved = func() (t [256]bool) {
 }()
 
 // isPlain reports whether s holds unreserved characters only: then its
-// form decoding and its RFC 3986 encoding are both s itself.
+// form decoding and its RFC 3986 encoding are both s itself. It is
+// classify(s) == plain, kept apart because it inlines: parameter names
+// use it, and calling classify instead cost Parse 2-5%.
 func isPlain(s []byte) bool {
 	for _, c := range s {
 		if !unreserved[c] {
