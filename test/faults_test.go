@@ -423,7 +423,7 @@ func TestFaultRedisStoppedAndRestarted(t *testing.T) {
 			t.Errorf("cached key recovered after %v (ok=%v, last %s); want within 1s of Redis returning", took, ok, last)
 		}
 		// The uncached key also needs a token from the real Keystone.
-		took, ok = eventually(s.cfg.Keystone.Timeout+5*time.Second, func() bool {
+		_, ok = eventually(s.cfg.Keystone.Timeout+5*time.Second, func() bool {
 			last = ec2Call(s.url, "/", uncached.access, uncached.secret, nil)
 			return last.status == 200
 		})

@@ -94,13 +94,6 @@ func (m *MAC) marshal(h hash.Hash) []byte {
 	return state
 }
 
-func newHash(alg Alg) hash.Hash {
-	if alg == SHA1 {
-		return sha1.New()
-	}
-	return sha256.New()
-}
-
 // The marshaled state of a crypto/sha256 or crypto/sha1 digest is
 // magic || chaining values || block buffer || length (big endian), covered
 // by the encoding.BinaryMarshaler compatibility promise.
