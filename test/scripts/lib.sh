@@ -180,11 +180,35 @@ s.close()
 EOF
 }
 
+# free_ports N - N distinct TCP ports free on 127.0.0.1 right now (all
+# bound at once, so they differ), one a line.
+free_ports() {
+	"$PY" - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+for s in socks:
+    print(s.getsockname()[1])
+    s.close()
+EOF
+}
+
 # port_owner PORT - best-effort description of who listens on PORT.
 port_owner() {
 	if command -v ss >/dev/null 2>&1; then
 		ss -ltnpH "sport = :$1" 2>/dev/null || true
 	fi
+}
+
+# need_numbers VAR... - die unless each variable VAR holds a whole number.
+need_numbers() {
+	local v
+	for v in "$@"; do
+		case ${!v} in '' | *[!0-9]*) die "${v}='${!v}' is not a number" ;; esac
+	done
 }
 
 # valid_port VALUE - true if VALUE is a TCP port number 1..65535.

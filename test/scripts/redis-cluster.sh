@@ -38,139 +38,54 @@ set -euo pipefail
 
 SCRIPT_NAME=redis-cluster
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source-path=SCRIPTDIR source=lib.sh
-. "${SCRIPT_DIR}/lib.sh"
-
-[ $# -eq 2 ] || die "usage: $0 up|down STATE_DIR"
-CMD=$1
-check_state_dir "$2"
-STATE=$(abspath "$2")
+# shellcheck source-path=SCRIPTDIR source=redis-lib.sh
+. "${SCRIPT_DIR}/redis-lib.sh"
+redis_args "$@"
 
 MASTERS=${REDIS_CLUSTER_MASTERS:-3}
 REPLICAS=${REDIS_CLUSTER_REPLICAS:-1}
 NODE_TIMEOUT=${REDIS_CLUSTER_NODE_TIMEOUT:-1000}
-WAIT=${REDIS_WAIT:-30}
-ENVFILE="${STATE}/redis-cluster.env"
+# Node N lives in STATE_DIR/nodeN; stop_all also forgets its cluster state.
+PROC_LABEL=redis-server
+PROC_FILES=(nodes.conf bus-port)
 
-for v in MASTERS REPLICAS NODE_TIMEOUT WAIT; do
-	case ${!v} in '' | *[!0-9]*) die "${v}='${!v}' is not a number" ;; esac
-done
+need_numbers MASTERS REPLICAS NODE_TIMEOUT WAIT
 [ "$MASTERS" -ge 3 ] || die "a Redis Cluster needs at least 3 masters (REDIS_CLUSTER_MASTERS=${MASTERS})"
 NODES=$((MASTERS * (1 + REPLICAS)))
+# The nodes of this shape: node1 ... nodeNODES.
+mapfile -t NODE_NAMES < <(seq -f 'node%g' 1 "$NODES")
 
-# rcli PORT ARGS... - redis-cli against one node, quiet and bounded.
-rcli() {
-	local port=$1
-	shift
-	timeout 5 redis-cli -h 127.0.0.1 -p "$port" "$@" 2>/dev/null
-}
-
-# node_pid N - PID of node N if its redis-server runs.
-node_pid() {
-	local pid
-	pid=$(read_pidfile "${STATE}/node$1/redis.pid")
-	if [ -n "$pid" ] && pid_alive "$pid" &&
-		[ "$(readlink "/proc/${pid}/exe" 2>/dev/null || true)" = "$(readlink -f "$(command -v redis-server)")" ]; then
-		printf '%s' "$pid"
-	fi
-}
-
-# node_port N - the client port of node N, or nothing.
-node_port() {
-	cat "${STATE}/node$1/port" 2>/dev/null || true
-}
-
-# stop_all - stop every node this STATE_DIR knows of and forget the cluster.
-stop_all() {
-	local d n pid stopped=0
+# procs - every node directory in STATE_DIR (node1, node2, ...), whatever
+# the shape of the cluster that left it.
+procs() {
+	local d
 	for d in "${STATE}"/node*; do
 		[ -d "$d" ] || continue
-		n=${d##*/node}
-		pid=$(node_pid "$n")
-		if [ -n "$pid" ]; then
-			stop_pid "redis-server node${n}" "$pid" "${REDIS_STOP_TIMEOUT:-10}"
-			stopped=$((stopped + 1))
-		fi
-		rm -f "${d}/redis.pid" "${d}/nodes.conf" "${d}/port" "${d}/bus-port"
+		printf '%s\n' "${d##*/}"
 	done
-	rm -f "$ENVFILE"
-	printf '%s' "$stopped"
 }
 
-# free_ports N - N distinct TCP ports free on 127.0.0.1 right now (all
-# bound at once, so they differ), one a line.
-free_ports() {
-	"$PY" - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-for s in socks:
-    print(s.getsockname()[1])
-    s.close()
-EOF
-}
-
-# start_node N PORT BUSPORT - start node N daemonized.
+# start_node NAME PORT BUSPORT - start node NAME, its cluster bus on
+# BUSPORT.
 start_node() {
-	local n=$1 port=$2 bus=$3 dir="${STATE}/node$1"
-	mkdir -p "$dir"
-	rm -f "${dir}/nodes.conf" "${dir}/redis.pid"
-	: >"${dir}/redis.log"
-	redis-server \
-		--port "$port" \
-		--bind 127.0.0.1 \
-		--protected-mode yes \
+	local bus=$3 dir="${STATE}/$1"
+	rm -f "${dir}/nodes.conf"
+	start_redis "$1" "$2" \
 		--cluster-enabled yes \
 		--cluster-port "$bus" \
 		--cluster-config-file "${dir}/nodes.conf" \
 		--cluster-node-timeout "$NODE_TIMEOUT" \
 		--cluster-replica-validity-factor 0 \
-		--cluster-require-full-coverage no \
-		--repl-diskless-sync yes \
-		--repl-diskless-sync-delay 0 \
-		--save '' \
-		--appendonly no \
-		--dir "$dir" \
-		--daemonize yes \
-		--pidfile "${dir}/redis.pid" \
-		--logfile "${dir}/redis.log" \
-		--loglevel notice \
-		</dev/null >>"${dir}/redis.log" 2>&1 9>&-
-	printf '%s\n' "$port" >"${dir}/port"
+		--cluster-require-full-coverage no
 	printf '%s\n' "$bus" >"${dir}/bus-port"
-}
-
-# deadline_passed T0 - true once WAIT seconds have passed since T0.
-deadline_passed() {
-	awk -v a="$1" -v b="$(now)" -v l="$WAIT" 'BEGIN { exit !(b - a > l) }'
-}
-
-# wait_ping N - wait until node N answers PING; false if it died or WAIT
-# passed.
-wait_ping() {
-	local n=$1 t0 port pid
-	t0=$(now)
-	port=$(node_port "$n")
-	while :; do
-		[ "$(rcli "$port" ping)" = PONG ] && return 0
-		pid=$(read_pidfile "${STATE}/node${n}/redis.pid")
-		if [ -n "$pid" ] && ! pid_alive "$pid"; then
-			return 1
-		fi
-		deadline_passed "$t0" && return 1
-		sleep 0.05
-	done
 }
 
 # cluster_healthy - every node says cluster_state:ok, sees every other node
 # connected, and every replica has its master link up and in sync.
 cluster_healthy() {
 	local n port info nodes
-	for n in $(seq 1 "$NODES"); do
-		port=$(node_port "$n")
+	for n in "${NODE_NAMES[@]}"; do
+		port=$(redis_port "$n")
 		[ -n "$port" ] || return 1
 		info=$(rcli "$port" cluster info) || return 1
 		case $info in *cluster_state:ok*) ;; *) return 1 ;; esac
@@ -188,52 +103,22 @@ cluster_healthy() {
 	return 0
 }
 
-log_tails() {
-	local d
-	for d in "${STATE}"/node*; do
-		[ -f "${d}/redis.log" ] || continue
-		log "last lines of ${d}/redis.log:"
-		tail -n 5 "${d}/redis.log" >&2 || true
-	done
-}
-
+# write_env - write ENVFILE (every node: the seed list) and print the list.
 write_env() {
-	local n addrs=''
-	for n in $(seq 1 "$NODES"); do
-		addrs+="${addrs:+,}127.0.0.1:$(node_port "$n")"
-	done
+	local addrs
+	addrs=$(redis_addrs "${NODE_NAMES[@]}")
 	printf 'export EC2PROXY_TEST_REDIS_CLUSTER_ADDRS=%s\n' "$addrs" | write_file_atomic "$ENVFILE"
 	printf '%s' "$addrs"
 }
 
 case $CMD in
-up) ;;
-down)
-	if [ ! -d "$STATE" ]; then
-		log "no state dir ${STATE}; nothing to stop"
-		exit 0
-	fi
-	take_lock "${STATE}/.redis-cluster.lock"
-	t0=$(now)
-	n=$(stop_all)
-	log "stopped ${n} node(s) ($(since "$t0")s)"
-	exit 0
-	;;
+up) redis_up_begin ;;
+down) redis_down "node(s)" ;;
 *) die "usage: $0 up|down STATE_DIR" ;;
 esac
 
-command -v redis-server >/dev/null 2>&1 || die "redis-server not found; run test/scripts/deps.sh"
-command -v redis-cli >/dev/null 2>&1 || die "redis-cli not found; run test/scripts/deps.sh"
-mkdir -p "$STATE"
-STATE=$(cd "$STATE" && pwd)
-take_lock "${STATE}/.redis-cluster.lock"
-T_ALL=$(now)
-
 # Reuse a healthy cluster of the same shape.
-running=0
-for n in $(seq 1 "$NODES"); do
-	[ -n "$(node_pid "$n")" ] && running=$((running + 1))
-done
+running=$(count_running "${NODE_NAMES[@]}")
 if [ "$running" -eq "$NODES" ] && [ ! -d "${STATE}/node$((NODES + 1))" ] && cluster_healthy; then
 	addrs=$(write_env)
 	log "already up: ${addrs}; wrote ${ENVFILE}"
@@ -245,46 +130,21 @@ if [ -n "$(ls -d "${STATE}"/node* 2>/dev/null)" ]; then
 	rm -rf "${STATE}"/node*
 fi
 
-# Start the nodes. A port picked now may be taken before redis binds it:
-# a node that does not come up is retried on new ports.
+# Start the nodes, each on a client port and a cluster bus port.
 start_nodes() {
-	local n attempt ports port bus pid
-	for n in $(seq 1 "$NODES"); do
-		attempt=1
-		while :; do
-			mapfile -t ports < <(free_ports 2)
-			port=${ports[0]} bus=${ports[1]}
-			if start_node "$n" "$port" "$bus" && wait_ping "$n"; then
-				break
-			fi
-			pid=$(node_pid "$n")
-			[ -z "$pid" ] || stop_pid "redis-server node${n}" "$pid" 5
-			if [ "$attempt" -ge 3 ]; then
-				log "node${n} did not start; last lines of ${STATE}/node${n}/redis.log:"
-				tail -n 20 "${STATE}/node${n}/redis.log" >&2 || true
-				return 1
-			fi
-			log "node${n} on ports ${port}/${bus} failed (attempt ${attempt}); retrying on other ports"
-			attempt=$((attempt + 1))
-		done
+	local n
+	for n in "${NODE_NAMES[@]}"; do
+		start_one "$n" 2 start_node || return 1
 	done
 }
-
-fail() {
-	log "$*"
-	log_tails
-	stop_all >/dev/null
-	exit 1
-}
-
 step "started ${NODES} redis-server nodes" start_nodes || fail "could not start the nodes"
 
 # redis-cli --cluster create makes the first MASTERS nodes masters and
 # gives each REPLICAS replicas, assigns the 16384 slots and joins them.
 create() {
 	local n seeds=()
-	for n in $(seq 1 "$NODES"); do
-		seeds+=("127.0.0.1:$(node_port "$n")")
+	for n in "${NODE_NAMES[@]}"; do
+		seeds+=("127.0.0.1:$(redis_port "$n")")
 	done
 	if ! out=$(timeout "$WAIT" redis-cli --cluster create "${seeds[@]}" \
 		--cluster-replicas "$REPLICAS" --cluster-yes 2>&1); then
@@ -295,15 +155,7 @@ create() {
 step "redis-cli --cluster create (${MASTERS} masters, ${REPLICAS} replica(s) each)" create ||
 	fail "redis-cli --cluster create failed"
 
-wait_healthy() {
-	local t0
-	t0=$(now)
-	until cluster_healthy; do
-		deadline_passed "$t0" && return 1
-		sleep 0.1
-	done
-}
-step "cluster_state:ok on every node, replicas in sync" wait_healthy ||
+step "cluster_state:ok on every node, replicas in sync" wait_until cluster_healthy ||
 	fail "the cluster did not become healthy within ${WAIT}s"
 
 addrs=$(write_env)
