@@ -8,14 +8,15 @@ Regenerate (from the repository root; needs Debian's python3-boto and python3-bo
 Use /usr/bin/python3 (Debian's interpreter, where boto 2.49 and botocore live), not a pyenv
 python3 that may come first on PATH.  Options: ``--port N`` (capture server port, default 18773;
 ``--port 0`` picks a random free port; if the default is busy a random port is used and the host
-part of the vectors changes).
+part of the vectors changes).  The parts shared with capture_sigv4_vectors.py (capture server,
+fake keys, trap filters, JSON output) are in capturelib.py, imported from the script's directory.
 
 What it does
 ------------
-* Starts a loopback capture HTTP server on 127.0.0.1 that records, per request, the method, the
-  raw request target exactly as received (path + raw query, taken from the request line, no
-  decoding), the Host header exactly as received, the Content-Type and the raw body bytes, and
-  answers every request with a tiny valid EC2 XML response so the clients do not error.
+* Starts a loopback capture HTTP server (capturelib) on 127.0.0.1 that records, per request, the
+  method, the raw request target exactly as received (path + raw query, taken from the request
+  line, no decoding), the Host header exactly as received, the Content-Type and the raw body
+  bytes, and answers every request with a tiny valid EC2 XML response so the clients do not error.
 * Drives real clients against it with fixed fake 32-hex-char keys:
   - boto 2.x ``EC2Connection`` with SigV2 forced (``_required_auth_capability`` -> ['ec2'];
     boto >= 2.35 would otherwise send SigV4), HmacSHA256 and HmacSHA1 (``_hmac_256 = None`` on
@@ -48,28 +49,21 @@ clock (or skip the time-window check) when replaying these vectors.
 
 import argparse
 import base64
-import collections
 import copy
 import hashlib
 import hmac as _real_hmac
-import http.server
-import json
-import os
 import re
 import sys
-import threading
 import urllib.parse
 
-# --- sanitise the environment before importing the clients -----------------------------------
-for _v in list(os.environ):
-    if (_v.lower() in ('http_proxy', 'https_proxy', 'all_proxy', 'no_proxy')
-            or _v.startswith('AWS_') or _v.startswith('BOTO')):
-        del os.environ[_v]
-os.environ['BOTO_CONFIG'] = os.devnull            # boto: read no ~/.boto or /etc/boto.cfg
-os.environ['AWS_CONFIG_FILE'] = os.devnull        # botocore: no ~/.aws/config
-os.environ['AWS_SHARED_CREDENTIALS_FILE'] = os.devnull
-os.environ['AWS_EC2_METADATA_DISABLED'] = 'true'
+sys.dont_write_bytecode = True   # leave no __pycache__ next to the scripts in the tree
+from capturelib import (BOTOCORE_FILTERS, CAPTURES, FILTERS, KEY_A, KEY_B,  # noqa: E402
+                        CaptureError, CaptureHandler, ascii_str, boto2_filter_params,
+                        boto2_get, botocore_client, check, check_unique_names, emit, log,
+                        replace_once, request_vector, run_main, sanitise_environment,
+                        start_server)
 
+sanitise_environment()   # before importing the clients: boto reads its config on import
 try:
     import boto
     import boto.auth
@@ -78,7 +72,6 @@ try:
     import botocore
     import botocore.auth
     import botocore.session
-    from botocore.config import Config
 except ImportError as e:  # pragma: no cover
     sys.exit('capture_sigv2_vectors: %s; run with /usr/bin/python3 and install python3-boto '
              'python3-botocore' % e)
@@ -87,53 +80,11 @@ BOTO2 = 'boto %s' % boto.__version__
 BOTOCORE = 'botocore %s' % botocore.__version__
 PUBLISHED = 'published (OpenStack docs)'
 
-# Fixed fake credentials (Keystone-style 32 hex chars).
-KEY_A = ('0f3c6a1e9b2d4c58a7e1d3b5c9f20a64', '7d2e91b4c0a64f3e8b15d6a9c2e07f38')
-KEY_B = ('5b8e2d7f1a9c4e3b6d0f2a8c4e6b1d93', 'e4a19c7b3f2d48e6a0b5c8d1f7e3a926')
-
-# DescribeInstances filters: 12 filters so Filter.10..12 sort before Filter.2 (byte order), and
-# values that exercise the encoding traps.
-FILTERS = collections.OrderedDict([
-    ('tag:Name', [
-        'a b~c+d*e;f/g=h&i \u00e9\u4e2d',               # space ~ + * ; / = & e-acute CJK
-        "100% !'()?#:@,$[]|^`{}\"<>\\",                 # reserved/unsafe ASCII
-        '',                                             # empty value
-        '   ',                                          # only spaces
-        '\u00dcn\u00efc\u00f6d\u00e9-\u540d\u524d-\U0001F600',  # 2/3/4-byte UTF-8
-    ]),
-    ('instance-state-name', ['running', 'stopped']),
-    ('instance-type', 'm1.small'),
-    ('availability-zone', 'nova'),
-    ('image-id', 'ami-00000001'),
-    ('key-name', 'my key'),
-    ('vpc-id', 'vpc-1'),
-    ('subnet-id', 'subnet-1'),
-    ('ip-address', '10.0.0.1'),
-    ('tag-key', 'Owner'),
-    ('tag:Owner', 'alice+bob@example.com'),
-    ('tag:Empty', ''),
-])
-BOTOCORE_FILTERS = [{'Name': k, 'Values': v if isinstance(v, list) else [v]}
-                    for k, v in FILTERS.items()]
-
 FIELD_ORDER = ['name', 'client', 'method', 'host', 'target', 'content_type', 'body',
                'access_key', 'secret', 'signature_method', 'string_to_sign', 'signature',
                'timestamp', 'valid', 'want_error', 'note']
 ERROR_KINDS = {'signature_mismatch', 'duplicate_param', 'bad_percent_encoding',
                'legacy_signature_version', 'missing_param'}
-
-
-class CaptureError(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise CaptureError(msg)
-
-
-def log(msg):
-    print(msg, file=sys.stderr)
 
 
 # --- recording hmac shim ------------------------------------------------------------------------
@@ -183,56 +134,12 @@ class _HmacShim(object):
 boto.auth.hmac = _HmacShim
 botocore.auth.hmac = _HmacShim
 
-# --- capture server -----------------------------------------------------------------------------
-CAPTURES = []
-
-
-class _Capture(http.server.BaseHTTPRequestHandler):
-    protocol_version = 'HTTP/1.1'
-
-    def _handle(self):
-        words = self.requestline.split(' ')
-        target = words[1] if len(words) == 3 else None
-        te = self.headers.get('Transfer-Encoding')
-        n = int(self.headers.get('Content-Length') or 0)
-        body = self.rfile.read(n) if n else b''
-        CAPTURES.append({
-            'method': self.command,
-            'target': target,
-            'hosts': self.headers.get_all('Host') or [],
-            'content_types': self.headers.get_all('Content-Type') or [],
-            'transfer_encoding': te,
-            'body': body,
-            'user_agent': self.headers.get('User-Agent', ''),
-        })
-        m = re.search(r'(?:^|[?&])Action=([A-Za-z]+)', (target or '') + '&' +
-                      body.decode('latin-1'))
-        action = m.group(1) if m else 'DescribeRegions'
-        resp = ('<?xml version="1.0" encoding="UTF-8"?>\n'
-                '<%sResponse xmlns="http://ec2.amazonaws.com/doc/2013-10-15/">'
-                '<requestId>x</requestId></%sResponse>' % (action, action)).encode()
-        self.send_response(200)
-        self.send_header('Content-Type', 'text/xml;charset=UTF-8')
-        self.send_header('Content-Length', str(len(resp)))
-        self.end_headers()
-        self.wfile.write(resp)
-
-    do_GET = _handle
-    do_POST = _handle
-
-    def log_message(self, *args):
-        pass
-
-
-def start_server(port):
-    try:
-        srv = http.server.ThreadingHTTPServer(('127.0.0.1', port), _Capture)
-    except OSError as e:
-        log('port %d unavailable (%s); using a random free port' % (port, e))
-        srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Capture)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv
+# --- capture server (capturelib) ----------------------------------------------------------------
+class _Capture(CaptureHandler):
+    def request_fields(self):
+        return {'hosts': self.headers.get_all('Host') or [],
+                'content_types': self.headers.get_all('Content-Type') or [],
+                'user_agent': self.headers.get('User-Agent', '')}
 
 
 # --- wire parsing / reference verifier -----------------------------------------------------------
@@ -333,22 +240,6 @@ def reference_verify(v):
 
 
 # --- vector construction --------------------------------------------------------------------------
-def ascii_str(b, what, name):
-    if isinstance(b, bytes):
-        try:
-            return b.decode('ascii')
-        except UnicodeDecodeError:
-            raise CaptureError('%s: %s is not ASCII: %r' % (name, what, b))
-    check(all(ord(c) < 128 for c in b), '%s: %s is not ASCII: %r' % (name, what, b))
-    return b
-
-
-def ordered(v):
-    unknown = set(k for k in v if not k.startswith('_')) - set(FIELD_ORDER)
-    check(not unknown, 'unknown fields %s' % unknown)
-    return collections.OrderedDict((k, v[k]) for k in FIELD_ORDER if k in v)
-
-
 def capture(name, fn):
     del CAPTURES[:]
     del HMAC_LOG[:]
@@ -363,20 +254,14 @@ def build(name, client, fn, access_key, secret, note, sigv=2):
     cap, hm = capture(name, fn)
     check(len(cap['hosts']) == 1, '%s: Host headers %r' % (name, cap['hosts']))
     check(len(cap['content_types']) <= 1, '%s: Content-Type %r' % (name, cap['content_types']))
-    check(cap['transfer_encoding'] is None, '%s: Transfer-Encoding %r' %
-          (name, cap['transfer_encoding']))
-    check(cap['target'] is not None, '%s: bad request line' % name)
-    v = {
-        'name': name,
-        'client': client,
-        'method': cap['method'],
+    v = request_vector(cap, name, client)
+    v.update({
         'host': ascii_str(cap['hosts'][0], 'Host', name),
-        'target': ascii_str(cap['target'], 'target', name),
         'content_type': (cap['content_types'] or [''])[0],
         'body': ascii_str(cap['body'], 'body', name),
         'access_key': access_key,
         'secret': secret,
-    }
+    })
     pairs = wire_params(v['method'], v['target'], v['content_type'], v['body'])
     p = dict(pairs)
     check(len(p) == len(pairs), '%s: client sent duplicate params' % name)
@@ -418,9 +303,11 @@ def derive(base, name, want_error, note, **changes):
     return v
 
 
-def replace_once(s, old, new, name):
-    check(s.count(old) == 1, '%s: %r occurs %d times' % (name, old, s.count(old)))
-    return s.replace(old, new)
+def refused(v, want_error, note):
+    """A captured request a verifier must refuse: marked like derive(), keeping name and note."""
+    v = derive(v, v['name'], want_error, note)
+    v['note'] = note
+    return v
 
 
 # --- clients ------------------------------------------------------------------------------------
@@ -447,50 +334,41 @@ def boto2_conn(port, key, host='127.0.0.1', path='/services/Cloud', sha1=False,
     return conn
 
 
-def boto2_filter_params(conn):
-    params = {}
-    conn.build_filter_params(params, FILTERS)
-    return params
+def boto2_ops(conn):
+    """EC2 calls made with several boto 2 connections, keyed by vector-name suffix."""
+    return {'describe-regions': conn.get_all_regions,
+            'describe-availability-zones': conn.get_all_zones,
+            'filters': lambda: conn.get_all_reservations(filters=FILTERS)}
 
 
-def boto2_get(conn, action, params):
-    resp = conn.make_request(action, params, '/', 'GET')
-    resp.read()
-    check(resp.status == 200, 'boto GET status %s' % resp.status)
-
-
-def botocore_client(endpoint, key):
-    session = botocore.session.Session()
-    return session.create_client(
-        'ec2', region_name='RegionOne', endpoint_url=endpoint,
-        aws_access_key_id=key[0], aws_secret_access_key=key[1],
-        config=Config(signature_version='v2', retries={'max_attempts': 0}))
+def botocore_ops(client):
+    """Likewise for botocore clients."""
+    return {'describe-regions': client.describe_regions,
+            'describe-availability-zones': client.describe_availability_zones,
+            'filters': lambda: client.describe_instances(Filters=BOTOCORE_FILTERS)}
 
 
 def collect(port):
     vs = []
     base = 'http://127.0.0.1:%d' % port
 
+    def calls(prefix, client, ops, notes):
+        """Capture ops[suffix]() as vector prefix + suffix, for each suffix, note in notes."""
+        for suffix, note in notes.items():
+            vs.append(build(prefix + suffix, client, ops[suffix], *KEY_A, note))
+
     # ---- boto 2 -------------------------------------------------------------------------------
     c = boto2_conn(port, KEY_A)
-    vs.append(build('boto2-post-sha256-describe-regions', BOTO2,
-                    lambda: c.get_all_regions(), *KEY_A,
-                    'boto2 SigV2 POST, no params; boto appends / to path /services/Cloud and '
-                    'sends Host without port'))
-    vs.append(build('boto2-post-sha256-describe-availability-zones', BOTO2,
-                    lambda: c.get_all_zones(), *KEY_A,
-                    'boto2 SigV2 POST DescribeAvailabilityZones, no params'))
-    vs.append(build('boto2-post-sha256-filters', BOTO2,
-                    lambda: c.get_all_reservations(filters=FILTERS), *KEY_A,
-                    'boto2 POST DescribeInstances, 12 filters (Filter.10 < Filter.2 byte order), '
-                    'values with space ~ + * ; / = & % non-ASCII, empty and spaces-only values'))
+    calls('boto2-post-sha256-', BOTO2, boto2_ops(c), {
+        'describe-regions': 'boto2 SigV2 POST, no params; boto appends / to path /services/Cloud '
+                            'and sends Host without port',
+        'describe-availability-zones': 'boto2 SigV2 POST DescribeAvailabilityZones, no params',
+        'filters': 'boto2 POST DescribeInstances, 12 filters (Filter.10 < Filter.2 byte order), '
+                   'values with space ~ + * ; / = & % non-ASCII, empty and spaces-only values'})
     c1 = boto2_conn(port, KEY_A, sha1=True)
-    vs.append(build('boto2-post-sha1-describe-regions', BOTO2,
-                    lambda: c1.get_all_regions(), *KEY_A,
-                    'boto2 SigV2 POST with HmacSHA1 (SignatureMethod=HmacSHA1)'))
-    vs.append(build('boto2-post-sha1-filters', BOTO2,
-                    lambda: c1.get_all_reservations(filters=FILTERS), *KEY_A,
-                    'boto2 HmacSHA1 POST DescribeInstances with the trap filters'))
+    calls('boto2-post-sha1-', BOTO2, boto2_ops(c1), {
+        'describe-regions': 'boto2 SigV2 POST with HmacSHA1 (SignatureMethod=HmacSHA1)',
+        'filters': 'boto2 HmacSHA1 POST DescribeInstances with the trap filters'})
     vs.append(build('boto2-get-sha256-describe-regions', BOTO2,
                     lambda: boto2_get(c, 'DescribeRegions', {}), *KEY_A,
                     'boto2 SigV2 GET: signed params in the query string, Signature last '
@@ -518,55 +396,43 @@ def collect(port):
     _SECRET_OVERRIDE['neg-boto2-post-wrong-secret'] = KEY_B[1]
     wrong = build('neg-boto2-post-wrong-secret', BOTO2, lambda: cw.get_all_regions(), *KEY_A,
                   '')
-    vs.append(derive(wrong, wrong['name'], 'signature_mismatch',
-                     'real boto2 request with access key A but signed with key B\'s secret; '
-                     'secret field is the one stored for A'))
-    vs[-1]['note'] = vs[-1]['note'].replace(' (derived from neg-boto2-post-wrong-secret)',
-                                            ' (captured)')
+    vs.append(refused(wrong, 'signature_mismatch',
+                      'real boto2 request with access key A but signed with key B\'s secret; '
+                      'secret field is the one stored for A (captured)'))
     cv1 = boto2_conn(port, KEY_A, cls=EC2SigV1Connection, handler='QuerySignatureV1AuthHandler')
     v1 = build('neg-boto2-post-sigv1', BOTO2, lambda: cv1.get_all_regions(), *KEY_A, '',
                sigv=1)
-    vs.append(derive(v1, v1['name'], 'legacy_signature_version',
-                     'real boto2 SignatureVersion=1 request (HmacSHA1 over concatenated '
-                     'case-insensitively sorted key+value, no SignatureMethod param): must be '
-                     'rejected as legacy, so check SignatureVersion before requiring '
-                     'SignatureMethod'))
-    vs[-1]['note'] = vs[-1]['note'].replace(' (derived from neg-boto2-post-sigv1)',
-                                            ' (captured)')
+    vs.append(refused(v1, 'legacy_signature_version',
+                      'real boto2 SignatureVersion=1 request (HmacSHA1 over concatenated '
+                      'case-insensitively sorted key+value, no SignatureMethod param): must be '
+                      'rejected as legacy, so check SignatureVersion before requiring '
+                      'SignatureMethod (captured)'))
 
     # ---- botocore -----------------------------------------------------------------------------
-    bc = botocore_client(base, KEY_A)
-    vs.append(build('botocore-post-sha256-describe-regions', BOTOCORE,
-                    lambda: bc.describe_regions(), *KEY_A,
-                    'botocore v2 POST to endpoint root: path /, Host and signed host include '
-                    'the port'))
-    vs.append(build('botocore-post-sha256-describe-availability-zones', BOTOCORE,
-                    lambda: bc.describe_availability_zones(), *KEY_A,
-                    'botocore v2 POST DescribeAvailabilityZones, no params'))
-    vs.append(build('botocore-post-sha256-filters', BOTOCORE,
-                    lambda: bc.describe_instances(Filters=BOTOCORE_FILTERS), *KEY_A,
-                    'botocore v2 POST DescribeInstances with the trap filters: body uses + for '
-                    'space, signature uses %20'))
-    bp = botocore_client(base + '/services/Cloud/', KEY_A)
-    vs.append(build('botocore-post-sha256-services-cloud-describe-regions', BOTOCORE,
-                    lambda: bp.describe_regions(), *KEY_A,
-                    'botocore v2 POST to endpoint path /services/Cloud/ (signed verbatim)'))
-    vs.append(build('botocore-post-sha256-services-cloud-filters', BOTOCORE,
-                    lambda: bp.describe_instances(Filters=BOTOCORE_FILTERS), *KEY_A,
-                    'botocore v2 POST /services/Cloud/ DescribeInstances with the trap filters'))
-    bb = botocore_client(base, KEY_B)
+    bc = botocore_client(base, KEY_A, signature_version='v2')
+    calls('botocore-post-sha256-', BOTOCORE, botocore_ops(bc), {
+        'describe-regions': 'botocore v2 POST to endpoint root: path /, Host and signed host '
+                            'include the port',
+        'describe-availability-zones': 'botocore v2 POST DescribeAvailabilityZones, no params',
+        'filters': 'botocore v2 POST DescribeInstances with the trap filters: body uses + for '
+                   'space, signature uses %20'})
+    bp = botocore_client(base + '/services/Cloud/', KEY_A, signature_version='v2')
+    calls('botocore-post-sha256-services-cloud-', BOTOCORE, botocore_ops(bp), {
+        'describe-regions': 'botocore v2 POST to endpoint path /services/Cloud/ (signed '
+                            'verbatim)',
+        'filters': 'botocore v2 POST /services/Cloud/ DescribeInstances with the trap filters'})
+    bb = botocore_client(base, KEY_B, signature_version='v2')
     vs.append(build('botocore-post-sha256-second-key', BOTOCORE,
                     lambda: bb.describe_instances(Filters=BOTOCORE_FILTERS), *KEY_B,
                     'botocore v2 POST DescribeInstances signed with the second key pair'))
-    bu = botocore_client('http://LocalHost:%d' % port, KEY_A)
+    bu = botocore_client('http://LocalHost:%d' % port, KEY_A, signature_version='v2')
     up = build('botocore-post-sha256-mixed-case-host', BOTOCORE,
                lambda: bu.describe_regions(), *KEY_A, '')
-    vs.append(derive(up, up['name'], 'signature_mismatch',
-                     'REAL-WORLD INCOMPATIBILITY: botocore endpoint http://LocalHost:PORT signs '
-                     'the URL netloc with its case (LocalHost:PORT) but sends a lowercase Host, '
-                     'so no Host-derived candidate can verify it; endpoint URLs must be '
-                     'lowercase (captured, signature is genuine)'))
-    vs[-1]['note'] = vs[-1]['note'].replace(' (derived from %s)' % up['name'], '')
+    vs.append(refused(up, 'signature_mismatch',
+                      'REAL-WORLD INCOMPATIBILITY: botocore endpoint http://LocalHost:PORT signs '
+                      'the URL netloc with its case (LocalHost:PORT) but sends a lowercase Host, '
+                      'so no Host-derived candidate can verify it; endpoint URLs must be '
+                      'lowercase (captured, signature is genuine)'))
     return vs
 
 
@@ -665,8 +531,7 @@ def negatives(by_name):
 
 
 def self_check(vectors):
-    names = [v['name'] for v in vectors]
-    check(len(set(names)) == len(names), 'duplicate names')
+    check_unique_names(vectors)
     for v in vectors:
         n = v['name']
         for k in ('host', 'target', 'body', 'string_to_sign', 'signature', 'content_type'):
@@ -700,7 +565,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--port', type=int, default=18773)
     args = ap.parse_args()
-    srv = start_server(args.port)
+    srv = start_server(args.port, _Capture)
     port = srv.server_address[1]
     log('capture server on 127.0.0.1:%d; %s, %s' % (port, BOTO2, BOTOCORE))
     try:
@@ -716,16 +581,8 @@ def main():
     vectors.sort(key=lambda v: v['name'])
     vectors.insert(0, published_vector())
     self_check(vectors)
-    counts = collections.Counter((v['client'], v['valid']) for v in vectors)
-    for (client, valid), cnt in sorted(counts.items()):
-        log('%-28s valid=%-5s %d' % (client, valid, cnt))
-    out = json.dumps([ordered(v) for v in vectors], indent=2, ensure_ascii=True)
-    json.loads(out)
-    sys.stdout.write(out + '\n')
+    emit(vectors, FIELD_ORDER, 28)
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except CaptureError as e:
-        sys.exit('capture_sigv2_vectors: FAILED: %s' % e)
+    run_main(main, 'capture_sigv2_vectors')

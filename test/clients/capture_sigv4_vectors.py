@@ -9,14 +9,17 @@ python3-awscrt and awscli):
 Use /usr/bin/python3 (Debian's interpreter, where boto 2.49 and botocore live), not a pyenv
 python3 that may come first on PATH, and Debian's /usr/bin/aws.  Options: ``--port N`` (capture
 server port, default 18774; ``--port 0`` picks a random free port; if the default is busy a random
-port is used and the host part of the vectors changes).
+port is used and the host part of the vectors changes).  The parts shared with
+capture_sigv2_vectors.py (capture server, fake keys, trap filters, JSON output) are in
+capturelib.py, imported from the script's directory.
 
 What it does
 ------------
-* Starts a loopback capture HTTP server on 127.0.0.1 that records, per request, the method, the
-  raw request target exactly as received (from the request line, no decoding), every header line
-  exactly as received (raw name, value without the OWS around it, in order, duplicates kept) and
-  the raw body bytes, and answers with a tiny EC2 XML response so the clients do not error.
+* Starts a loopback capture HTTP server (capturelib) on 127.0.0.1 that records, per request, the
+  method, the raw request target exactly as received (from the request line, no decoding), every
+  header line exactly as received (raw name, value without the OWS around it, in order,
+  duplicates kept) and the raw body bytes, and answers with a tiny EC2 XML response so the
+  clients do not error.
 * Drives real clients against it with fixed fake 32-hex-char (Keystone-style) keys:
   - botocore, default config (SigV4, POST form body), in BOTH signer flavours that a botocore
     user gets by default: "botocore-crt" = botocore with python3-awscrt installed (Debian installs
@@ -81,32 +84,27 @@ in "note".
 """
 
 import argparse
-import collections
 import datetime
 import hashlib
 import hmac as _real_hmac
 import http.client
-import http.server
 import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 
-# --- sanitise the environment before importing the clients -----------------------------------
-for _v in list(os.environ):
-    if (_v.lower() in ('http_proxy', 'https_proxy', 'all_proxy', 'no_proxy')
-            or _v.startswith('AWS_') or _v.startswith('BOTO') or _v.startswith('EC2_')):
-        del os.environ[_v]
-os.environ['BOTO_CONFIG'] = os.devnull            # boto: read no ~/.boto or /etc/boto.cfg
-os.environ['AWS_CONFIG_FILE'] = os.devnull        # botocore: no ~/.aws/config
-os.environ['AWS_SHARED_CREDENTIALS_FILE'] = os.devnull
-os.environ['AWS_EC2_METADATA_DISABLED'] = 'true'
+sys.dont_write_bytecode = True   # leave no __pycache__ next to the scripts in the tree
+from capturelib import (BOTOCORE_FILTERS, CAPTURES, FILTERS, KEY_A, KEY_B,  # noqa: E402
+                        CaptureError, CaptureHandler, ascii_str, boto2_filter_params,
+                        boto2_get, botocore_client, check, check_unique_names, emit, log,
+                        replace_once, request_vector, run_main, sanitise_environment,
+                        start_server)
 
+sanitise_environment(['EC2_'])   # before importing the clients: boto reads its config on import
 try:
     import boto
     import boto.auth
@@ -117,7 +115,6 @@ try:
     import botocore.compat
     import botocore.session
     from botocore.awsrequest import AWSRequest
-    from botocore.config import Config
     from botocore.credentials import Credentials
 except ImportError as e:  # pragma: no cover
     sys.exit('capture_sigv4_vectors: %s; run with /usr/bin/python3 and install python3-boto '
@@ -144,34 +141,6 @@ if botocore.compat.HAS_CRT:
 else:
     BOTOCORE_CRT = None
 
-# Fixed fake credentials (Keystone-style 32 hex chars); same as capture_sigv2_vectors.py.
-KEY_A = ('0f3c6a1e9b2d4c58a7e1d3b5c9f20a64', '7d2e91b4c0a64f3e8b15d6a9c2e07f38')
-KEY_B = ('5b8e2d7f1a9c4e3b6d0f2a8c4e6b1d93', 'e4a19c7b3f2d48e6a0b5c8d1f7e3a926')
-
-# DescribeInstances filters: 12 filters so Filter.10..12 sort before Filter.2 (byte order), and
-# values that exercise the encoding traps (space ~ + * ; / = & % e-acute CJK, 4-byte UTF-8).
-FILTERS = collections.OrderedDict([
-    ('tag:Name', [
-        'a b~c+d*e;f/g=h&i \u00e9\u4e2d',
-        "100% !'()?#:@,$[]|^`{}\"<>\\",
-        '',
-        '   ',
-        '\u00dcn\u00efc\u00f6d\u00e9-\u540d\u524d-\U0001F600',
-    ]),
-    ('instance-state-name', ['running', 'stopped']),
-    ('instance-type', 'm1.small'),
-    ('availability-zone', 'nova'),
-    ('image-id', 'ami-00000001'),
-    ('key-name', 'my key'),
-    ('vpc-id', 'vpc-1'),
-    ('subnet-id', 'subnet-1'),
-    ('ip-address', '10.0.0.1'),
-    ('tag-key', 'Owner'),
-    ('tag:Owner', 'alice+bob@example.com'),
-    ('tag:Empty', ''),
-])
-BOTOCORE_FILTERS = [{'Name': k, 'Values': v if isinstance(v, list) else [v]}
-                    for k, v in FILTERS.items()]
 # awscli gets a smaller JSON filter list (command line); still > 10 values and the trap chars.
 AWSCLI_FILTERS = [
     {'Name': 'tag:Name', 'Values': ['a b~c+d*e;f/g=h&i \u00e9\u4e2d', 'x', 'y']},
@@ -187,19 +156,6 @@ ALGO = 'AWS4-HMAC-SHA256'
 UNSIGNED = 'UNSIGNED-PAYLOAD'
 EMPTY_SHA256 = hashlib.sha256(b'').hexdigest()
 MAX_EXPIRES = 604800
-
-
-class CaptureError(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise CaptureError(msg)
-
-
-def log(msg):
-    print(msg, file=sys.stderr)
 
 
 # --- recording of the clients' own canonical request / string to sign ---------------------------
@@ -298,10 +254,7 @@ class CrtLog(object):
 
 CRT_LOG = None
 
-# --- capture server -----------------------------------------------------------------------------
-CAPTURES = []
-
-
+# --- capture server (capturelib) with the header lines exactly as received ----------------------
 class _Tee(object):
     def __init__(self, f):
         self._f = f
@@ -321,67 +274,25 @@ class _Tee(object):
         return getattr(self._f, name)
 
 
-class _Capture(http.server.BaseHTTPRequestHandler):
-    protocol_version = 'HTTP/1.1'
-
+class _Capture(CaptureHandler):
     def setup(self):
-        http.server.BaseHTTPRequestHandler.setup(self)
+        CaptureHandler.setup(self)
         self.rfile = _Tee(self.rfile)
 
     def handle_one_request(self):
         self.rfile.buf.clear()
-        http.server.BaseHTTPRequestHandler.handle_one_request(self)
+        CaptureHandler.handle_one_request(self)
 
-    def _handle(self):
+    def request_fields(self):
         head = bytes(self.rfile.buf)
         check(head.endswith(b'\r\n\r\n'), 'capture: header block not CRLF-terminated: %r' % head)
-        lines = head[:-4].split(b'\r\n')
-        words = lines[0].split(b' ')
         headers = []
-        for line in lines[1:]:
+        for line in head[:-4].split(b'\r\n')[1:]:
             check(line[:1] not in (b' ', b'\t'), 'capture: obs-fold header line %r' % line)
             name, sep, value = line.partition(b':')
             check(sep and name and name == name.strip(), 'capture: bad header line %r' % line)
             headers.append([name.decode('ascii'), value.strip(b' \t').decode('latin-1')])
-        te = self.headers.get('Transfer-Encoding')
-        n = int(self.headers.get('Content-Length') or 0)
-        body = self.rfile.read(n) if n else b''
-        CAPTURES.append({
-            'method': self.command,
-            'target': words[1].decode('latin-1') if len(words) == 3 else None,
-            'headers': headers,
-            'transfer_encoding': te,
-            'body': body,
-        })
-        m = re.search(r'(?:^|[?&])Action=([A-Za-z]+)',
-                      (words[1].decode('latin-1') if len(words) == 3 else '') + '&' +
-                      body.decode('latin-1'))
-        action = m.group(1) if m else 'DescribeRegions'
-        resp = ('<?xml version="1.0" encoding="UTF-8"?>\n'
-                '<%sResponse xmlns="http://ec2.amazonaws.com/doc/2013-10-15/">'
-                '<requestId>x</requestId></%sResponse>' % (action, action)).encode()
-        self.send_response(200)
-        self.send_header('Content-Type', 'text/xml;charset=UTF-8')
-        self.send_header('Content-Length', str(len(resp)))
-        self.end_headers()
-        self.wfile.write(resp)
-
-    do_GET = _handle
-    do_POST = _handle
-
-    def log_message(self, *args):
-        pass
-
-
-def start_server(port):
-    try:
-        srv = http.server.ThreadingHTTPServer(('127.0.0.1', port), _Capture)
-    except OSError as e:
-        log('port %d unavailable (%s); using a random free port' % (port, e))
-        srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Capture)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv
+        return {'headers': headers}
 
 
 # --- independent SigV4 code (hashlib/hmac only; also used to re-sign negatives) ----------------
@@ -574,22 +485,6 @@ def reference_verify(v):
 
 
 # --- vector construction --------------------------------------------------------------------------
-def ascii_str(b, what, name):
-    if isinstance(b, (bytes, bytearray)):
-        try:
-            return bytes(b).decode('ascii')
-        except UnicodeDecodeError:
-            raise CaptureError('%s: %s is not ASCII: %r' % (name, what, b))
-    check(all(ord(c) < 128 for c in b), '%s: %s is not ASCII: %r' % (name, what, b))
-    return b
-
-
-def ordered(v):
-    unknown = set(k for k in v if not k.startswith('_')) - set(FIELD_ORDER)
-    check(not unknown, 'unknown fields %s' % unknown)
-    return collections.OrderedDict((k, v[k]) for k in FIELD_ORDER if k in v)
-
-
 def run_capture(name, fn, signer):
     """signer: 'py' (botocore SigV4Auth / boto HmacAuthV4Handler), 'crt' or None (awscli)."""
     del CAPTURES[:]
@@ -615,20 +510,14 @@ def run_capture(name, fn, signer):
 def build(name, client, fn, key, note, signer='py', secret=None, port=None):
     """Run fn (one client call) and turn the captured request + signer log into a vector."""
     cap, sl = run_capture(name, fn, signer)
-    check(cap['transfer_encoding'] is None, '%s: Transfer-Encoding %r' %
-          (name, cap['transfer_encoding']))
-    check(cap['target'] is not None, '%s: bad request line' % name)
-    v = {
-        'name': name,
-        'client': client,
-        'method': cap['method'],
-        'target': ascii_str(cap['target'], 'target', name),
+    v = request_vector(cap, name, client)
+    v.update({
         'headers': [[ascii_str(n, 'header name', name), ascii_str(x, 'header value', name)]
                     for n, x in cap['headers']],
         'body': ascii_str(cap['body'], 'body', name),
         'access_key': key[0],
         'secret': secret or key[1],
-    }
+    })
     a = parse_auth(v)
     check(a['access_key'] == key[0], '%s: access key %r' % (name, a['access_key']))
     check('+' not in split_target(v['target'])[1], '%s: raw + in the query' % name)
@@ -753,11 +642,6 @@ def derive(base, name, want_error, note, **changes):
     return v
 
 
-def replace_once(s, old, new, what):
-    check(s.count(old) == 1, '%s: %r occurs %d times' % (what, old, s.count(old)))
-    return s.replace(old, new)
-
-
 def set_header(headers, lname, value):
     idx = [i for i, (n, _) in enumerate(headers) if n.lower() == lname]
     check(len(idx) == 1, 'set_header %s: %d matches' % (lname, len(idx)))
@@ -824,26 +708,6 @@ def boto2_conn(port, key, host='127.0.0.1', path='/services/Cloud'):
     check(type(conn._auth_handler).__name__ == 'HmacAuthV4Handler',
           'boto auth handler is %s' % type(conn._auth_handler).__name__)
     return conn
-
-
-def boto2_filter_params(conn):
-    params = {}
-    conn.build_filter_params(params, FILTERS)
-    return params
-
-
-def boto2_get(conn, action, params):
-    resp = conn.make_request(action, params, '/', 'GET')
-    resp.read()
-    check(resp.status == 200, 'boto GET status %s' % resp.status)
-
-
-def botocore_client(endpoint, key, region='RegionOne'):
-    session = botocore.session.Session()
-    return session.create_client(
-        'ec2', region_name=region, endpoint_url=endpoint,
-        aws_access_key_id=key[0], aws_secret_access_key=key[1],
-        config=Config(retries={'max_attempts': 0}))
 
 
 def py(fn):
@@ -934,6 +798,19 @@ def collect(port):
         'botocore (no awscrt) POST DescribeInstances signed with the second key pair')
     desc = ('generate_presigned_url(%s, ExpiresIn=300%s) sent with a plain http.client %s (its '
             'Host and Accept-Encoding headers)')
+
+    def presigned_pair(signer, name, extra, fetched, **kw):
+        """Vectors name % 'describe-regions' and name % 'filters' (DescribeInstances with the
+        trap filters), presigned with bc; kw: presign_and_fetch's http_method / fetch."""
+        client, prefix = {'py': (BOTOCORE_PY, 'botocore (no awscrt) '),
+                          'crt': (BOTOCORE_CRT, 'botocore+awscrt ')}[signer]
+        for op, method, params, what in (
+                ('describe-regions', 'describe_regions', {}, 'describe_regions'),
+                ('filters', 'describe_instances', {'Filters': BOTOCORE_FILTERS},
+                 'describe_instances with the trap filters')):
+            add(name % op, client, presign_and_fetch(port, bc, method, params, signer, **kw),
+                KEY_A, prefix + desc % (what, extra, fetched), signer=signer)
+
     add('botocore-py-presigned-describe-regions-fetched-get', BOTOCORE_PY,
         presign_and_fetch(port, bc, 'describe_regions', {}, 'py'), KEY_A,
         'botocore (no awscrt) ' + desc % ('describe_regions', '', 'GET') +
@@ -945,22 +822,10 @@ def collect(port):
         KEY_A, 'botocore (no awscrt) ' + desc % ('describe_instances with the trap filters', '',
                                                  'GET') +
         '; signed with method POST like botocore-py-presigned-describe-regions-fetched-get')
-    add('botocore-py-presigned-describe-regions-fetched-post', BOTOCORE_PY,
-        presign_and_fetch(port, bc, 'describe_regions', {}, 'py', fetch='POST'), KEY_A,
-        'botocore (no awscrt) ' + desc % ('describe_regions', '', 'POST with empty body'))
-    add('botocore-py-presigned-filters-fetched-post', BOTOCORE_PY,
-        presign_and_fetch(port, bc, 'describe_instances', {'Filters': BOTOCORE_FILTERS}, 'py',
-                          fetch='POST'), KEY_A,
-        'botocore (no awscrt) ' + desc % ('describe_instances with the trap filters', '',
-                                          'POST with empty body'))
-    add('botocore-py-presigned-httpmethod-get-describe-regions', BOTOCORE_PY,
-        presign_and_fetch(port, bc, 'describe_regions', {}, 'py', http_method='GET'), KEY_A,
-        'botocore (no awscrt) ' + desc % ('describe_regions', ', HttpMethod=GET', 'GET'))
-    add('botocore-py-presigned-httpmethod-get-filters', BOTOCORE_PY,
-        presign_and_fetch(port, bc, 'describe_instances', {'Filters': BOTOCORE_FILTERS}, 'py',
-                          http_method='GET'), KEY_A,
-        'botocore (no awscrt) ' + desc % ('describe_instances with the trap filters',
-                                          ', HttpMethod=GET', 'GET'))
+    presigned_pair('py', 'botocore-py-presigned-%s-fetched-post', '', 'POST with empty body',
+                   fetch='POST')
+    presigned_pair('py', 'botocore-py-presigned-httpmethod-get-%s', ', HttpMethod=GET', 'GET',
+                   http_method='GET')
     add('botocore-py-presigned-httpmethod-get-services-cloud-describe-regions', BOTOCORE_PY,
         presign_and_fetch(port, bp, 'describe_regions', {}, 'py', http_method='GET'), KEY_A,
         'botocore (no awscrt), endpoint /services/Cloud/, ' +
@@ -987,15 +852,8 @@ def collect(port):
             'botocore+awscrt (CrtSigV4QueryAuth) ' + desc % ('describe_regions', '', 'GET') +
             '; like the pure-Python signer it signs the operation\'s method POST',
             signer='crt')
-        add('botocore-crt-presigned-httpmethod-get-describe-regions', BOTOCORE_CRT,
-            presign_and_fetch(port, bc, 'describe_regions', {}, 'crt', http_method='GET'),
-            KEY_A, 'botocore+awscrt ' + desc % ('describe_regions', ', HttpMethod=GET', 'GET'),
-            signer='crt')
-        add('botocore-crt-presigned-httpmethod-get-filters', BOTOCORE_CRT,
-            presign_and_fetch(port, bc, 'describe_instances', {'Filters': BOTOCORE_FILTERS},
-                              'crt', http_method='GET'), KEY_A,
-            'botocore+awscrt ' + desc % ('describe_instances with the trap filters',
-                                         ', HttpMethod=GET', 'GET'), signer='crt')
+        presigned_pair('crt', 'botocore-crt-presigned-httpmethod-get-%s', ', HttpMethod=GET',
+                       'GET', http_method='GET')
     else:
         log('WARNING: awscrt not importable; botocore-crt vectors skipped')
 
@@ -1160,8 +1018,7 @@ def negatives(by_name):
 
 
 def self_check(vectors):
-    names = [v['name'] for v in vectors]
-    check(len(set(names)) == len(names), 'duplicate names')
+    check_unique_names(vectors)
     for v in vectors:
         n = v['name']
         check(set(FIELD_ORDER) - {'want_error'} <= set(v), '%s: missing fields %s' %
@@ -1238,7 +1095,7 @@ def main():
     args = ap.parse_args()
     if BOTOCORE_CRT:
         CRT_LOG = CrtLog()
-    srv = start_server(args.port)
+    srv = start_server(args.port, _Capture)
     port = srv.server_address[1]
     log('capture server on 127.0.0.1:%d; %s; %s; %s' % (port, BOTO2, BOTOCORE_PY, BOTOCORE_CRT))
     try:
@@ -1259,16 +1116,8 @@ def main():
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'sigv4',
                         'testdata', 'aws-testsuite')
     log('aws-testsuite cases verified: %d' % check_aws_testsuite(os.path.normpath(root)))
-    counts = collections.Counter((v['client'], v['valid']) for v in vectors)
-    for (client, valid), cnt in sorted(counts.items()):
-        log('%-60s valid=%-5s %d' % (client, valid, cnt))
-    out = json.dumps([ordered(v) for v in vectors], indent=2, ensure_ascii=True)
-    json.loads(out)
-    sys.stdout.write(out + '\n')
+    emit(vectors, FIELD_ORDER, 60)
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except CaptureError as e:
-        sys.exit('capture_sigv4_vectors: FAILED: %s' % e)
+    run_main(main, 'capture_sigv4_vectors')
