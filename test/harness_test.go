@@ -18,12 +18,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ec2proxy/ec2proxy/configs"
 	"github.com/ec2proxy/ec2proxy/credstore"
 	"github.com/ec2proxy/ec2proxy/demobackend"
 	"github.com/ec2proxy/ec2proxy/internal/app"
+	"github.com/ec2proxy/ec2proxy/internal/rawsock"
 	"github.com/ec2proxy/ec2proxy/test/testenv"
 )
 
@@ -74,7 +76,11 @@ func startStack(t *testing.T, edit func(*configs.Config)) *stack {
 	if p := cfg.Validate(); len(p) > 0 {
 		t.Fatal(p)
 	}
-	core, logs := observer.New(zap.DebugLevel)
+	level, err := zapcore.ParseLevel(cfg.Log.Level)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(level)
 	a, err := app.Build(&cfg, zap.New(core), "e2e")
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +89,9 @@ func startStack(t *testing.T, edit func(*configs.Config)) *stack {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.Server.RawSocketIO { // as app.ListenEC2 does
+		ln = rawsock.Listener{Listener: ln}
 	}
 	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
