@@ -100,6 +100,17 @@ read_pidfile() {
 	printf '%s' "$pid"
 }
 
+# redis_server_pid FILE - the PID stored in FILE if it is a running
+# redis-server (not a recycled PID of something else), or nothing.
+redis_server_pid() {
+	local pid
+	pid=$(read_pidfile "$1")
+	if [ -n "$pid" ] && pid_alive "$pid" &&
+		[ "$(readlink "/proc/${pid}/exe" 2>/dev/null || true)" = "$(readlink -f "$(command -v redis-server)")" ]; then
+		printf '%s' "$pid"
+	fi
+}
+
 # proc_cmdline PID - the command line of PID with NULs turned into spaces.
 proc_cmdline() {
 	tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true

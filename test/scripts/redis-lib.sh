@@ -43,12 +43,7 @@ rcli() {
 
 # redis_pid NAME - PID of process NAME if its redis-server runs.
 redis_pid() {
-	local pid
-	pid=$(read_pidfile "${STATE}/$1/redis.pid")
-	if [ -n "$pid" ] && pid_alive "$pid" &&
-		[ "$(readlink "/proc/${pid}/exe" 2>/dev/null || true)" = "$(readlink -f "$(command -v redis-server)")" ]; then
-		printf '%s' "$pid"
-	fi
+	redis_server_pid "${STATE}/$1/redis.pid"
 }
 
 # redis_port NAME - the client port of process NAME, or nothing.

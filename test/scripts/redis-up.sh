@@ -51,12 +51,7 @@ ping() {
 
 # running_pid - PID of the redis-server of this STATE_DIR, if it runs.
 running_pid() {
-	local pid
-	pid=$(read_pidfile "$PIDFILE")
-	if [ -n "$pid" ] && pid_alive "$pid" &&
-		[ "$(readlink "/proc/${pid}/exe" 2>/dev/null || true)" = "$(readlink -f "$(command -v redis-server)")" ]; then
-		printf '%s' "$pid"
-	fi
+	redis_server_pid "$PIDFILE"
 }
 
 write_env() {
