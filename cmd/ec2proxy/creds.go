@@ -191,7 +191,10 @@ func orDash(s string) string {
 }
 
 // oneCredential parses "[-config FILE] ACCESS_KEY" and opens the store.
-func oneCredential(name string, args []string, stderr io.Writer, extra func(*flagSet)) (credStore, func(), string, error) {
+// onCredential runs a command that takes one access key: it parses the
+// flags (extra adds the command's own), opens the configured store and
+// calls fn with a bounded context.
+func onCredential(name string, args []string, stderr io.Writer, extra func(*flagSet), fn func(ctx context.Context, store credStore, access string) error) error {
 	fs := newFlags(name, "ACCESS_KEY", stderr)
 	path := configFlag(fs)
 	if extra != nil {
@@ -200,20 +203,23 @@ func oneCredential(name string, args []string, stderr io.Writer, extra func(*fla
 	positional, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, errHelp) {
-			return nil, nil, "", err
+			return err
 		}
-		return nil, nil, "", errUsage
+		return errUsage
 	}
 	if len(positional) != 1 {
 		fmt.Fprintf(stderr, "%s: give exactly one access key\n", name)
 		fs.Usage()
-		return nil, nil, "", errUsage
+		return errUsage
 	}
 	_, store, done, err := openConfiguredStore(*path)
 	if err != nil {
-		return nil, nil, "", err
+		return err
 	}
-	return store, done, positional[0], nil
+	defer done()
+	ctx, cancel := timeout()
+	defer cancel()
+	return fn(ctx, store, positional[0])
 }
 
 func getRecord(ctx context.Context, store credStore, access string) (credstore.Record, error) {
@@ -226,88 +232,68 @@ func getRecord(ctx context.Context, store credStore, access string) (credstore.R
 
 func credsShow(args []string, stdout, stderr io.Writer) error {
 	var asJSON, showSecret *bool
-	store, done, access, err := oneCredential("creds show", args, stderr, func(fs *flagSet) {
+	return onCredential("creds show", args, stderr, func(fs *flagSet) {
 		asJSON = fs.Bool("json", false, "print JSON")
 		showSecret = fs.Bool("show-secret", false, "include the secret key")
+	}, func(ctx context.Context, store credStore, access string) error {
+		r, err := getRecord(ctx, store, access)
+		if err != nil {
+			return err
+		}
+		if !*showSecret {
+			r.Secret = ""
+		}
+		if *asJSON {
+			return json.NewEncoder(stdout).Encode(r)
+		}
+		printTable(stdout, []credstore.Record{r}, *showSecret)
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	defer done()
-	ctx, cancel := timeout()
-	defer cancel()
-	r, err := getRecord(ctx, store, access)
-	if err != nil {
-		return err
-	}
-	if !*showSecret {
-		r.Secret = ""
-	}
-	if *asJSON {
-		return json.NewEncoder(stdout).Encode(r)
-	}
-	printTable(stdout, []credstore.Record{r}, *showSecret)
-	return nil
 }
 
 func credsSetEnabled(verb string, enabled bool, args []string, stdout, stderr io.Writer) error {
-	store, done, access, err := oneCredential("creds "+verb, args, stderr, nil)
-	if err != nil {
-		return err
-	}
-	defer done()
-	ctx, cancel := timeout()
-	defer cancel()
-	r, err := getRecord(ctx, store, access)
-	if err != nil {
-		return err
-	}
-	r.Enabled = enabled
-	if err := store.Put(ctx, r); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "%sd %s (proxies notice within credentials.cache_ttl)\n", verb, access)
-	return nil
+	return onCredential("creds "+verb, args, stderr, nil, func(ctx context.Context, store credStore, access string) error {
+		r, err := getRecord(ctx, store, access)
+		if err != nil {
+			return err
+		}
+		r.Enabled = enabled
+		if err := store.Put(ctx, r); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%sd %s (proxies notice within credentials.cache_ttl)\n", verb, access)
+		return nil
+	})
 }
 
 func credsDelete(args []string, stdout, stderr io.Writer) error {
-	store, done, access, err := oneCredential("creds delete", args, stderr, nil)
-	if err != nil {
-		return err
-	}
-	defer done()
-	ctx, cancel := timeout()
-	defer cancel()
-	if err := store.Delete(ctx, access); errors.Is(err, credstore.ErrNotFound) {
-		return fmt.Errorf("no credential with access key %s", access)
-	} else if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "deleted %s\n", access)
-	return nil
+	return onCredential("creds delete", args, stderr, nil, func(ctx context.Context, store credStore, access string) error {
+		if err := store.Delete(ctx, access); errors.Is(err, credstore.ErrNotFound) {
+			return fmt.Errorf("no credential with access key %s", access)
+		} else if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "deleted %s\n", access)
+		return nil
+	})
 }
 
 func credsRotate(args []string, stdout, stderr io.Writer) error {
-	store, done, access, err := oneCredential("creds rotate", args, stderr, nil)
-	if err != nil {
-		return err
-	}
-	defer done()
-	ctx, cancel := timeout()
-	defer cancel()
-	r, err := getRecord(ctx, store, access)
-	if err != nil {
-		return err
-	}
-	if r.Source == "keystone" {
-		return fmt.Errorf("%s is managed by Keystone (creds sync): rotate it in Keystone, then sync; a different secret here would make Keystone refuse it", access)
-	}
-	r.Secret = randomKey()
-	if err := store.Put(ctx, r); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "access key  %s\nsecret key  %s\n", r.AccessKey, r.Secret)
-	return nil
+	return onCredential("creds rotate", args, stderr, nil, func(ctx context.Context, store credStore, access string) error {
+		r, err := getRecord(ctx, store, access)
+		if err != nil {
+			return err
+		}
+		if r.Source == "keystone" {
+			return fmt.Errorf("%s is managed by Keystone (creds sync): rotate it in Keystone, then sync; a different secret here would make Keystone refuse it", access)
+		}
+		r.Secret = randomKey()
+		if err := store.Put(ctx, r); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "access key  %s\nsecret key  %s\n", r.AccessKey, r.Secret)
+		return nil
+	})
 }
 
 func credsGenkey(args []string, stdout, stderr io.Writer) error {
