@@ -3,7 +3,7 @@
 #
 # Installs what is missing (Debian packages: Redis, Keystone, boto, botocore,
 # awscli), starts a private Redis and a real Keystone on loopback, runs
-# gofmt/vet, the unit and end-to-end tests with the race detector, the
+# gofmt/vet/staticcheck, the unit and end-to-end tests with the race detector, the
 # allocation tests, the proxy and end-to-end tests again without it (raw
 # socket calls), and a bounded fuzzing pass; then stops the services.
 #
