@@ -5,6 +5,10 @@ Regenerate (from the repository root; needs Debian's python3-boto and python3-bo
 
     /usr/bin/python3 test/clients/capture_sigv2_vectors.py > sigv2/testdata/vectors.json
 
+The test suite (test/vectors_test.go) captures again on every run and compares with the committed
+file through compare_vectors.py, which ignores what changes from run to run (timestamps and the
+signatures over them, the port): a Debian client update that signs differently fails there.
+
 Use /usr/bin/python3 (Debian's interpreter, where boto 2.49 and botocore live), not a pyenv
 python3 that may come first on PATH.  Options: ``--port N`` (capture server port, default 18773;
 ``--port 0`` picks a random free port; if the default is busy a random port is used and the host

@@ -6,6 +6,10 @@ python3-awscrt and awscli):
 
     /usr/bin/python3 test/clients/capture_sigv4_vectors.py > sigv4/testdata/vectors.json
 
+The test suite (test/vectors_test.go) captures again on every run and compares with the committed
+file through compare_vectors.py, which ignores what changes from run to run (timestamps and the
+signatures over them, the port): a Debian client update that signs differently fails there.
+
 Use /usr/bin/python3 (Debian's interpreter, where boto 2.49 and botocore live), not a pyenv
 python3 that may come first on PATH, and Debian's /usr/bin/aws.  Options: ``--port N`` (capture
 server port, default 18774; ``--port 0`` picks a random free port; if the default is busy a random

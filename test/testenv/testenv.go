@@ -7,6 +7,7 @@ package testenv
 import (
 	"bufio"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -99,4 +100,15 @@ func ReadEnvFile(path string, into map[string]string) error {
 		into[name] = strings.Trim(value, `"'`)
 	}
 	return sc.Err()
+}
+
+// Clients checks that Debian's python3 has the real client libraries the
+// tests drive (boto 2, botocore, awscrt); test/run.sh installs them.
+func Clients(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command("/usr/bin/python3", "-c", "import boto, botocore, awscrt")
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	if err := cmd.Run(); err != nil {
+		missing(t, "Debian's python3 with boto, botocore and awscrt")
+	}
 }
