@@ -46,8 +46,7 @@ func (r *Request) Verify(key *Key, now time.Time, limits Limits) error {
 	k := key.forMethod(r.method2)
 	matched := subtle.ConstantTimeCompare(r.mac.Sum(k, sts), want[:n]) == 1
 	if !matched {
-		if port := portStart(r.hostLower); port >= 0 {
-			cut := len(r.hostLower) - port
+		if cut := r.portLen(); cut > 0 {
 			copy(sts[hostEnd-cut:], sts[hostEnd:])
 			sts = sts[:len(sts)-cut]
 			matched = subtle.ConstantTimeCompare(r.mac.Sum(k, sts), want[:n]) == 1
@@ -111,6 +110,15 @@ func (r *Request) buildStringToSign() (sts []byte, hostEnd int) {
 	return b, hostEnd
 }
 
+// portLen is the length of the ":PORT" ending the lowercased Host, or 0:
+// what the portless host candidate leaves out of the string to sign.
+func (r *Request) portLen() int {
+	if port := portStart(r.hostLower); port >= 0 {
+		return len(r.hostLower) - port
+	}
+	return 0
+}
+
 // portStart is the index of the ':' before a port in host, or -1.
 func portStart(host []byte) int {
 	i := bytes.LastIndexByte(host, ':')
@@ -169,11 +177,11 @@ func (r *Request) AppendStringToSign(dst []byte, i int) []byte {
 	if i == 0 {
 		return append(dst, sts...)
 	}
-	port := portStart(r.hostLower)
-	if port < 0 {
+	cut := r.portLen()
+	if cut == 0 {
 		return dst
 	}
-	dst = append(dst, sts[:hostEnd-(len(r.hostLower)-port)]...)
+	dst = append(dst, sts[:hostEnd-cut]...)
 	return append(dst, sts[hostEnd:]...)
 }
 
