@@ -44,7 +44,7 @@ def mask(s, vals):
         s = s.replace(x, '<SIG>')
     s = re.sub(r'\d{4}-\d\d-\d\dT\d\d(:|%3A)\d\d(:|%3A)\d\dZ', '<TS>', s)
     s = re.sub(r'\d{8}T\d{6}Z', '<AMZDATE>', s)
-    s = re.sub(r'(?<=/|F)\d{8}(?=/|%2F)', '<DATE>', s)
+    s = re.sub(r'(?<![0-9])\d{8}(?=/|%2F)', '<DATE>', s)  # credential scope date, also in the string to sign
     s = re.sub(r'Credential date \d{8}', 'Credential date <DATE>', s)
     s = re.sub(r'\b(127\.0\.0\.1|localhost):\d+\b', r'\1:<PORT>', s, flags=re.I)
     s = re.sub(r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<UUID>', s)
