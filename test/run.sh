@@ -40,6 +40,8 @@ go mod download
 step "static checks"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.state/*'))
 if [[ -n $unformatted ]]; then echo "gofmt needed:"; echo "$unformatted"; exit 1; fi
+# go.mod must say which modules are imported directly, and go.sum hold every hash.
+go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy" >&2; exit 1; }
 go vet ./...
 # staticcheck at a fixed version; go run fetches it without touching go.mod.
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
