@@ -9,8 +9,10 @@
 # credentials in Keystone and copies them into Redis, then drives with the
 # same load generator, one after another:
 #   backend direct | nginx plain proxy | a plain fasthttp proxy (the Go
-#   reference) | ec2proxy warm | ec2proxy with every protection on |
-#   invalid signatures against ec2proxy (repeated, and all distinct)
+#   reference) | a Go event-loop proxy, plain and doing ec2proxy's
+#   verification (bench/loopproxy: what an event loop could reach) |
+#   ec2proxy warm | ec2proxy with every protection on | invalid signatures
+#   against ec2proxy (repeated, and all distinct)
 # and measures Keystone and Redis load per request, RSS with RSS_KEYS
 # credentials cached, and the sigv2/sigv4 Go micro-benchmarks. Writes
 # bench/results.md (and prints it); stops everything it started.
@@ -23,10 +25,12 @@
 #                   past ec2proxy's 5 s keystone.timeout)
 #   WARMUP=2s       load before each measured window (seconds, "Ns")
 #   DURATION=8s     measured window per pass (seconds, "Ns")
-#   ROUNDS=3        passes of fasthttp, nginx and warm ec2proxy, in turn
+#   ROUNDS=3        passes of fasthttp, nginx, the event loops and warm
+#                   ec2proxy, in turn
 #                   (and of ec2proxy with every protection on)
 #   LAT_RATE=3000   requests/s of the equal-load latency passes (open loop,
-#                   the same schedule for fasthttp, nginx and ec2proxy;
+#                   the same schedule for fasthttp, nginx, the verifying
+#                   event loop and ec2proxy;
 #                   0 skips them)
 #   LAT_ROUNDS=5    rounds of the equal-load passes, in turn (their p99
 #                   moves more between passes than req/s does)
@@ -52,7 +56,7 @@
 #                   pays for its initialisation; runs/<time>/ keeps each
 #                   run's configurations, logs and raw results.
 #
-# Must run as root (apt-get, taskset). Whole run: about 8 minutes, plus
+# Must run as root (apt-get, taskset). Whole run: about 10 minutes, plus
 # about a minute the first time (nginx install, Keystone initialisation,
 # creating the credentials).
 set -euo pipefail
@@ -128,7 +132,7 @@ fi
 
 build() {
 	(cd "$REPO" && go build -o "${BIN}/ec2proxy" ./cmd/ec2proxy &&
-		go build -o "${BIN}/" ./bench/backend ./bench/loadgen ./bench/seed ./bench/fakekeystone ./bench/profproxy ./bench/report ./bench/fastproxy)
+		go build -o "${BIN}/" ./bench/backend ./bench/loadgen ./bench/seed ./bench/fakekeystone ./bench/profproxy ./bench/report ./bench/fastproxy ./bench/loopproxy)
 }
 step "build ec2proxy and bench programs" build
 
@@ -256,6 +260,14 @@ step "fill ec2proxy caches (${KEYS} keys)" fill ec2proxy-fill "$P_PORT" "${PROBE
 F_PORT=$(free_port)
 start_bg fastproxy "$SUT_CPU" "${BIN}/fastproxy" -listen "127.0.0.1:${F_PORT}" -backend "127.0.0.1:${BACKEND_PORT}"
 wait_http "http://127.0.0.1:${F_PORT}/" 200 10
+# bench/loopproxy: the same proxying on one epoll loop of raw system calls
+# (nginx's way, in Go), and that loop doing ec2proxy's verification too.
+L_PORT=$(free_port)
+start_bg loopproxy "$SUT_CPU" "${BIN}/loopproxy" -listen "127.0.0.1:${L_PORT}" -backend "127.0.0.1:${BACKEND_PORT}"
+wait_http "http://127.0.0.1:${L_PORT}/" 200 10
+LV_PORT=$(free_port)
+start_bg loopverify "$SUT_CPU" "${BIN}/loopproxy" -listen "127.0.0.1:${LV_PORT}" -backend "127.0.0.1:${BACKEND_PORT}" -verify-creds "${RUN}/creds.tsv"
+wait_http "http://127.0.0.1:${LV_PORT}/" 403 10 # unsigned: refused
 NGINX_PORT=$(free_port)
 mkdir -p "${RUN}/nginx"
 nginx_conf "$NGINX_PORT" "$BACKEND_PORT" "${RUN}/nginx" >"${RUN}/nginx/nginx.conf"
@@ -274,10 +286,13 @@ for round in $(seq "$ROUNDS"); do
 	step "load: plain fasthttp proxy (round ${round})" load "fastproxy#${round}" "$F_PORT" -pids "proxy=$(bg_pid fastproxy),backend=${B_PID}"
 	step "load: nginx (round ${round})" load "nginx#${round}" "$NGINX_PORT" -pids "proxy=${N_PIDS},backend=${B_PID}"
 	step "load: ec2proxy warm (round ${round})" load "ec2proxy#${round}" "$P_PORT" "${PROBES[@]}"
+	step "load: event-loop proxy (round ${round})" load "loopproxy#${round}" "$L_PORT" -pids "proxy=$(bg_pid loopproxy),backend=${B_PID}"
+	step "load: event loop + verification (round ${round})" load "loopverify#${round}" "$LV_PORT" -pids "proxy=$(bg_pid loopverify),backend=${B_PID}"
 done
 perf_pass fastproxy "$F_PORT" "$(bg_pid fastproxy)"
 perf_pass nginx "$NGINX_PORT" "${N_PIDS//+/,}"
 perf_pass ec2proxy "$P_PORT" "$(bg_pid ec2proxy)"
+perf_pass loopverify "$LV_PORT" "$(bg_pid loopverify)"
 # Latency at equal load: each proxy gets the same open-loop schedule of
 # LAT_RATE requests/s, well below every one's capacity (each request then
 # costs more CPU than at saturation, where reads and writes batch: 3000/s
@@ -294,8 +309,11 @@ if [ "$LAT_RATE" -gt 0 ]; then
 		# CPU only: a /metrics scrape on the proxy's core as the window opens
 		# would show up in a tail this short.
 		step "load: ec2proxy warm at ${LAT_RATE} req/s (round ${round})" load "ec2proxy@rate#${round}" "$P_PORT" -rate "$LAT_RATE" -pids "proxy=$(bg_pid ec2proxy),backend=${B_PID}"
+		step "load: event loop + verification at ${LAT_RATE} req/s (round ${round})" load "loopverify@rate#${round}" "$LV_PORT" -rate "$LAT_RATE" -pids "proxy=$(bg_pid loopverify),backend=${B_PID}"
 	done
 fi
+stop_bg loopproxy
+stop_bg loopverify
 stop_bg fastproxy
 stop_bg nginx
 

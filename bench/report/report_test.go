@@ -156,3 +156,33 @@ func TestRatioPerRound(t *testing.T) {
 		t.Errorf("ratio with unequal rounds = %v; want median/median = 2", got)
 	}
 }
+
+// The rounds table gives the event loop with verification its own ratio to
+// nginx of the same round, and shows "–" where a round lacks a target (a
+// run from before the event loops were measured).
+func TestRoundsWithEventLoops(t *testing.T) {
+	results := map[string]result{}
+	for i, rps := range []struct{ nginx, proxy, loop, verify float64 }{{20000, 14000, 22000, 19000}, {25000, 16000, 0, 0}} {
+		n := fmt.Sprint("#", i+1)
+		add := func(label string, v float64) {
+			if v > 0 {
+				results[label+n] = result{Label: label + n, RPS: v, P99Ms: 5}
+			}
+		}
+		add("nginx", rps.nginx)
+		add("ec2proxy", rps.proxy)
+		add("loopproxy", rps.loop)
+		add("loopverify", rps.verify)
+	}
+	r := &run{results: results, rounds: medianRounds(results)}
+	var b strings.Builder
+	r.writeRounds(&b)
+	for _, want := range []string{
+		"| 1 | – | 20000; 5.00 | 14000; 5.00 | 0.70 | 22000; 5.00 | 19000; 5.00 | 0.95 |",
+		"| 2 | – | 25000; 5.00 | 16000; 5.00 | 0.64 | – | – | – |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("rounds table lacks %q:\n%s", want, b.String())
+		}
+	}
+}

@@ -14,6 +14,8 @@ const (
 	lBackend     = "backend"
 	lNginx       = "nginx"
 	lFastproxy   = "fastproxy"
+	lLoop        = "loopproxy"
+	lLoopVerify  = "loopverify"
 	lProxy       = "ec2proxy"
 	lProtections = "ec2proxy-protections"
 	lFlood       = "ec2proxy-badsig"
@@ -26,6 +28,8 @@ var loadRows = []struct{ label, name string }{
 	{lBackend, "backend direct"},
 	{lNginx, "nginx plain proxy"},
 	{lFastproxy, "plain fasthttp proxy (Go reference)"},
+	{lLoop, "Go event-loop proxy (reference)"},
+	{lLoopVerify, "Go event loop + ec2proxy's verification (estimate)"},
 	{lProxy, "ec2proxy, warm (keystone + redis)"},
 	{lProtections, "ec2proxy, every protection on"},
 	{lFlood, "ec2proxy, invalid signatures, repeated"},
@@ -45,7 +49,7 @@ func (r *run) write(w io.Writer) {
 	fmt.Fprintf(w, "Run %s with `make bench` (`bash bench/run.sh`).\n\n", f["date"])
 	fmt.Fprintf(w, "Machine: %s cores (%s), kernel %s, %s; nginx %s, redis %s, keystone %s.\n\n",
 		f["nproc"], f["cpu_model"], f["kernel"], f["go_version"], f["nginx_version"], f["redis_version"], f["keystone_version"])
-	fmt.Fprintf(w, "Load: %s connections, %s warm-up then %s measured per pass (fasthttp, nginx and warm ec2proxy: %s rounds in turn, median round shown; every protection on: as many passes, median shown), %s EC2 credentials (half SigV2 HmacSHA256, half SigV4, form POST DescribeInstances, signed at the start of each pass unless marked †). %s\n\n",
+	fmt.Fprintf(w, "Load: %s connections, %s warm-up then %s measured per pass (fasthttp, nginx, the Go event loops and warm ec2proxy: %s rounds in turn, median round shown; every protection on: as many passes, median shown), %s EC2 credentials (half SigV2 HmacSHA256, half SigV4, form POST DescribeInstances, signed at the start of each pass unless marked †). %s\n\n",
 		f["conns"], f["warmup"], f["duration"], f["rounds"], f["keys"], f["pinning"])
 	fmt.Fprintf(w, "Load average before the run: %s. Other work on the machine during the run adds noise; the CPU column shows how busy each core was.\n\n", f["loadavg"])
 
@@ -107,7 +111,7 @@ func (r *run) writeEqualLoad(w io.Writer) {
 	}
 	fmt.Fprintf(w, "### Latency at equal load (%s req/s, open loop, %s rounds in turn)\n\n", r.facts["lat_rate"], cmp.Or(r.facts["lat_rounds"], r.facts["rounds"]))
 	fmt.Fprintf(w, "| target | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | p99 − nginx p99 | answers | proxy / backend CPU µs per request |\n|---|---:|---:|---:|---:|---:|---:|---|---:|\n")
-	for _, row := range []struct{ label, name string }{{lNginx, "nginx plain proxy"}, {lFastproxy, "plain fasthttp proxy (Go reference)"}, {lProxy, "ec2proxy, warm"}} {
+	for _, row := range []struct{ label, name string }{{lNginx, "nginx plain proxy"}, {lFastproxy, "plain fasthttp proxy (Go reference)"}, {lLoopVerify, "Go event loop + verification (estimate)"}, {lProxy, "ec2proxy, warm"}} {
 		res, ok := r.results[row.label+atRate]
 		if !ok {
 			continue
@@ -193,8 +197,8 @@ func (r *run) writeRounds(w io.Writer) {
 	if len(nginx) < 2 {
 		return
 	}
-	fmt.Fprintf(w, "### Rounds (req/s; p99 ms)\n\n| round | plain fasthttp proxy | nginx | ec2proxy warm | ec2proxy ÷ nginx, same round |\n|---|---:|---:|---:|---:|\n")
-	fast := r.rounds[lFastproxy]
+	fmt.Fprintf(w, "### Rounds (req/s; p99 ms)\n\n| round | plain fasthttp proxy | nginx | ec2proxy warm | ec2proxy ÷ nginx, same round | Go event loop | event loop + verification | its ÷ nginx |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	fast, loop, loopVerify := r.rounds[lFastproxy], r.rounds[lLoop], r.rounds[lLoopVerify]
 	for i := range nginx {
 		cell := func(list []result) string {
 			if i >= len(list) || list[i].RPS == 0 {
@@ -202,11 +206,13 @@ func (r *run) writeRounds(w io.Writer) {
 			}
 			return fmt.Sprintf("%.0f; %.2f", list[i].RPS, list[i].P99Ms)
 		}
-		ratio := "–"
-		if i < len(proxy) && nginx[i].RPS > 0 {
-			ratio = fmt.Sprintf("%.2f", proxy[i].RPS/nginx[i].RPS)
+		ratio := func(list []result) string {
+			if i >= len(list) || nginx[i].RPS == 0 || list[i].RPS == 0 {
+				return "–"
+			}
+			return fmt.Sprintf("%.2f", list[i].RPS/nginx[i].RPS)
 		}
-		fmt.Fprintf(w, "| %d | %s | %s | %s | %s |\n", i+1, cell(fast), cell(nginx), cell(proxy), ratio)
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s | %s |\n", i+1, cell(fast), cell(nginx), cell(proxy), ratio(proxy), cell(loop), cell(loopVerify), ratio(loopVerify))
 	}
 	fmt.Fprintln(w)
 }
