@@ -73,6 +73,10 @@ func (c *Cache[V]) Get(ctx context.Context, accessKey []byte) (V, error) {
 	return c.c.Get(ctx, accessKey, struct{}{})
 }
 
+// Peek returns accessKey's prepared value only if it is cached and fresh;
+// it never reads the backend.
+func (c *Cache[V]) Peek(accessKey []byte) (V, bool) { return c.c.Peek(accessKey) }
+
 // Invalidate forgets accessKey, so the next Get reads the backend.
 func (c *Cache[V]) Invalidate(accessKey string) { c.c.Invalidate(accessKey) }
 

@@ -134,6 +134,10 @@ func (c *Client) Identity(ctx context.Context, accessKey string, key *sigv2.Key)
 	return c.tokens.GetString(ctx, accessKey, key)
 }
 
+// CachedIdentity returns accessKey's identity only if its token is cached
+// and not due for renewal; it never calls Keystone or Redis.
+func (c *Client) CachedIdentity(accessKey string) (*Identity, bool) { return c.tokens.PeekString(accessKey) }
+
 // Forget drops the cached token of accessKey (after the credential changed).
 func (c *Client) Forget(accessKey string) { c.tokens.Invalidate(accessKey) }
 

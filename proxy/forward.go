@@ -74,6 +74,8 @@ func newRoute(r configs.Route, b *configs.Backend, rawSocketIO bool) (route, err
 	}, nil
 }
 
+func (rt *route) addr() string { return rt.client.Addr }
+
 // route returns the backend for path: the longest matching prefix.
 func (s *Server) route(path []byte) *route {
 	for i := range s.routes {
@@ -87,10 +89,20 @@ func (s *Server) route(path []byte) *route {
 // forward sends the verified request to the backend with the identity
 // headers, and copies the answer back.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, id *keystoneclient.Identity) outcome {
+	s.prepareForward(ctx, st, id)
 	// The backend answers straight into the client's response: no copy.
 	req, resp := &st.out, &ctx.Response
-	req.Reset()
 	resp.Reset()
+
+	start := time.Now()
+	err := rt.client.DoTimeout(req, resp, rt.timeout)
+	return s.forwarded(ctx, st, rt, err, time.Since(start))
+}
+
+// prepareForward builds the backend's request in st.out.
+func (s *Server) prepareForward(ctx *fasthttp.RequestCtx, st *state, id *keystoneclient.Identity) {
+	req := &st.out
+	req.Reset()
 	req.Header.DisableNormalizing()
 	req.Header.SetMethodBytes(ctx.Method())
 	req.SetRequestURIBytes(ctx.Request.Header.RequestURI())
@@ -109,17 +121,20 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, id *key
 	st.scratch = setIdentity(&req.Header, id, st.scratch[:0])
 	req.Header.SetBytesV(headerRequestID, st.requestID)
 	req.Header.SetBytesV("X-OpenStack-Request-ID", st.requestID) // oslo records it as global_request_id
+}
 
-	start := time.Now()
-	err := rt.client.DoTimeout(req, resp, rt.timeout)
-	s.m.backendDone(resp.StatusCode(), err, time.Since(start))
+// forwarded finishes a request the backend answered into ctx.Response, or
+// failed with err.
+func (s *Server) forwarded(ctx *fasthttp.RequestCtx, st *state, rt *route, err error, took time.Duration) outcome {
+	resp := &ctx.Response
+	s.m.backendDone(resp.StatusCode(), err, took)
 	if err != nil {
 		code := errBadGateway
 		var ne net.Error
 		if errors.Is(err, fasthttp.ErrTimeout) || errors.As(err, &ne) && ne.Timeout() {
 			code = errGatewayTimeout
 		}
-		return s.fail(ctx, st, code, "", fmt.Errorf("backend %s: %w", rt.client.Addr, err))
+		return s.fail(ctx, st, code, "", fmt.Errorf("backend %s: %w", rt.addr(), err))
 	}
 	for _, h := range responseHopByHop {
 		resp.Header.Del(h)

@@ -120,6 +120,9 @@ func (s *Server) afterVerify(ctx *fasthttp.RequestCtx, st *state) (outcome, bool
 	if g.Replay == nil && g.RateLimit == nil && g.Admit == nil {
 		return 0, false
 	}
+	if st.inLoop {
+		return outcomeHandoff, true // each of these may call Redis
+	}
 	// Keep the marker as long as the request could be accepted again.
 	ttl := 2*s.cfg.Auth.TimestampWindow + s.cfg.Auth.MaxExpiresAhead
 	if st.version == 4 && st.v4.Presigned() {

@@ -29,10 +29,16 @@ type state struct {
 	target    policy.Target
 	requestID []byte
 	scratch   []byte
+	// inLoop: served by the event loop, which must not block: lookups are
+	// cache-only and any refusal or miss hands the request over instead.
+	inLoop bool
+	route    *route // the event loop's backend for a forwarded request
+	identity *keystoneclient.Identity
 }
 
 func (st *state) reset() {
 	st.version = 0
+	st.inLoop = false
 	st.v2.Reset()
 	st.requestID = st.requestID[:0]
 	st.scratch = st.scratch[:0]
@@ -135,7 +141,15 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, st *state) outcome {
 	}
 
 	id := cred.standalone
-	if s.identity != nil {
+	if s.identity != nil && st.inLoop {
+		cached, ok := s.identity.(cachedIdentities)
+		if !ok {
+			return outcomeHandoff
+		}
+		if id, ok = cached.CachedIdentity(cred.access); !ok {
+			return outcomeHandoff
+		}
+	} else if s.identity != nil {
 		var err error
 		id, err = s.identity.Identity(ctx, cred.access, &cred.key)
 		switch {
@@ -148,7 +162,17 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, st *state) outcome {
 	if out, ok := s.authorize(ctx, st, id); !ok {
 		return out
 	}
+	if st.inLoop {
+		st.route, st.identity = rt, id
+		return outcomeForwarded
+	}
 	return s.forward(ctx, st, rt, id)
+}
+
+// cachedIdentities is an IdentitySource that can answer from its cache
+// alone (*keystoneclient.Client).
+type cachedIdentities interface {
+	CachedIdentity(accessKey string) (*keystoneclient.Identity, bool)
 }
 
 var (
@@ -173,6 +197,9 @@ func (s *Server) verifyV2(ctx *fasthttp.RequestCtx, st *state, method, host, pat
 		return nil, failed
 	}
 	if err := st.v2.Verify(&cred.key, s.now(), s.limits); err != nil {
+		if st.inLoop {
+			return nil, outcomeHandoff
+		}
 		if e, ok := err.(*sigv2.Error); ok && e.Code == sigv2.CodeSignatureMismatch {
 			s.signatureFailed(ctx, st.v2.AccessKeyID(), st.v2.Signature())
 		}
@@ -201,6 +228,9 @@ func (s *Server) verifyV4(ctx *fasthttp.RequestCtx, st *state, method, host, pat
 		return nil, failed
 	}
 	if err := st.v4.Verify(&cred.v4, s.now(), s.limitsV4); err != nil {
+		if st.inLoop {
+			return nil, outcomeHandoff
+		}
 		if e, ok := err.(*sigv4.Error); ok && e.Code == sigv4.CodeSignatureMismatch {
 			s.signatureFailed(ctx, st.v4.AccessKeyID(), st.v4.Signature())
 		}
@@ -212,6 +242,12 @@ func (s *Server) verifyV4(ctx *fasthttp.RequestCtx, st *state, method, host, pat
 // credential looks the access key up; a nil credential means the request
 // has been answered with an error.
 func (s *Server) credential(ctx *fasthttp.RequestCtx, st *state, accessKey []byte) (*credential, outcome) {
+	if st.inLoop {
+		if cred, ok := s.creds.Peek(accessKey); ok && cred.enabled {
+			return cred, 0
+		}
+		return nil, outcomeHandoff
+	}
 	cred, err := s.creds.Get(ctx, accessKey)
 	switch {
 	case err == nil && !cred.enabled:
@@ -316,6 +352,9 @@ func sentence(s string) string {
 // fail writes the EC2 error for code, logs once and counts once. cause is the
 // internal error behind a 5xx (or a suspicious 4xx), for the log only.
 func (s *Server) fail(ctx *fasthttp.RequestCtx, st *state, code errorCode, message string, cause error) outcome {
+	if st.inLoop {
+		return outcomeHandoff // the goroutine server answers it, counts it, logs it
+	}
 	e := errorTable[code]
 	if message == "" {
 		message = e.message

@@ -19,6 +19,10 @@ const (
 	outcomeForwarded outcome = iota
 	outcomeRejected          // the client's fault: 4xx
 	outcomeFailed            // ours or a dependency's: 5xx
+	// outcomeHandoff: the event loop cannot serve this request without
+	// blocking or answering an error; the goroutine server takes it over.
+	// Never counted.
+	outcomeHandoff = 255
 	numOutcomes
 )
 

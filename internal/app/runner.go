@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
+
+	"github.com/ec2proxy/ec2proxy/proxy"
 )
 
 // Runner serves successive Apps behind one frontend, so a reload (SIGHUP)
@@ -37,11 +41,23 @@ func NewRunner(first *App, ln, adminLn net.Listener) *Runner {
 	r.frontend = first.Proxy.NewFrontend(
 		func(ctx *fasthttp.RequestCtx) { r.current.Load().Proxy.ServeRequest(ctx) },
 		func(ctx *fasthttp.RequestCtx, err error) { r.current.Load().Proxy.ServeTransportError(ctx, err) })
-	go func() {
-		if err := r.frontend.Serve(ln); err != nil {
+	if os.Getenv("PROTO_EVENT_LOOP") == "1" { // PROTOTYPE
+		loop, err := proxy.NewEventLoop(ln, func() *proxy.Server { return r.current.Load().Proxy }, r.frontend.ServeConn, first.Logger, first.Config.Server.RawSocketIO)
+		if err != nil {
 			r.failed <- err
+			return r
 		}
-	}()
+		go func() {
+			runtime.LockOSThread()
+			r.failed <- loop.Run()
+		}()
+	} else {
+		go func() {
+			if err := r.frontend.Serve(ln); err != nil {
+				r.failed <- err
+			}
+		}()
+	}
 	if adminLn != nil {
 		r.admin = &http.Server{
 			Handler:           http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { r.current.Load().Admin.ServeHTTP(w, req) }),

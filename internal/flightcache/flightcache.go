@@ -207,6 +207,36 @@ func (c *Cache[A, V]) GetString(ctx context.Context, key string, arg A) (V, erro
 	return c.miss(ctx, s, key, arg, e, now, nowAt)
 }
 
+// Peek returns key's value if it is cached, fresh and not a failure,
+// without loading or waiting: for callers that must not block. It counts
+// as a hit when it finds one, and as nothing otherwise (the caller's Get
+// that follows a miss counts).
+func (c *Cache[A, V]) Peek(key []byte) (V, bool) {
+	s := c.shard(key)
+	s.mu.RLock()
+	e := s.entries[string(key)] // no allocation: the compiler looks up in place
+	s.mu.RUnlock()
+	return c.peeked(e)
+}
+
+// PeekString is Peek for a key held as a string.
+func (c *Cache[A, V]) PeekString(key string) (V, bool) {
+	s := c.shardString(key)
+	s.mu.RLock()
+	e := s.entries[key]
+	s.mu.RUnlock()
+	return c.peeked(e)
+}
+
+func (c *Cache[A, V]) peeked(e *entry[V]) (V, bool) {
+	if e == nil || c.since(c.opts.Now()) >= e.fresh || e.failed() {
+		var zero V
+		return zero, false
+	}
+	c.observe(Hit)
+	return e.value, true
+}
+
 // hit serves a fresh entry, whose failure (if it is one) is failure.
 func (c *Cache[A, V]) hit(e *entry[V], failure error) (V, error) {
 	if e.failed() {
