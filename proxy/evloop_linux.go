@@ -8,12 +8,15 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -40,6 +43,23 @@ type EventLoop struct {
 	w        appendWriter
 	backends map[string]*syscall.SockaddrInet4
 	rawIO    bool
+
+	// Requests that need I/O run on goroutines and come back here.
+	efd    int // eventfd: a finished goroutine request wakes the loop
+	mu     sync.Mutex
+	done   []*dispatched
+	served, sent, handedOff atomic.Int64
+
+	stop     atomic.Bool   // Shutdown asked
+	stopping bool          // the loop has stopped accepting
+	stopped  chan struct{} // closed when Run returns
+}
+
+// dispatched is a request the loop could not serve without blocking,
+// served by the normal pipeline on a goroutine.
+type dispatched struct {
+	c   *loopConn
+	ctx *fasthttp.RequestCtx
 }
 
 type loopConn struct {
@@ -55,6 +75,7 @@ type loopConn struct {
 	peer  peerConn
 	srv   *Server
 	busy  bool
+	away  bool // busy on a goroutine (dispatched), not at a loop backend
 	start time.Time
 	sent  time.Time
 }
@@ -94,21 +115,48 @@ func NewEventLoop(ln net.Listener, current func() *Server, serve func(net.Conn) 
 	if err := syscall.SetNonblock(l.lfd, true); err != nil {
 		return nil, err
 	}
+	l.stopped = make(chan struct{})
 	l.br = bufio.NewReaderSize(&l.rd, 64<<10)
 	l.bw = bufio.NewWriterSize(l.w, 16<<10)
 	if l.epfd, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC); err != nil {
 		return nil, err
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(l.lfd)}
-	return l, syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, l.lfd, &ev)
+	efd, _, errno := syscall.RawSyscall(syscall.SYS_EVENTFD2, 0, syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	if errno != 0 {
+		return nil, errno
+	}
+	l.efd = int(efd)
+	for _, fd := range []int{l.lfd, l.efd} {
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}
+		if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// Stats: requests served in the loop, sent to goroutines, and connections
+// handed to the goroutine server.
+func (l *EventLoop) Stats() (served, sent, handedOff int64) {
+	return l.served.Load(), l.sent.Load(), l.handedOff.Load()
 }
 
 // Run serves until an epoll error; call it on a goroutine of its own,
 // locked to its thread.
 func (l *EventLoop) Run() error {
+	defer close(l.stopped)
 	events := make([]syscall.EpollEvent, 256)
 	for {
-		n, err := syscall.EpollWait(l.epfd, events, -1)
+		if l.stop.Load() && l.drained() {
+			for _, c := range l.conns {
+				if c != nil && !c.isBackend {
+					l.close(c)
+				}
+			}
+			syscall.Close(l.epfd)
+			return nil
+		}
+		n, err := syscall.EpollWait(l.epfd, events, 100)
 		if err == syscall.EINTR {
 			continue
 		} else if err != nil {
@@ -118,6 +166,10 @@ func (l *EventLoop) Run() error {
 			fd := int(events[i].Fd)
 			if fd == l.lfd {
 				l.accept()
+				continue
+			}
+			if fd == l.efd {
+				l.collect()
 				continue
 			}
 			c := l.conns[fd]
@@ -202,10 +254,10 @@ func (l *EventLoop) close(c *loopConn) {
 	if l.conns[c.fd] != c {
 		return
 	}
-	if c.busy {
+	if c.busy && !c.away {
 		c.srv.inflight.Add(-1)
-		c.busy = false
 	}
+	c.busy = false
 	l.forget(c)
 	syscall.Close(c.fd)
 }
@@ -266,9 +318,10 @@ func (l *EventLoop) request(c *loopConn) {
 		req.SetBodyRaw(c.in[head : head+cl])
 		out := l.run(s, c)
 		if out == outcomeHandoff {
-			l.handoff(c)
+			l.dispatch(c, s, head+cl)
 			return
 		}
+		l.served.Add(1)
 		b, err := l.backendOf(c, c.st.route)
 		if err != nil {
 			c.st.inLoop = false
@@ -378,6 +431,7 @@ func (l *EventLoop) respond(c *loopConn, s *Server) {
 // handoff gives the connection, with what it has sent so far, to the
 // goroutine server, which keeps it.
 func (l *EventLoop) handoff(c *loopConn) {
+	l.handedOff.Add(1)
 	l.forget(c)
 	f := os.NewFile(uintptr(c.fd), "ec2-client")
 	nc, err := net.FileConn(f)
@@ -497,4 +551,88 @@ func appendHeader(dst, name, value []byte) []byte {
 	dst = append(dst, ": "...)
 	dst = append(dst, value...)
 	return append(dst, "\r\n"...)
+}
+
+// dispatch serves the request in c.in[:size] with the normal pipeline on a
+// goroutine (it may call Redis or Keystone, or answer an error); collect
+// writes the answer when it is done.
+func (l *EventLoop) dispatch(c *loopConn, s *Server, size int) {
+	l.sent.Add(1)
+	ctx := new(fasthttp.RequestCtx)
+	ctx.Init2(&c.peer, nil, false)
+	c.ctx.Request.CopyTo(&ctx.Request) // it aliases c.in, which moves on
+	c.in = c.in[:copy(c.in, c.in[size:])]
+	c.busy, c.away = true, true
+	go func() {
+		s.ServeRequest(ctx)
+		l.mu.Lock()
+		l.done = append(l.done, &dispatched{c: c, ctx: ctx})
+		l.mu.Unlock()
+		one := [8]byte{1}
+		_, _ = rawWrite(l.efd, one[:])
+	}()
+}
+
+// collect writes the answers of requests served on goroutines.
+func (l *EventLoop) collect() {
+	var counter [8]byte
+	_, _ = rawRead(l.efd, counter[:])
+	l.mu.Lock()
+	done := l.done
+	l.done = nil
+	l.mu.Unlock()
+	for _, d := range done {
+		c := d.c
+		if c.fd >= len(l.conns) || l.conns[c.fd] != c {
+			continue // the client left meanwhile
+		}
+		c.busy, c.away = false, false
+		l.w.b = &c.out
+		l.bw.Reset(l.w)
+		_ = d.ctx.Response.Write(l.bw)
+		_ = l.bw.Flush()
+		if d.ctx.Response.ConnectionClose() {
+			l.flush(c)
+			l.close(c)
+			continue
+		}
+		if l.flush(c) && len(c.in) > 0 {
+			l.request(c)
+		}
+	}
+}
+
+// Shutdown stops accepting and returns once every request the loop holds
+// has been answered (idle connections are closed), or with ctx's error.
+func (l *EventLoop) Shutdown(ctx context.Context) error {
+	l.stop.Store(true)
+	one := [8]byte{1}
+	_, _ = rawWrite(l.efd, one[:])
+	select {
+	case <-l.stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// drained stops accepting (once) and reports whether no request is in
+// the loop's hands; idle connections are closed on the way.
+func (l *EventLoop) drained() bool {
+	if !l.stopping {
+		l.stopping = true
+		_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, l.lfd, nil)
+		l.lfile.Close()
+	}
+	busy := false
+	for _, c := range l.conns {
+		switch {
+		case c == nil || c.isBackend:
+		case c.busy || len(c.out) > 0:
+			busy = true
+		default:
+			l.close(c)
+		}
+	}
+	return !busy
 }

@@ -31,6 +31,7 @@ type Runner struct {
 	current     atomic.Pointer[App]
 	mu          sync.Mutex // serialises Swap and Stop
 	failed      chan error
+	loop        *proxy.EventLoop // PROTOTYPE
 }
 
 // NewRunner serves first on ln (and its admin endpoints on adminLn, if not
@@ -41,15 +42,29 @@ func NewRunner(first *App, ln, adminLn net.Listener) *Runner {
 	r.frontend = first.Proxy.NewFrontend(
 		func(ctx *fasthttp.RequestCtx) { r.current.Load().Proxy.ServeRequest(ctx) },
 		func(ctx *fasthttp.RequestCtx, err error) { r.current.Load().Proxy.ServeTransportError(ctx, err) })
+	var loop *proxy.EventLoop
 	if os.Getenv("PROTO_EVENT_LOOP") == "1" { // PROTOTYPE
-		loop, err := proxy.NewEventLoop(ln, func() *proxy.Server { return r.current.Load().Proxy }, r.frontend.ServeConn, first.Logger, first.Config.Server.RawSocketIO)
+		var err error
+		loop, err = proxy.NewEventLoop(ln, func() *proxy.Server { return r.current.Load().Proxy }, r.frontend.ServeConn, first.Logger, first.Config.Server.RawSocketIO)
 		if err != nil {
-			r.failed <- err
-			return r
+			first.Logger.Warn("event loop unavailable for this listener; serving with goroutines", zap.Error(err))
 		}
+	}
+	r.loop = loop
+	if loop != nil {
 		go func() {
 			runtime.LockOSThread()
 			r.failed <- loop.Run()
+		}()
+		go func() { // PROTOTYPE: how much the loop served
+			var last int64
+			for range time.Tick(5 * time.Second) {
+				served, sent, handed := loop.Stats()
+				if served+sent+handed != last {
+					last = served + sent + handed
+					first.Logger.Info("event loop", zap.Int64("served", served), zap.Int64("on_goroutines", sent), zap.Int64("handed_off", handed))
+				}
+			}
 		}()
 	} else {
 		go func() {
@@ -99,7 +114,14 @@ func (r *Runner) Stop() error {
 	cur := r.current.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), cur.Config.Server.ShutdownTimeout)
 	defer cancel()
-	err := r.frontend.ShutdownWithContext(ctx)
+	var err error
+	if r.loop != nil {
+		r.ln.Close() // the loop closes its copy of the socket as it stops
+		err = r.loop.Shutdown(ctx)
+	}
+	if ferr := r.frontend.ShutdownWithContext(ctx); err == nil {
+		err = ferr
+	}
 	if r.admin != nil {
 		_ = r.admin.Shutdown(ctx)
 	}
