@@ -100,6 +100,10 @@ type Server struct {
 	// RawSocketIO reads and writes client and backend sockets with system
 	// calls the Go scheduler is not told about (Linux; see internal/rawsock).
 	RawSocketIO bool `yaml:"raw_socket_io"`
+	// EventLoop serves warm requests from one epoll loop of raw system
+	// calls instead of a goroutine per connection (Linux; experimental).
+	// Requests that need I/O still run on goroutines.
+	EventLoop bool `yaml:"event_loop"`
 }
 
 // TrustedPrefixes parses TrustedProxies (Validate has checked them).

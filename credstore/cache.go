@@ -75,7 +75,11 @@ func (c *Cache[V]) Get(ctx context.Context, accessKey []byte) (V, error) {
 
 // Peek returns accessKey's prepared value only if it is cached and fresh;
 // it never reads the backend.
+// It counts nothing (see CountHit).
 func (c *Cache[V]) Peek(accessKey []byte) (V, bool) { return c.c.Peek(accessKey) }
+
+// CountHit counts a cache hit, once a value from Peek has served.
+func (c *Cache[V]) CountHit() { c.c.CountHit() }
 
 // Invalidate forgets accessKey, so the next Get reads the backend.
 func (c *Cache[V]) Invalidate(accessKey string) { c.c.Invalidate(accessKey) }

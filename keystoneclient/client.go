@@ -136,7 +136,14 @@ func (c *Client) Identity(ctx context.Context, accessKey string, key *sigv2.Key)
 
 // CachedIdentity returns accessKey's identity only if its token is cached
 // and not due for renewal; it never calls Keystone or Redis.
-func (c *Client) CachedIdentity(accessKey string) (*Identity, bool) { return c.tokens.PeekString(accessKey) }
+// It counts nothing (see CountCachedHit).
+func (c *Client) CachedIdentity(accessKey string) (*Identity, bool) {
+	return c.tokens.PeekString(accessKey)
+}
+
+// CountCachedHit counts a token cache hit, once CachedIdentity's answer
+// has served.
+func (c *Client) CountCachedHit() { c.tokens.CountHit() }
 
 // Forget drops the cached token of accessKey (after the credential changed).
 func (c *Client) Forget(accessKey string) { c.tokens.Invalidate(accessKey) }

@@ -33,6 +33,7 @@ type Metrics struct {
 	ProxyProtocol *prometheus.CounterVec // result
 	Policy        *prometheus.CounterVec // action, result
 	PolicyReloads *prometheus.CounterVec // result
+	EventLoop     *prometheus.CounterVec // path
 
 	reg prometheus.Registerer
 }
@@ -115,11 +116,15 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Namespace: namespace, Name: "policy_reloads_total",
 			Help: "Policy file reloads after it changed, by result (ok, error: the last good rules stay).",
 		}, []string{"result"}),
+		EventLoop: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "event_loop_requests_total",
+			Help: "With server.event_loop: requests by where they were served (loop: entirely in the event loop; goroutine: they needed Redis or Keystone, or were refused, and ran on a goroutine; handoff: connections given to the goroutine server for a request the loop does not parse).",
+		}, []string{"path"}),
 	}
 	m.reg = reg
 	reg.MustRegister(m.Requests, m.RequestDuration, m.VerifyDuration, m.CacheLookups, m.KeystoneCalls,
 		m.KeystoneLatency, m.StoreCalls, m.StoreLatency, m.BackendStatus, m.BackendLatency, m.BuildInfo, m.Lockouts,
-		m.SharedTokens, m.Invalidations, m.Subscribed, m.ProxyProtocol, m.Policy, m.PolicyReloads)
+		m.SharedTokens, m.Invalidations, m.Subscribed, m.ProxyProtocol, m.Policy, m.PolicyReloads, m.EventLoop)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	return m
 }

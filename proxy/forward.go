@@ -183,23 +183,29 @@ func setIdentity(h *fasthttp.RequestHeader, id *keystoneclient.Identity, scratch
 // setForwardedFor sets X-Forwarded-For and X-Forwarded-Proto. A trusted
 // balancer's values are kept and extended; anyone else's were dropped.
 func (s *Server) setForwardedFor(ctx *fasthttp.RequestCtx, req *fasthttp.Request) {
-	peer := remoteAddr(ctx)
 	var b [128]byte
-	xff := b[:0]
+	xff, proto := s.forwardedFor(b[:0], ctx)
+	req.Header.SetBytesV("X-Forwarded-For", xff)
+	req.Header.Set("X-Forwarded-Proto", proto)
+}
+
+// forwardedFor appends the X-Forwarded-For value to dst and returns the
+// X-Forwarded-Proto value.
+func (s *Server) forwardedFor(dst []byte, ctx *fasthttp.RequestCtx) ([]byte, string) {
+	peer := remoteAddr(ctx)
 	proto := "http"
 	if ctx.IsTLS() {
 		proto = "https"
 	}
 	if s.isTrusted(peer) {
 		if prior := ctx.Request.Header.Peek("X-Forwarded-For"); len(prior) > 0 {
-			xff = append(append(xff, prior...), ", "...)
+			dst = append(append(dst, prior...), ", "...)
 		}
 		if p := ctx.Request.Header.Peek("X-Forwarded-Proto"); len(p) > 0 {
 			proto = string(p) // rare enough: a trusted balancer only
 		}
 	}
-	req.Header.SetBytesV("X-Forwarded-For", peer.AppendTo(xff))
-	req.Header.Set("X-Forwarded-Proto", proto)
+	return peer.AppendTo(dst), proto
 }
 
 // signedHost is the host the client signed: the Host header, or the first

@@ -31,7 +31,7 @@ type state struct {
 	scratch   []byte
 	// inLoop: served by the event loop, which must not block: lookups are
 	// cache-only and any refusal or miss hands the request over instead.
-	inLoop bool
+	inLoop   bool
 	route    *route // the event loop's backend for a forwarded request
 	identity *keystoneclient.Identity
 }
@@ -173,6 +173,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, st *state) outcome {
 // alone (*keystoneclient.Client).
 type cachedIdentities interface {
 	CachedIdentity(accessKey string) (*keystoneclient.Identity, bool)
+	CountCachedHit()
 }
 
 var (

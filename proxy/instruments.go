@@ -31,18 +31,19 @@ var outcomeNames = [numOutcomes]string{"forwarded", "rejected", "failed"}
 // instruments resolves every labelled series once, so the hot path only
 // adds to counters.
 type instruments struct {
-	forwarded                          prometheus.Counter
-	rejected                           [numErrorCodes]prometheus.Counter
-	duration                           [numOutcomes]prometheus.Observer
-	verifyV2                           prometheus.Observer
-	verifyV4                           prometheus.Observer
-	credCache                          [flightcache.NumOutcomes]prometheus.Counter
-	backendClass                       [6]prometheus.Counter // 1xx..5xx by index, 0 = error
-	backendTimout                      prometheus.Counter
-	backendTime                        prometheus.Observer
-	storeOK, storeNotFound, storeError prometheus.Counter
-	storeTime                          prometheus.Observer
-	lockouts                           *prometheus.CounterVec
+	forwarded                              prometheus.Counter
+	rejected                               [numErrorCodes]prometheus.Counter
+	duration                               [numOutcomes]prometheus.Observer
+	verifyV2                               prometheus.Observer
+	verifyV4                               prometheus.Observer
+	credCache                              [flightcache.NumOutcomes]prometheus.Counter
+	backendClass                           [6]prometheus.Counter // 1xx..5xx by index, 0 = error
+	backendTimout                          prometheus.Counter
+	backendTime                            prometheus.Observer
+	storeOK, storeNotFound, storeError     prometheus.Counter
+	storeTime                              prometheus.Observer
+	lockouts                               *prometheus.CounterVec
+	loopServed, loopGoroutine, loopHandoff prometheus.Counter
 }
 
 func newInstruments(m *metrics.Metrics) *instruments {
@@ -73,6 +74,9 @@ func newInstruments(m *metrics.Metrics) *instruments {
 	in.storeNotFound = m.StoreCalls.WithLabelValues("get", "not_found")
 	in.storeError = m.StoreCalls.WithLabelValues("get", "error")
 	in.storeTime = m.StoreLatency.WithLabelValues("get")
+	in.loopServed = m.EventLoop.WithLabelValues("loop")
+	in.loopGoroutine = m.EventLoop.WithLabelValues("goroutine")
+	in.loopHandoff = m.EventLoop.WithLabelValues("handoff")
 	in.lockouts = m.Lockouts
 	return in
 }

@@ -81,6 +81,9 @@ func startStack(t *testing.T, edit func(*configs.Config)) *stack {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(level)
+	if os.Getenv("EC2PROXY_TEST_EVENT_LOOP") == "1" && cfg.Server.TLS.CertFile == "" && !cfg.Server.ProxyProtocol {
+		cfg.Server.EventLoop = true // CI's event-loop stage: the same tests, served by the loop
+	}
 	a, err := app.Build(&cfg, zap.New(core), "e2e")
 	if err != nil {
 		t.Fatal(err)

@@ -70,6 +70,11 @@ go test -count=1 -run 'Allocs' ./...
 step "raw socket calls: proxy and end-to-end tests without the race detector"
 go test -count=1 -timeout 10m ./internal/rawsock ./proxy ./test
 
+# The same end-to-end tests with every stack served by the event loop
+# (server.event_loop), raw system calls as in production.
+step "event loop: end-to-end tests with server.event_loop on"
+EC2PROXY_TEST_EVENT_LOOP=1 go test -count=1 -timeout 10m ./test
+
 # corpus_files DIR - the inputs saved under DIR; none for a target that
 # never saved one (no directory is not an error).
 corpus_files() { if [[ -d $1 ]]; then ls "$1" | sort; fi; }

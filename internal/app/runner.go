@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -31,7 +30,7 @@ type Runner struct {
 	current     atomic.Pointer[App]
 	mu          sync.Mutex // serialises Swap and Stop
 	failed      chan error
-	loop        *proxy.EventLoop // PROTOTYPE
+	loop        *proxy.EventLoop // nil: the goroutine server accepts
 }
 
 // NewRunner serves first on ln (and its admin endpoints on adminLn, if not
@@ -43,7 +42,7 @@ func NewRunner(first *App, ln, adminLn net.Listener) *Runner {
 		func(ctx *fasthttp.RequestCtx) { r.current.Load().Proxy.ServeRequest(ctx) },
 		func(ctx *fasthttp.RequestCtx, err error) { r.current.Load().Proxy.ServeTransportError(ctx, err) })
 	var loop *proxy.EventLoop
-	if os.Getenv("PROTO_EVENT_LOOP") == "1" { // PROTOTYPE
+	if first.Config.Server.EventLoop {
 		var err error
 		loop, err = proxy.NewEventLoop(ln, func() *proxy.Server { return r.current.Load().Proxy }, r.frontend.ServeConn, first.Logger, first.Config.Server.RawSocketIO)
 		if err != nil {
@@ -54,16 +53,8 @@ func NewRunner(first *App, ln, adminLn net.Listener) *Runner {
 	if loop != nil {
 		go func() {
 			runtime.LockOSThread()
-			r.failed <- loop.Run()
-		}()
-		go func() { // PROTOTYPE: how much the loop served
-			var last int64
-			for range time.Tick(5 * time.Second) {
-				served, sent, handed := loop.Stats()
-				if served+sent+handed != last {
-					last = served + sent + handed
-					first.Logger.Info("event loop", zap.Int64("served", served), zap.Int64("on_goroutines", sent), zap.Int64("handed_off", handed))
-				}
+			if err := loop.Run(); err != nil {
+				r.failed <- err
 			}
 		}()
 	} else {

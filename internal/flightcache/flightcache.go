@@ -209,8 +209,7 @@ func (c *Cache[A, V]) GetString(ctx context.Context, key string, arg A) (V, erro
 
 // Peek returns key's value if it is cached, fresh and not a failure,
 // without loading or waiting: for callers that must not block. It counts
-// as a hit when it finds one, and as nothing otherwise (the caller's Get
-// that follows a miss counts).
+// nothing: a caller that goes on to Get after a miss would count twice.
 func (c *Cache[A, V]) Peek(key []byte) (V, bool) {
 	s := c.shard(key)
 	s.mu.RLock()
@@ -228,12 +227,14 @@ func (c *Cache[A, V]) PeekString(key string) (V, bool) {
 	return c.peeked(e)
 }
 
+// CountHit counts a hit, for a caller whose Peek served a request.
+func (c *Cache[A, V]) CountHit() { c.observe(Hit) }
+
 func (c *Cache[A, V]) peeked(e *entry[V]) (V, bool) {
 	if e == nil || c.since(c.opts.Now()) >= e.fresh || e.failed() {
 		var zero V
 		return zero, false
 	}
-	c.observe(Hit)
 	return e.value, true
 }
 

@@ -1,0 +1,118 @@
+//go:build linux
+
+package proxy
+
+import (
+	"errors"
+	"net"
+	"syscall"
+	"time"
+)
+
+// backendPool keeps the loop's keep-alive connections to each backend
+// address: idle ones to reuse, and a count of all, bounded by
+// backend.max_conns as the goroutine pipeline's HostClient is.
+type backendPool struct {
+	idle  map[string][]*loopConn
+	open  map[string]int
+	addrs map[string]*syscall.SockaddrInet4
+}
+
+func (p *backendPool) init() {
+	p.idle, p.open, p.addrs = map[string][]*loopConn{}, map[string]int{}, map[string]*syscall.SockaddrInet4{}
+}
+
+var errPoolFull = errors.New("event loop: backend.max_conns reached")
+
+// get returns an idle connection to addr, or a new one whose non-blocking
+// connect is under way (requests queue in its out buffer until then).
+func (p *backendPool) get(maxConns int, addr string, l *EventLoop) (*loopConn, error) {
+	if list := p.idle[addr]; len(list) > 0 {
+		b := list[len(list)-1]
+		p.idle[addr] = list[:len(list)-1]
+		return b, nil
+	}
+	if p.open[addr] >= maxConns {
+		return nil, errPoolFull
+	}
+	sa, ok := p.addrs[addr]
+	if !ok {
+		a, err := net.ResolveTCPAddr("tcp4", addr)
+		if err != nil {
+			return nil, err
+		}
+		sa = &syscall.SockaddrInet4{Port: a.Port}
+		copy(sa.Addr[:], a.IP.To4())
+		p.addrs[addr] = sa
+	}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	b := &loopConn{fd: fd, isBackend: true, addr: addr, in: make([]byte, 0, 4<<10), active: time.Now()}
+	events := uint32(syscall.EPOLLIN)
+	switch err := syscall.Connect(fd, sa); err {
+	case nil:
+	case syscall.EINPROGRESS:
+		b.connecting = true
+		events |= syscall.EPOLLOUT
+	default:
+		syscall.Close(fd)
+		return nil, err
+	}
+	if err := l.add(b, events); err != nil {
+		syscall.Close(fd)
+		return nil, err
+	}
+	p.open[addr]++
+	return b, nil
+}
+
+// connected ends a non-blocking connect, and sends what waited for it. It
+// reports false when the connect failed (the request then fails with 502).
+func (l *EventLoop) connected(b *loopConn) bool {
+	b.connecting = false
+	if soErr, err := syscall.GetsockoptInt(b.fd, syscall.SOL_SOCKET, syscall.SO_ERROR); err != nil || soErr != 0 {
+		if err == nil {
+			err = syscall.Errno(soErr)
+		}
+		if b.client != nil {
+			l.finish(b.client, &net.OpError{Op: "dial", Net: "tcp", Err: err})
+		}
+		l.closeOne(b)
+		return false
+	}
+	return true
+}
+
+// put keeps b for the next request to its address.
+func (p *backendPool) put(b *loopConn, l *EventLoop) {
+	b.active = time.Now()
+	p.idle[b.addr] = append(p.idle[b.addr], b)
+}
+
+// remove forgets a closed connection.
+func (p *backendPool) remove(b *loopConn) {
+	p.open[b.addr]--
+	list := p.idle[b.addr]
+	for i, x := range list {
+		if x == b {
+			p.idle[b.addr] = append(list[:i], list[i+1:]...)
+			return
+		}
+	}
+}
+
+// closeIdle closes connections idle for longer than backend.idle_timeout.
+func (p *backendPool) closeIdle(now time.Time, l *EventLoop) {
+	limit := l.current().cfg.Backend.IdleTimeout
+	for _, list := range p.idle {
+		for _, b := range list {
+			if now.Sub(b.active) > limit {
+				l.closeOne(b) // removes it from list: stop, the next sweep goes on
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,306 @@
+//go:build linux
+
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/ec2proxy/ec2proxy/internal/rawsock"
+)
+
+var crlf2 = []byte("\r\n\r\n")
+
+// request serves c's buffered requests in turn, one at a time.
+func (l *EventLoop) request(c *loopConn) {
+	for !c.busy && len(c.in) > 0 && l.conns[c.fd] == c {
+		s := l.current()
+		if !bytes.Contains(c.in, crlf2) {
+			if len(c.in) > s.cfg.Server.MaxHeaderBytes {
+				l.handoff(c) // fasthttp answers 431
+			}
+			return
+		}
+		// fasthttp's own parser: the loop frames requests exactly as the
+		// goroutine server would, and leaves it whatever it would treat
+		// specially.
+		req := &c.ctx.Request
+		req.Reset()
+		l.rd.Reset(c.in)
+		l.br.Reset(&l.rd)
+		if err := req.Header.Read(l.br); err != nil {
+			l.handoff(c)
+			return
+		}
+		size := req.Header.ContentLength()
+		if size < 0 || size > s.cfg.Server.MaxBodyBytes || req.Header.ConnectionClose() || !req.Header.IsHTTP11() ||
+			len(req.Header.Peek(fasthttp.HeaderExpect)) > 0 {
+			l.handoff(c)
+			return
+		}
+		head := len(c.in) - l.rd.Len() - l.br.Buffered()
+		if head+size > len(c.in) {
+			return // the body is on its way
+		}
+		req.SetBodyRaw(c.in[head : head+size])
+		if l.run(s, c) == outcomeHandoff {
+			l.dispatch(c, s, head+size)
+			continue
+		}
+		b, err := l.pool.get(s.cfg.Backend.MaxConns, c.st.route.addr(), l)
+		if err != nil {
+			l.dispatch(c, s, head+size) // the goroutine pipeline dials, waits and answers
+			continue
+		}
+		s.m.loopServed.Inc()
+		s.creds.CountHit() // the loop's lookups were Peeks, which count nothing
+		if ci, ok := s.identity.(cachedIdentities); ok {
+			ci.CountCachedHit()
+		}
+		b.out = s.appendBackendRequest(b.out, &c.ctx, &c.st)
+		c.in = c.in[:copy(c.in, c.in[head+size:])]
+		c.busy, c.away, c.srv, c.backend, b.client = true, false, s, b, c
+		c.active = time.Now()
+		s.inflight.Add(1)
+		l.flush(b)
+	}
+}
+
+// run is the pipeline in loop mode: cache-only lookups, no answer written
+// unless it forwards. A panic sends the request to a goroutine, where the
+// pipeline recovers and answers 500 as it always does.
+func (l *EventLoop) run(s *Server, c *loopConn) (out outcome) {
+	defer func() {
+		if recover() != nil {
+			out = outcomeHandoff
+		}
+	}()
+	st := &c.st
+	st.reset()
+	st.inLoop = true
+	st.requestID = appendRequestID(st.requestID)
+	c.start = time.Now()
+	c.ctx.Response.Reset()
+	return s.serve(&c.ctx, st)
+}
+
+// answer finishes the request once the backend's answer is complete.
+func (l *EventLoop) answer(b *loopConn) {
+	c := b.client
+	if c == nil { // an idle connection spoke: not HTTP we understand
+		l.closeOne(b)
+		return
+	}
+	l.rd.Reset(b.in)
+	l.br.Reset(&l.rd)
+	resp := &c.ctx.Response
+	resp.Reset()
+	if err := resp.ReadLimitBody(l.br, maxBackendAnswer); err != nil {
+		if len(b.in) >= maxBackendAnswer {
+			l.finish(c, fmt.Errorf("backend answer: %w", err))
+			l.closeOne(b)
+		}
+		return // incomplete; a malformed one times out
+	}
+	used := len(b.in) - l.rd.Len() - l.br.Buffered()
+	b.in = b.in[:copy(b.in, b.in[used:])]
+	reuse := !resp.ConnectionClose() && len(b.in) == 0
+	l.finish(c, nil)
+	if reuse {
+		l.pool.put(b, l)
+	} else {
+		l.closeOne(b)
+	}
+}
+
+// maxBackendAnswer matches the goroutine pipeline's HostClient limit.
+const maxBackendAnswer = 64 << 20
+
+// finish answers c's request in flight at a loop backend: with the
+// backend's answer in c.ctx.Response, or err's EC2 error.
+func (l *EventLoop) finish(c *loopConn, err error) {
+	if !c.busy || c.away {
+		return
+	}
+	s := c.srv
+	if b := c.backend; b != nil {
+		c.backend, b.client = nil, nil
+		if err != nil {
+			l.closeOne(b)
+		}
+	}
+	if err != nil {
+		c.ctx.Response.Reset()
+	}
+	c.st.inLoop = false // an error is answered here
+	out := s.forwarded(&c.ctx, &c.st, c.st.route, err, time.Since(c.active))
+	s.m.requestDone(out, time.Since(c.start))
+	c.busy = false
+	s.inflight.Add(-1)
+	l.respond(c, &c.ctx.Response)
+}
+
+// respond writes an answer, then serves the requests that arrived meanwhile.
+func (l *EventLoop) respond(c *loopConn, resp *fasthttp.Response) {
+	l.w.b = &c.out
+	l.bw.Reset(l.w)
+	_ = resp.Write(l.bw)
+	_ = l.bw.Flush()
+	c.active = time.Now()
+	if resp.ConnectionClose() {
+		l.flush(c)
+		l.closeOne(c)
+		return
+	}
+	if l.flush(c) && len(c.in) > 0 {
+		l.request(c)
+	}
+}
+
+// dispatched is a request served by the normal pipeline on a goroutine.
+type dispatched struct {
+	c   *loopConn
+	ctx *fasthttp.RequestCtx
+}
+
+// dispatch runs the request in c.in[:size] through the normal pipeline on
+// a goroutine (it may call Redis or Keystone, or answer an error);
+// collect writes its answer.
+func (l *EventLoop) dispatch(c *loopConn, s *Server, size int) {
+	s.m.loopGoroutine.Inc()
+	ctx := new(fasthttp.RequestCtx)
+	ctx.Init2(&c.peer, nil, false)
+	c.ctx.Request.CopyTo(&ctx.Request) // its body is in c.in, which moves on
+	c.in = c.in[:copy(c.in, c.in[size:])]
+	c.busy, c.away = true, true
+	go func() {
+		s.ServeRequest(ctx)
+		l.mu.Lock()
+		l.done = append(l.done, dispatched{c: c, ctx: ctx})
+		l.mu.Unlock()
+		l.wake()
+	}()
+}
+
+// collect writes the answers of the requests served on goroutines.
+func (l *EventLoop) collect() {
+	var counter [8]byte
+	_, _ = rawRead(l.efd, counter[:])
+	l.mu.Lock()
+	done := l.done
+	l.done = nil
+	l.mu.Unlock()
+	for _, d := range done {
+		c := d.c
+		if c.fd >= len(l.conns) || l.conns[c.fd] != c {
+			continue // the client left meanwhile
+		}
+		c.busy, c.away = false, false
+		l.respond(c, &d.ctx.Response)
+	}
+}
+
+// handoff gives the connection, with what it has sent so far, to the
+// goroutine server, which keeps it.
+func (l *EventLoop) handoff(c *loopConn) {
+	l.current().m.loopHandoff.Inc()
+	l.conns[c.fd] = nil
+	_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, c.fd, nil)
+	f := os.NewFile(uintptr(c.fd), "ec2-client")
+	nc, err := net.FileConn(f) // a copy, in Go's poller
+	f.Close()
+	if err != nil {
+		return
+	}
+	if l.rawIO {
+		nc = rawsock.Wrap(nc)
+	}
+	var conn net.Conn = nc
+	if len(c.in) > 0 {
+		conn = &replayConn{Conn: nc, pending: append([]byte(nil), c.in...)}
+	}
+	go func() { _ = l.serve(conn) }()
+}
+
+// replayConn returns what the loop read before the rest of the stream.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (r *replayConn) Read(p []byte) (int, error) {
+	if len(r.pending) > 0 {
+		n := copy(p, r.pending)
+		r.pending = r.pending[n:]
+		return n, nil
+	}
+	return r.Conn.Read(p)
+}
+
+// appendBackendRequest renders the backend's request as forward builds it
+// (same headers dropped and added), straight into bytes: the client's
+// parsed headers, whose values fasthttp's parser has checked, then ours.
+func (s *Server) appendBackendRequest(dst []byte, ctx *fasthttp.RequestCtx, st *state) []byte {
+	h := &ctx.Request.Header
+	dst = append(dst, h.Method()...)
+	dst = append(dst, ' ')
+	dst = append(dst, h.RequestURI()...)
+	dst = append(dst, " HTTP/1.1\r\n"...)
+	connection := h.Peek(fasthttp.HeaderConnection)
+	for name, value := range h.All() {
+		if isHopByHop(name) || isListedIn(connection, name) || isSpoofable(name) || bytes.IndexByte(name, '_') >= 0 ||
+			bytes.EqualFold(name, contentLengthName) {
+			continue
+		}
+		dst = appendHeaderLine(dst, name, value)
+	}
+	dst = append(dst, "X-Forwarded-For: "...)
+	dst, proto := s.forwardedFor(dst, ctx)
+	dst = append(dst, "\r\nX-Forwarded-Proto: "...)
+	dst = append(dst, proto...)
+	dst = append(dst, "\r\nX-Identity-Status: Confirmed\r\n"...)
+	id := st.identity
+	if st.scratch = id.AppendToken(st.scratch[:0]); len(st.scratch) > 0 {
+		dst = appendHeaderLine(dst, []byte("X-Auth-Token"), st.scratch)
+	}
+	for _, kv := range [...][2]string{
+		{"X-User-Id", id.UserID}, {"X-User-Name", id.UserName}, {"X-User-Domain-Id", id.UserDomainID},
+		{"X-User-Domain-Name", id.UserDomainName}, {"X-Project-Id", id.ProjectID}, {"X-Project-Name", id.ProjectName},
+		{"X-Project-Domain-Id", id.ProjectDomainID}, {"X-Project-Domain-Name", id.ProjectDomainName},
+		{"X-Tenant-Id", id.ProjectID}, {"X-Tenant-Name", id.ProjectName}, {"X-Roles", id.RolesHeader},
+		{"X-Trust-Id", id.TrustID}, {"X-Trustor-Id", id.TrustorID}, {"X-Trustee-Id", id.TrusteeID},
+	} {
+		if kv[1] != "" && !strings.ContainsAny(kv[1], "\r\n") {
+			dst = append(dst, kv[0]...)
+			dst = append(dst, ": "...)
+			dst = append(dst, kv[1]...)
+			dst = append(dst, "\r\n"...)
+		}
+	}
+	dst = append(dst, "X-Request-Id: "...)
+	dst = append(dst, st.requestID...)
+	dst = append(dst, "\r\nX-OpenStack-Request-ID: "...)
+	dst = append(dst, st.requestID...)
+	body := ctx.Request.Body()
+	dst = append(dst, "\r\nContent-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	dst = append(dst, "\r\n\r\n"...)
+	return append(dst, body...)
+}
+
+var contentLengthName = []byte("content-length")
+
+func appendHeaderLine(dst, name, value []byte) []byte {
+	dst = append(dst, name...)
+	dst = append(dst, ": "...)
+	dst = append(dst, value...)
+	return append(dst, "\r\n"...)
+}

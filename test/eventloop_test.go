@@ -1,0 +1,180 @@
+package test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ec2proxy/ec2proxy/configs"
+)
+
+// TestEventLoop: with server.event_loop the same requests get the same
+// answers, and the backend the same headers, as from the goroutine
+// server; warm requests are served by the loop itself, refusals and cache
+// misses on goroutines (the connection stays in the loop), and requests
+// the loop does not parse hand their connection to the goroutine server.
+func TestEventLoop(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the event loop is Linux's")
+	}
+	seen := map[bool]map[string]string{}
+	for _, loop := range []bool{false, true} {
+		t.Run(fmt.Sprint("event_loop=", loop), func(t *testing.T) {
+			s := startStack(t, func(c *configs.Config) { c.Server.EventLoop = loop })
+			k := demoKey(t)
+			putKeys(t, s.store, k)
+			host := strings.TrimPrefix(s.url, "http://")
+			c, err := net.Dial("tcp", host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			call := func(form string, extra string) (int, string) {
+				t.Helper()
+				fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\n%sContent-Length: %d\r\n\r\n%s", host, extra, len(form), form)
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.Header.Get("X-Request-Id") == "" {
+					t.Errorf("answer %d without X-Request-Id", resp.StatusCode)
+				}
+				return resp.StatusCode, string(body)
+			}
+			signed := func(action string) string {
+				return encodeRFC3986(signV2("POST", host, "/", k.access, k.secret, map[string]string{"Action": action}))
+			}
+			spoofed := "X-Auth-Token: spoofed\r\nX-Roles: admin\r\nX-User-Id: root\r\nX-Forwarded-For: 10.6.6.6\r\nX_Roles: admin\r\nConnection: keep-alive, X-Custom\r\nX-Custom: hop\r\nX-Kept: yes\r\n"
+			if code, body := call(signed("DescribeRegions"), ""); code != 200 { // cold: Redis and Keystone
+				t.Fatalf("first request: %d %s", code, body)
+			}
+			for i := 0; i < 5; i++ { // warm, one connection
+				if code, body := call(signed("DescribeInstances"), spoofed); code != 200 {
+					t.Fatalf("warm request %d: %d %s", i, code, body)
+				}
+			}
+			got, _ := s.backend.Last()
+			seen[loop] = map[string]string{}
+			for name, values := range got.Header {
+				switch name {
+				case "X-Request-Id", "X-Openstack-Request-Id", "X-Auth-Token", "Content-Length":
+					seen[loop][name] = fmt.Sprint(len(values), " value(s)") // per request, or per process
+				default:
+					seen[loop][name] = strings.Join(values, " | ")
+				}
+			}
+			bad := encodeRFC3986(signV2("POST", host, "/", k.access, k.secret+"x", map[string]string{"Action": "DescribeInstances"}))
+			if code, body := call(bad, ""); code != 403 || !strings.Contains(body, "<Code>SignatureDoesNotMatch</Code>") {
+				t.Errorf("bad signature: %d %s", code, body)
+			}
+			if code, body := call(signed("DescribeInstances"), ""); code != 200 {
+				t.Errorf("after a refusal, on the same connection: %d %s", code, body)
+			}
+			// Two requests in one write: answered in order.
+			a, b := signed("DescribeRegions"), signed("DescribeInstances")
+			fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%sPOST / HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s",
+				host, len(a), a, host, len(b), b)
+			for _, action := range []string{"DescribeRegions", "DescribeInstances"} {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || !strings.Contains(string(body), action+"Response") {
+					t.Errorf("pipelined %s: %d %s", action, resp.StatusCode, body)
+				}
+			}
+			// A chunked body: not the loop's to parse.
+			form := signed("DescribeRegions")
+			fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", host, len(form), form)
+			if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 200 {
+				t.Errorf("chunked request: %v %v", resp, err)
+			}
+			if !loop {
+				return
+			}
+			served, onGoroutines, handedOff := s.metric("ec2proxy_event_loop_requests_total", "path", "loop"),
+				s.metric("ec2proxy_event_loop_requests_total", "path", "goroutine"), s.metric("ec2proxy_event_loop_requests_total", "path", "handoff")
+			// loop: 5 warm, 1 after the refusal, 2 pipelined; goroutines: the
+			// cold one and the refusal; handed off: the chunked one.
+			if served != 8 || onGoroutines != 2 || handedOff != 1 {
+				t.Errorf("served in the loop %v, on goroutines %v, handed off %v; want 8, 2, 1", served, onGoroutines, handedOff)
+			}
+			if hits := s.metric("ec2proxy_cache_lookups_total", "cache", "credential", "result", "hit"); hits < 8 {
+				t.Errorf("credential cache hits %v: the loop's lookups must count", hits)
+			}
+		})
+	}
+	if len(seen) == 2 {
+		var diff []string
+		for name := range union(seen[false], seen[true]) {
+			if seen[false][name] != seen[true][name] {
+				diff = append(diff, fmt.Sprintf("%s: goroutine server %q, event loop %q", name, seen[false][name], seen[true][name]))
+			}
+		}
+		sort.Strings(diff)
+		if len(diff) > 0 {
+			t.Errorf("the backend's headers differ:\n%s", strings.Join(diff, "\n"))
+		}
+	}
+}
+
+func union(a, b map[string]string) map[string]bool {
+	out := map[string]bool{}
+	for k := range a {
+		out[k] = true
+	}
+	for k := range b {
+		out[k] = true
+	}
+	return out
+}
+
+// The loop's answers to a client that stops reading, or never finishes its
+// request, follow the server's timeouts (keep the test short: 1 s).
+func TestEventLoopTimeouts(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the event loop is Linux's")
+	}
+	s := startStack(t, func(c *configs.Config) {
+		c.Server.EventLoop = true
+		c.Server.ReadTimeout, c.Server.IdleTimeout = time.Second, time.Second
+	})
+	host := strings.TrimPrefix(s.url, "http://")
+	for name, send := range map[string]string{
+		"partial request": "POST / HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 10\r\n\r\nAct",
+		"idle":            "",
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := net.Dial("tcp", host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, send)
+			start := time.Now()
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			rest, err := io.ReadAll(c) // until ec2proxy closes
+			if err != nil {
+				t.Fatalf("not closed within 5s: %v", err)
+			}
+			if took := time.Since(start); took > 3*time.Second {
+				t.Errorf("closed after %v", took)
+			}
+			if name == "partial request" && !strings.Contains(string(rest), "408") {
+				t.Errorf("partial request: answer %q; want 408", rest)
+			}
+		})
+	}
+}
