@@ -11,7 +11,8 @@
 #   backend direct | nginx plain proxy | a plain fasthttp proxy (the Go
 #   reference) | a Go event-loop proxy, plain and doing ec2proxy's
 #   verification (bench/loopproxy: what an event loop could reach) |
-#   ec2proxy warm | ec2proxy with every protection on | invalid signatures
+#   ec2proxy warm | ec2proxy warm with server.event_loop | ec2proxy with
+#   every protection on | invalid signatures
 #   against ec2proxy (repeated, and all distinct)
 # and measures Keystone and Redis load per request, RSS with RSS_KEYS
 # credentials cached, and the sigv2/sigv4 Go micro-benchmarks. Writes
@@ -56,7 +57,7 @@
 #                   pays for its initialisation; runs/<time>/ keeps each
 #                   run's configurations, logs and raw results.
 #
-# Must run as root (apt-get, taskset). Whole run: about 10 minutes, plus
+# Must run as root (apt-get, taskset). Whole run: about 12 minutes, plus
 # about a minute the first time (nginx install, Keystone initialisation,
 # creating the credentials).
 set -euo pipefail
@@ -255,6 +256,14 @@ T_WARM=$(now)
 PROBES=(-metrics "http://127.0.0.1:${P_ADMIN}/metrics" -redis "127.0.0.1:${REDIS_PORT}" -pids "proxy=$(bg_pid ec2proxy),backend=${B_PID}")
 step "fill ec2proxy caches (${KEYS} keys)" fill ec2proxy-fill "$P_PORT" "${PROBES[@]}"
 
+# The same with server.event_loop (experimental), filled the same way.
+printf 'server:\n  event_loop: true\n' >"${RUN}/event-loop.yaml"
+E_PORT=$(free_port) E_ADMIN=$(free_port)
+proxy_conf "$E_PORT" "$E_ADMIN" "$PREFIX" "$KS_URL" "$KS_USER" "$KS_PASSWORD" "${RUN}/event-loop.yaml" >"${RUN}/ec2proxy-loop.yaml"
+start_proxy ec2proxy-loop "${RUN}/ec2proxy-loop.yaml" "${BIN}/ec2proxy" serve -config "${RUN}/ec2proxy-loop.yaml"
+PROBES_E=(-metrics "http://127.0.0.1:${E_ADMIN}/metrics" -redis "127.0.0.1:${REDIS_PORT}" -pids "proxy=$(bg_pid ec2proxy-loop),backend=${B_PID}")
+step "fill ec2proxy-loop caches (${KEYS} keys)" fill ec2proxy-loop-fill "$E_PORT" "${PROBES_E[@]}"
+
 # The Go reference, a plain fasthttp proxy (what Go and fasthttp cost
 # before any of ec2proxy's own work), and nginx.
 F_PORT=$(free_port)
@@ -286,12 +295,14 @@ for round in $(seq "$ROUNDS"); do
 	step "load: plain fasthttp proxy (round ${round})" load "fastproxy#${round}" "$F_PORT" -pids "proxy=$(bg_pid fastproxy),backend=${B_PID}"
 	step "load: nginx (round ${round})" load "nginx#${round}" "$NGINX_PORT" -pids "proxy=${N_PIDS},backend=${B_PID}"
 	step "load: ec2proxy warm (round ${round})" load "ec2proxy#${round}" "$P_PORT" "${PROBES[@]}"
+	step "load: ec2proxy warm, event loop (round ${round})" load "ec2proxy-loop#${round}" "$E_PORT" "${PROBES_E[@]}"
 	step "load: event-loop proxy (round ${round})" load "loopproxy#${round}" "$L_PORT" -pids "proxy=$(bg_pid loopproxy),backend=${B_PID}"
 	step "load: event loop + verification (round ${round})" load "loopverify#${round}" "$LV_PORT" -pids "proxy=$(bg_pid loopverify),backend=${B_PID}"
 done
 perf_pass fastproxy "$F_PORT" "$(bg_pid fastproxy)"
 perf_pass nginx "$NGINX_PORT" "${N_PIDS//+/,}"
 perf_pass ec2proxy "$P_PORT" "$(bg_pid ec2proxy)"
+perf_pass ec2proxy-loop "$E_PORT" "$(bg_pid ec2proxy-loop)"
 perf_pass loopverify "$LV_PORT" "$(bg_pid loopverify)"
 # Latency at equal load: each proxy gets the same open-loop schedule of
 # LAT_RATE requests/s, well below every one's capacity (each request then
@@ -309,11 +320,13 @@ if [ "$LAT_RATE" -gt 0 ]; then
 		# CPU only: a /metrics scrape on the proxy's core as the window opens
 		# would show up in a tail this short.
 		step "load: ec2proxy warm at ${LAT_RATE} req/s (round ${round})" load "ec2proxy@rate#${round}" "$P_PORT" -rate "$LAT_RATE" -pids "proxy=$(bg_pid ec2proxy),backend=${B_PID}"
+		step "load: ec2proxy warm, event loop, at ${LAT_RATE} req/s (round ${round})" load "ec2proxy-loop@rate#${round}" "$E_PORT" -rate "$LAT_RATE" -pids "proxy=$(bg_pid ec2proxy-loop),backend=${B_PID}"
 		step "load: event loop + verification at ${LAT_RATE} req/s (round ${round})" load "loopverify@rate#${round}" "$LV_PORT" -rate "$LAT_RATE" -pids "proxy=$(bg_pid loopverify),backend=${B_PID}"
 	done
 fi
 stop_bg loopproxy
 stop_bg loopverify
+stop_bg ec2proxy-loop
 stop_bg fastproxy
 stop_bg nginx
 

@@ -17,6 +17,7 @@ const (
 	lLoop        = "loopproxy"
 	lLoopVerify  = "loopverify"
 	lProxy       = "ec2proxy"
+	lProxyLoop   = "ec2proxy-loop"
 	lProtections = "ec2proxy-protections"
 	lFlood       = "ec2proxy-badsig"
 	lFloodFresh  = "ec2proxy-badsig-distinct"
@@ -31,6 +32,7 @@ var loadRows = []struct{ label, name string }{
 	{lLoop, "Go event-loop proxy (reference)"},
 	{lLoopVerify, "Go event loop + ec2proxy's verification (estimate)"},
 	{lProxy, "ec2proxy, warm (keystone + redis)"},
+	{lProxyLoop, "ec2proxy, warm, server.event_loop (experimental)"},
 	{lProtections, "ec2proxy, every protection on"},
 	{lFlood, "ec2proxy, invalid signatures, repeated"},
 	{lFloodFresh, "ec2proxy, invalid signatures, all distinct"},
@@ -111,7 +113,7 @@ func (r *run) writeEqualLoad(w io.Writer) {
 	}
 	fmt.Fprintf(w, "### Latency at equal load (%s req/s, open loop, %s rounds in turn)\n\n", r.facts["lat_rate"], cmp.Or(r.facts["lat_rounds"], r.facts["rounds"]))
 	fmt.Fprintf(w, "| target | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | p99 − nginx p99 | answers | proxy / backend CPU µs per request |\n|---|---:|---:|---:|---:|---:|---:|---|---:|\n")
-	for _, row := range []struct{ label, name string }{{lNginx, "nginx plain proxy"}, {lFastproxy, "plain fasthttp proxy (Go reference)"}, {lLoopVerify, "Go event loop + verification (estimate)"}, {lProxy, "ec2proxy, warm"}} {
+	for _, row := range []struct{ label, name string }{{lNginx, "nginx plain proxy"}, {lFastproxy, "plain fasthttp proxy (Go reference)"}, {lLoopVerify, "Go event loop + verification (estimate)"}, {lProxy, "ec2proxy, warm"}, {lProxyLoop, "ec2proxy, warm, event loop"}} {
 		res, ok := r.results[row.label+atRate]
 		if !ok {
 			continue
@@ -193,26 +195,40 @@ func cpus(b []float64) string {
 // writeRounds lists every round of the targets measured in turn, with
 // ec2proxy's ratio to nginx within the same round.
 func (r *run) writeRounds(w io.Writer) {
-	nginx, proxy := r.rounds[lNginx], r.rounds[lProxy]
+	nginx := r.rounds[lNginx]
 	if len(nginx) < 2 {
 		return
 	}
-	fmt.Fprintf(w, "### Rounds (req/s; p99 ms)\n\n| round | plain fasthttp proxy | nginx | ec2proxy warm | ec2proxy ÷ nginx, same round | Go event loop | event loop + verification | its ÷ nginx |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
-	fast, loop, loopVerify := r.rounds[lFastproxy], r.rounds[lLoop], r.rounds[lLoopVerify]
+	columns := []struct{ label, name string }{{lFastproxy, "plain fasthttp proxy"}, {lNginx, "nginx"}, {lProxy, "ec2proxy warm"},
+		{lProxyLoop, "ec2proxy warm, event loop"}, {lLoop, "Go event loop"}, {lLoopVerify, "event loop + verification"}}
+	ratios := []struct{ label, name string }{{lProxy, "ec2proxy"}, {lProxyLoop, "ec2proxy, event loop"}, {lLoopVerify, "event loop + verification"}}
+	fmt.Fprintf(w, "### Rounds (req/s; p99 ms)\n\n| round |")
+	for _, c := range columns {
+		fmt.Fprintf(w, " %s |", c.name)
+	}
+	for _, c := range ratios {
+		fmt.Fprintf(w, " %s ÷ nginx |", c.name)
+	}
+	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---:|", len(columns)+len(ratios)))
 	for i := range nginx {
-		cell := func(list []result) string {
+		fmt.Fprintf(w, "| %d |", i+1)
+		for _, c := range columns {
+			list := r.rounds[c.label]
 			if i >= len(list) || list[i].RPS == 0 {
-				return "–"
+				fmt.Fprintf(w, " – |")
+				continue
 			}
-			return fmt.Sprintf("%.0f; %.2f", list[i].RPS, list[i].P99Ms)
+			fmt.Fprintf(w, " %.0f; %.2f |", list[i].RPS, list[i].P99Ms)
 		}
-		ratio := func(list []result) string {
+		for _, c := range ratios {
+			list := r.rounds[c.label]
 			if i >= len(list) || nginx[i].RPS == 0 || list[i].RPS == 0 {
-				return "–"
+				fmt.Fprintf(w, " – |")
+				continue
 			}
-			return fmt.Sprintf("%.2f", list[i].RPS/nginx[i].RPS)
+			fmt.Fprintf(w, " %.2f |", list[i].RPS/nginx[i].RPS)
 		}
-		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %s | %s |\n", i+1, cell(fast), cell(nginx), cell(proxy), ratio(proxy), cell(loop), cell(loopVerify), ratio(loopVerify))
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w)
 }

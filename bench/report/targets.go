@@ -35,6 +35,9 @@ func (r *run) checks() []check {
 			check{"ec2proxy warm ≥ 0.95× nginx req/s", fmt.Sprintf("%.2f×", proxy.RPS/nginx.RPS), proxy.RPS >= 0.95*nginx.RPS, true},
 			check{"ec2proxy warm p99 within 0.5 ms of nginx's (both saturated)", fmt.Sprintf("%+.2f ms", proxy.P99Ms-nginx.P99Ms), proxy.P99Ms-nginx.P99Ms <= 0.5, true})
 	}
+	if loop, ok := r.results[lProxyLoop]; ok && okN {
+		out = append(out, check{"ec2proxy warm with server.event_loop ≥ 0.95× nginx req/s", fmt.Sprintf("%.2f×", loop.RPS/nginx.RPS), loop.RPS >= 0.95*nginx.RPS, true})
+	}
 	if d, ok := r.equalLoadDelta(); ok {
 		p, n := r.results[lProxy+atRate], r.results[lNginx+atRate]
 		what := fmt.Sprintf("%+.2f ms (median rounds: %.2f vs %.2f ms)", d, p.P99Ms, n.P99Ms)
