@@ -69,6 +69,7 @@ type loopConn struct {
 	srv     *Server // the pipeline serving the request in flight
 	busy    bool    // a request is in flight
 	away    bool    // ... on a goroutine
+	held    int     // bytes of c.in the request at a loop backend still uses
 	start   time.Time
 
 	// a backend connection:
@@ -157,13 +158,32 @@ func (l *EventLoop) Run() error {
 			return err
 		}
 		for i := 0; i < n; i++ {
-			l.event(int(events[i].Fd), events[i].Events)
+			l.safeEvent(int(events[i].Fd), events[i].Events)
 		}
 		if now := time.Now(); now.Sub(l.lastSweep) >= sweepEvery {
 			l.lastSweep = now
 			l.sweep(now)
 		}
 	}
+}
+
+// safeEvent handles one event; a bug costs that connection, not the loop
+// (fasthttp's server does not recover from handler panics either, but the
+// pipeline does, and the loop must not die with one connection).
+func (l *EventLoop) safeEvent(fd int, ev uint32) {
+	defer func() {
+		if p := recover(); p != nil {
+			l.log.Error("event loop: panic; closing the connection", zap.Any("panic", p))
+			if fd < len(l.conns) && l.conns[fd] != nil {
+				c := l.conns[fd]
+				if c.isBackend && c.client != nil {
+					l.closeOne(c.client)
+				}
+				l.closeOne(c)
+			}
+		}
+	}()
+	l.event(fd, ev)
 }
 
 func (l *EventLoop) event(fd int, ev uint32) {
@@ -266,6 +286,10 @@ func (l *EventLoop) closeOne(c *loopConn) {
 }
 
 func (l *EventLoop) readable(c *loopConn) {
+	if !c.isBackend && len(c.in) > l.maxBuffered() {
+		l.closeOne(c) // more than one whole request while one is in flight
+		return
+	}
 	if len(c.in) == cap(c.in) {
 		c.in = append(c.in, 0)[:len(c.in)] // grow
 	}
@@ -289,6 +313,13 @@ func (l *EventLoop) readable(c *loopConn) {
 		c.active = time.Now() // the first bytes of a request: its read timeout starts
 	}
 	l.request(c)
+}
+
+// maxBuffered bounds what a client connection may have sent ahead: one
+// request of the largest size allowed, and change.
+func (l *EventLoop) maxBuffered() int {
+	cfg := &l.current().cfg.Server
+	return cfg.MaxHeaderBytes + cfg.MaxBodyBytes + 4096
 }
 
 func errOr(err error) error {

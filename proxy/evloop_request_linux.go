@@ -66,7 +66,9 @@ func (l *EventLoop) request(c *loopConn) {
 			ci.CountCachedHit()
 		}
 		b.out = s.appendBackendRequest(b.out, &c.ctx, &c.st)
-		c.in = c.in[:copy(c.in, c.in[head+size:])]
+		// The parsed request (access key, action: logs) points into c.in
+		// until the answer: keep those bytes until finish.
+		c.held = head + size
 		c.busy, c.away, c.srv, c.backend, b.client = true, false, s, b, c
 		c.active = time.Now()
 		s.inflight.Add(1)
@@ -143,8 +145,13 @@ func (l *EventLoop) finish(c *loopConn, err error) {
 	c.st.inLoop = false // an error is answered here
 	out := s.forwarded(&c.ctx, &c.st, c.st.route, err, time.Since(c.active))
 	s.m.requestDone(out, time.Since(c.start))
+	if out == outcomeForwarded && s.cfg.Log.Access {
+		s.logAccess(&c.ctx, &c.st, c.start)
+	}
 	c.busy = false
 	s.inflight.Add(-1)
+	c.in = c.in[:copy(c.in, c.in[c.held:])]
+	c.held = 0
 	l.respond(c, &c.ctx.Response)
 }
 

@@ -87,13 +87,18 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	outcome := s.serve(ctx, st)
 	s.m.requestDone(outcome, time.Since(start))
 	if outcome == outcomeForwarded && s.cfg.Log.Access {
-		s.log.Info("request",
-			zap.ByteString("request_id", st.requestID),
-			zap.ByteString("access_key", st.accessKey()),
-			zap.ByteString("action", st.action()),
-			zap.Int("status", ctx.Response.StatusCode()),
-			zap.Duration("duration", time.Since(start)))
+		s.logAccess(ctx, st, start)
 	}
+}
+
+// logAccess logs a forwarded request (log.access).
+func (s *Server) logAccess(ctx *fasthttp.RequestCtx, st *state, start time.Time) {
+	s.log.Info("request",
+		zap.ByteString("request_id", st.requestID),
+		zap.ByteString("access_key", st.accessKey()),
+		zap.ByteString("action", st.action()),
+		zap.Int("status", ctx.Response.StatusCode()),
+		zap.Duration("duration", time.Since(start)))
 }
 
 func (s *Server) serve(ctx *fasthttp.RequestCtx, st *state) outcome {

@@ -27,7 +27,7 @@ func TestEventLoop(t *testing.T) {
 	seen := map[bool]map[string]string{}
 	for _, loop := range []bool{false, true} {
 		t.Run(fmt.Sprint("event_loop=", loop), func(t *testing.T) {
-			s := startStack(t, func(c *configs.Config) { c.Server.EventLoop = loop })
+			s := startStack(t, func(c *configs.Config) { c.Server.EventLoop, c.Log.Access = loop, true })
 			k := demoKey(t)
 			putKeys(t, s.store, k)
 			host := strings.TrimPrefix(s.url, "http://")
@@ -62,6 +62,11 @@ func TestEventLoop(t *testing.T) {
 				if code, body := call(signed("DescribeInstances"), spoofed); code != 200 {
 					t.Fatalf("warm request %d: %d %s", i, code, body)
 				}
+			}
+			if entries := s.logs.FilterMessage("request").All(); len(entries) == 0 {
+				t.Error("no access log entry")
+			} else if f := entries[len(entries)-1].ContextMap(); f["access_key"] != k.access || f["action"] != "DescribeInstances" || f["status"] != int64(200) {
+				t.Errorf("access log entry %v", f)
 			}
 			got, _ := s.backend.Last()
 			seen[loop] = map[string]string{}
