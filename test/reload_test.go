@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,13 @@ func signedForm(host, access, secret, action string) string {
 // failed request; a broken configuration is refused and the old one kept;
 // SIGTERM lets an in-flight request finish and exits 0.
 func TestReloadAndDrain(t *testing.T) {
+	t.Run("goroutine server", func(t *testing.T) { testReloadAndDrain(t, false) })
+	if runtime.GOOS == "linux" {
+		t.Run("event loop", func(t *testing.T) { testReloadAndDrain(t, true) })
+	}
+}
+
+func testReloadAndDrain(t *testing.T, eventLoop bool) {
 	release := make(chan struct{})
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -42,8 +50,8 @@ func TestReloadAndDrain(t *testing.T) {
 	addr := freePort(t)
 	conf := filepath.Join(dir, "ec2proxy.yaml")
 	writeConf := func(extra string) {
-		os.WriteFile(conf, []byte(fmt.Sprintf("listen: %q\nadmin_listen: %q\nidentity: {mode: standalone}\ncredentials: {file: %q}\nroutes: [{path_prefix: /, backend: %q}]\nserver: {shutdown_timeout: 10s}\n%s",
-			addr, freePort(t), creds, backend.URL, extra)), 0o600)
+		os.WriteFile(conf, []byte(fmt.Sprintf("listen: %q\nadmin_listen: %q\nidentity: {mode: standalone}\ncredentials: {file: %q}\nroutes: [{path_prefix: /, backend: %q}]\nserver: {shutdown_timeout: 10s, event_loop: %v}\n%s",
+			addr, freePort(t), creds, backend.URL, eventLoop, extra)), 0o600)
 	}
 	writeConf("")
 	// admin_listen must not change across reloads: pin it.
