@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
@@ -429,17 +428,17 @@ func (l *EventLoop) wake() {
 // rawRead and rawWrite skip the runtime's system-call bookkeeping (see
 // internal/rawsock): on non-blocking descriptors they never wait.
 func rawRead(fd int, p []byte) (int, error) {
-	r, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	n, e := rawsock.Read(fd, p)
 	if e != 0 {
 		return -1, e
 	}
-	return int(r), nil
+	return n, nil
 }
 
 func rawWrite(fd int, p []byte) (int, error) {
-	r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	n, e := rawsock.Write(fd, p)
 	if e != 0 {
 		return -1, e
 	}
-	return int(r), nil
+	return n, nil
 }

@@ -17,16 +17,21 @@ import (
 	"github.com/ec2proxy/ec2proxy/internal/rawsock"
 )
 
-var crlf2 = []byte("\r\n\r\n")
+var (
+	crlf2 = []byte("\r\n\r\n")
+	lf2   = []byte("\n\n") // bare line feeds: the goroutine server's to judge (at once)
+)
 
 // request serves c's buffered requests in turn, one at a time.
 func (l *EventLoop) request(c *loopConn) {
 	for !c.busy && len(c.in) > 0 && l.conns[c.fd] == c {
 		s := l.current()
-		if !bytes.Contains(c.in, crlf2) {
-			if len(c.in) > s.cfg.Server.MaxHeaderBytes {
-				l.handoff(c) // fasthttp answers 431
-			}
+		end := bytes.Index(c.in, crlf2)
+		if end < 0 && len(c.in) <= s.cfg.Server.MaxHeaderBytes && !bytes.Contains(c.in, lf2) {
+			return // the head is on its way
+		}
+		if end < 0 || end+len(crlf2) > s.cfg.Server.MaxHeaderBytes {
+			l.handoff(c) // the goroutine server answers 431, as it would have
 			return
 		}
 		// fasthttp's own parser: the loop frames requests exactly as the

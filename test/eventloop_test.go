@@ -106,15 +106,29 @@ func TestEventLoop(t *testing.T) {
 			if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 200 {
 				t.Errorf("chunked request: %v %v", resp, err)
 			}
+			// Headers over server.max_header_bytes, sent at once: refused as
+			// the goroutine server refuses them.
+			c2, err := net.Dial("tcp", host) // the first one is the goroutine server's now
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c2.Close()
+			big := signed("DescribeRegions")
+			fmt.Fprintf(c2, "POST / HTTP/1.1\r\nHost: %s\r\nX-Big: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s",
+				host, strings.Repeat("b", s.cfg.Server.MaxHeaderBytes), len(big), big)
+			if resp, err := http.ReadResponse(bufio.NewReader(c2), nil); err != nil || resp.StatusCode != 431 {
+				t.Errorf("headers over the limit: %v %v; want 431", resp, err)
+			}
 			if !loop {
 				return
 			}
 			served, onGoroutines, handedOff := s.metric("ec2proxy_event_loop_requests_total", "path", "loop"),
 				s.metric("ec2proxy_event_loop_requests_total", "path", "goroutine"), s.metric("ec2proxy_event_loop_requests_total", "path", "handoff")
 			// loop: 5 warm, 1 after the refusal, 2 pipelined; goroutines: the
-			// cold one and the refusal; handed off: the chunked one.
-			if served != 8 || onGoroutines != 2 || handedOff != 1 {
-				t.Errorf("served in the loop %v, on goroutines %v, handed off %v; want 8, 2, 1", served, onGoroutines, handedOff)
+			// cold one and the refusal; handed off: the chunked one and the
+			// one with too large headers.
+			if served != 8 || onGoroutines != 2 || handedOff != 2 {
+				t.Errorf("served in the loop %v, on goroutines %v, handed off %v; want 8, 2, 2", served, onGoroutines, handedOff)
 			}
 			if hits := s.metric("ec2proxy_cache_lookups_total", "cache", "credential", "result", "hit"); hits < 8 {
 				t.Errorf("credential cache hits %v: the loop's lookups must count", hits)

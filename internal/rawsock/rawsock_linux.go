@@ -130,3 +130,11 @@ func (c *Conn) opError(op string, err error) error {
 	}
 	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }
+
+// Read is one read(2) on a non-blocking descriptor, unknown to the
+// scheduler (under the race detector, through package syscall so that the
+// detector sees the exchange). For event loops that own their descriptors.
+func Read(fd int, p []byte) (int, syscall.Errno) { return sysRead(uintptr(fd), p) }
+
+// Write is one write(2), as Read.
+func Write(fd int, p []byte) (int, syscall.Errno) { return sysWrite(uintptr(fd), p) }
