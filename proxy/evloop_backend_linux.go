@@ -87,7 +87,7 @@ func (l *EventLoop) connected(b *loopConn) bool {
 }
 
 // put keeps b for the next request to its address.
-func (p *backendPool) put(b *loopConn, l *EventLoop) {
+func (p *backendPool) put(b *loopConn) {
 	b.active = time.Now()
 	p.idle[b.addr] = append(p.idle[b.addr], b)
 }

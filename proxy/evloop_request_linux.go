@@ -122,7 +122,7 @@ func (l *EventLoop) answer(b *loopConn) {
 	reuse := !resp.ConnectionClose() && len(b.in) == 0
 	l.finish(c, nil)
 	if reuse {
-		l.pool.put(b, l)
+		l.pool.put(b)
 	} else {
 		l.closeOne(b)
 	}
@@ -268,8 +268,7 @@ func (s *Server) appendBackendRequest(dst []byte, ctx *fasthttp.RequestCtx, st *
 	dst = append(dst, " HTTP/1.1\r\n"...)
 	connection := h.Peek(fasthttp.HeaderConnection)
 	for name, value := range h.All() {
-		if isHopByHop(name) || isListedIn(connection, name) || isSpoofable(name) || bytes.IndexByte(name, '_') >= 0 ||
-			bytes.EqualFold(name, contentLengthName) {
+		if notForwarded(name, connection) || bytes.EqualFold(name, contentLengthName) {
 			continue
 		}
 		dst = appendHeaderLine(dst, name, value)
@@ -283,14 +282,8 @@ func (s *Server) appendBackendRequest(dst []byte, ctx *fasthttp.RequestCtx, st *
 	if st.scratch = id.AppendToken(st.scratch[:0]); len(st.scratch) > 0 {
 		dst = appendHeaderLine(dst, []byte("X-Auth-Token"), st.scratch)
 	}
-	for _, kv := range [...][2]string{
-		{"X-User-Id", id.UserID}, {"X-User-Name", id.UserName}, {"X-User-Domain-Id", id.UserDomainID},
-		{"X-User-Domain-Name", id.UserDomainName}, {"X-Project-Id", id.ProjectID}, {"X-Project-Name", id.ProjectName},
-		{"X-Project-Domain-Id", id.ProjectDomainID}, {"X-Project-Domain-Name", id.ProjectDomainName},
-		{"X-Tenant-Id", id.ProjectID}, {"X-Tenant-Name", id.ProjectName}, {"X-Roles", id.RolesHeader},
-		{"X-Trust-Id", id.TrustID}, {"X-Trustor-Id", id.TrustorID}, {"X-Trustee-Id", id.TrusteeID},
-	} {
-		if kv[1] != "" && !strings.ContainsAny(kv[1], "\r\n") {
+	for _, kv := range identityHeaders(id) {
+		if kv[1] != "" && !strings.ContainsAny(kv[1], "\r\n") { // fasthttp's Add sanitises; bytes do not
 			dst = append(dst, kv[0]...)
 			dst = append(dst, ": "...)
 			dst = append(dst, kv[1]...)

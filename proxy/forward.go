@@ -109,9 +109,7 @@ func (s *Server) prepareForward(ctx *fasthttp.RequestCtx, st *state, id *keyston
 
 	connection := ctx.Request.Header.Peek(fasthttp.HeaderConnection)
 	for name, value := range ctx.Request.Header.All() {
-		if isHopByHop(name) || isListedIn(connection, name) || isSpoofable(name) || bytes.IndexByte(name, '_') >= 0 {
-			// '_' too: WSGI servers map X_Roles and X-Roles to one
-			// variable, so an underscore spelling would join our value.
+		if notForwarded(name, connection) {
 			continue
 		}
 		req.Header.AddBytesKV(name, value)
@@ -155,29 +153,27 @@ var responseHopByHop = []string{"Keep-Alive", "Proxy-Authenticate", "Proxy-Conne
 // scratch, which is returned for reuse.
 func setIdentity(h *fasthttp.RequestHeader, id *keystoneclient.Identity, scratch []byte) []byte {
 	h.Add("X-Identity-Status", "Confirmed")
-	set := func(name, value string) {
-		if value != "" {
-			h.Add(name, value)
-		}
-	}
 	if scratch = id.AppendToken(scratch[:0]); len(scratch) > 0 {
 		h.AddBytesV("X-Auth-Token", scratch)
 	}
-	set("X-User-Id", id.UserID)
-	set("X-User-Name", id.UserName)
-	set("X-User-Domain-Id", id.UserDomainID)
-	set("X-User-Domain-Name", id.UserDomainName)
-	set("X-Project-Id", id.ProjectID)
-	set("X-Project-Name", id.ProjectName)
-	set("X-Project-Domain-Id", id.ProjectDomainID)
-	set("X-Project-Domain-Name", id.ProjectDomainName)
-	set("X-Tenant-Id", id.ProjectID) // deprecated aliases, still read by older services
-	set("X-Tenant-Name", id.ProjectName)
-	set("X-Roles", id.RolesHeader)
-	set("X-Trust-Id", id.TrustID)
-	set("X-Trustor-Id", id.TrustorID)
-	set("X-Trustee-Id", id.TrusteeID)
+	for _, kv := range identityHeaders(id) {
+		if kv[1] != "" {
+			h.Add(kv[0], kv[1])
+		}
+	}
 	return scratch
+}
+
+// identityHeaders are the identity headers besides the status and the
+// token, by name and value; an empty value is not sent.
+func identityHeaders(id *keystoneclient.Identity) [14][2]string {
+	return [...][2]string{
+		{"X-User-Id", id.UserID}, {"X-User-Name", id.UserName}, {"X-User-Domain-Id", id.UserDomainID},
+		{"X-User-Domain-Name", id.UserDomainName}, {"X-Project-Id", id.ProjectID}, {"X-Project-Name", id.ProjectName},
+		{"X-Project-Domain-Id", id.ProjectDomainID}, {"X-Project-Domain-Name", id.ProjectDomainName},
+		{"X-Tenant-Id", id.ProjectID}, {"X-Tenant-Name", id.ProjectName}, // deprecated aliases, still read by older services
+		{"X-Roles", id.RolesHeader}, {"X-Trust-Id", id.TrustID}, {"X-Trustor-Id", id.TrustorID}, {"X-Trustee-Id", id.TrusteeID},
+	}
 }
 
 // setForwardedFor sets X-Forwarded-For and X-Forwarded-Proto. A trusted

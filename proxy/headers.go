@@ -9,6 +9,14 @@ var hopByHop = [][]byte{
 	[]byte("proxy-authorization"), []byte("te"), []byte("trailer"), []byte("transfer-encoding"), []byte("upgrade"),
 }
 
+// notForwarded reports a client header the backend must not get: a
+// hop-by-hop one (or one the Connection header lists), one carrying
+// identity or forwarding context, or one with an underscore (WSGI servers
+// map X_Roles and X-Roles to one variable, so it would join our value).
+func notForwarded(name, connection []byte) bool {
+	return isHopByHop(name) || isListedIn(connection, name) || isSpoofable(name) || bytes.IndexByte(name, '_') >= 0
+}
+
 func isHopByHop(name []byte) bool {
 	if len(name) == 0 {
 		return false
