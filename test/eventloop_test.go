@@ -29,7 +29,7 @@ func TestEventLoop(t *testing.T) {
 		t.Run(fmt.Sprint("event_loop=", loop), func(t *testing.T) {
 			s := startStack(t, func(c *configs.Config) { c.Server.EventLoop, c.Log.Access = loop, true })
 			k := demoKey(t)
-			putKeys(t, s.store, k)
+			putKeysSettled(t, s, s.store, k) // a late change event would drop the warmed credential
 			host := strings.TrimPrefix(s.url, "http://")
 			c, err := net.Dial("tcp", host)
 			if err != nil {
