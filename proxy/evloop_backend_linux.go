@@ -50,7 +50,7 @@ func (p *backendPool) get(maxConns int, addr string, l *EventLoop) (*loopConn, e
 		return nil, err
 	}
 	_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-	b := &loopConn{fd: fd, isBackend: true, addr: addr, in: make([]byte, 0, 4<<10), active: time.Now()}
+	b := &loopConn{fd: fd, isBackend: true, addr: addr, in: make([]byte, 0, 4<<10), active: l.now}
 	events := uint32(syscall.EPOLLIN)
 	switch err := syscall.Connect(fd, sa); err {
 	case nil:
@@ -87,8 +87,8 @@ func (l *EventLoop) connected(b *loopConn) bool {
 }
 
 // put keeps b for the next request to its address.
-func (p *backendPool) put(b *loopConn) {
-	b.active = time.Now()
+func (p *backendPool) put(b *loopConn, now time.Time) {
+	b.active = now
 	p.idle[b.addr] = append(p.idle[b.addr], b)
 }
 

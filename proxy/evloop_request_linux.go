@@ -10,17 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/ec2proxy/ec2proxy/internal/rawsock"
 )
 
-var (
-	crlf2 = []byte("\r\n\r\n")
-	lf2   = []byte("\n\n") // bare line feeds: the goroutine server's to judge (at once)
-)
+var lf2 = []byte("\n\n") // bare line feeds: the goroutine server's to judge (at once)
 
 // request serves c's buffered requests in turn, one at a time.
 func (l *EventLoop) request(c *loopConn) {
@@ -75,7 +71,7 @@ func (l *EventLoop) request(c *loopConn) {
 		// until the answer: keep those bytes until finish.
 		c.held = head + size
 		c.busy, c.away, c.srv, c.backend, b.client = true, false, s, b, c
-		c.active = time.Now()
+		c.active = l.now
 		s.inflight.Add(1)
 		l.flush(b)
 	}
@@ -94,7 +90,7 @@ func (l *EventLoop) run(s *Server, c *loopConn) (out outcome) {
 	st.reset()
 	st.inLoop = true
 	st.requestID = appendRequestID(st.requestID)
-	c.start = time.Now()
+	c.start = l.now
 	c.ctx.Response.Reset()
 	return s.serve(&c.ctx, st)
 }
@@ -104,6 +100,17 @@ func (l *EventLoop) answer(b *loopConn) {
 	c := b.client
 	if c == nil { // an idle connection spoke: not HTTP we understand
 		l.closeOne(b)
+		return
+	}
+	switch head, scan := scanAnswer(b.in); scan {
+	case answerIncomplete:
+		if len(b.in) >= maxBackendAnswer {
+			l.finish(c, fmt.Errorf("backend answer: larger than %d bytes", maxBackendAnswer))
+			l.closeOne(b)
+		}
+		return
+	case answerPlain:
+		l.relay(c, b, head)
 		return
 	}
 	l.rd.Reset(b.in)
@@ -122,7 +129,7 @@ func (l *EventLoop) answer(b *loopConn) {
 	reuse := !resp.ConnectionClose() && len(b.in) == 0
 	l.finish(c, nil)
 	if reuse {
-		l.pool.put(b)
+		l.pool.put(b, l.now)
 	} else {
 		l.closeOne(b)
 	}
@@ -148,8 +155,37 @@ func (l *EventLoop) finish(c *loopConn, err error) {
 		c.ctx.Response.Reset()
 	}
 	c.st.inLoop = false // an error is answered here
-	out := s.forwarded(&c.ctx, &c.st, c.st.route, err, time.Since(c.active))
-	s.m.requestDone(out, time.Since(c.start))
+	out := s.forwarded(&c.ctx, &c.st, c.st.route, err, l.now.Sub(c.active))
+	l.settle(c, out)
+	l.respond(c, &c.ctx.Response)
+}
+
+// relay answers c's request with the plain answer at the start of b.in
+// (see scanAnswer), as bytes, and keeps b for the next request.
+func (l *EventLoop) relay(c, b *loopConn, head answerHead) {
+	s := c.srv
+	c.backend, b.client = nil, nil
+	s.m.backendDone(head.status, nil, l.now.Sub(c.active))
+	c.ctx.Response.SetStatusCode(head.status) // for the access log
+	c.out = appendRelayed(c.out, b.in[:head.end], c.st.requestID)
+	b.in = b.in[:copy(b.in, b.in[head.end:])]
+	if len(b.in) == 0 {
+		l.pool.put(b, l.now)
+	} else {
+		l.closeOne(b) // it said more than it was asked
+	}
+	l.settle(c, outcomeForwarded)
+	c.active = l.now
+	if l.flush(c) && len(c.in) > 0 {
+		l.request(c)
+	}
+}
+
+// settle counts and logs c's request, which has its answer, and drops the
+// bytes it held.
+func (l *EventLoop) settle(c *loopConn, out outcome) {
+	s := c.srv
+	s.m.requestDone(out, l.now.Sub(c.start))
 	if out == outcomeForwarded && s.cfg.Log.Access {
 		s.logAccess(&c.ctx, &c.st, c.start)
 	}
@@ -157,7 +193,6 @@ func (l *EventLoop) finish(c *loopConn, err error) {
 	s.inflight.Add(-1)
 	c.in = c.in[:copy(c.in, c.in[c.held:])]
 	c.held = 0
-	l.respond(c, &c.ctx.Response)
 }
 
 // respond writes an answer, then serves the requests that arrived meanwhile.
@@ -166,7 +201,7 @@ func (l *EventLoop) respond(c *loopConn, resp *fasthttp.Response) {
 	l.bw.Reset(l.w)
 	_ = resp.Write(l.bw)
 	_ = l.bw.Flush()
-	c.active = time.Now()
+	c.active = l.now
 	if resp.ConnectionClose() {
 		l.flush(c)
 		l.closeOne(c)

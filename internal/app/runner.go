@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,7 @@ func NewRunner(first *App, ln, adminLn net.Listener) *Runner {
 	}
 	r.loop = loop
 	if loop != nil {
+		reserveProcessorForLoop(first.Logger)
 		go func() {
 			runtime.LockOSThread()
 			if err := loop.Run(); err != nil {
@@ -123,3 +125,23 @@ func (r *Runner) Stop() error {
 	}
 	return nil
 }
+
+// reserveProcessorForLoop adds a processor for the event loop's thread,
+// unless GOMAXPROCS was set: the loop holds one nearly all the time (its
+// reads and writes are raw system calls), and with a single one (a
+// one-core container) goroutines (cold requests, Redis, /metrics) would
+// wait for the loop to block or be preempted, up to 10 ms, and the loop
+// for them. The kernel still shares the cores; the processors only decide
+// who may run Go code. Once per process: reloads keep the loop.
+func reserveProcessorForLoop(log *zap.Logger) {
+	reserveOnce.Do(func() {
+		if os.Getenv("GOMAXPROCS") != "" {
+			return
+		}
+		n := runtime.GOMAXPROCS(0) + 1
+		runtime.GOMAXPROCS(n)
+		log.Info("event loop: one more processor for its thread", zap.Int("gomaxprocs", n))
+	})
+}
+
+var reserveOnce sync.Once

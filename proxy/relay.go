@@ -1,0 +1,185 @@
+package proxy
+
+import (
+	"bytes"
+	"strings"
+)
+
+// A plain backend answer is relayed as bytes, without a fasthttp
+// Response parse and re-write: an HTTP/1.1 status of 200-599 other than
+// 204 and 304, CRLF-ended header lines, one Content-Length and no
+// Transfer-Encoding, Connection or obsolete line folding, a Content-Type
+// and a Date (fasthttp would add its default Content-Type, and its Date;
+// the relay keeps the backend's). The relayed answer is the
+// one forwarded() makes of it: hop-by-hop headers and the backend's
+// X-Request-Id dropped, ours added. Anything else takes the fasthttp path.
+
+var crlf2 = []byte("\r\n\r\n")
+
+// answerHead describes a complete plain answer at the start of a buffer.
+type answerHead struct {
+	status int
+	end    int // just past the body: where the next answer would start
+}
+
+type answerScan uint8
+
+const (
+	answerIncomplete answerScan = iota // the head or body is still on its way
+	answerPlain                        // relay it as bytes
+	answerOther                        // parse it with fasthttp
+)
+
+// scanAnswer checks whether in starts with a complete plain answer.
+func scanAnswer(in []byte) (answerHead, answerScan) {
+	headEnd := bytes.Index(in, crlf2)
+	if headEnd < 0 {
+		if len(in) > 16<<10 { // a head this large is not one we relay
+			return answerHead{}, answerOther
+		}
+		return answerHead{}, answerIncomplete
+	}
+	head := in[:headEnd+2] // each line with its CRLF
+	line, rest, ok := cutLine(head)
+	if !ok || len(line) < 12 || string(line[:9]) != "HTTP/1.1 " || (len(line) > 12 && line[12] != ' ') {
+		return answerHead{}, answerOther
+	}
+	status := 0
+	for _, c := range line[9:12] {
+		if c < '0' || c > '9' {
+			return answerHead{}, answerOther
+		}
+		status = status*10 + int(c-'0')
+	}
+	if status < 200 || status > 599 || status == 204 || status == 304 {
+		return answerHead{}, answerOther
+	}
+	size, sawType, sawDate := -1, false, false
+	for len(rest) > 0 {
+		if line, rest, ok = cutLine(rest); !ok || line[0] == ' ' || line[0] == '\t' {
+			return answerHead{}, answerOther
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !wellFormed(line, colon) {
+			return answerHead{}, answerOther
+		}
+		switch name := line[:colon]; {
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			n, ok := parseSize(bytes.TrimSpace(line[colon+1:]))
+			if !ok || size >= 0 {
+				return answerHead{}, answerOther
+			}
+			size = n
+		case bytes.EqualFold(name, []byte("Content-Type")):
+			sawType = true
+		case bytes.EqualFold(name, []byte("Date")):
+			sawDate = true
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")), bytes.EqualFold(name, []byte("Connection")):
+			return answerHead{}, answerOther
+		}
+	}
+	if size < 0 || !sawType || !sawDate {
+		return answerHead{}, answerOther
+	}
+	end := headEnd + len(crlf2) + size
+	if end > len(in) {
+		return answerHead{}, answerIncomplete
+	}
+	return answerHead{status: status, end: end}, answerPlain
+}
+
+// cutLine splits off the first CRLF-ended line; a bare CR or LF, or an
+// empty line, is not ok.
+func cutLine(b []byte) (line, rest []byte, ok bool) {
+	i := bytes.IndexByte(b, '\n')
+	if i < 1 || b[i-1] != '\r' {
+		return nil, nil, false
+	}
+	line = b[:i-1]
+	if len(line) == 0 || bytes.IndexByte(line, '\r') >= 0 {
+		return nil, nil, false
+	}
+	return line, b[i+1:], true
+}
+
+// wellFormed reports whether a header line has a token for a name and no
+// control character in its value, as fasthttp requires of what it reads.
+func wellFormed(line []byte, colon int) bool {
+	for _, c := range line[:colon] {
+		if !tokenChar[c] {
+			return false
+		}
+	}
+	for _, c := range line[colon+1:] {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenChar is RFC 9110's tchar set.
+var tokenChar = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", byte(c)) >= 0
+	}
+	return t
+}()
+
+// parseSize reads a Content-Length: digits only, at most maxBackendAnswer.
+func parseSize(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 9 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, n <= maxBackendAnswer
+}
+
+// appendRelayed appends the plain answer msg (as scanAnswer found it) as
+// the client gets it: the backend's hop-by-hop headers and request ID
+// dropped, requestID added.
+func appendRelayed(dst, msg, requestID []byte) []byte {
+	headEnd := bytes.Index(msg, crlf2) + 2
+	rest := msg[:headEnd]
+	line, rest, _ := cutLine(rest)
+	dst = append(dst, line...)
+	dst = append(dst, "\r\n"...)
+	for len(rest) > 0 {
+		line, rest, _ = cutLine(rest)
+		if !relayedHeader(line[:bytes.IndexByte(line, ':')]) {
+			continue
+		}
+		dst = append(dst, line...)
+		dst = append(dst, "\r\n"...)
+	}
+	dst = append(dst, "X-Request-Id: "...)
+	dst = append(dst, requestID...)
+	dst = append(dst, "\r\n"...)
+	return append(dst, msg[headEnd:]...) // the blank line, then the body
+}
+
+// relayedHeader reports whether a backend header reaches the client: not
+// one forwarded() deletes (responseHopByHop), nor X-Request-Id, which is
+// replaced by ours.
+func relayedHeader(name []byte) bool {
+	for _, h := range notRelayed {
+		if len(name) == len(h) && bytes.EqualFold(name, h) {
+			return false
+		}
+	}
+	return true
+}
+
+var notRelayed = func() [][]byte {
+	names := [][]byte{[]byte(headerRequestID)}
+	for _, h := range responseHopByHop {
+		names = append(names, []byte(h))
+	}
+	return names
+}()
