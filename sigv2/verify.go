@@ -95,17 +95,7 @@ func (r *Request) buildStringToSign() (sts []byte, hostEnd int) {
 	b = append(b, '\n')
 	b = append(b, r.path...)
 	b = append(b, '\n')
-	first := true
-	for i := 0; i < r.params.Len(); i++ {
-		if i == r.signature {
-			continue
-		}
-		if !first {
-			b = append(b, '&')
-		}
-		first = false
-		b = r.params.AppendCanonical(b, i)
-	}
+	b = r.params.AppendCanonicalQuery(b, r.signature)
 	r.sts = b
 	return b, hostEnd
 }

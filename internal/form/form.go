@@ -40,6 +40,7 @@ const (
 // the received value, and the decoded value follows it).
 type pair struct {
 	nameStart, nameEnd, valueStart, valueEnd, canonEnd uint32
+	rawStart, rawEnd                                   uint32 // the item in the raw input it came from
 	canonical                                          bool
 }
 
@@ -47,32 +48,48 @@ type pair struct {
 type Params struct {
 	buf   []byte
 	pairs []pair
+
+	// raw is the one input every pair came from, when that input is
+	// already the canonical query of its pairs in received order: every
+	// pair canonical and written name=value, no empty items. If the pairs
+	// also arrived sorted (boto 2 and euca2ools send them so, but for the
+	// Signature, which they append), the canonical query is raw itself,
+	// less the pair left out: copied in one or two pieces, not pair by pair.
+	raw []byte
 }
 
 // Reset empties p, keeping its buffers.
 func (p *Params) Reset() {
-	p.buf, p.pairs = p.buf[:0], p.pairs[:0]
+	p.buf, p.pairs, p.raw = p.buf[:0], p.pairs[:0], nil
 }
 
 // Parse decodes raw and appends its pairs. On failure it returns the problem
 // and, for value problems, the decoded name of the offending parameter
 // (valid UTF-8; it aliases p's buffer).
 func (p *Params) Parse(raw []byte) (Problem, []byte) {
+	input, before, rawCanonical := raw, len(p.pairs), true
 	for len(raw) > 0 {
 		var item []byte
+		rawStart := uint32(len(input) - len(raw))
 		if i := bytes.IndexByte(raw, '&'); i >= 0 {
 			item, raw = raw[:i], raw[i+1:]
+			if len(raw) == 0 {
+				rawCanonical = false // a trailing '&'
+			}
 		} else {
 			item, raw = raw, nil
 		}
 		if len(item) == 0 {
+			rawCanonical = false
 			continue
 		}
 		name, value := item, []byte(nil)
 		if i := bytes.IndexByte(item, '='); i >= 0 {
 			name, value = item[:i], item[i+1:]
+		} else {
+			rawCanonical = false // the canonical query has "name="
 		}
-		var q pair
+		q := pair{rawStart: rawStart, rawEnd: rawStart + uint32(len(item))}
 		var ok bool
 		q.nameStart = uint32(len(p.buf))
 		plainName := isPlain(name)
@@ -112,7 +129,15 @@ func (p *Params) Parse(raw []byte) (Problem, []byte) {
 		if len(p.pairs) >= MaxParams {
 			return TooMany, nil
 		}
+		rawCanonical = rawCanonical && q.canonical
 		p.pairs = append(p.pairs, q)
+	}
+	switch {
+	case len(p.pairs) == before: // nothing from this input
+	case before == 0 && rawCanonical:
+		p.raw = input
+	default:
+		p.raw = nil // pairs from two inputs, or not canonical as received
 	}
 	return OK, nil
 }
@@ -185,6 +210,56 @@ func (p *Params) AppendCanonical(dst []byte, i int) []byte {
 	dst = AppendEscaped(dst, p.Name(i))
 	dst = append(dst, '=')
 	return AppendEscaped(dst, p.Value(i))
+}
+
+// AppendCanonicalQuery appends the canonical query of every parameter but
+// parameter skip (-1: none), sorted by name: RFC 3986-encoded pairs joined
+// by '&'. Parameters must be sorted (SortByName).
+func (p *Params) AppendCanonicalQuery(dst []byte, skip int) []byte {
+	if p.raw != nil && p.inRawOrder(skip) {
+		raw := p.raw
+		if skip < 0 {
+			return append(dst, raw...)
+		}
+		start, end := int(p.pairs[skip].rawStart), int(p.pairs[skip].rawEnd)
+		switch {
+		case start == 0 && end == len(raw):
+			return dst
+		case start == 0:
+			return append(dst, raw[end+1:]...)
+		case end == len(raw):
+			return append(dst, raw[:start-1]...)
+		}
+		dst = append(dst, raw[:start]...)
+		return append(dst, raw[end+1:]...)
+	}
+	first := true
+	for i := range p.pairs {
+		if i == skip {
+			continue
+		}
+		if !first {
+			dst = append(dst, '&')
+		}
+		first = false
+		dst = p.AppendCanonical(dst, i)
+	}
+	return dst
+}
+
+// inRawOrder reports whether the pairs but skip are in the order they
+// were received.
+func (p *Params) inRawOrder(skip int) bool {
+	last := -1
+	for i, q := range p.pairs {
+		if i != skip {
+			if int(q.rawStart) < last {
+				return false
+			}
+			last = int(q.rawStart)
+		}
+	}
+	return true
 }
 
 // AppendUnescaped appends the form-decoded s to dst. It reports false for a

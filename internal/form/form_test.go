@@ -61,3 +61,40 @@ func TestParseKeepsCanonicalText(t *testing.T) {
 		}
 	}
 }
+
+// A boto 2 query (sorted, canonically encoded, the Signature appended) is
+// copied whole, not pair by pair: the fast path must be taken, even after
+// an empty body was parsed too; anything else must not take it.
+func TestCanonicalQueryCopiedWhenPossible(t *testing.T) {
+	for _, tc := range []struct {
+		query, body string
+		skip        string
+		copied      bool
+	}{
+		{"AWSAccessKeyId=k&Action=A&SignatureMethod=HmacSHA256&Timestamp=2026-11-26T04%3A00%3A00Z&Signature=s%2B", "", "Signature", true},
+		{"Action=A&Version=1", "", "", true},
+		{"", "Action=A&Version=1", "", true},
+		{"Version=1&Action=A", "", "", false},    // not sorted
+		{"Action=A&Version=1", "X=1", "", false}, // two inputs
+		{"Action=A&Version=1&", "", "", false},   // an empty item
+		{"Action=A+B&Version=1", "", "", false},  // '+' for a space
+		{"Action&Version=1", "", "", false},      // no '='
+		{"Action=A&Signature=x&Version=1", "", "Signature", true},
+	} {
+		var p Params
+		if problem, _ := p.Parse([]byte(tc.query)); problem != OK {
+			t.Fatal(problem)
+		}
+		if problem, _ := p.Parse([]byte(tc.body)); problem != OK {
+			t.Fatal(problem)
+		}
+		p.SortByName()
+		skip := -1
+		if tc.skip != "" {
+			skip = p.Index(tc.skip)
+		}
+		if copied := p.raw != nil && p.inRawOrder(skip); copied != tc.copied {
+			t.Errorf("%q + %q: copied = %v; want %v", tc.query, tc.body, copied, tc.copied)
+		}
+	}
+}
