@@ -8,8 +8,9 @@
 # a private Redis and a real Keystone (test/scripts), creates KEYS EC2
 # credentials in Keystone and copies them into Redis, then drives with the
 # same load generator, one after another:
-#   backend direct | nginx plain proxy | a plain fasthttp proxy (the Go
-#   reference) | a Go event-loop proxy, plain and doing ec2proxy's
+#   backend direct | nginx plain proxy | nginx also sending the backend
+#   the headers ec2proxy adds (what the backend's extra reading costs) |
+#   a plain fasthttp proxy (the Go reference) | a Go event-loop proxy, plain and doing ec2proxy's
 #   verification (bench/loopproxy: what an event loop could reach) |
 #   ec2proxy warm | ec2proxy warm with server.event_loop | ec2proxy with
 #   every protection on | invalid signatures
@@ -215,7 +216,7 @@ load() {
 }
 
 BACKEND_PORT=$(free_port)
-start_bg backend "$SUT_CPU" "${BIN}/backend" -listen "127.0.0.1:${BACKEND_PORT}"
+start_bg backend "$SUT_CPU" "${BIN}/backend" -listen "127.0.0.1:${BACKEND_PORT}" -dump-headers "${RUN}/identity-headers.txt"
 wait_http "http://127.0.0.1:${BACKEND_PORT}/" 200 10
 B_PID=$(bg_pid backend)
 step "load: backend direct" load backend "$BACKEND_PORT" -pids "backend=${B_PID}"
@@ -286,6 +287,22 @@ N_PIDS=$(bg_pid nginx)
 for kid in $(proc_children "$N_PIDS"); do
 	N_PIDS+="+${kid}"
 done
+# nginx sending the backend what ec2proxy adds (identity headers, token,
+# request IDs, X-Forwarded-*; values from a request ec2proxy forwarded):
+# what the backend's extra reading costs any proxy that sends them.
+NI_PORT=$(free_port) NI_PIDS=""
+mkdir -p "${RUN}/nginx-identity"
+if identity_directives "${RUN}/identity-headers.txt" >"${RUN}/nginx-identity/directives" 2>"${RUN}/nginx-identity/directives.err"; then
+	nginx_conf "$NI_PORT" "$BACKEND_PORT" "${RUN}/nginx-identity" "${RUN}/nginx-identity/directives" >"${RUN}/nginx-identity/nginx.conf"
+	start_bg nginx-identity "$SUT_CPU" /usr/sbin/nginx -c "${RUN}/nginx-identity/nginx.conf" -p "${RUN}/nginx-identity" -e "${RUN}/nginx-identity/error.log"
+	wait_http "http://127.0.0.1:${NI_PORT}/" 200 10
+	NI_PIDS=$(bg_pid nginx-identity)
+	for kid in $(proc_children "$NI_PIDS"); do
+		NI_PIDS+="+${kid}"
+	done
+else
+	log "no nginx-with-identity-headers row: $(cat "${RUN}/nginx-identity/directives.err")"
+fi
 
 # The three proxies compared head to head take turns, ROUNDS times: a busy
 # spell on a shared machine then spoils one round of each rather than every
@@ -294,6 +311,9 @@ done
 for round in $(seq "$ROUNDS"); do
 	step "load: plain fasthttp proxy (round ${round})" load "fastproxy#${round}" "$F_PORT" -pids "proxy=$(bg_pid fastproxy),backend=${B_PID}"
 	step "load: nginx (round ${round})" load "nginx#${round}" "$NGINX_PORT" -pids "proxy=${N_PIDS},backend=${B_PID}"
+	if [ -n "$NI_PIDS" ]; then
+		step "load: nginx + identity headers (round ${round})" load "nginx-identity#${round}" "$NI_PORT" -pids "proxy=${NI_PIDS},backend=${B_PID}"
+	fi
 	step "load: ec2proxy warm (round ${round})" load "ec2proxy#${round}" "$P_PORT" "${PROBES[@]}"
 	step "load: ec2proxy warm, event loop (round ${round})" load "ec2proxy-loop#${round}" "$E_PORT" "${PROBES_E[@]}"
 	step "load: event-loop proxy (round ${round})" load "loopproxy#${round}" "$L_PORT" -pids "proxy=$(bg_pid loopproxy),backend=${B_PID}"
@@ -329,6 +349,9 @@ stop_bg loopverify
 stop_bg ec2proxy-loop
 stop_bg fastproxy
 stop_bg nginx
+if [ -n "$NI_PIDS" ]; then
+	stop_bg nginx-identity
+fi
 
 ratio=$("${BIN}/report" -run "$RUN" -ratio ec2proxy/nginx)
 if [ "$PROFILE" = 1 ] || { [ "$PROFILE" = auto ] && awk -v r="$ratio" 'BEGIN { exit !(r < 0.95) }'; }; then

@@ -7,6 +7,8 @@ package main
 import (
 	"flag"
 	"log"
+	"os"
+	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
 )
@@ -22,11 +24,19 @@ const body = `<?xml version="1.0" encoding="UTF-8"?>
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8780", "address to listen on")
+	dump := flag.String("dump-headers", "", "write the headers of the first request carrying X-Auth-Token to this file (what a proxy added: the bench gives nginx the same)")
 	flag.Parse()
 
 	b := []byte(body)
+	var dumped atomic.Bool
+	dumped.Store(*dump == "")
 	srv := &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
+			if !dumped.Load() && len(ctx.Request.Header.Peek("X-Auth-Token")) > 0 && !dumped.Swap(true) {
+				if err := os.WriteFile(*dump, ctx.Request.Header.Header(), 0o644); err != nil {
+					log.Printf("dump headers: %v", err)
+				}
+			}
 			ctx.SetContentType("text/xml;charset=UTF-8")
 			ctx.SetBody(b)
 		},

@@ -13,6 +13,7 @@ import (
 const (
 	lBackend     = "backend"
 	lNginx       = "nginx"
+	lNginxID     = "nginx-identity"
 	lFastproxy   = "fastproxy"
 	lLoop        = "loopproxy"
 	lLoopVerify  = "loopverify"
@@ -28,6 +29,7 @@ const (
 var loadRows = []struct{ label, name string }{
 	{lBackend, "backend direct"},
 	{lNginx, "nginx plain proxy"},
+	{lNginxID, "nginx + ec2proxy's identity headers (reference)"},
 	{lFastproxy, "plain fasthttp proxy (Go reference)"},
 	{lLoop, "Go event-loop proxy (reference)"},
 	{lLoopVerify, "Go event loop + ec2proxy's verification (estimate)"},
@@ -199,9 +201,9 @@ func (r *run) writeRounds(w io.Writer) {
 	if len(nginx) < 2 {
 		return
 	}
-	columns := []struct{ label, name string }{{lFastproxy, "plain fasthttp proxy"}, {lNginx, "nginx"}, {lProxy, "ec2proxy warm"},
-		{lProxyLoop, "ec2proxy warm, event loop"}, {lLoop, "Go event loop"}, {lLoopVerify, "event loop + verification"}}
-	ratios := []struct{ label, name string }{{lProxy, "ec2proxy"}, {lProxyLoop, "ec2proxy, event loop"}, {lLoopVerify, "event loop + verification"}}
+	columns := []struct{ label, name string }{{lFastproxy, "plain fasthttp proxy"}, {lNginx, "nginx"}, {lNginxID, "nginx + identity headers"},
+		{lProxy, "ec2proxy warm"}, {lProxyLoop, "ec2proxy warm, event loop"}, {lLoop, "Go event loop"}, {lLoopVerify, "event loop + verification"}}
+	ratios := []struct{ label, name string }{{lNginxID, "nginx + identity headers"}, {lProxy, "ec2proxy"}, {lProxyLoop, "ec2proxy, event loop"}, {lLoopVerify, "event loop + verification"}}
 	fmt.Fprintf(w, "### Rounds (req/s; p99 ms)\n\n| round |")
 	for _, c := range columns {
 		fmt.Fprintf(w, " %s |", c.name)

@@ -102,6 +102,15 @@ func (r *run) writeTargets(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %s | %s |\n", c.target, c.measured, yes(c))
 	}
 	fmt.Fprintln(w)
+	if ni, ok := r.results[lNginxID]; ok && ni.RPS > 0 {
+		fmt.Fprintf(w, "Not a target, but what separates the two: against nginx sending the backend the same headers ec2proxy adds (%.0f req/s, %.2f× plain nginx)", ni.RPS, ni.RPS/r.results[lNginx].RPS)
+		for _, c := range []struct{ label, name string }{{lProxy, "ec2proxy warm"}, {lProxyLoop, "with server.event_loop"}} {
+			if res, ok := r.results[c.label]; ok {
+				fmt.Fprintf(w, ", %s %.2f×", c.name, res.RPS/ni.RPS)
+			}
+		}
+		fmt.Fprintf(w, " (median rounds).\n\n")
+	}
 }
 
 // connectionCommands manage connections (a pool growing, the events
