@@ -89,6 +89,9 @@ func (l *EventLoop) run(s *Server, c *loopConn) (out outcome) {
 	st := &c.st
 	st.reset()
 	st.inLoop = true
+	if s.realClock {
+		st.now = l.now
+	}
 	st.requestID = appendRequestID(st.requestID)
 	c.start = l.now
 	c.ctx.Response.Reset()

@@ -64,7 +64,7 @@ func (s *Server) lockedOut(ctx *fasthttp.RequestCtx, st *state, accessKey []byte
 	if s.guards.Lockout == nil {
 		return 0, false
 	}
-	until, locked := s.guards.Lockout.Locked(accessKey, s.now())
+	until, locked := s.guards.Lockout.Locked(accessKey, s.requestTime(st))
 	if !locked {
 		return 0, false
 	}
@@ -152,7 +152,7 @@ func (s *Server) afterVerify(ctx *fasthttp.RequestCtx, st *state) (outcome, bool
 	// After the replay check: replays of a captured request must not spend
 	// its owner's tokens.
 	if g.RateLimit != nil {
-		allowed, err := g.RateLimit.Take(ctx, st.accessKey(), s.now())
+		allowed, err := g.RateLimit.Take(ctx, st.accessKey(), s.requestTime(st))
 		if err != nil {
 			s.log.Warn("shared rate limit unavailable, using this replica's bucket", zap.Error(err))
 		}

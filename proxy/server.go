@@ -63,6 +63,7 @@ type Server struct {
 	m            *instruments
 	log          *zap.Logger
 	now          func() time.Time
+	realClock    bool      // now is time.Now: the event loop may lend its reading
 	pool         sync.Pool // *state
 	http         *fasthttp.Server
 	inflight     atomic.Int64 // requests in this pipeline, for Wait
@@ -89,7 +90,8 @@ type credential struct {
 // New builds a server; it does not listen yet.
 func New(opts Options) (*Server, error) {
 	cfg := opts.Config
-	if opts.Now == nil {
+	realClock := opts.Now == nil
+	if realClock {
 		opts.Now = time.Now
 	}
 	s := &Server{
@@ -104,11 +106,12 @@ func New(opts Options) (*Server, error) {
 			Regions:         cfg.Auth.SigV4Regions,
 			Services:        cfg.Auth.SigV4Services,
 		},
-		identity: opts.Identity,
-		guards:   opts.Guards,
-		m:        newInstruments(opts.Metrics),
-		log:      opts.Logger,
-		now:      opts.Now,
+		identity:  opts.Identity,
+		guards:    opts.Guards,
+		m:         newInstruments(opts.Metrics),
+		log:       opts.Logger,
+		now:       opts.Now,
+		realClock: realClock,
 	}
 	s.pool.New = func() any { return new(state) }
 	if opts.Policy != nil {
