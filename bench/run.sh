@@ -27,7 +27,7 @@
 #                   past ec2proxy's 5 s keystone.timeout)
 #   WARMUP=2s       load before each measured window (seconds, "Ns")
 #   DURATION=8s     measured window per pass (seconds, "Ns")
-#   ROUNDS=3        passes of fasthttp, nginx, the event loops and warm
+#   ROUNDS=5        passes of fasthttp, nginx, the event loops and warm
 #                   ec2proxy, in turn
 #                   (and of ec2proxy with every protection on)
 #   LAT_RATE=3000   requests/s of the equal-load latency passes (open loop,
@@ -82,7 +82,7 @@ CONNS=${CONNS:-64}
 FILL_CONNS=${FILL_CONNS:-4}
 WARMUP=${WARMUP:-2s}
 DURATION=${DURATION:-8s}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 LAT_RATE=${LAT_RATE:-3000}
 LAT_ROUNDS=${LAT_ROUNDS:-5}
 KEYS=${KEYS:-200}
