@@ -36,6 +36,7 @@ type EventLoop struct {
 	rawIO   bool
 
 	epfd, lfd, efd int      // epoll, listener, eventfd (goroutine answers)
+	clients        int      // client connections open in the loop (server.concurrency bounds them)
 	lfile          *os.File // owns lfd: its finalizer would close it
 	conns          []*loopConn
 	rd             bytes.Reader
@@ -257,6 +258,10 @@ func (l *EventLoop) accept() {
 		if err != nil {
 			return // EAGAIN: none left (or the listener is closing)
 		}
+		if l.clients >= l.current().cfg.Server.Concurrency {
+			l.refuse(fd)
+			continue
+		}
 		_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 		c := &loopConn{fd: fd, in: make([]byte, 0, 4<<10), active: l.now}
 		c.peer.remote = tcpAddr(sa)
@@ -266,9 +271,28 @@ func (l *EventLoop) accept() {
 		c.ctx.Init2(&c.peer, nil, false)
 		if l.add(c, syscall.EPOLLIN) != nil {
 			syscall.Close(fd)
+			continue
 		}
+		l.clients++
 	}
 }
+
+// refuse answers a connection over server.concurrency with a 503 EC2
+// error, as far as the socket takes it at once, and closes it: the
+// goroutine server refuses such connections too, and each one the loop
+// kept would hold its buffers.
+func (l *EventLoop) refuse(fd int) {
+	l.current().m.loopRefused.Inc()
+	_, _ = rawWrite(fd, tooManyConnections)
+	syscall.Close(fd)
+}
+
+var tooManyConnections = func() []byte {
+	e := errorTable[errServiceUnavailable]
+	body := appendErrorXML(nil, e, "Too many concurrent connections to this replica (server.concurrency); retry shortly.", nil)
+	head := fmt.Sprintf("HTTP/1.1 %d Service Unavailable\r\nConnection: close\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n", e.status, len(body))
+	return append([]byte(head), body...)
+}()
 
 func tcpAddr(sa syscall.Sockaddr) *net.TCPAddr {
 	switch a := sa.(type) {
@@ -289,6 +313,9 @@ func (l *EventLoop) closeOne(c *loopConn) {
 	}
 	l.conns[c.fd] = nil
 	syscall.Close(c.fd) // leaves the epoll set with it
+	if !c.isBackend {
+		l.clients--
+	}
 	switch {
 	case c.isBackend:
 		l.pool.remove(c)

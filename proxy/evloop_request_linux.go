@@ -42,6 +42,9 @@ func (l *EventLoop) request(c *loopConn) {
 			return
 		}
 		size := req.Header.ContentLength()
+		if size == -2 { // no Content-Length: no body, as fasthttp's server reads a request
+			size = 0
+		}
 		if size < 0 || size > s.cfg.Server.MaxBodyBytes || req.Header.ConnectionClose() || !req.Header.IsHTTP11() ||
 			len(req.Header.Peek(fasthttp.HeaderExpect)) > 0 {
 			l.handoff(c)
@@ -263,6 +266,7 @@ func (l *EventLoop) collect() {
 func (l *EventLoop) handoff(c *loopConn) {
 	l.current().m.loopHandoff.Inc()
 	l.conns[c.fd] = nil
+	l.clients-- // the goroutine server's concurrency counts it now
 	_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, c.fd, nil)
 	f := os.NewFile(uintptr(c.fd), "ec2-client")
 	nc, err := net.FileConn(f) // a copy, in Go's poller
@@ -333,8 +337,10 @@ func (s *Server) appendBackendRequest(dst []byte, ctx *fasthttp.RequestCtx, st *
 	dst = append(dst, "\r\nX-OpenStack-Request-ID: "...)
 	dst = append(dst, st.requestID...)
 	body := ctx.Request.Body()
-	dst = append(dst, "\r\nContent-Length: "...)
-	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	if len(body) > 0 || !bytes.Equal(h.Method(), methodGet) { // fasthttp's client leaves it out of a bodiless GET
+		dst = append(dst, "\r\nContent-Length: "...)
+		dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	}
 	dst = append(dst, "\r\n\r\n"...)
 	return append(dst, body...)
 }

@@ -44,6 +44,7 @@ type instruments struct {
 	storeTime                              prometheus.Observer
 	lockouts                               *prometheus.CounterVec
 	loopServed, loopGoroutine, loopHandoff prometheus.Counter
+	loopRefused                            prometheus.Counter
 }
 
 func newInstruments(m *metrics.Metrics) *instruments {
@@ -77,6 +78,7 @@ func newInstruments(m *metrics.Metrics) *instruments {
 	in.loopServed = m.EventLoop.WithLabelValues("loop")
 	in.loopGoroutine = m.EventLoop.WithLabelValues("goroutine")
 	in.loopHandoff = m.EventLoop.WithLabelValues("handoff")
+	in.loopRefused = m.EventLoop.WithLabelValues("refused")
 	in.lockouts = m.Lockouts
 	return in
 }

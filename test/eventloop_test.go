@@ -68,16 +68,28 @@ func TestEventLoop(t *testing.T) {
 			} else if f := entries[len(entries)-1].ContextMap(); f["access_key"] != k.access || f["action"] != "DescribeInstances" || f["status"] != int64(200) {
 				t.Errorf("access log entry %v", f)
 			}
-			got, _ := s.backend.Last()
 			seen[loop] = map[string]string{}
-			for name, values := range got.Header {
-				switch name {
-				case "X-Request-Id", "X-Openstack-Request-Id", "X-Auth-Token", "Content-Length":
-					seen[loop][name] = fmt.Sprint(len(values), " value(s)") // per request, or per process
-				default:
-					seen[loop][name] = strings.Join(values, " | ")
+			record := func(prefix string) {
+				got, _ := s.backend.Last()
+				for name, values := range got.Header {
+					switch name {
+					case "X-Request-Id", "X-Openstack-Request-Id", "X-Auth-Token", "Content-Length":
+						seen[loop][prefix+name] = fmt.Sprint(len(values), " value(s)") // per request, or per process
+					default:
+						seen[loop][prefix+name] = strings.Join(values, " | ")
+					}
 				}
 			}
+			record("")
+			// A GET: the signed query string, no body and no Content-Length.
+			query := encodeRFC3986(signV2("GET", host, "/", k.access, k.secret, map[string]string{"Action": "DescribeInstances"}))
+			fmt.Fprintf(c, "GET /?%s HTTP/1.1\r\nHost: %s\r\n%s\r\n", query, host, spoofed)
+			if resp, err := http.ReadResponse(br, nil); err != nil {
+				t.Fatal(err)
+			} else if body, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 {
+				t.Errorf("GET: %d %s", resp.StatusCode, body)
+			}
+			record("GET ")
 			bad := encodeRFC3986(signV2("POST", host, "/", k.access, k.secret+"x", map[string]string{"Action": "DescribeInstances"}))
 			if code, body := call(bad, ""); code != 403 || !strings.Contains(body, "<Code>SignatureDoesNotMatch</Code>") {
 				t.Errorf("bad signature: %d %s", code, body)
@@ -124,13 +136,13 @@ func TestEventLoop(t *testing.T) {
 			}
 			served, onGoroutines, handedOff := s.metric("ec2proxy_event_loop_requests_total", "path", "loop"),
 				s.metric("ec2proxy_event_loop_requests_total", "path", "goroutine"), s.metric("ec2proxy_event_loop_requests_total", "path", "handoff")
-			// loop: 5 warm, 1 after the refusal, 2 pipelined; goroutines: the
-			// cold one and the refusal; handed off: the chunked one and the
-			// one with too large headers.
-			if served != 8 || onGoroutines != 2 || handedOff != 2 {
-				t.Errorf("served in the loop %v, on goroutines %v, handed off %v; want 8, 2, 2", served, onGoroutines, handedOff)
+			// loop: 5 warm, the GET, 1 after the refusal, 2 pipelined;
+			// goroutines: the cold one and the refusal; handed off: the
+			// chunked one and the one with too large headers.
+			if served != 9 || onGoroutines != 2 || handedOff != 2 {
+				t.Errorf("served in the loop %v, on goroutines %v, handed off %v; want 9, 2, 2", served, onGoroutines, handedOff)
 			}
-			if hits := s.metric("ec2proxy_cache_lookups_total", "cache", "credential", "result", "hit"); hits < 8 {
+			if hits := s.metric("ec2proxy_cache_lookups_total", "cache", "credential", "result", "hit"); hits < 9 {
 				t.Errorf("credential cache hits %v: the loop's lookups must count", hits)
 			}
 		})
@@ -196,4 +208,73 @@ func TestEventLoopTimeouts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// server.concurrency bounds the loop's client connections: one over it is
+// answered 503 ServiceUnavailable and closed, and a connection closed
+// makes room again.
+func TestEventLoopConcurrency(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the event loop is Linux's")
+	}
+	s := startStack(t, func(c *configs.Config) {
+		c.Server.EventLoop = true
+		c.Server.Concurrency = 2
+	})
+	host := strings.TrimPrefix(s.url, "http://")
+	// roundTrip sends an unsigned request on c (the pipeline refuses it
+	// with a 400 on a goroutine; the connection stays in the loop) and
+	// returns the status line of the answer.
+	roundTrip := func(c net.Conn) string {
+		t.Helper()
+		body := "Action=DescribeRegions"
+		fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", host, len(body), body)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("no answer: %v", err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.Status
+	}
+	var open []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if status := roundTrip(c); strings.HasPrefix(status, "503") {
+			t.Fatalf("connection %d of 2 refused: %s", len(open)+1, status)
+		}
+		open = append(open, c)
+	}
+	over, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	over.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(over) // until ec2proxy closes it
+	if err != nil {
+		t.Fatalf("the third connection was not closed: %v", err)
+	}
+	if !strings.HasPrefix(string(got), "HTTP/1.1 503 ") || !strings.Contains(string(got), "<Code>ServiceUnavailable</Code>") {
+		t.Fatalf("the third connection got %q; want a 503 ServiceUnavailable", got)
+	}
+	open[0].Close()
+	var status string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		status = roundTrip(c)
+		c.Close()
+		if !strings.HasPrefix(status, "503") {
+			return // the closed connection's place was given back
+		}
+	}
+	t.Fatalf("after one of two connections closed, a new one still got %s", status)
 }
