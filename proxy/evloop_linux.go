@@ -35,9 +35,9 @@ type EventLoop struct {
 	log     *zap.Logger
 	rawIO   bool
 
-	epfd, lfd, efd int      // epoll, listener, eventfd (goroutine answers)
-	clients        int      // client connections open in the loop (server.concurrency bounds them)
-	lfile          *os.File // owns lfd: its finalizer would close it
+	epfd, lfd, efd int           // epoll, listener, eventfd (goroutine answers)
+	clients        *atomic.Int64 // client connections open in the loops (server.concurrency bounds them)
+	lfile          *os.File      // owns lfd: its finalizer would close it
 	conns          []*loopConn
 	rd             bytes.Reader
 	br             *bufio.Reader
@@ -93,9 +93,31 @@ type appendWriter struct{ b *[]byte }
 
 func (w appendWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); return len(p), nil }
 
-// NewEventLoop takes over ln's accepting; ln must be a TCP listener (or
-// rawsock's wrapper of one).
-func NewEventLoop(ln net.Listener, current func() *Server, serve func(net.Conn) error, log *zap.Logger, rawIO bool) (*EventLoop, error) {
+// NewEventLoops builds n loops that take over ln's accepting, each woken
+// in turn for new connections (EPOLLEXCLUSIVE), with one bound on their
+// client connections; ln must be a TCP listener (or rawsock's wrapper of
+// one). Run each on a thread of its own.
+func NewEventLoops(n int, ln net.Listener, current func() *Server, serve func(net.Conn) error, log *zap.Logger, rawIO bool) ([]*EventLoop, error) {
+	clients := new(atomic.Int64)
+	loops := make([]*EventLoop, 0, n)
+	for range max(n, 1) {
+		l, err := newEventLoop(ln, current, serve, log, rawIO, clients)
+		if err != nil {
+			for _, l := range loops {
+				l.close()
+			}
+			return nil, err
+		}
+		loops = append(loops, l)
+	}
+	return loops, nil
+}
+
+// epollExclusive (EPOLLEXCLUSIVE, Linux 4.5) wakes one of the loops
+// waiting on the listener, not all of them; package syscall lacks it.
+const epollExclusive = 1 << 28
+
+func newEventLoop(ln net.Listener, current func() *Server, serve func(net.Conn) error, log *zap.Logger, rawIO bool, clients *atomic.Int64) (*EventLoop, error) {
 	if rl, ok := ln.(rawsock.Listener); ok {
 		ln = rl.Listener
 	}
@@ -108,28 +130,47 @@ func NewEventLoop(ln net.Listener, current func() *Server, serve func(net.Conn) 
 		return nil, err
 	}
 	l := &EventLoop{current: current, serve: serve, log: log, rawIO: rawIO, lfd: int(f.Fd()), lfile: f,
-		stopped: make(chan struct{}), lastSweep: time.Now()}
+		stopped: make(chan struct{}), lastSweep: time.Now(), clients: clients, epfd: -1, efd: -1}
 	l.pool.init()
 	l.br = bufio.NewReaderSize(&l.rd, 64<<10)
 	l.bw = bufio.NewWriterSize(l.w, 16<<10)
-	if err := syscall.SetNonblock(l.lfd, true); err != nil {
+	if err := l.init(); err != nil {
+		l.close()
 		return nil, err
+	}
+	return l, nil
+}
+
+func (l *EventLoop) init() error {
+	if err := syscall.SetNonblock(l.lfd, true); err != nil {
+		return err
 	}
 	efd, _, errno := syscall.RawSyscall(syscall.SYS_EVENTFD2, 0, syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
 	if errno != 0 {
-		return nil, errno
+		return errno
 	}
 	l.efd = int(efd)
+	var err error
 	if l.epfd, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC); err != nil {
-		return nil, err
+		return err
 	}
-	for _, fd := range []int{l.lfd, l.efd} {
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}
+	for fd, events := range map[int]uint32{l.lfd: syscall.EPOLLIN | epollExclusive, l.efd: syscall.EPOLLIN} {
+		ev := syscall.EpollEvent{Events: events, Fd: int32(fd)}
 		if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return l, nil
+	return nil
+}
+
+// close releases a loop that never ran.
+func (l *EventLoop) close() {
+	for _, fd := range []int{l.epfd, l.efd} {
+		if fd >= 0 {
+			syscall.Close(fd)
+		}
+	}
+	l.lfile.Close()
 }
 
 // clockEvery bounds how many events share one clock reading: timeouts and
@@ -258,7 +299,7 @@ func (l *EventLoop) accept() {
 		if err != nil {
 			return // EAGAIN: none left (or the listener is closing)
 		}
-		if l.clients >= l.current().cfg.Server.Concurrency {
+		if l.clients.Load() >= int64(l.current().cfg.Server.Concurrency) {
 			l.refuse(fd)
 			continue
 		}
@@ -273,7 +314,7 @@ func (l *EventLoop) accept() {
 			syscall.Close(fd)
 			continue
 		}
-		l.clients++
+		l.clients.Add(1)
 	}
 }
 
@@ -314,7 +355,7 @@ func (l *EventLoop) closeOne(c *loopConn) {
 	l.conns[c.fd] = nil
 	syscall.Close(c.fd) // leaves the epoll set with it
 	if !c.isBackend {
-		l.clients--
+		l.clients.Add(-1)
 	}
 	switch {
 	case c.isBackend:

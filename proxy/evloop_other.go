@@ -13,13 +13,13 @@ import (
 // EventLoop is Linux's (epoll); elsewhere server.event_loop is ignored.
 type EventLoop struct{}
 
-// NewEventLoop reports that there is no event loop here.
-func NewEventLoop(net.Listener, func() *Server, func(net.Conn) error, *zap.Logger, bool) (*EventLoop, error) {
+// NewEventLoops reports that there is no event loop here.
+func NewEventLoops(int, net.Listener, func() *Server, func(net.Conn) error, *zap.Logger, bool) ([]*EventLoop, error) {
 	return nil, errors.New("event loop: Linux only")
 }
 
-// Run is never called: NewEventLoop fails.
+// Run is never called: NewEventLoops fails.
 func (*EventLoop) Run() error { return nil }
 
-// Shutdown is never called: NewEventLoop fails.
+// Shutdown is never called: NewEventLoops fails.
 func (*EventLoop) Shutdown(context.Context) error { return nil }

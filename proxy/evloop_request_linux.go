@@ -141,8 +141,6 @@ func (l *EventLoop) answer(b *loopConn) {
 	}
 }
 
-// maxBackendAnswer matches the goroutine pipeline's HostClient limit.
-const maxBackendAnswer = 64 << 20
 
 // finish answers c's request in flight at a loop backend: with the
 // backend's answer in c.ctx.Response, or err's EC2 error.
@@ -266,7 +264,7 @@ func (l *EventLoop) collect() {
 func (l *EventLoop) handoff(c *loopConn) {
 	l.current().m.loopHandoff.Inc()
 	l.conns[c.fd] = nil
-	l.clients-- // the goroutine server's concurrency counts it now
+	l.clients.Add(-1) // the goroutine server's concurrency counts it now
 	_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, c.fd, nil)
 	f := os.NewFile(uintptr(c.fd), "ec2-client")
 	nc, err := net.FileConn(f) // a copy, in Go's poller

@@ -16,6 +16,9 @@ import (
 
 var crlf2 = []byte("\r\n\r\n")
 
+// maxBackendAnswer matches the goroutine pipeline's HostClient limit.
+const maxBackendAnswer = 64 << 20
+
 // answerHead describes a complete plain answer at the start of a buffer.
 type answerHead struct {
 	status int

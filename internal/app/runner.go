@@ -31,7 +31,7 @@ type Runner struct {
 	current     atomic.Pointer[App]
 	mu          sync.Mutex // serialises Swap and Stop
 	failed      chan error
-	loop        *proxy.EventLoop // nil: the goroutine server accepts
+	loops       []*proxy.EventLoop // none: the goroutine server accepts
 }
 
 // NewRunner serves first on ln (and its admin endpoints on adminLn, if not
@@ -42,23 +42,26 @@ func NewRunner(first *App, ln, adminLn net.Listener) *Runner {
 	r.frontend = first.Proxy.NewFrontend(
 		func(ctx *fasthttp.RequestCtx) { r.current.Load().Proxy.ServeRequest(ctx) },
 		func(ctx *fasthttp.RequestCtx, err error) { r.current.Load().Proxy.ServeTransportError(ctx, err) })
-	var loop *proxy.EventLoop
 	if first.Config.Server.EventLoop {
-		var err error
-		loop, err = proxy.NewEventLoop(ln, func() *proxy.Server { return r.current.Load().Proxy }, r.frontend.ServeConn, first.Logger, first.Config.Server.RawSocketIO)
+		// One loop per processor the process was given (GOMAXPROCS: the
+		// cores, or the container's CPU limit).
+		n := runtime.GOMAXPROCS(0)
+		loops, err := proxy.NewEventLoops(n, ln, func() *proxy.Server { return r.current.Load().Proxy }, r.frontend.ServeConn, first.Logger, first.Config.Server.RawSocketIO)
 		if err != nil {
 			first.Logger.Warn("event loop unavailable for this listener; serving with goroutines", zap.Error(err))
 		}
+		r.loops = loops
 	}
-	r.loop = loop
-	if loop != nil {
-		reserveProcessorForLoop(first.Logger)
-		go func() {
-			runtime.LockOSThread()
-			if err := loop.Run(); err != nil {
-				r.failed <- err
-			}
-		}()
+	if len(r.loops) > 0 {
+		reserveProcessorsForLoops(first.Logger, len(r.loops))
+		for _, loop := range r.loops {
+			go func() {
+				runtime.LockOSThread()
+				if err := loop.Run(); err != nil {
+					r.failed <- err
+				}
+			}()
+		}
 	} else {
 		go func() {
 			if err := r.frontend.Serve(ln); err != nil {
@@ -108,9 +111,17 @@ func (r *Runner) Stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), cur.Config.Server.ShutdownTimeout)
 	defer cancel()
 	var err error
-	if r.loop != nil {
-		r.ln.Close() // the loop closes its copy of the socket as it stops
-		err = r.loop.Shutdown(ctx)
+	if len(r.loops) > 0 {
+		r.ln.Close() // each loop closes its copy of the socket as it stops
+		errs := make(chan error, len(r.loops))
+		for _, loop := range r.loops { // all stop accepting at once, then drain
+			go func() { errs <- loop.Shutdown(ctx) }()
+		}
+		for range r.loops {
+			if lerr := <-errs; err == nil {
+				err = lerr
+			}
+		}
 	}
 	if ferr := r.frontend.ShutdownWithContext(ctx); err == nil {
 		err = ferr
@@ -126,21 +137,21 @@ func (r *Runner) Stop() error {
 	return nil
 }
 
-// reserveProcessorForLoop adds a processor for the event loop's thread,
-// unless GOMAXPROCS was set: the loop holds one nearly all the time (its
-// reads and writes are raw system calls), and with a single one (a
-// one-core container) goroutines (cold requests, Redis, /metrics) would
-// wait for the loop to block or be preempted, up to 10 ms, and the loop
-// for them. The kernel still shares the cores; the processors only decide
-// who may run Go code. Once per process: reloads keep the loop.
-func reserveProcessorForLoop(log *zap.Logger) {
+// reserveProcessorsForLoops adds a processor for each event loop's thread,
+// unless GOMAXPROCS was set: a loop holds one nearly all the time (its
+// reads and writes are raw system calls), and without their own,
+// goroutines (cold requests, Redis, /metrics) would wait for a loop to
+// block or be preempted, up to 10 ms, and the loop for them. The kernel
+// still shares the cores; processors only decide who may run Go code.
+// Once per process: reloads keep the loops.
+func reserveProcessorsForLoops(log *zap.Logger, loops int) {
 	reserveOnce.Do(func() {
 		if os.Getenv("GOMAXPROCS") != "" {
 			return
 		}
-		n := runtime.GOMAXPROCS(0) + 1
+		n := runtime.GOMAXPROCS(0) + loops
 		runtime.GOMAXPROCS(n)
-		log.Info("event loop: one more processor for its thread", zap.Int("gomaxprocs", n))
+		log.Info("event loops started, each with a processor of its own", zap.Int("loops", loops), zap.Int("gomaxprocs", n))
 	})
 }
 
