@@ -141,7 +141,6 @@ func (l *EventLoop) answer(b *loopConn) {
 	}
 }
 
-
 // finish answers c's request in flight at a loop backend: with the
 // backend's answer in c.ctx.Response, or err's EC2 error.
 func (l *EventLoop) finish(c *loopConn, err error) {
