@@ -324,7 +324,7 @@ func (l *EventLoop) accept() {
 // kept would hold its buffers.
 func (l *EventLoop) refuse(fd int) {
 	l.current().m.loopRefused.Inc()
-	_, _ = rawWrite(fd, tooManyConnections)
+	_, _ = rawsock.Write(fd, tooManyConnections)
 	syscall.Close(fd)
 }
 
@@ -381,7 +381,7 @@ func (l *EventLoop) readable(c *loopConn) {
 	if len(c.in) == cap(c.in) {
 		c.in = append(c.in, 0)[:len(c.in)] // grow
 	}
-	n, err := rawRead(c.fd, c.in[len(c.in):cap(c.in)])
+	n, err := rawsock.Read(c.fd, c.in[len(c.in):cap(c.in)])
 	if err == syscall.EAGAIN {
 		return
 	}
@@ -424,7 +424,7 @@ func (l *EventLoop) flush(c *loopConn) bool {
 		return true // connected() flushes
 	}
 	for len(c.out) > 0 {
-		n, err := rawWrite(c.fd, c.out)
+		n, err := rawsock.Write(c.fd, c.out)
 		if err == syscall.EAGAIN {
 			l.want(c, syscall.EPOLLIN|syscall.EPOLLOUT)
 			return true
@@ -511,23 +511,5 @@ func (l *EventLoop) drained() bool {
 
 func (l *EventLoop) wake() {
 	one := [8]byte{1}
-	_, _ = rawWrite(l.efd, one[:])
-}
-
-// rawRead and rawWrite skip the runtime's system-call bookkeeping (see
-// internal/rawsock): on non-blocking descriptors they never wait.
-func rawRead(fd int, p []byte) (int, error) {
-	n, e := rawsock.Read(fd, p)
-	if e != 0 {
-		return -1, e
-	}
-	return n, nil
-}
-
-func rawWrite(fd int, p []byte) (int, error) {
-	n, e := rawsock.Write(fd, p)
-	if e != 0 {
-		return -1, e
-	}
-	return n, nil
+	_, _ = rawsock.Write(l.efd, one[:])
 }

@@ -243,7 +243,7 @@ func (l *EventLoop) dispatch(c *loopConn, s *Server, size int) {
 // collect writes the answers of the requests served on goroutines.
 func (l *EventLoop) collect() {
 	var counter [8]byte
-	_, _ = rawRead(l.efd, counter[:])
+	_, _ = rawsock.Read(l.efd, counter[:])
 	l.mu.Lock()
 	done := l.done
 	l.done = nil

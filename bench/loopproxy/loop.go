@@ -187,7 +187,7 @@ func (l *loop) readable(c *conn) {
 		}
 		c.in = append(c.in, 0)[:len(c.in)] // grow
 	}
-	n, err := rawRead(c.fd, c.in[len(c.in):cap(c.in)])
+	n, err := rawsock.Read(c.fd, c.in[len(c.in):cap(c.in)])
 	if err == syscall.EAGAIN {
 		return
 	}
@@ -257,7 +257,7 @@ func (l *loop) answer(b *conn) {
 // It reports false when the connection was closed.
 func (l *loop) flush(c *conn) bool {
 	for len(c.out) > 0 {
-		n, err := rawWrite(c.fd, c.out)
+		n, err := rawsock.Write(c.fd, c.out)
 		if err == syscall.EAGAIN {
 			l.want(c, syscall.EPOLLIN|syscall.EPOLLOUT)
 			return true
@@ -270,22 +270,4 @@ func (l *loop) flush(c *conn) bool {
 	}
 	l.want(c, syscall.EPOLLIN)
 	return true
-}
-
-// rawRead and rawWrite are internal/rawsock's calls (raw system calls; under
-// -race through package syscall, so the detector sees the exchange).
-func rawRead(fd int, p []byte) (int, error) {
-	n, e := rawsock.Read(fd, p)
-	if e != 0 {
-		return -1, e
-	}
-	return n, nil
-}
-
-func rawWrite(fd int, p []byte) (int, error) {
-	n, e := rawsock.Write(fd, p)
-	if e != 0 {
-		return -1, e
-	}
-	return n, nil
 }

@@ -134,11 +134,20 @@ func (c *Conn) opError(op string, err error) error {
 
 // Read is one read(2) on a non-blocking descriptor, unknown to the
 // scheduler (under the race detector, through package syscall so that the
-// detector sees the exchange). For event loops that own their descriptors.
-func Read(fd int, p []byte) (int, syscall.Errno) { return sysRead(uintptr(fd), p) }
+// detector sees the exchange). For event loops that own their descriptors:
+// the error is the syscall.Errno (EAGAIN: nothing to read yet), n is -1
+// with it.
+func Read(fd int, p []byte) (int, error) { return result(sysRead(uintptr(fd), p)) }
 
 // Write is one write(2), as Read.
-func Write(fd int, p []byte) (int, syscall.Errno) { return sysWrite(uintptr(fd), p) }
+func Write(fd int, p []byte) (int, error) { return result(sysWrite(uintptr(fd), p)) }
+
+func result(n int, e syscall.Errno) (int, error) {
+	if e != 0 {
+		return -1, e
+	}
+	return n, nil
+}
 
 // EpollPoll is epoll_wait(2) with a zero timeout, unknown to the
 // scheduler: it never blocks, so the caller keeps its processor.
