@@ -111,9 +111,12 @@ func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), star
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				if next, ok := reload(cfg, load, logger); ok {
-					if err := r.Swap(next); err != nil {
-						next.Logger.Warn("the previous configuration did not drain cleanly", zap.Error(err))
-					}
+					drained, log := r.Swap(next), next.Logger
+					go func() {
+						if err := <-drained; err != nil {
+							log.Warn("the previous configuration did not drain cleanly", zap.Error(err))
+						}
+					}()
 					cfg, logger = next.Config, next.Logger
 					logger.Info("configuration reloaded")
 				}

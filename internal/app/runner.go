@@ -29,7 +29,7 @@ type Runner struct {
 	frontend    *fasthttp.Server
 	admin       *http.Server
 	current     atomic.Pointer[App]
-	mu          sync.Mutex // serialises Swap and Stop
+	draining    sync.WaitGroup // previous Apps still finishing their requests
 	failed      chan error
 	loops       []*proxy.EventLoop // none: the goroutine server accepts
 }
@@ -86,27 +86,34 @@ func NewRunner(first *App, ln, adminLn net.Listener) *Runner {
 // Failed delivers an error if a listener stops for good.
 func (r *Runner) Failed() <-chan error { return r.failed }
 
-// Swap makes next the pipeline for new requests, then waits for the old
-// one's requests (up to its shutdown_timeout) and closes it.
-func (r *Runner) Swap(next *App) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// Swap makes next the pipeline for new requests at once. The old one is
+// closed in the background once its requests are done (up to its
+// shutdown_timeout); drained reports how that went. Swap returns at once so
+// that a SIGTERM arriving while a slow request holds the old pipeline still
+// stops the listener without delay. Swap and Stop are called from one
+// goroutine.
+func (r *Runner) Swap(next *App) (drained <-chan error) {
 	old := r.current.Swap(next)
-	ctx, cancel := context.WithTimeout(context.Background(), old.Config.Server.ShutdownTimeout)
-	defer cancel()
-	err := old.Proxy.Wait(ctx)
-	old.Close()
-	if err != nil {
-		return fmt.Errorf("draining the previous configuration: %w", err)
-	}
-	return nil
+	done := make(chan error, 1)
+	r.draining.Add(1)
+	go func() {
+		defer r.draining.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), old.Config.Server.ShutdownTimeout)
+		defer cancel()
+		err := old.Proxy.Wait(ctx)
+		old.Close()
+		if err != nil {
+			err = fmt.Errorf("draining the previous configuration: %w", err)
+		}
+		done <- err
+	}()
+	return done
 }
 
 // Stop stops accepting, lets in-flight requests finish (up to
-// shutdown_timeout) and closes everything.
+// shutdown_timeout), waits for earlier configurations to drain and closes
+// everything.
 func (r *Runner) Stop() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	cur := r.current.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), cur.Config.Server.ShutdownTimeout)
 	defer cancel()
@@ -129,6 +136,7 @@ func (r *Runner) Stop() error {
 	if r.admin != nil {
 		_ = r.admin.Shutdown(ctx)
 	}
+	r.draining.Wait() // bounded by each one's own shutdown_timeout
 	cur.Close()
 	if err != nil {
 		cur.Logger.Warn("in-flight requests did not finish in time", zap.Error(err))
