@@ -54,6 +54,28 @@ func BenchmarkWarmPath(b *testing.B) {
 // warmPath returns a function serving one signed request through a server
 // whose caches are warm (credential and identity fixed, shipped policy on).
 func warmPath(t testing.TB, version int) func() {
+	w := newWarm(t, version)
+	var ctx fasthttp.RequestCtx
+	ctx.Init(w.req, w.peer, nil)
+	return func() {
+		ctx.Response.Reset()
+		w.s.handle(&ctx)
+		if ctx.Response.StatusCode() != 200 {
+			t.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+		}
+	}
+}
+
+// warm is a server with every protection of the default configuration on,
+// and a signed request it forwards.
+type warm struct {
+	s    *Server
+	req  *fasthttp.Request
+	id   *keystoneclient.Identity
+	peer net.Addr
+}
+
+func newWarm(t testing.TB, version int) *warm {
 	ln := fasthttputil.NewInmemoryListener()
 	t.Cleanup(func() { ln.Close() })
 	backend := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
@@ -92,7 +114,7 @@ func warmPath(t testing.TB, version int) func() {
 		body = "Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=tag%3AName&Filter.1.Value.1=a+b"
 		authorization, amzDate = signV4(host, body, testAccess, testSecret, testNow)
 	}
-	var req fasthttp.Request
+	req := new(fasthttp.Request)
 	req.Header.SetMethod("POST")
 	req.SetRequestURI("/")
 	req.Header.SetHost(host)
@@ -104,14 +126,5 @@ func warmPath(t testing.TB, version int) func() {
 		req.Header.Set("X-Amz-Date", amzDate)
 	}
 	req.SetBodyString(body)
-	var ctx fasthttp.RequestCtx
-	ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}, nil)
-
-	return func() {
-		ctx.Response.Reset()
-		s.handle(&ctx)
-		if ctx.Response.StatusCode() != 200 {
-			t.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
-		}
-	}
+	return &warm{s: s, req: req, id: id, peer: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}}
 }

@@ -307,7 +307,7 @@ func (s *Server) appendBackendRequest(dst []byte, ctx *fasthttp.RequestCtx, st *
 	dst = append(dst, " HTTP/1.1\r\n"...)
 	connection := h.Peek(fasthttp.HeaderConnection)
 	for name, value := range h.All() {
-		if notForwarded(name, connection) || bytes.EqualFold(name, contentLengthName) {
+		if notForwarded(name, connection) || len(name) == len(contentLengthName) && bytes.EqualFold(name, contentLengthName) {
 			continue
 		}
 		dst = appendHeaderLine(dst, name, value)
@@ -318,8 +318,9 @@ func (s *Server) appendBackendRequest(dst []byte, ctx *fasthttp.RequestCtx, st *
 	dst = append(dst, proto...)
 	dst = append(dst, "\r\nX-Identity-Status: Confirmed\r\n"...)
 	id := st.identity
-	if st.scratch = id.AppendToken(st.scratch[:0]); len(st.scratch) > 0 {
-		dst = appendHeaderLine(dst, []byte("X-Auth-Token"), st.scratch)
+	named := append(dst, "X-Auth-Token: "...)
+	if withToken := id.AppendToken(named); len(withToken) > len(named) {
+		dst = append(withToken, "\r\n"...)
 	}
 	for _, kv := range identityHeaders(id) {
 		if kv[1] != "" && !strings.ContainsAny(kv[1], "\r\n") { // fasthttp's Add sanitises; bytes do not

@@ -27,7 +27,7 @@ func isHopByHop(name []byte) bool {
 		return false
 	}
 	for _, h := range hopByHop {
-		if bytes.EqualFold(name, h) {
+		if len(name) == len(h) && bytes.EqualFold(name, h) {
 			return true
 		}
 	}
@@ -90,7 +90,11 @@ func badTransferEncoding(raw []byte) bool {
 	for len(raw) > 0 {
 		var line []byte
 		line, raw, _ = bytes.Cut(raw, []byte{'\n'})
-		name, value, ok := bytes.Cut(line, []byte{':'})
+		name := bytes.TrimLeft(line, " \t")
+		if len(name) < len(transferEncoding) || name[0]|0x20 != 't' { // most lines, at a glance
+			continue
+		}
+		name, value, ok := bytes.Cut(name, []byte{':'})
 		if ok && bytes.EqualFold(bytes.TrimSpace(name), transferEncoding) &&
 			!bytes.EqualFold(bytes.TrimSpace(value), chunked) {
 			return true

@@ -28,3 +28,25 @@ func TestHeaderShortcutsCoverTheLists(t *testing.T) {
 		}
 	}
 }
+
+// A Transfer-Encoding other than chunked is found whatever its case and
+// spacing; the shortcut past other lines must not skip it.
+func TestBadTransferEncoding(t *testing.T) {
+	for raw, want := range map[string]bool{
+		"Host: a\r\nContent-Length: 3\r\n\r\n":               false,
+		"Host: a\r\nTransfer-Encoding: chunked\r\n\r\n":      false,
+		"Host: a\r\ntransfer-encoding:  CHUNKED \r\n\r\n":    false,
+		"Host: a\r\nTransfer-Encoding: gzip\r\n\r\n":         true,
+		"Host: a\r\nTRANSFER-ENCODING: identity\r\n\r\n":     true,
+		"Host: a\r\nTransfer-Encoding : gzip\r\n\r\n":        true,
+		"Host: a\r\n Transfer-Encoding: gzip\r\n\r\n":        true,
+		"Host: a\r\n\tTransfer-Encoding:gzip\n\n":            true,
+		"Transfer-Encoding:":                                 true,
+		"Host: a\r\nTE: gzip\r\nTrailer: Transfer-Encoding:": false,
+		"Host: a\r\nX-Note: Transfer-Encoding: gzip\r\n\r\n": false,
+	} {
+		if got := badTransferEncoding([]byte(raw)); got != want {
+			t.Errorf("badTransferEncoding(%q) = %v, want %v", raw, got, want)
+		}
+	}
+}

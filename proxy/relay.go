@@ -59,26 +59,27 @@ func scanAnswer(in []byte) (answerHead, answerScan) {
 	}
 	size, sawType, sawDate := -1, false, false
 	for len(rest) > 0 {
-		if line, rest, ok = cutLine(rest); !ok || line[0] == ' ' || line[0] == '\t' {
+		var name, value []byte
+		if name, value, rest, ok = cutHeaderLine(rest); !ok {
 			return answerHead{}, answerOther
 		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !wellFormed(line, colon) {
-			return answerHead{}, answerOther
-		}
-		switch name := line[:colon]; {
-		case bytes.EqualFold(name, []byte("Content-Length")):
-			n, ok := parseSize(bytes.TrimSpace(line[colon+1:]))
-			if !ok || size >= 0 {
+		switch len(name) { // lengths first: most names are none of these
+		case len("Content-Length"):
+			if bytes.EqualFold(name, []byte("Content-Length")) {
+				n, ok := parseSize(bytes.TrimSpace(value))
+				if !ok || size >= 0 {
+					return answerHead{}, answerOther
+				}
+				size = n
+			}
+		case len("Content-Type"):
+			sawType = sawType || bytes.EqualFold(name, []byte("Content-Type"))
+		case len("Date"):
+			sawDate = sawDate || bytes.EqualFold(name, []byte("Date"))
+		case len("Transfer-Encoding"), len("Connection"):
+			if bytes.EqualFold(name, []byte("Transfer-Encoding")) || bytes.EqualFold(name, []byte("Connection")) {
 				return answerHead{}, answerOther
 			}
-			size = n
-		case bytes.EqualFold(name, []byte("Content-Type")):
-			sawType = true
-		case bytes.EqualFold(name, []byte("Date")):
-			sawDate = true
-		case bytes.EqualFold(name, []byte("Transfer-Encoding")), bytes.EqualFold(name, []byte("Connection")):
-			return answerHead{}, answerOther
 		}
 	}
 	if size < 0 || !sawType || !sawDate {
@@ -105,20 +106,29 @@ func cutLine(b []byte) (line, rest []byte, ok bool) {
 	return line, b[i+1:], true
 }
 
-// wellFormed reports whether a header line has a token for a name and no
-// control character in its value, as fasthttp requires of what it reads.
-func wellFormed(line []byte, colon int) bool {
-	for _, c := range line[:colon] {
-		if !tokenChar[c] {
-			return false
-		}
+// cutHeaderLine splits off the CRLF-ended header line at the start of b,
+// in one pass: a token for a name (so no leading space: no obsolete line
+// folding), a colon, and a value without control characters (no bare CR or
+// LF), as fasthttp requires of what it reads.
+func cutHeaderLine(b []byte) (name, value, rest []byte, ok bool) {
+	i := 0
+	for i < len(b) && tokenChar[b[i]] {
+		i++
 	}
-	for _, c := range line[colon+1:] {
-		if c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
+	if i == 0 || i == len(b) || b[i] != ':' {
+		return nil, nil, nil, false
 	}
-	return true
+	colon := i
+	for i++; i < len(b); i++ {
+		if c := b[i]; c >= ' ' && c != 0x7f || c == '\t' {
+			continue
+		}
+		if b[i] == '\r' && i+1 < len(b) && b[i+1] == '\n' {
+			return b[:colon], b[colon+1 : i], b[i+2:], true
+		}
+		return nil, nil, nil, false
+	}
+	return nil, nil, nil, false
 }
 
 // tokenChar is RFC 9110's tchar set.
@@ -153,13 +163,13 @@ func appendRelayed(dst, msg, requestID []byte) []byte {
 	line, rest, _ := cutLine(rest)
 	dst = append(dst, line...)
 	dst = append(dst, "\r\n"...)
-	for len(rest) > 0 {
-		line, rest, _ = cutLine(rest)
-		if !relayedHeader(line[:bytes.IndexByte(line, ':')]) {
-			continue
+	for len(rest) > 0 { // scanAnswer checked every line
+		i := bytes.IndexByte(rest, '\n') + 1
+		line := rest[:i] // with its CRLF
+		rest = rest[i:]
+		if relayedHeader(line[:bytes.IndexByte(line, ':')]) {
+			dst = append(dst, line...)
 		}
-		dst = append(dst, line...)
-		dst = append(dst, "\r\n"...)
 	}
 	dst = append(dst, "X-Request-Id: "...)
 	dst = append(dst, requestID...)
