@@ -9,16 +9,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-
-	"github.com/ec2proxy/ec2proxy/keystoneclient"
 )
-
-// cachedFake answers from its "cache" too, as the Keystone client does
-// once warm: what the event loop needs to forward.
-type cachedFake struct{ fakeIdentity }
-
-func (f *cachedFake) CachedIdentity(string) (*keystoneclient.Identity, bool) { return f.id, true }
-func (f *cachedFake) CountCachedHit()                                        {}
 
 // BenchmarkLoopWork is what the event loop does for one warm request
 // besides its system calls: parse the head, run the pipeline (verify,

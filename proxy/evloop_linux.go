@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ec2proxy/ec2proxy/internal/rawsock"
+	"github.com/ec2proxy/ec2proxy/internal/uring"
 )
 
 // EventLoop (server.event_loop) serves the EC2 listener from one epoll
@@ -47,6 +48,12 @@ type EventLoop struct {
 	lastSweep      time.Time
 	now            time.Time // read once per clockEvery events: ~100 ns a read on a virtual machine
 
+	// With io_uring (server.io_uring), each round's reads go to the
+	// kernel in one system call and its writes in another (see round).
+	ring             *uring.Ring
+	reading          []*loopConn
+	writing, written []*loopConn
+
 	mu   sync.Mutex // guards done
 	done []dispatched
 
@@ -73,6 +80,12 @@ type loopConn struct {
 	held    int     // bytes of c.in the request at a loop backend still uses
 	start   time.Time
 
+	// io_uring rounds:
+	queued   bool  // in l.writing
+	readRes  int32 // the round's read: bytes, or a negated errno
+	readAt   int   // where in c.in the read went: len(c.in) then
+	idleRead bool  // the read was of an idle backend connection
+
 	// a backend connection:
 	client     *loopConn // while it carries a request
 	addr       string
@@ -97,11 +110,14 @@ func (w appendWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); 
 // in turn for new connections (EPOLLEXCLUSIVE), with one bound on their
 // client connections; ln must be a TCP listener (or rawsock's wrapper of
 // one). Run each on a thread of its own.
-func NewEventLoops(n int, ln net.Listener, current func() *Server, serve func(net.Conn) error, log *zap.Logger, rawIO bool) ([]*EventLoop, error) {
+func NewEventLoops(n int, ln net.Listener, current func() *Server, serve func(net.Conn) error, log *zap.Logger, rawIO, ioUring bool) ([]*EventLoop, error) {
 	clients := new(atomic.Int64)
 	loops := make([]*EventLoop, 0, n)
 	for range max(n, 1) {
 		l, err := newEventLoop(ln, current, serve, log, rawIO, clients)
+		if err == nil && ioUring {
+			l.startRing()
+		}
 		if err != nil {
 			for _, l := range loops {
 				l.close()
@@ -165,6 +181,9 @@ func (l *EventLoop) init() error {
 
 // close releases a loop that never ran.
 func (l *EventLoop) close() {
+	if l.ring != nil {
+		l.ring.Close()
+	}
 	for _, fd := range []int{l.epfd, l.efd} {
 		if fd >= 0 {
 			syscall.Close(fd)
@@ -196,6 +215,9 @@ func (l *EventLoop) Run() error {
 			}
 			syscall.Close(l.epfd)
 			syscall.Close(l.efd)
+			if l.ring != nil {
+				l.ring.Close()
+			}
 			return nil
 		}
 		n, err := l.wait(events)
@@ -205,15 +227,22 @@ func (l *EventLoop) Run() error {
 			return err
 		}
 		l.now = time.Now()
-		for i := 0; i < n; i++ {
-			if i > 0 && i%clockEvery == 0 {
-				l.now = time.Now()
+		if l.ring != nil {
+			l.round(events[:n])
+		} else {
+			for i := 0; i < n; i++ {
+				if i > 0 && i%clockEvery == 0 {
+					l.now = time.Now()
+				}
+				l.safeEvent(int(events[i].Fd), events[i].Events)
 			}
-			l.safeEvent(int(events[i].Fd), events[i].Events)
 		}
 		if l.now.Sub(l.lastSweep) >= sweepEvery {
 			l.lastSweep = l.now
 			l.sweep(l.now)
+			if l.ring != nil {
+				l.submitWrites() // the answers the timeouts gave
+			}
 		}
 	}
 }
@@ -374,14 +403,29 @@ func (l *EventLoop) closeOne(c *loopConn) {
 }
 
 func (l *EventLoop) readable(c *loopConn) {
+	buf, ok := l.readBuffer(c)
+	if !ok {
+		return
+	}
+	n, err := rawsock.Read(c.fd, buf)
+	l.received(c, n, err)
+}
+
+// readBuffer returns the room c's next read goes to, or false when c was
+// closed instead (a client that sent more than a request ahead).
+func (l *EventLoop) readBuffer(c *loopConn) ([]byte, bool) {
 	if !c.isBackend && len(c.in) > l.maxBuffered() {
 		l.closeOne(c) // more than one whole request while one is in flight
-		return
+		return nil, false
 	}
 	if len(c.in) == cap(c.in) {
 		c.in = append(c.in, 0)[:len(c.in)] // grow
 	}
-	n, err := rawsock.Read(c.fd, c.in[len(c.in):cap(c.in)])
+	return c.in[len(c.in):cap(c.in)], true
+}
+
+// received handles what a read into readBuffer(c) returned.
+func (l *EventLoop) received(c *loopConn, n int, err error) {
 	if err == syscall.EAGAIN {
 		return
 	}
@@ -418,11 +462,24 @@ func errOr(err error) error {
 }
 
 // flush writes c.out; what the socket does not take waits for EPOLLOUT.
-// It reports false when the connection was closed.
+// It reports false when the connection was closed. With io_uring the
+// write waits for the round's end (see round), and flush reports true.
 func (l *EventLoop) flush(c *loopConn) bool {
 	if c.connecting {
 		return true // connected() flushes
 	}
+	if l.ring != nil {
+		if !c.queued && len(c.out) > 0 {
+			c.queued = true
+			l.writing = append(l.writing, c)
+		}
+		return true
+	}
+	return l.flushNow(c)
+}
+
+// flushNow writes c.out at once, with write system calls.
+func (l *EventLoop) flushNow(c *loopConn) bool {
 	for len(c.out) > 0 {
 		n, err := rawsock.Write(c.fd, c.out)
 		if err == syscall.EAGAIN {
@@ -430,16 +487,22 @@ func (l *EventLoop) flush(c *loopConn) bool {
 			return true
 		}
 		if err != nil || n <= 0 {
-			if c.isBackend && c.client != nil {
-				l.finish(c.client, fmt.Errorf("writing to the backend: %w", errOr(err)))
-			}
-			l.closeOne(c)
+			l.writeFailed(c, err)
 			return false
 		}
 		c.out = c.out[:copy(c.out, c.out[n:])]
 	}
 	l.want(c, syscall.EPOLLIN)
 	return true
+}
+
+// writeFailed closes c, whose socket refused a write; a backend's client
+// gets the error.
+func (l *EventLoop) writeFailed(c *loopConn, err error) {
+	if c.isBackend && c.client != nil {
+		l.finish(c.client, fmt.Errorf("writing to the backend: %w", errOr(err)))
+	}
+	l.closeOne(c)
 }
 
 // sweep applies the timeouts: a request the backend has not answered in

@@ -14,7 +14,7 @@ import (
 type EventLoop struct{}
 
 // NewEventLoops reports that there is no event loop here.
-func NewEventLoops(int, net.Listener, func() *Server, func(net.Conn) error, *zap.Logger, bool) ([]*EventLoop, error) {
+func NewEventLoops(int, net.Listener, func() *Server, func(net.Conn) error, *zap.Logger, bool, bool) ([]*EventLoop, error) {
 	return nil, errors.New("event loop: Linux only")
 }
 

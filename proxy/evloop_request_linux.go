@@ -206,7 +206,7 @@ func (l *EventLoop) respond(c *loopConn, resp *fasthttp.Response) {
 	_ = l.bw.Flush()
 	c.active = l.now
 	if resp.ConnectionClose() {
-		l.flush(c)
+		l.flushNow(c) // now: the connection closes next
 		l.closeOne(c)
 		return
 	}
@@ -262,6 +262,9 @@ func (l *EventLoop) collect() {
 // goroutine server, which keeps it.
 func (l *EventLoop) handoff(c *loopConn) {
 	l.current().m.loopHandoff.Inc()
+	if len(c.out) > 0 { // an answer still queued for the round's end goes first
+		l.flushNow(c)
+	}
 	l.conns[c.fd] = nil
 	l.clients.Add(-1) // the goroutine server's concurrency counts it now
 	_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, c.fd, nil)

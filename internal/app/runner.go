@@ -46,7 +46,7 @@ func NewRunner(first *App, ln, adminLn net.Listener) *Runner {
 		// One loop per processor the process was given (GOMAXPROCS: the
 		// cores, or the container's CPU limit).
 		n := runtime.GOMAXPROCS(0)
-		loops, err := proxy.NewEventLoops(n, ln, func() *proxy.Server { return r.current.Load().Proxy }, r.frontend.ServeConn, first.Logger, first.Config.Server.RawSocketIO)
+		loops, err := proxy.NewEventLoops(n, ln, func() *proxy.Server { return r.current.Load().Proxy }, r.frontend.ServeConn, first.Logger, first.Config.Server.RawSocketIO, first.Config.Server.IOUring)
 		if err != nil {
 			first.Logger.Warn("event loop unavailable for this listener; serving with goroutines", zap.Error(err))
 		}
