@@ -12,7 +12,8 @@
 #   the headers ec2proxy adds (what the backend's extra reading costs) |
 #   a plain fasthttp proxy (the Go reference) | a Go event-loop proxy, plain and doing ec2proxy's
 #   verification (bench/loopproxy: what an event loop could reach) |
-#   ec2proxy warm | ec2proxy warm with server.event_loop | ec2proxy with
+#   ec2proxy warm | ec2proxy warm with server.event_loop (io_uring on, and
+#   off) | ec2proxy with
 #   every protection on | invalid signatures
 #   against ec2proxy (repeated, and all distinct)
 # and measures Keystone and Redis load per request, RSS with RSS_KEYS
@@ -264,6 +265,14 @@ proxy_conf "$E_PORT" "$E_ADMIN" "$PREFIX" "$KS_URL" "$KS_USER" "$KS_PASSWORD" "$
 start_proxy ec2proxy-loop "${RUN}/ec2proxy-loop.yaml" "${BIN}/ec2proxy" serve -config "${RUN}/ec2proxy-loop.yaml"
 PROBES_E=(-metrics "http://127.0.0.1:${E_ADMIN}/metrics" -redis "127.0.0.1:${REDIS_PORT}" -pids "proxy=$(bg_pid ec2proxy-loop),backend=${B_PID}")
 step "fill ec2proxy-loop caches (${KEYS} keys)" fill ec2proxy-loop-fill "$E_PORT" "${PROBES_E[@]}"
+# And the loop without io_uring (server.io_uring: false): one system call
+# per read and per write, what the batching saves.
+printf 'server:\n  event_loop: true\n  io_uring: false\n' >"${RUN}/event-loop-plain.yaml"
+EP_PORT=$(free_port) EP_ADMIN=$(free_port)
+proxy_conf "$EP_PORT" "$EP_ADMIN" "$PREFIX" "$KS_URL" "$KS_USER" "$KS_PASSWORD" "${RUN}/event-loop-plain.yaml" >"${RUN}/ec2proxy-loop-plain.yaml"
+start_proxy ec2proxy-loop-plain "${RUN}/ec2proxy-loop-plain.yaml" "${BIN}/ec2proxy" serve -config "${RUN}/ec2proxy-loop-plain.yaml"
+PROBES_EP=(-metrics "http://127.0.0.1:${EP_ADMIN}/metrics" -redis "127.0.0.1:${REDIS_PORT}" -pids "proxy=$(bg_pid ec2proxy-loop-plain),backend=${B_PID}")
+step "fill ec2proxy-loop-plain caches (${KEYS} keys)" fill ec2proxy-loop-plain-fill "$EP_PORT" "${PROBES_EP[@]}"
 
 # The Go reference, a plain fasthttp proxy (what Go and fasthttp cost
 # before any of ec2proxy's own work), and nginx.
@@ -316,6 +325,7 @@ for round in $(seq "$ROUNDS"); do
 	fi
 	step "load: ec2proxy warm (round ${round})" load "ec2proxy#${round}" "$P_PORT" "${PROBES[@]}"
 	step "load: ec2proxy warm, event loop (round ${round})" load "ec2proxy-loop#${round}" "$E_PORT" "${PROBES_E[@]}"
+	step "load: ec2proxy warm, event loop without io_uring (round ${round})" load "ec2proxy-loop-plain#${round}" "$EP_PORT" "${PROBES_EP[@]}"
 	step "load: event-loop proxy (round ${round})" load "loopproxy#${round}" "$L_PORT" -pids "proxy=$(bg_pid loopproxy),backend=${B_PID}"
 	step "load: event loop + verification (round ${round})" load "loopverify#${round}" "$LV_PORT" -pids "proxy=$(bg_pid loopverify),backend=${B_PID}"
 done
@@ -323,6 +333,7 @@ perf_pass fastproxy "$F_PORT" "$(bg_pid fastproxy)"
 perf_pass nginx "$NGINX_PORT" "${N_PIDS//+/,}"
 perf_pass ec2proxy "$P_PORT" "$(bg_pid ec2proxy)"
 perf_pass ec2proxy-loop "$E_PORT" "$(bg_pid ec2proxy-loop)"
+perf_pass ec2proxy-loop-plain "$EP_PORT" "$(bg_pid ec2proxy-loop-plain)"
 perf_pass loopverify "$LV_PORT" "$(bg_pid loopverify)"
 # Latency at equal load: each proxy gets the same open-loop schedule of
 # LAT_RATE requests/s, well below every one's capacity (each request then
@@ -347,6 +358,7 @@ fi
 stop_bg loopproxy
 stop_bg loopverify
 stop_bg ec2proxy-loop
+stop_bg ec2proxy-loop-plain
 stop_bg fastproxy
 stop_bg nginx
 if [ -n "$NI_PIDS" ]; then

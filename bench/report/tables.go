@@ -19,6 +19,7 @@ const (
 	lLoopVerify  = "loopverify"
 	lProxy       = "ec2proxy"
 	lProxyLoop   = "ec2proxy-loop"
+	lProxyPlain  = "ec2proxy-loop-plain"
 	lProtections = "ec2proxy-protections"
 	lFlood       = "ec2proxy-badsig"
 	lFloodFresh  = "ec2proxy-badsig-distinct"
@@ -34,7 +35,8 @@ var loadRows = []struct{ label, name string }{
 	{lLoop, "Go event-loop proxy (reference)"},
 	{lLoopVerify, "Go event loop + ec2proxy's verification (estimate)"},
 	{lProxy, "ec2proxy, warm (keystone + redis)"},
-	{lProxyLoop, "ec2proxy, warm, server.event_loop (experimental)"},
+	{lProxyLoop, "ec2proxy, warm, server.event_loop (io_uring batching)"},
+	{lProxyPlain, "ec2proxy, warm, server.event_loop, io_uring off"},
 	{lProtections, "ec2proxy, every protection on"},
 	{lFlood, "ec2proxy, invalid signatures, repeated"},
 	{lFloodFresh, "ec2proxy, invalid signatures, all distinct"},
@@ -202,8 +204,8 @@ func (r *run) writeRounds(w io.Writer) {
 		return
 	}
 	columns := []struct{ label, name string }{{lFastproxy, "plain fasthttp proxy"}, {lNginx, "nginx"}, {lNginxID, "nginx + identity headers"},
-		{lProxy, "ec2proxy warm"}, {lProxyLoop, "ec2proxy warm, event loop"}, {lLoop, "Go event loop"}, {lLoopVerify, "event loop + verification"}}
-	ratios := []struct{ label, name string }{{lNginxID, "nginx + identity headers"}, {lProxy, "ec2proxy"}, {lProxyLoop, "ec2proxy, event loop"}, {lLoopVerify, "event loop + verification"}}
+		{lProxy, "ec2proxy warm"}, {lProxyLoop, "ec2proxy warm, event loop"}, {lProxyPlain, "event loop, io_uring off"}, {lLoop, "Go event loop"}, {lLoopVerify, "event loop + verification"}}
+	ratios := []struct{ label, name string }{{lNginxID, "nginx + identity headers"}, {lProxy, "ec2proxy"}, {lProxyLoop, "ec2proxy, event loop"}, {lProxyPlain, "event loop, io_uring off"}, {lLoopVerify, "event loop + verification"}}
 	fmt.Fprintf(w, "### Rounds (req/s; p99 ms)\n\n| round |")
 	for _, c := range columns {
 		fmt.Fprintf(w, " %s |", c.name)

@@ -36,7 +36,9 @@ func (r *run) checks() []check {
 			check{"ec2proxy warm p99 within 0.5 ms of nginx's (both saturated)", fmt.Sprintf("%+.2f ms", proxy.P99Ms-nginx.P99Ms), proxy.P99Ms-nginx.P99Ms <= 0.5, true})
 	}
 	if loop, ok := r.results[lProxyLoop]; ok && okN {
-		out = append(out, check{"ec2proxy warm with server.event_loop ≥ 0.95× nginx req/s", fmt.Sprintf("%.2f×", loop.RPS/nginx.RPS), loop.RPS >= 0.95*nginx.RPS, true})
+		out = append(out,
+			check{"ec2proxy warm with server.event_loop ≥ 0.95× nginx req/s", fmt.Sprintf("%.2f×", loop.RPS/nginx.RPS), loop.RPS >= 0.95*nginx.RPS, true},
+			check{"ec2proxy warm with server.event_loop: p99 within 0.5 ms of nginx's (both saturated)", fmt.Sprintf("%+.2f ms", loop.P99Ms-nginx.P99Ms), loop.P99Ms-nginx.P99Ms <= 0.5, true})
 	}
 	if d, ok := r.equalLoadDelta(); ok {
 		p, n := r.results[lProxy+atRate], r.results[lNginx+atRate]
