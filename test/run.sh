@@ -65,13 +65,15 @@ step "allocation tests (built without the race detector)"
 go test -count=1 -run 'Allocs' ./...
 
 # Under -race, internal/rawsock reads and writes through package syscall
-# (whose calls the detector understands); the raw system calls that
-# production makes run here.
-step "raw socket calls: proxy and end-to-end tests without the race detector"
-go test -count=1 -timeout 10m ./internal/rawsock ./proxy ./test
+# (whose calls the detector understands) and internal/uring refuses (the
+# detector cannot see what the kernel copies); the raw system calls and
+# io_uring rounds that production makes run here.
+step "raw socket calls and io_uring: proxy and end-to-end tests without the race detector"
+go test -count=1 -timeout 10m ./internal/rawsock ./internal/uring ./proxy ./test
 
 # The same end-to-end tests with every stack served by the event loop
-# (server.event_loop), raw system calls as in production.
+# (server.event_loop, with io_uring where the kernel allows it), raw
+# system calls as in production.
 step "event loop: end-to-end tests with server.event_loop on"
 EC2PROXY_TEST_EVENT_LOOP=1 go test -count=1 -timeout 10m ./test
 
