@@ -115,9 +115,6 @@ func NewEventLoops(n int, ln net.Listener, current func() *Server, serve func(ne
 	loops := make([]*EventLoop, 0, n)
 	for range max(n, 1) {
 		l, err := newEventLoop(ln, current, serve, log, rawIO, clients)
-		if err == nil && ioUring {
-			l.startRing()
-		}
 		if err != nil {
 			for _, l := range loops {
 				l.close()
@@ -125,6 +122,9 @@ func NewEventLoops(n int, ln net.Listener, current func() *Server, serve func(ne
 			return nil, err
 		}
 		loops = append(loops, l)
+	}
+	if ioUring {
+		startRings(loops, log)
 	}
 	return loops, nil
 }

@@ -15,16 +15,19 @@ import (
 // take another.
 const ringEntries = 256
 
-// startRing gives the loop an io_uring, or leaves it on plain system calls
-// where there is none (old kernels, io_uring_disabled, Docker's default
-// seccomp profile, race-detector builds).
-func (l *EventLoop) startRing() {
-	r, err := uring.New(ringEntries)
-	if err != nil {
-		l.log.Info("event loop: io_uring unavailable; one system call per read and write", zap.Error(err))
-		return
+// startRings gives each loop an io_uring, or leaves them on plain system
+// calls where there is none (old kernels, io_uring_disabled, Docker's
+// default seccomp profile, race-detector builds); either is logged once.
+func startRings(loops []*EventLoop, log *zap.Logger) {
+	for _, l := range loops {
+		r, err := uring.New(ringEntries)
+		if err != nil {
+			log.Info("event loop: io_uring unavailable; one system call per socket read and write", zap.Error(err))
+			return
+		}
+		l.ring = r
 	}
-	l.ring = r
+	log.Info("event loop: io_uring on; each round's reads and writes take one system call each", zap.Int("loops", len(loops)))
 }
 
 // round handles one wait's events with io_uring. A system call costs
