@@ -50,7 +50,7 @@ func (p *backendPool) get(maxConns int, addr string, l *EventLoop) (*loopConn, e
 		return nil, err
 	}
 	_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-	b := &loopConn{fd: fd, isBackend: true, addr: addr, in: make([]byte, 0, 4<<10), active: l.now}
+	b := &loopConn{fd: fd, isBackend: true, addr: addr, in: make([]byte, 0, readSize), active: l.now}
 	events := uint32(syscall.EPOLLIN)
 	switch err := syscall.Connect(fd, sa); err {
 	case nil:

@@ -333,7 +333,7 @@ func (l *EventLoop) accept() {
 			continue
 		}
 		_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-		c := &loopConn{fd: fd, in: make([]byte, 0, 4<<10), active: l.now}
+		c := &loopConn{fd: fd, in: make([]byte, 0, readSize), active: l.now}
 		c.peer.remote = tcpAddr(sa)
 		if lsa, err := syscall.Getsockname(fd); err == nil {
 			c.peer.local = tcpAddr(lsa)
@@ -418,10 +418,33 @@ func (l *EventLoop) readBuffer(c *loopConn) ([]byte, bool) {
 		l.closeOne(c) // more than one whole request while one is in flight
 		return nil, false
 	}
-	if len(c.in) == cap(c.in) {
+	if c.in = shrunk(c.in, readSize); len(c.in) == cap(c.in) {
 		c.in = append(c.in, 0)[:len(c.in)] // grow
 	}
 	return c.in[len(c.in):cap(c.in)], true
+}
+
+// readSize is a connection's first read buffer; keptSize the most an empty
+// buffer keeps: one grown for a large answer or request is given back
+// once drained (shrunk), so that an idle keep-alive connection does not
+// hold megabytes.
+const (
+	readSize = 4 << 10
+	keptSize = 64 << 10
+)
+
+// shrunk returns b, or a fresh buffer of size capacity (nil for 0) if b
+// is empty and larger than keptSize. A client's read buffer is only
+// shrunk as its next read is prepared: during an io_uring round a read
+// may be pending into the old one.
+func shrunk(b []byte, size int) []byte {
+	if len(b) > 0 || cap(b) <= keptSize {
+		return b
+	}
+	if size == 0 {
+		return nil
+	}
+	return make([]byte, 0, size)
 }
 
 // received handles what a read into readBuffer(c) returned.
@@ -492,6 +515,7 @@ func (l *EventLoop) flushNow(c *loopConn) bool {
 		}
 		c.out = c.out[:copy(c.out, c.out[n:])]
 	}
+	c.out = shrunk(c.out, 0)
 	l.want(c, syscall.EPOLLIN)
 	return true
 }

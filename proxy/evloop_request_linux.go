@@ -131,7 +131,7 @@ func (l *EventLoop) answer(b *loopConn) {
 		return // incomplete; a malformed one times out
 	}
 	used := len(b.in) - l.rd.Len() - l.br.Buffered()
-	b.in = b.in[:copy(b.in, b.in[used:])]
+	b.in = shrunk(b.in[:copy(b.in, b.in[used:])], readSize)
 	reuse := !resp.ConnectionClose() && len(b.in) == 0
 	l.finish(c, nil)
 	if reuse {
@@ -171,7 +171,7 @@ func (l *EventLoop) relay(c, b *loopConn, head answerHead) {
 	s.m.backendDone(head.status, nil, l.now.Sub(c.active))
 	c.ctx.Response.SetStatusCode(head.status) // for the access log
 	c.out = appendRelayed(c.out, b.in[:head.end], c.st.requestID)
-	b.in = b.in[:copy(b.in, b.in[head.end:])]
+	b.in = shrunk(b.in[:copy(b.in, b.in[head.end:])], readSize)
 	if len(b.in) == 0 {
 		l.pool.put(b, l.now)
 	} else {

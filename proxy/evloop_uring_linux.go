@@ -196,6 +196,7 @@ func (l *EventLoop) sent(c *loopConn, res int32) {
 		if len(c.out) > 0 {
 			l.want(c, syscall.EPOLLIN|syscall.EPOLLOUT) // a short write: the rest when there is room
 		} else {
+			c.out = shrunk(c.out, 0)
 			l.want(c, syscall.EPOLLIN)
 		}
 	}

@@ -175,3 +175,21 @@ func startEchoBackend(t *testing.T) string {
 	}()
 	return ln.Addr().String()
 }
+
+// A drained buffer grown past keptSize is given back; anything smaller, or
+// holding bytes, is kept.
+func TestShrunk(t *testing.T) {
+	big := make([]byte, 0, 1<<20)
+	if b := shrunk(big, readSize); cap(b) != readSize || len(b) != 0 {
+		t.Errorf("an empty 1 MiB buffer: cap %d, want %d", cap(b), readSize)
+	}
+	if b := shrunk(big, 0); b != nil {
+		t.Errorf("an empty 1 MiB output buffer: cap %d, want nil", cap(b))
+	}
+	if b := shrunk(big[:1], readSize); cap(b) != 1<<20 {
+		t.Error("a buffer holding a byte was replaced")
+	}
+	if b := shrunk(make([]byte, 0, keptSize), readSize); cap(b) != keptSize {
+		t.Error("a buffer of keptSize was replaced")
+	}
+}
