@@ -222,20 +222,23 @@ func (r *Ring) prepare(op uint8, fd int, p []byte, tag uint64) bool {
 	return true
 }
 
-// reap reports the completions there are, without waiting.
-func (r *Ring) reap(done func(tag uint64, res int32)) {
+// reap reports the completions there are, without waiting, and how many.
+func (r *Ring) reap(done func(tag uint64, res int32)) uint32 {
 	head, tail := atomic.LoadUint32(r.cqHead), atomic.LoadUint32(r.cqTail)
+	n := tail - head
 	for ; head != tail; head++ {
 		c := &r.cqes[head&r.cqMask]
 		done(c.userData, c.res)
 	}
 	atomic.StoreUint32(r.cqHead, head)
+	return n
 }
 
-// Submit starts every prepared operation and waits until all have
-// completed, then calls done for each with its tag and result: the bytes
-// sent or received, or a negated errno (-EAGAIN: the socket was not
-// ready). The buffers given to Send and Recv may be reused afterwards.
+// Submit starts every prepared operation, waits until all have completed
+// (they normally complete inline), and calls done for each with its tag
+// and result: the bytes sent or received, or a negated errno (-EAGAIN:
+// the socket was not ready). The buffers given to Send and Recv may be
+// reused afterwards.
 func (r *Ring) Submit(done func(tag uint64, res int32)) error {
 	n := r.queued
 	if n == 0 {
@@ -243,8 +246,12 @@ func (r *Ring) Submit(done func(tag uint64, res int32)) error {
 	}
 	atomic.StoreUint32(r.sqTail, *r.sqTail+n) // publishes the entries written above
 	r.queued = 0
+	// Submitting is enough: non-blocking sends and receives complete
+	// inline, so their completions are posted before the call returns.
+	// Not waiting here also means a short submission cannot leave the
+	// call waiting for operations the kernel never took.
 	for submitted := uint32(0); submitted < n; {
-		got, _, errno := syscall.RawSyscall6(sysEnter, uintptr(r.fd), uintptr(n-submitted), uintptr(n-submitted), enterGetEvents, 0, 0)
+		got, _, errno := syscall.RawSyscall6(sysEnter, uintptr(r.fd), uintptr(n-submitted), 0, 0, 0, 0)
 		if errno == syscall.EINTR {
 			continue
 		}
@@ -254,20 +261,14 @@ func (r *Ring) Submit(done func(tag uint64, res int32)) error {
 		}
 		submitted += uint32(got)
 	}
-	head := atomic.LoadUint32(r.cqHead)
-	for seen := uint32(0); seen < n; {
-		tail := atomic.LoadUint32(r.cqTail)
-		for ; head != tail; head++ {
-			c := &r.cqes[head&r.cqMask]
-			done(c.userData, c.res)
-			seen++
+	for seen := uint32(0); ; {
+		seen += r.reap(done)
+		if seen >= n {
+			return nil
 		}
-		atomic.StoreUint32(r.cqHead, head)
-		if seen < n { // all were waited for; this only guards against a short count
-			if _, _, errno := syscall.RawSyscall6(sysEnter, uintptr(r.fd), 0, uintptr(n-seen), enterGetEvents, 0, 0); errno != 0 && errno != syscall.EINTR {
-				return fmt.Errorf("io_uring_enter: %w", errno)
-			}
+		// One went asynchronous after all: wait for the rest.
+		if _, _, errno := syscall.RawSyscall6(sysEnter, uintptr(r.fd), 0, uintptr(n-seen), enterGetEvents, 0, 0); errno != 0 && errno != syscall.EINTR {
+			return fmt.Errorf("io_uring_enter: %w", errno)
 		}
 	}
-	return nil
 }
