@@ -70,39 +70,25 @@ func withTap(t *testing.T, out **tap) harnessOption {
 		tp := &tap{}
 		*out = tp
 		target := strings.TrimPrefix(c.Routes[0].Backend, "http://")
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				down, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				tp.mu.Lock()
-				tp.conns++
-				tp.mu.Unlock()
-				go func() {
-					defer down.Close()
-					up, err := net.Dial("tcp", target)
-					if err != nil {
-						return
-					}
-					defer up.Close()
-					go func() {
-						_, _ = io.Copy(down, up)
-						down.Close()
-					}()
-					// Record first: the backend's answer, and so the client's,
-					// comes only after the bytes are recorded.
-					_, _ = io.Copy(io.MultiWriter(tp, up), down)
-				}()
+		addr := serveTCP(t, func(down net.Conn) {
+			tp.mu.Lock()
+			tp.conns++
+			tp.mu.Unlock()
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				return
 			}
-		}()
+			defer up.Close()
+			go func() {
+				_, _ = io.Copy(down, up)
+				down.Close()
+			}()
+			// Record first: the backend's answer, and so the client's,
+			// comes only after the bytes are recorded.
+			_, _ = io.Copy(io.MultiWriter(tp, up), down)
+		})
 		for i := range c.Routes {
-			c.Routes[i].Backend = "http://" + ln.Addr().String()
+			c.Routes[i].Backend = "http://" + addr
 		}
 	}
 }

@@ -136,44 +136,29 @@ func pipelinedClient(addr string, body []byte, client, n, ahead int) error {
 // startEchoBackend answers each request with its X-Seq header, after a
 // pause of up to 300 microseconds.
 func startEchoBackend(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return serveTCP(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		rng := rand.New(rand.NewPCG(rand.Uint64(), 2))
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				rng := rand.New(rand.NewPCG(rand.Uint64(), 2))
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					time.Sleep(time.Duration(rng.IntN(300)) * time.Microsecond)
-					answer := req.Header.Get("X-Seq")
-					if strings.HasSuffix(answer, "7") { // larger than the sockets take at once
-						answer += "\n" + strings.Repeat("x", 3<<20)
-					}
-					var b strings.Builder
-					b.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nDate: ")
-					b.WriteString(time.Now().UTC().Format(http.TimeFormat))
-					b.WriteString("\r\nContent-Length: " + strconv.Itoa(len(answer)) + "\r\n\r\n" + answer)
-					if _, err := io.WriteString(c, b.String()); err != nil {
-						return
-					}
-				}
-			}()
+			io.Copy(io.Discard, req.Body)
+			time.Sleep(time.Duration(rng.IntN(300)) * time.Microsecond)
+			answer := req.Header.Get("X-Seq")
+			if strings.HasSuffix(answer, "7") { // larger than the sockets take at once
+				answer += "\n" + strings.Repeat("x", 3<<20)
+			}
+			var b strings.Builder
+			b.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nDate: ")
+			b.WriteString(time.Now().UTC().Format(http.TimeFormat))
+			b.WriteString("\r\nContent-Length: " + strconv.Itoa(len(answer)) + "\r\n\r\n" + answer)
+			if _, err := io.WriteString(c, b.String()); err != nil {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // A drained buffer grown past keptSize is given back; anything smaller, or

@@ -87,3 +87,26 @@ type cachedFake struct{ fakeIdentity }
 
 func (f *cachedFake) CachedIdentity(string) (*keystoneclient.Identity, bool) { return f.id, true }
 func (f *cachedFake) CountCachedHit()                                        {}
+
+// serveTCP accepts connections on a loopback port until the test ends and
+// runs handle on each (closing it after); it returns the address.
+func serveTCP(t testing.TB, handle func(net.Conn)) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
