@@ -355,6 +355,10 @@ if [ "$LAT_RATE" -gt 0 ]; then
 		step "load: event loop + verification at ${LAT_RATE} req/s (round ${round})" load "loopverify@rate#${round}" "$LV_PORT" -rate "$LAT_RATE" -pids "proxy=$(bg_pid loopverify),backend=${B_PID}"
 	done
 fi
+# The same floods against the event loop, which hands every refusal to a
+# goroutine: last, as lockouts would spoil its valid passes.
+step "load: event loop, invalid signatures, repeated" load ec2proxy-loop-badsig "$E_PORT" -wrong-secret -expect 4xx "${PROBES_E[@]}"
+step "load: event loop, invalid signatures, distinct" load ec2proxy-loop-badsig-distinct "$E_PORT" -wrong-secret -fresh -expect 4xx "${PROBES_E[@]}"
 stop_bg loopproxy
 stop_bg loopverify
 stop_bg ec2proxy-loop

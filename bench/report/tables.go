@@ -23,6 +23,8 @@ const (
 	lProtections = "ec2proxy-protections"
 	lFlood       = "ec2proxy-badsig"
 	lFloodFresh  = "ec2proxy-badsig-distinct"
+	lLoopFlood   = "ec2proxy-loop-badsig"
+	lLoopFloodF  = "ec2proxy-loop-badsig-distinct"
 	lFill        = "ec2proxy-fill"
 	lRSSFill     = "rss-fill"
 )
@@ -40,6 +42,8 @@ var loadRows = []struct{ label, name string }{
 	{lProtections, "ec2proxy, every protection on"},
 	{lFlood, "ec2proxy, invalid signatures, repeated"},
 	{lFloodFresh, "ec2proxy, invalid signatures, all distinct"},
+	{lLoopFlood, "ec2proxy, server.event_loop, invalid signatures, repeated"},
+	{lLoopFloodF, "ec2proxy, server.event_loop, invalid signatures, all distinct"},
 }
 
 func (r *run) write(w io.Writer) {

@@ -58,6 +58,15 @@ func (r *run) checks() []check {
 		}
 		out = append(out, check{label + ": zero Keystone calls", fmt.Sprintf("%.0f", flood.KeystoneEC2Tokens), flood.KeystoneEC2Tokens == 0, true})
 	}
+	if loop, ok := r.results[lProxyLoop]; ok {
+		for _, label := range []string{lLoopFlood, lLoopFloodF} {
+			if flood, ok := r.results[label]; ok {
+				out = append(out,
+					check{label + ": ≥ the loop's valid rate", fmt.Sprintf("%.0f vs %.0f req/s", flood.RPS, loop.RPS), flood.RPS >= loop.RPS, true},
+					check{label + ": zero Keystone calls", fmt.Sprintf("%.0f", flood.KeystoneEC2Tokens), flood.KeystoneEC2Tokens == 0, true})
+			}
+		}
+	}
 	// The last pass on the warm process carries its lifetime total.
 	for _, label := range []string{lFloodFresh, lFlood, lProxy} {
 		if last, ok := r.results[label]; ok {
