@@ -506,8 +506,7 @@ func (l *EventLoop) flushNow(c *loopConn) bool {
 	for len(c.out) > 0 {
 		n, err := rawsock.Write(c.fd, c.out)
 		if err == syscall.EAGAIN {
-			l.want(c, syscall.EPOLLIN|syscall.EPOLLOUT)
-			return true
+			break
 		}
 		if err != nil || n <= 0 {
 			l.writeFailed(c, err)
@@ -515,9 +514,20 @@ func (l *EventLoop) flushNow(c *loopConn) bool {
 		}
 		c.out = c.out[:copy(c.out, c.out[n:])]
 	}
+	l.afterWrite(c)
+	return true
+}
+
+// afterWrite sets c's interest once its socket took what it could: the
+// rest waits for EPOLLOUT; a drained buffer a large answer grew is given
+// back.
+func (l *EventLoop) afterWrite(c *loopConn) {
+	if len(c.out) > 0 {
+		l.want(c, syscall.EPOLLIN|syscall.EPOLLOUT)
+		return
+	}
 	c.out = shrunk(c.out, 0)
 	l.want(c, syscall.EPOLLIN)
-	return true
 }
 
 // writeFailed closes c, whose socket refused a write; a backend's client

@@ -188,18 +188,13 @@ func (l *EventLoop) submitWrites() {
 func (l *EventLoop) sent(c *loopConn, res int32) {
 	switch {
 	case res == -int32(syscall.EAGAIN):
-		l.want(c, syscall.EPOLLIN|syscall.EPOLLOUT)
 	case res <= 0:
 		l.writeFailed(c, syscall.Errno(-res))
+		return
 	default:
 		c.out = c.out[:copy(c.out, c.out[res:])]
-		if len(c.out) > 0 {
-			l.want(c, syscall.EPOLLIN|syscall.EPOLLOUT) // a short write: the rest when there is room
-		} else {
-			c.out = shrunk(c.out, 0)
-			l.want(c, syscall.EPOLLIN)
-		}
 	}
+	l.afterWrite(c)
 }
 
 // ringFailed is io_uring_enter failing, which a working ring does not do:

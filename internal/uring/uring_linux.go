@@ -91,7 +91,6 @@ type Ring struct {
 	cqMask               uint32
 	cqes                 []cqe
 	queued               uint32 // prepared, not yet submitted
-	entries              uint32
 }
 
 // ErrUnavailable wraps the reason io_uring cannot be used here (an old
@@ -109,7 +108,7 @@ func New(entries uint32) (*Ring, error) {
 	if errno != 0 {
 		return nil, fmt.Errorf("%w: io_uring_setup: %v", ErrUnavailable, errno)
 	}
-	r := &Ring{fd: int(fd), entries: p.sqEntries}
+	r := &Ring{fd: int(fd)}
 	if err := r.mmap(&p); err != nil {
 		r.Close()
 		return nil, err
@@ -134,10 +133,8 @@ func (r *Ring) checkNoWait() error {
 	defer syscall.Close(fds[1])
 	buf := make([]byte, 1)
 	r.Recv(fds[0], buf, 0)
-	atomic.StoreUint32(r.sqTail, *r.sqTail+r.queued)
-	r.queued = 0
-	if _, _, errno := syscall.RawSyscall6(sysEnter, uintptr(r.fd), 1, 0, 0, 0, 0); errno != 0 {
-		return fmt.Errorf("%w: io_uring_enter: %v", ErrUnavailable, errno)
+	if err := r.submit(); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	var res int32 = 1
 	found := false
@@ -196,7 +193,7 @@ func (r *Ring) Close() {
 }
 
 // Cap is how many operations one Submit can carry.
-func (r *Ring) Cap() int { return int(r.entries) }
+func (r *Ring) Cap() int { return len(r.sqes) }
 
 // Send prepares a non-blocking send of p on fd; tag comes back with its
 // result. It reports false when the ring is full (Submit first).
@@ -210,7 +207,7 @@ func (r *Ring) Recv(fd int, p []byte, tag uint64) bool {
 }
 
 func (r *Ring) prepare(op uint8, fd int, p []byte, tag uint64) bool {
-	if r.queued == r.entries || len(p) == 0 {
+	if int(r.queued) == len(r.sqes) || len(p) == 0 {
 		return false
 	}
 	tail := *r.sqTail + r.queued // only this thread writes the tail
@@ -244,22 +241,9 @@ func (r *Ring) Submit(done func(tag uint64, res int32)) error {
 	if n == 0 {
 		return nil
 	}
-	atomic.StoreUint32(r.sqTail, *r.sqTail+n) // publishes the entries written above
-	r.queued = 0
-	// Submitting is enough: non-blocking sends and receives complete
-	// inline, so their completions are posted before the call returns.
-	// Not waiting here also means a short submission cannot leave the
-	// call waiting for operations the kernel never took.
-	for submitted := uint32(0); submitted < n; {
-		got, _, errno := syscall.RawSyscall6(sysEnter, uintptr(r.fd), uintptr(n-submitted), 0, 0, 0, 0)
-		if errno == syscall.EINTR {
-			continue
-		}
-		if errno != 0 {
-			r.reap(done) // whatever did complete is reported
-			return fmt.Errorf("io_uring_enter: %w", errno)
-		}
-		submitted += uint32(got)
+	if err := r.submit(); err != nil {
+		r.reap(done) // whatever did complete is reported
+		return err
 	}
 	for seen := uint32(0); ; {
 		seen += r.reap(done)
@@ -271,4 +255,26 @@ func (r *Ring) Submit(done func(tag uint64, res int32)) error {
 			return fmt.Errorf("io_uring_enter: %w", errno)
 		}
 	}
+}
+
+// submit hands the prepared entries to the kernel without waiting:
+// non-blocking sends and receives complete inline, so their completions
+// are posted before the call returns. Not waiting also means a short
+// submission cannot leave the call waiting for operations the kernel
+// never took.
+func (r *Ring) submit() error {
+	n := r.queued
+	atomic.StoreUint32(r.sqTail, *r.sqTail+n) // publishes the entries written by prepare
+	r.queued = 0
+	for submitted := uint32(0); submitted < n; {
+		got, _, errno := syscall.RawSyscall6(sysEnter, uintptr(r.fd), uintptr(n-submitted), 0, 0, 0, 0)
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return fmt.Errorf("io_uring_enter: %w", errno)
+		}
+		submitted += uint32(got)
+	}
+	return nil
 }
