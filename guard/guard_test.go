@@ -165,3 +165,51 @@ func TestLearnedLock(t *testing.T) {
 		}
 	}
 }
+
+func TestLockoutFailedLocally(t *testing.T) {
+	cfg := LockoutConfig{MaxFailures: 2, Window: time.Minute, Duration: time.Minute}
+	// Without a shared store every failure is local: FailedLocally is Failed.
+	local := NewLockout(cfg, nil)
+	if _, locked, ok := local.FailedLocally("AK", "1", t0); !ok || locked {
+		t.Fatalf("first local failure: ok=%v locked=%v", ok, locked)
+	}
+	if _, locked, ok := local.FailedLocally("AK", "2", t0); !ok || !locked {
+		t.Fatalf("second distinct local failure: ok=%v locked=%v, want a lock", ok, locked)
+	}
+
+	shared := &sharedFake{fails: map[string]map[string]bool{}, locks: map[string]time.Time{}}
+	l := NewLockout(cfg, shared)
+	ctx := context.Background()
+	if _, _, ok := l.FailedLocally("AK", "1", t0); ok {
+		t.Fatal("a new failure was answered without the shared store")
+	}
+	if shared.calls != 0 {
+		t.Fatalf("FailedLocally called the shared store %d times", shared.calls)
+	}
+	// It recorded nothing: Failed still counts the same failure, with Redis.
+	l.Failed(ctx, "AK", "1", t0)
+	if shared.calls != 1 {
+		t.Fatalf("Failed after FailedLocally: %d shared calls, want 1", shared.calls)
+	}
+	if _, locked, ok := l.FailedLocally("AK", "1", t0.Add(time.Second)); !ok || locked {
+		t.Fatalf("a repeated failure: ok=%v locked=%v, want answered locally, unlocked", ok, locked)
+	}
+	if _, _, ok := l.FailedLocally("AK", "2", t0.Add(time.Second)); ok {
+		t.Fatal("a second distinct failure was answered without the shared store")
+	}
+	if _, locked, _ := l.Failed(ctx, "AK", "2", t0.Add(time.Second)); !locked {
+		t.Fatal("two distinct failures did not lock")
+	}
+	calls := shared.calls
+	until, locked, ok := l.FailedLocally("AK", "3", t0.Add(2*time.Second))
+	if !ok || !locked || !until.Equal(t0.Add(time.Second+time.Minute)) {
+		t.Fatalf("a locked key's failure: ok=%v locked=%v until %v", ok, locked, until)
+	}
+	// After the window and the lock, a failure is new again.
+	if _, _, ok := l.FailedLocally("AK", "1", t0.Add(3*time.Minute)); ok {
+		t.Fatal("a failure after the window was answered from expired state")
+	}
+	if shared.calls != calls {
+		t.Errorf("FailedLocally made %d shared calls", shared.calls-calls)
+	}
+}

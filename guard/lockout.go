@@ -73,27 +73,62 @@ func (l *Lockout) Locked(key []byte, now time.Time) (time.Time, bool) {
 // reports whether key is now locked. A Shared error is returned with the
 // local verdict: the lockout degrades to per-replica, never to open.
 func (l *Lockout) Failed(ctx context.Context, key, fingerprint string, now time.Time) (until time.Time, locked bool, err error) {
+	count, lockedUntil, known := l.note(key, fingerprint, now, false)
+	if known {
+		return lockedUntil, now.Before(lockedUntil), nil
+	}
+	return l.conclude(ctx, key, fingerprint, count, now)
+}
+
+// FailedLocally is Failed for a caller that must not wait on the shared
+// store (the event loop): it records the failure and answers when that
+// takes no round trip (no shared store, a repeated fingerprint, a key
+// already locked); otherwise it changes nothing and reports ok false, and
+// the caller calls Failed where it may wait.
+func (l *Lockout) FailedLocally(key, fingerprint string, now time.Time) (until time.Time, locked, ok bool) {
+	count, lockedUntil, known := l.note(key, fingerprint, now, l.shared != nil)
+	switch {
+	case known:
+		return lockedUntil, now.Before(lockedUntil), true
+	case l.shared != nil:
+		return time.Time{}, false, false
+	}
+	until, locked, _ = l.conclude(context.Background(), key, fingerprint, count, now) // no shared store: no I/O
+	return until, locked, true
+}
+
+// note records fingerprint among key's failures (unless onlyKnown) and
+// returns their count and key's lock. known: the fingerprint was counted
+// already or key is locked, so the failure changes nothing and no one
+// need ask Redis again: a flood costs at most MaxFailures round trips per
+// key and window.
+func (l *Lockout) note(key, fingerprint string, now time.Time, onlyKnown bool) (count int, lockedUntil time.Time, known bool) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	f := l.keys[key]
-	if f == nil || !now.Before(f.windowEnd) && !now.Before(f.lockedUntil) {
+	if f != nil && (now.Before(f.windowEnd) || now.Before(f.lockedUntil)) {
+		if _, repeat := f.fingerprints[fingerprint]; repeat || now.Before(f.lockedUntil) {
+			return len(f.fingerprints), f.lockedUntil, true
+		}
+	} else if !onlyKnown {
 		if f == nil && len(l.keys) >= min(max(l.sweepAt, 64), l.cfg.MaxTracked) {
 			l.evictExpired(now)
 		}
 		f = &failures{windowEnd: now.Add(l.cfg.Window), fingerprints: map[string]struct{}{}}
 		l.keys[key] = f
 	}
-	_, repeat := f.fingerprints[fingerprint]
-	if !repeat && len(f.fingerprints) < l.cfg.MaxFailures {
+	if onlyKnown {
+		return 0, time.Time{}, false
+	}
+	if len(f.fingerprints) < l.cfg.MaxFailures {
 		f.fingerprints[fingerprint] = struct{}{}
 	}
-	count, lockedUntil := len(f.fingerprints), f.lockedUntil
-	l.mu.Unlock()
-	if repeat || now.Before(lockedUntil) {
-		// Already counted, or already locked: no need to ask Redis again, so
-		// a flood costs at most MaxFailures round trips per key and window.
-		return lockedUntil, now.Before(lockedUntil), nil
-	}
+	return len(f.fingerprints), f.lockedUntil, false
+}
 
+// conclude adds a new failure to the shared count, if there is one, and
+// locks key once the failures reach the maximum.
+func (l *Lockout) conclude(ctx context.Context, key, fingerprint string, count int, now time.Time) (until time.Time, locked bool, err error) {
 	var sharedUntil time.Time
 	if l.shared != nil {
 		var n int

@@ -79,9 +79,7 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, st *state, id *keystoneclie
 	p := s.authz.source.Policy()
 	action := st.action()
 	allowed, rule := p.Authorize(action, &st.creds, &st.target)
-	if allowed || !st.inLoop { // a refusal in the loop is decided again on a goroutine
-		s.authz.count(p, action, allowed)
-	}
+	s.authz.count(p, action, allowed)
 	if allowed {
 		return 0, true
 	}

@@ -78,6 +78,8 @@ type loopConn struct {
 	busy    bool    // a request is in flight
 	away    bool    // ... on a goroutine
 	held    int     // bytes of c.in the request at a loop backend still uses
+	serving bool    // in request
+	stalled bool    // not served until it takes its answers (maxUnsent)
 	start   time.Time
 
 	// io_uring rounds:
@@ -522,12 +524,22 @@ func (l *EventLoop) flushNow(c *loopConn) bool {
 // rest waits for EPOLLOUT; a drained buffer a large answer grew is given
 // back.
 func (l *EventLoop) afterWrite(c *loopConn) {
-	if len(c.out) > 0 {
-		l.want(c, syscall.EPOLLIN|syscall.EPOLLOUT)
-		return
+	resume := c.stalled && len(c.out) < maxUnsent
+	if resume {
+		c.stalled = false
 	}
-	c.out = shrunk(c.out, 0)
-	l.want(c, syscall.EPOLLIN)
+	switch {
+	case c.stalled:
+		l.want(c, syscall.EPOLLOUT) // no reads until the client takes its answers
+	case len(c.out) > 0:
+		l.want(c, syscall.EPOLLIN|syscall.EPOLLOUT)
+	default:
+		c.out = shrunk(c.out, 0)
+		l.want(c, syscall.EPOLLIN)
+	}
+	if resume {
+		l.request(c) // what it sent meanwhile waits in c.in
+	}
 }
 
 // writeFailed closes c, whose socket refused a write; a backend's client

@@ -18,17 +18,48 @@ import (
 
 var lf2 = []byte("\n\n") // bare line feeds: the goroutine server's to judge (at once)
 
-// request serves c's buffered requests in turn, one at a time.
+// request serves c's buffered requests in turn: a refusal is answered at
+// once and the next request read; a forwarded one waits for its answer.
+// While more than maxUnsent of answers wait for the client to take them,
+// c is stalled: nothing more is read or served until the socket drains.
 func (l *EventLoop) request(c *loopConn) {
+	if c.serving {
+		return // a write of its own drained c (afterWrite): the call below goes on
+	}
+	c.serving = true
+	for l.serveBuffered(c) { // stalled: a write that drains c goes on at once
+		if !l.flush(c) || c.stalled {
+			break // EPOLLOUT (afterWrite) resumes it
+		}
+	}
+	c.serving = false
+	if len(c.out) > 0 && l.conns[c.fd] == c {
+		l.flush(c)
+	}
+}
+
+// maxUnsent is how much of its answers a client may leave untaken before
+// the loop stops serving it: a client that pipelines requests and never
+// reads must not grow the proxy's memory without end.
+const maxUnsent = 64 << 10
+
+// serveBuffered serves c's complete requests until one is in flight or
+// none is left; it reports true if it stopped because c is stalled.
+func (l *EventLoop) serveBuffered(c *loopConn) bool {
 	for !c.busy && len(c.in) > 0 && l.conns[c.fd] == c {
+		if len(c.out) >= maxUnsent {
+			c.stalled = true
+			l.want(c, syscall.EPOLLOUT)
+			return true
+		}
 		s := l.current()
 		end := bytes.Index(c.in, crlf2)
 		if end < 0 && len(c.in) <= s.cfg.Server.MaxHeaderBytes && !bytes.Contains(c.in, lf2) {
-			return // the head is on its way
+			return false // the head is on its way
 		}
 		if end < 0 || end+len(crlf2) > s.cfg.Server.MaxHeaderBytes {
 			l.handoff(c) // the goroutine server answers 431, as it would have
-			return
+			return false
 		}
 		// fasthttp's own parser: the loop frames requests exactly as the
 		// goroutine server would, and leaves it whatever it would treat
@@ -39,7 +70,7 @@ func (l *EventLoop) request(c *loopConn) {
 		l.br.Reset(&l.rd)
 		if err := req.Header.Read(l.br); err != nil {
 			l.handoff(c)
-			return
+			return false
 		}
 		size := req.Header.ContentLength()
 		if size == -2 { // no Content-Length: no body, as fasthttp's server reads a request
@@ -48,15 +79,26 @@ func (l *EventLoop) request(c *loopConn) {
 		if size < 0 || size > s.cfg.Server.MaxBodyBytes || req.Header.ConnectionClose() || !req.Header.IsHTTP11() ||
 			len(req.Header.Peek(fasthttp.HeaderExpect)) > 0 {
 			l.handoff(c)
-			return
+			return false
 		}
 		head := len(c.in) - l.rd.Len() - l.br.Buffered()
 		if head+size > len(c.in) {
-			return // the body is on its way
+			return false // the body is on its way
 		}
 		req.SetBodyRaw(c.in[head : head+size])
-		if l.run(s, c) == outcomeHandoff {
+		switch out := l.run(s, c); out {
+		case outcomeHandoff:
 			l.dispatch(c, s, head+size)
+			continue
+		case outcomeForwarded:
+		default: // refused, and answered with an EC2 error
+			s.m.loopServed.Inc()
+			l.countHits(s, &c.st)
+			c.held = head + size
+			l.settle(c, out)
+			if !l.render(c, &c.ctx.Response) {
+				return false
+			}
 			continue
 		}
 		b, err := l.pool.get(s.cfg.Backend.MaxConns, c.st.route.addr(), l)
@@ -65,30 +107,42 @@ func (l *EventLoop) request(c *loopConn) {
 			continue
 		}
 		s.m.loopServed.Inc()
-		s.creds.CountHit() // the loop's lookups were Peeks, which count nothing
-		if ci, ok := s.identity.(cachedIdentities); ok {
-			ci.CountCachedHit()
-		}
+		l.countHits(s, &c.st)
 		b.out = s.appendBackendRequest(b.out, &c.ctx, &c.st)
 		// The parsed request (access key, action: logs) points into c.in
 		// until the answer: keep those bytes until finish.
 		c.held = head + size
-		c.busy, c.away, c.srv, c.backend, b.client = true, false, s, b, c
+		c.busy, c.away, c.backend, b.client = true, false, b, c
 		c.active = l.now
 		s.inflight.Add(1)
 		l.flush(b)
 	}
+	return false
 }
 
-// run is the pipeline in loop mode: cache-only lookups, no answer written
-// unless it forwards. A panic sends the request to a goroutine, where the
-// pipeline recovers and answers 500 as it always does.
+// countHits counts the cache hits of a request the loop served: its
+// lookups were Peeks, which count nothing (a request handed over is
+// looked up, and counted, again).
+func (l *EventLoop) countHits(s *Server, st *state) {
+	if st.peeked {
+		s.creds.CountHit()
+	}
+	if ci, ok := s.identity.(cachedIdentities); ok && st.identity != nil {
+		ci.CountCachedHit()
+	}
+}
+
+// run is the pipeline in loop mode: cache-only lookups; a refusal that
+// needs no Redis is written to c.ctx.Response, anything that would wait
+// returns outcomeHandoff. A panic sends the request to a goroutine, where
+// the pipeline recovers and answers 500 as it always does.
 func (l *EventLoop) run(s *Server, c *loopConn) (out outcome) {
 	defer func() {
 		if recover() != nil {
 			out = outcomeHandoff
 		}
 	}()
+	c.srv = s
 	st := &c.st
 	st.reset()
 	st.inLoop = true
@@ -192,14 +246,24 @@ func (l *EventLoop) settle(c *loopConn, out outcome) {
 	if out == outcomeForwarded && s.cfg.Log.Access {
 		s.logAccess(&c.ctx, &c.st, c.start)
 	}
-	c.busy = false
-	s.inflight.Add(-1)
+	if c.busy { // at a backend (a refusal never was)
+		c.busy = false
+		s.inflight.Add(-1)
+	}
 	c.in = c.in[:copy(c.in, c.in[c.held:])]
 	c.held = 0
 }
 
 // respond writes an answer, then serves the requests that arrived meanwhile.
 func (l *EventLoop) respond(c *loopConn, resp *fasthttp.Response) {
+	if l.render(c, resp) && l.flush(c) && len(c.in) > 0 {
+		l.request(c)
+	}
+}
+
+// render queues an answer on c; it reports false if it closed c instead,
+// after writing the answer, because the answer says Connection: close.
+func (l *EventLoop) render(c *loopConn, resp *fasthttp.Response) bool {
 	l.w.b = &c.out
 	l.bw.Reset(l.w)
 	_ = resp.Write(l.bw)
@@ -208,11 +272,9 @@ func (l *EventLoop) respond(c *loopConn, resp *fasthttp.Response) {
 	if resp.ConnectionClose() {
 		l.flushNow(c) // now: the connection closes next
 		l.closeOne(c)
-		return
+		return false
 	}
-	if l.flush(c) && len(c.in) > 0 {
-		l.request(c)
-	}
+	return true
 }
 
 // dispatched is a request served by the normal pipeline on a goroutine.

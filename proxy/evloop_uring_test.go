@@ -4,6 +4,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -44,11 +45,31 @@ func testPipelined(t *testing.T, ring bool) {
 	s.guards.RateLimit = nil
 	s.routes[0].client.Addr, s.routes[0].client.Dial = backend, nil
 
+	addr := startLoop(t, s, ring)
+
+	body := w.req.Body()
+	const clients, requests, ahead = 8, 100, 3
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := pipelinedClient(addr, body, i, requests, ahead); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// startLoop serves s from one event loop on a loopback port until the
+// test ends; a connection handed to the goroutine server fails the test.
+func startLoop(t *testing.T, s *Server, ring bool) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	loops, err := NewEventLoops(1, ln, func() *Server { return s }, func(c net.Conn) error {
 		t.Error("a connection was handed to the goroutine server")
 		return c.Close()
@@ -66,21 +87,14 @@ func testPipelined(t *testing.T, ring bool) {
 			t.Error(err)
 		}
 	}()
-	defer l.Shutdown(t.Context()) //nolint:errcheck
-
-	body := w.req.Body()
-	const clients, requests, ahead = 8, 100, 3
-	var wg sync.WaitGroup
-	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := pipelinedClient(ln.Addr().String(), body, i, requests, ahead); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := l.Shutdown(ctx); err != nil {
+			t.Errorf("event loop shutdown: %v", err)
+		}
+	})
+	return ln.Addr().String()
 }
 
 // pipelinedClient sends n requests tagged client.seq, at most ahead

@@ -72,38 +72,54 @@ func (s *Server) lockedOut(ctx *fasthttp.RequestCtx, st *state, accessKey []byte
 		" after too many failed signatures; check the secret key the client uses.", nil), true
 }
 
-// signatureFailed counts a failed signature towards the key's lockout.
-func (s *Server) signatureFailed(ctx *fasthttp.RequestCtx, accessKey, signature []byte) {
+// signatureFailed counts a failed signature towards the key's lockout. It
+// reports false, having counted nothing, when the event loop would have to
+// wait on Redis for it: the request then goes to a goroutine.
+func (s *Server) signatureFailed(ctx *fasthttp.RequestCtx, st *state, accessKey, signature []byte) bool {
 	if s.guards.Lockout == nil {
-		return
+		return true
 	}
-	s.countFailure(ctx, "access_key", string(accessKey), fingerprint(signature))
+	_, counted := s.countFailure(ctx, st, "access_key", string(accessKey), fingerprint(signature))
+	return counted
 }
 
 // unknownKey counts an unknown access key against the client address and
 // reports whether that address was already locked (the request that sets
-// the lock is answered like the ones before it).
-func (s *Server) unknownKey(ctx *fasthttp.RequestCtx, accessKey []byte) bool {
+// the lock is answered like the ones before it). Not in the event loop,
+// which hands unknown keys over.
+func (s *Server) unknownKey(ctx *fasthttp.RequestCtx, st *state, accessKey []byte) bool {
 	if s.guards.Lockout == nil {
 		return false
 	}
-	return s.countFailure(ctx, "client", "client:"+remoteAddr(ctx).String(), fingerprint(accessKey))
+	wasLocked, _ := s.countFailure(ctx, st, "client", "client:"+remoteAddr(ctx).String(), fingerprint(accessKey))
+	return wasLocked
 }
 
-// countFailure records a failure and reports whether key was locked before it.
-func (s *Server) countFailure(ctx *fasthttp.RequestCtx, kind, key, fp string) bool {
-	now := s.now()
-	_, wasLocked := s.guards.Lockout.Locked([]byte(key), now)
-	until, locked, err := s.guards.Lockout.Failed(ctx, key, fp, now)
-	if err != nil {
-		s.log.Warn("lockout counters unavailable; counting on this replica only", zap.Error(err))
+// countFailure records a failure and reports whether key was locked before
+// it. In the event loop only a failure that needs no Redis is counted
+// (counted false: nothing was).
+func (s *Server) countFailure(ctx *fasthttp.RequestCtx, st *state, kind, key, fp string) (wasLocked, counted bool) {
+	now := s.requestTime(st)
+	_, wasLocked = s.guards.Lockout.Locked([]byte(key), now)
+	var until time.Time
+	var locked bool
+	if st.inLoop {
+		if until, locked, counted = s.guards.Lockout.FailedLocally(key, fp, now); !counted {
+			return false, false
+		}
+	} else {
+		var err error
+		until, locked, err = s.guards.Lockout.Failed(ctx, key, fp, now)
+		if err != nil {
+			s.log.Warn("lockout counters unavailable; counting on this replica only", zap.Error(err))
+		}
 	}
 	if locked && !wasLocked {
 		s.m.lockout(kind)
 		s.log.Warn("locked after too many failures", zap.String("kind", kind), zap.String("key", key),
 			zap.Time("until", until), zap.String("client", remoteAddr(ctx).String()))
 	}
-	return wasLocked
+	return wasLocked, true
 }
 
 // fingerprint identifies a request by its signature, so that identical

@@ -32,6 +32,7 @@ type state struct {
 	// inLoop: served by the event loop, which must not block: lookups are
 	// cache-only and any refusal or miss hands the request over instead.
 	inLoop   bool
+	peeked   bool   // the loop's credential came from the cache (a hit to count)
 	route    *route // the event loop's backend for a forwarded request
 	identity *keystoneclient.Identity
 	now      time.Time // the request's one clock reading (requestTime), zero until read
@@ -39,7 +40,8 @@ type state struct {
 
 func (st *state) reset() {
 	st.version = 0
-	st.inLoop = false
+	st.inLoop, st.peeked = false, false
+	st.identity = nil
 	st.now = time.Time{}
 	st.v2.Reset()
 	st.requestID = st.requestID[:0]
@@ -166,6 +168,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, st *state) outcome {
 		if id, ok = cached.CachedIdentity(cred.access); !ok {
 			return outcomeHandoff
 		}
+		st.identity = id // counted as a hit unless the request is handed over
 	} else if s.identity != nil {
 		var err error
 		id, err = s.identity.Identity(ctx, cred.access, &cred.key)
@@ -215,11 +218,9 @@ func (s *Server) verifyV2(ctx *fasthttp.RequestCtx, st *state, method, host, pat
 		return nil, failed
 	}
 	if err := st.v2.Verify(&cred.key, s.requestTime(st), s.limits); err != nil {
-		if st.inLoop {
-			return nil, outcomeHandoff
-		}
-		if e, ok := err.(*sigv2.Error); ok && e.Code == sigv2.CodeSignatureMismatch {
-			s.signatureFailed(ctx, st.v2.AccessKeyID(), st.v2.Signature())
+		if e, ok := err.(*sigv2.Error); ok && e.Code == sigv2.CodeSignatureMismatch &&
+			!s.signatureFailed(ctx, st, st.v2.AccessKeyID(), st.v2.Signature()) {
+			return nil, outcomeHandoff // counting it needs Redis
 		}
 		return nil, s.failSigV2(ctx, st, err)
 	}
@@ -246,11 +247,9 @@ func (s *Server) verifyV4(ctx *fasthttp.RequestCtx, st *state, method, host, pat
 		return nil, failed
 	}
 	if err := st.v4.Verify(&cred.v4, s.requestTime(st), s.limitsV4); err != nil {
-		if st.inLoop {
-			return nil, outcomeHandoff
-		}
-		if e, ok := err.(*sigv4.Error); ok && e.Code == sigv4.CodeSignatureMismatch {
-			s.signatureFailed(ctx, st.v4.AccessKeyID(), st.v4.Signature())
+		if e, ok := err.(*sigv4.Error); ok && e.Code == sigv4.CodeSignatureMismatch &&
+			!s.signatureFailed(ctx, st, st.v4.AccessKeyID(), st.v4.Signature()) {
+			return nil, outcomeHandoff // counting it needs Redis
 		}
 		return nil, s.failSigV4(ctx, st, err)
 	}
@@ -260,18 +259,22 @@ func (s *Server) verifyV4(ctx *fasthttp.RequestCtx, st *state, method, host, pat
 // credential looks the access key up; a nil credential means the request
 // has been answered with an error.
 func (s *Server) credential(ctx *fasthttp.RequestCtx, st *state, accessKey []byte) (*credential, outcome) {
+	var cred *credential
+	var err error
 	if st.inLoop {
-		if cred, ok := s.creds.Peek(accessKey); ok && cred.enabled {
-			return cred, 0
+		var ok bool
+		if cred, ok = s.creds.Peek(accessKey); !ok {
+			return nil, outcomeHandoff // Redis has the answer
 		}
-		return nil, outcomeHandoff
+		st.peeked = true
+	} else {
+		cred, err = s.creds.Get(ctx, accessKey)
 	}
-	cred, err := s.creds.Get(ctx, accessKey)
 	switch {
 	case err == nil && !cred.enabled:
 		return nil, s.fail(ctx, st, errAuthFailure, "", nil)
 	case errors.Is(err, credstore.ErrNotFound):
-		if s.unknownKey(ctx, accessKey) {
+		if s.unknownKey(ctx, st, accessKey) {
 			return nil, s.fail(ctx, st, errClientLockedOut, "", nil)
 		}
 		return nil, s.fail(ctx, st, errAuthFailure, "", nil)
@@ -370,9 +373,6 @@ func sentence(s string) string {
 // fail writes the EC2 error for code, logs once and counts once. cause is the
 // internal error behind a 5xx (or a suspicious 4xx), for the log only.
 func (s *Server) fail(ctx *fasthttp.RequestCtx, st *state, code errorCode, message string, cause error) outcome {
-	if st.inLoop {
-		return outcomeHandoff // the goroutine server answers it, counts it, logs it
-	}
 	e := errorTable[code]
 	if message == "" {
 		message = e.message
@@ -388,21 +388,25 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, st *state, code errorCode, messa
 		out = outcomeFailed
 	}
 	s.m.reject(code)
-	fields := []zap.Field{
-		zap.ByteString("request_id", st.requestID),
-		zap.String("code", e.code),
-		zap.Int("status", e.status),
-		zap.String("client", ctx.RemoteIP().String()),
-		zap.ByteString("access_key", st.accessKey()),
-		zap.ByteString("action", st.action()),
-	}
-	if cause != nil {
-		fields = append(fields, zap.Error(cause))
-	}
+	level, msg := zap.InfoLevel, "request rejected"
 	if out == outcomeFailed {
-		s.log.Warn("request failed", fields...)
-	} else {
-		s.log.Info("request rejected", fields...)
+		level, msg = zap.WarnLevel, "request failed"
+	}
+	// Check first: the logger is sampled, and a flood's lines that it
+	// drops should cost no fields either.
+	if ce := s.log.Check(level, msg); ce != nil {
+		fields := []zap.Field{
+			zap.ByteString("request_id", st.requestID),
+			zap.String("code", e.code),
+			zap.Int("status", e.status),
+			zap.String("client", ctx.RemoteIP().String()),
+			zap.ByteString("access_key", st.accessKey()),
+			zap.ByteString("action", st.action()),
+		}
+		if cause != nil {
+			fields = append(fields, zap.Error(cause))
+		}
+		ce.Write(fields...)
 	}
 	return out
 }

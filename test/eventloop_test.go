@@ -17,9 +17,11 @@ import (
 
 // TestEventLoop: with server.event_loop the same requests get the same
 // answers, and the backend the same headers, as from the goroutine
-// server; warm requests are served by the loop itself, refusals and cache
-// misses on goroutines (the connection stays in the loop), and requests
-// the loop does not parse hand their connection to the goroutine server.
+// server; warm requests and refusals that need no Redis are served by the
+// loop itself, cache misses and first failures of a signature (the
+// lockout counts them in Redis) on goroutines (the connection stays in
+// the loop), and requests the loop does not parse hand their connection
+// to the goroutine server.
 func TestEventLoop(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the event loop is Linux's")
@@ -91,8 +93,22 @@ func TestEventLoop(t *testing.T) {
 			}
 			record("GET ")
 			bad := encodeRFC3986(signV2("POST", host, "/", k.access, k.secret+"x", map[string]string{"Action": "DescribeInstances"}))
-			if code, body := call(bad, ""); code != 403 || !strings.Contains(body, "<Code>SignatureDoesNotMatch</Code>") {
-				t.Errorf("bad signature: %d %s", code, body)
+			var firstRefusal string
+			for i := 0; i < 2; i++ { // the retry is counted already: the loop answers it
+				code, body := call(bad, "")
+				if code != 403 || !strings.Contains(body, "<Code>SignatureDoesNotMatch</Code>") {
+					t.Errorf("bad signature, try %d: %d %s", i, code, body)
+				}
+				body = body[:strings.Index(body, "<RequestID>")]
+				if i == 0 {
+					firstRefusal = body
+				} else if body != firstRefusal {
+					t.Errorf("the retried bad signature's answer differs:\n%s\n%s", firstRefusal, body)
+				}
+			}
+			unsigned := "Action=DescribeInstances&AWSAccessKeyId=" + k.access
+			if code, body := call(unsigned, ""); code != 400 || !strings.Contains(body, "<Code>MissingParameter</Code>") || !strings.Contains(body, "Signature") {
+				t.Errorf("no signature: %d %s", code, body)
 			}
 			if code, body := call(signed("DescribeInstances"), ""); code != 200 {
 				t.Errorf("after a refusal, on the same connection: %d %s", code, body)
@@ -136,13 +152,14 @@ func TestEventLoop(t *testing.T) {
 			}
 			served, onGoroutines, handedOff := s.metric("ec2proxy_event_loop_requests_total", "path", "loop"),
 				s.metric("ec2proxy_event_loop_requests_total", "path", "goroutine"), s.metric("ec2proxy_event_loop_requests_total", "path", "handoff")
-			// loop: 5 warm, the GET, 1 after the refusal, 2 pipelined;
-			// goroutines: the cold one and the refusal; handed off: the
+			// loop: 5 warm, the GET, the retried bad signature, the
+			// unsigned one, 1 after the refusals, 2 pipelined; goroutines:
+			// the cold one and the first bad signature; handed off: the
 			// chunked one and the one with too large headers.
-			if served != 9 || onGoroutines != 2 || handedOff != 2 {
-				t.Errorf("served in the loop %v, on goroutines %v, handed off %v; want 9, 2, 2", served, onGoroutines, handedOff)
+			if served != 11 || onGoroutines != 2 || handedOff != 2 {
+				t.Errorf("served in the loop %v, on goroutines %v, handed off %v; want 11, 2, 2", served, onGoroutines, handedOff)
 			}
-			if hits := s.metric("ec2proxy_cache_lookups_total", "cache", "credential", "result", "hit"); hits < 9 {
+			if hits := s.metric("ec2proxy_cache_lookups_total", "cache", "credential", "result", "hit"); hits < 10 {
 				t.Errorf("credential cache hits %v: the loop's lookups must count", hits)
 			}
 		})
