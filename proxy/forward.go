@@ -92,6 +92,9 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, id *key
 	s.prepareForward(ctx, st, id)
 	// The backend answers straight into the client's response: no copy.
 	req, resp := &st.out, &ctx.Response
+	if rt.client.IsTLS {
+		req.URI().SetScheme("https") // HostClient refuses a request whose scheme is not its own
+	}
 	resp.Reset()
 
 	start := time.Now()

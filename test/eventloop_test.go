@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"sort"
 	"strings"
@@ -239,9 +240,8 @@ func TestEventLoopConcurrency(t *testing.T) {
 		c.Server.Concurrency = 2
 	})
 	host := strings.TrimPrefix(s.url, "http://")
-	// roundTrip sends an unsigned request on c (the pipeline refuses it
-	// with a 400 on a goroutine; the connection stays in the loop) and
-	// returns the status line of the answer.
+	// roundTrip sends an unsigned request on c (the loop refuses it with
+	// a 400) and returns the status line of the answer.
 	roundTrip := func(c net.Conn) string {
 		t.Helper()
 		body := "Action=DescribeRegions"
@@ -294,4 +294,42 @@ func TestEventLoopConcurrency(t *testing.T) {
 		}
 	}
 	t.Fatalf("after one of two connections closed, a new one still got %s", status)
+}
+
+// An https:// backend (backend.tls) works from both servers; the event
+// loop's own backend connections are plain TCP, so it dispatches every
+// request for such a route to the goroutine pipeline. (HostClient refused
+// the forwarded request's http scheme until this test existed.)
+func TestHTTPSBackend(t *testing.T) {
+	backend := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, r.Header.Get("X-Project-Id"))
+	}))
+	defer backend.Close()
+	for _, loop := range []bool{false, true} {
+		t.Run(fmt.Sprint("event_loop=", loop), func(t *testing.T) {
+			s := startStack(t, func(c *configs.Config) {
+				c.Server.EventLoop = loop
+				c.Routes = []configs.Route{{PathPrefix: "/", Backend: backend.URL}}
+				c.Backend.TLS.Insecure = true // httptest's own certificate
+			})
+			k := demoKey(t)
+			putKeysSettled(t, s, s.store, k)
+			host := strings.TrimPrefix(s.url, "http://")
+			for i := range 3 {
+				form := encodeRFC3986(signV2("POST", host, "/", k.access, k.secret, map[string]string{"Action": "DescribeRegions"}))
+				resp, err := http.Post(s.url+"/", "application/x-www-form-urlencoded", strings.NewReader(form))
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(body) != k.project {
+					t.Errorf("request %d: %d %q; want 200 and the project %s from the TLS backend (%s)", i, resp.StatusCode, body, k.project, s.lastFailureCause())
+				}
+			}
+			if n := s.metric("ec2proxy_event_loop_requests_total", "path", "goroutine"); loop && runtime.GOOS == "linux" && n != 3 {
+				t.Errorf("%v requests dispatched to goroutines; want all 3", n)
+			}
+		})
+	}
 }
