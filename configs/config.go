@@ -100,9 +100,11 @@ type Server struct {
 	// RawSocketIO reads and writes client and backend sockets with system
 	// calls the Go scheduler is not told about (Linux; see internal/rawsock).
 	RawSocketIO bool `yaml:"raw_socket_io"`
-	// EventLoop serves warm requests from one epoll loop of raw system
-	// calls instead of a goroutine per connection (Linux; experimental).
-	// Requests that need I/O still run on goroutines.
+	// EventLoop serves the EC2 listener from epoll loops of raw system
+	// calls instead of a goroutine per connection (Linux). Requests that
+	// need Redis or Keystone still run on goroutines. Where it cannot
+	// serve (server.tls, server.proxy_protocol, not Linux) the goroutine
+	// server does, and says so at start.
 	EventLoop bool `yaml:"event_loop"`
 	// IOUring lets each event loop batch a round's socket reads into one
 	// system call and its writes into another (Linux io_uring; plain
@@ -307,6 +309,7 @@ func Default() Config {
 			MaxHeaderBytes:  16 << 10,
 			Concurrency:     256 * 1024,
 			RawSocketIO:     true,
+			EventLoop:       true,
 			IOUring:         true,
 		},
 		Backend: Backend{

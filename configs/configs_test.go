@@ -25,8 +25,24 @@ func TestParseValid(t *testing.T) {
 	if cfg.Credentials.Store != StoreFile {
 		t.Errorf("store = %q; want file when no redis is configured", cfg.Credentials.Store)
 	}
-	if cfg.Listen != ":8773" || cfg.Server.MaxBodyBytes != 1<<20 || cfg.Auth.MaxExpiresAhead != 15*time.Minute {
+	if cfg.Listen != ":8773" || cfg.Server.MaxBodyBytes != 1<<20 || cfg.Auth.MaxExpiresAhead != 15*time.Minute ||
+		!cfg.Server.EventLoop || !cfg.Server.IOUring {
 		t.Errorf("defaults not applied: %+v", cfg)
+	}
+}
+
+// The event loop is on by default, and TLS, the PROXY protocol or an
+// https:// backend do not make the configuration invalid: the goroutine
+// server serves those (see app.NewRunner and proxy's route dispatch).
+func TestEventLoopWithGoroutineOnlyFeatures(t *testing.T) {
+	_, err := Parse([]byte(`
+identity: {mode: standalone}
+credentials: {file: x}
+routes: [{path_prefix: /, backend: "https://nova:8773"}]
+server: {event_loop: true, proxy_protocol: true, trusted_proxies: [10.0.0.0/8], tls: {cert_file: c, key_file: k}}
+`), nil)
+	if err != nil {
+		t.Error(err)
 	}
 }
 
@@ -64,15 +80,6 @@ keystone: {auth_url: "http://ks:5000", service_user: {name: ec2proxy, password: 
 `, nil, []string{"set exactly one of password and password_file"}},
 		{"unknown env var", minimalStandalone, []string{"EC2PROXY_LISTNE=:1"}, []string{"EC2PROXY_LISTNE does not match any setting"}},
 		{"bad env value", minimalStandalone, []string{"EC2PROXY_AUTH_TIMESTAMP_WINDOW=5"}, []string{"is not a duration"}},
-		{"event loop with TLS, PROXY protocol, https backend", `
-identity: {mode: standalone}
-credentials: {file: x}
-routes: [{path_prefix: /, backend: "https://nova:8773"}]
-server: {event_loop: true, proxy_protocol: true, trusted_proxies: [10.0.0.0/8], tls: {cert_file: c, key_file: k}}
-`, nil, []string{
-			"server.event_loop: serves plain TCP connections only",
-			"server.event_loop: routes[0].backend: the loop connects to backends over plain TCP",
-		}},
 		{"trusted proxies", minimalStandalone + "server: {trusted_proxies: [10.0.0.0/8, banana]}\n", nil, []string{`"banana" is not a CIDR`}},
 		{"scale-out settings", minimalStandalone + `
 server: {proxy_protocol: true, memory_limit_mib: 8}

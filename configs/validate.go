@@ -64,16 +64,6 @@ func (c *Config) Validate() Problems {
 	if c.Server.ProxyProtocol && len(c.Server.TrustedProxies) == 0 {
 		add("server.proxy_protocol: needs server.trusted_proxies, the balancers allowed to send PROXY headers")
 	}
-	if c.Server.EventLoop {
-		if c.Server.TLS.CertFile != "" || c.Server.ProxyProtocol {
-			add("server.event_loop: serves plain TCP connections only; turn it off, or terminate TLS and drop server.tls and server.proxy_protocol")
-		}
-		for i, r := range c.Routes {
-			if strings.HasPrefix(r.Backend, "https://") {
-				add("server.event_loop: routes[%d].backend: the loop connects to backends over plain TCP; an https:// backend needs it off", i)
-			}
-		}
-	}
 	if c.Policy.Enabled {
 		positive("policy.check_interval", c.Policy.CheckInterval)
 	}

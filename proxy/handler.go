@@ -125,6 +125,9 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, st *state) outcome {
 	if rt == nil {
 		return s.fail(ctx, st, errNoRoute, "No EC2 endpoint is served at "+string(path)+".", nil)
 	}
+	if st.inLoop && rt.client.IsTLS {
+		return outcomeHandoff // the loop's backend connections are plain TCP: fasthttp's client speaks TLS
+	}
 	method := ctx.Method()
 	isPost := bytes.Equal(method, methodPost)
 	if !isPost && !bytes.Equal(method, methodGet) {

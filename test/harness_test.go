@@ -68,6 +68,9 @@ func startStack(t *testing.T, edit func(*configs.Config)) *stack {
 		ProjectName: ks.ServiceProject, ProjectDomainName: ks.ServiceDomain,
 	}
 	cfg.Protection.Lockout.MaxFailures = 1000 // tests that fail on purpose set their own
+	if os.Getenv("EC2PROXY_TEST_EVENT_LOOP") == "0" {
+		cfg.Server.EventLoop = false // CI's goroutine-server stage: the same tests, without the loop (tests that need it turn it on)
+	}
 	cfg.Log.Level = "debug"
 	cfg.Log.Access = true
 	if edit != nil {
@@ -81,9 +84,6 @@ func startStack(t *testing.T, edit func(*configs.Config)) *stack {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(level)
-	if os.Getenv("EC2PROXY_TEST_EVENT_LOOP") == "1" && cfg.Server.TLS.CertFile == "" && !cfg.Server.ProxyProtocol {
-		cfg.Server.EventLoop = true // CI's event-loop stage: the same tests, served by the loop
-	}
 	a, err := app.Build(&cfg, zap.New(core), "e2e")
 	if err != nil {
 		t.Fatal(err)

@@ -71,11 +71,12 @@ go test -count=1 -run 'Allocs' ./...
 step "raw socket calls and io_uring: proxy and end-to-end tests without the race detector"
 go test -count=1 -timeout 10m ./internal/rawsock ./internal/uring ./proxy ./test
 
-# The same end-to-end tests with every stack served by the event loop
-# (server.event_loop, with io_uring where the kernel allows it), raw
-# system calls as in production.
-step "event loop: end-to-end tests with server.event_loop on"
-EC2PROXY_TEST_EVENT_LOOP=1 go test -count=1 -timeout 10m ./test
+# The stages above serve the end-to-end stacks from the event loop (the
+# default). The goroutine server still serves TLS and PROXY-protocol
+# listeners, and operators may turn the loop off: the same tests again,
+# served by it.
+step "goroutine server: end-to-end tests with server.event_loop off"
+EC2PROXY_TEST_EVENT_LOOP=0 go test -count=1 -timeout 10m ./test
 
 # corpus_files DIR - the inputs saved under DIR; none for a target that
 # never saved one (no directory is not an error).

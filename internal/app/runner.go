@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"github.com/ec2proxy/ec2proxy/configs"
 	"github.com/ec2proxy/ec2proxy/proxy"
 )
 
@@ -42,7 +43,9 @@ func NewRunner(first *App, ln, adminLn net.Listener) *Runner {
 	r.frontend = first.Proxy.NewFrontend(
 		func(ctx *fasthttp.RequestCtx) { r.current.Load().Proxy.ServeRequest(ctx) },
 		func(ctx *fasthttp.RequestCtx, err error) { r.current.Load().Proxy.ServeTransportError(ctx, err) })
-	if first.Config.Server.EventLoop {
+	if why := goroutinesOnly(&first.Config.Server); first.Config.Server.EventLoop && why != "" {
+		first.Logger.Info("server.event_loop is on, but "+why+": the goroutine server serves the EC2 listener")
+	} else if first.Config.Server.EventLoop {
 		// One loop per processor the process was given (GOMAXPROCS: the
 		// cores, or the container's CPU limit).
 		n := runtime.GOMAXPROCS(0)
@@ -81,6 +84,21 @@ func NewRunner(first *App, ln, adminLn net.Listener) *Runner {
 		}()
 	}
 	return r
+}
+
+// goroutinesOnly says why the event loop cannot serve the EC2 listener,
+// or "": it reads plain TCP, and TLS and PROXY headers are the goroutine
+// server's (crypto/tls and the proxyproto listener).
+func goroutinesOnly(s *configs.Server) string {
+	switch {
+	case runtime.GOOS != "linux":
+		return "it is Linux's (epoll)"
+	case s.TLS.CertFile != "":
+		return "server.tls is set (the loop serves plain TCP)"
+	case s.ProxyProtocol:
+		return "server.proxy_protocol is set (the loop does not read PROXY headers)"
+	}
+	return ""
 }
 
 // Failed delivers an error if a listener stops for good.
