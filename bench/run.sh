@@ -12,10 +12,10 @@
 #   the headers ec2proxy adds (what the backend's extra reading costs) |
 #   a plain fasthttp proxy (the Go reference) | a Go event-loop proxy, plain and doing ec2proxy's
 #   verification (bench/loopproxy: what an event loop could reach) |
-#   ec2proxy warm | ec2proxy warm with server.event_loop (io_uring on, and
-#   off) | ec2proxy with
-#   every protection on | invalid signatures
-#   against ec2proxy (repeated, and all distinct)
+#   ec2proxy warm (its defaults: the event loop, io_uring on) | the same
+#   with io_uring off | the goroutine server (server.event_loop: false) |
+#   ec2proxy with every protection on | invalid signatures against
+#   ec2proxy and the goroutine server (repeated, and all distinct)
 # and measures Keystone and Redis load per request, RSS with RSS_KEYS
 # credentials cached, and the sigv2/sigv4 Go micro-benchmarks. Writes
 # bench/results.md (and prints it); stops everything it started.
@@ -258,16 +258,17 @@ T_WARM=$(now)
 PROBES=(-metrics "http://127.0.0.1:${P_ADMIN}/metrics" -redis "127.0.0.1:${REDIS_PORT}" -pids "proxy=$(bg_pid ec2proxy),backend=${B_PID}")
 step "fill ec2proxy caches (${KEYS} keys)" fill ec2proxy-fill "$P_PORT" "${PROBES[@]}"
 
-# The same with server.event_loop (experimental), filled the same way.
-printf 'server:\n  event_loop: true\n' >"${RUN}/event-loop.yaml"
-E_PORT=$(free_port) E_ADMIN=$(free_port)
-proxy_conf "$E_PORT" "$E_ADMIN" "$PREFIX" "$KS_URL" "$KS_USER" "$KS_PASSWORD" "${RUN}/event-loop.yaml" >"${RUN}/ec2proxy-loop.yaml"
-start_proxy ec2proxy-loop "${RUN}/ec2proxy-loop.yaml" "${BIN}/ec2proxy" serve -config "${RUN}/ec2proxy-loop.yaml"
-PROBES_E=(-metrics "http://127.0.0.1:${E_ADMIN}/metrics" -redis "127.0.0.1:${REDIS_PORT}" -pids "proxy=$(bg_pid ec2proxy-loop),backend=${B_PID}")
-step "fill ec2proxy-loop caches (${KEYS} keys)" fill ec2proxy-loop-fill "$E_PORT" "${PROBES_E[@]}"
-# And the loop without io_uring (server.io_uring: false): one system call
-# per read and per write, what the batching saves.
-printf 'server:\n  event_loop: true\n  io_uring: false\n' >"${RUN}/event-loop-plain.yaml"
+# The same with the goroutine server (server.event_loop: false: what
+# serves TLS and PROXY-protocol listeners), filled the same way.
+printf 'server:\n  event_loop: false\n' >"${RUN}/goroutines.yaml"
+G_PORT=$(free_port) G_ADMIN=$(free_port)
+proxy_conf "$G_PORT" "$G_ADMIN" "$PREFIX" "$KS_URL" "$KS_USER" "$KS_PASSWORD" "${RUN}/goroutines.yaml" >"${RUN}/ec2proxy-goroutines.yaml"
+start_proxy ec2proxy-goroutines "${RUN}/ec2proxy-goroutines.yaml" "${BIN}/ec2proxy" serve -config "${RUN}/ec2proxy-goroutines.yaml"
+PROBES_G=(-metrics "http://127.0.0.1:${G_ADMIN}/metrics" -redis "127.0.0.1:${REDIS_PORT}" -pids "proxy=$(bg_pid ec2proxy-goroutines),backend=${B_PID}")
+step "fill ec2proxy-goroutines caches (${KEYS} keys)" fill ec2proxy-goroutines-fill "$G_PORT" "${PROBES_G[@]}"
+# And the event loop without io_uring (server.io_uring: false): one system
+# call per read and per write, what the batching saves.
+printf 'server:\n  io_uring: false\n' >"${RUN}/event-loop-plain.yaml"
 EP_PORT=$(free_port) EP_ADMIN=$(free_port)
 proxy_conf "$EP_PORT" "$EP_ADMIN" "$PREFIX" "$KS_URL" "$KS_USER" "$KS_PASSWORD" "${RUN}/event-loop-plain.yaml" >"${RUN}/ec2proxy-loop-plain.yaml"
 start_proxy ec2proxy-loop-plain "${RUN}/ec2proxy-loop-plain.yaml" "${BIN}/ec2proxy" serve -config "${RUN}/ec2proxy-loop-plain.yaml"
@@ -324,7 +325,7 @@ for round in $(seq "$ROUNDS"); do
 		step "load: nginx + identity headers (round ${round})" load "nginx-identity#${round}" "$NI_PORT" -pids "proxy=${NI_PIDS},backend=${B_PID}"
 	fi
 	step "load: ec2proxy warm (round ${round})" load "ec2proxy#${round}" "$P_PORT" "${PROBES[@]}"
-	step "load: ec2proxy warm, event loop (round ${round})" load "ec2proxy-loop#${round}" "$E_PORT" "${PROBES_E[@]}"
+	step "load: ec2proxy warm, goroutine server (round ${round})" load "ec2proxy-goroutines#${round}" "$G_PORT" "${PROBES_G[@]}"
 	step "load: ec2proxy warm, event loop without io_uring (round ${round})" load "ec2proxy-loop-plain#${round}" "$EP_PORT" "${PROBES_EP[@]}"
 	step "load: event-loop proxy (round ${round})" load "loopproxy#${round}" "$L_PORT" -pids "proxy=$(bg_pid loopproxy),backend=${B_PID}"
 	step "load: event loop + verification (round ${round})" load "loopverify#${round}" "$LV_PORT" -pids "proxy=$(bg_pid loopverify),backend=${B_PID}"
@@ -332,7 +333,7 @@ done
 perf_pass fastproxy "$F_PORT" "$(bg_pid fastproxy)"
 perf_pass nginx "$NGINX_PORT" "${N_PIDS//+/,}"
 perf_pass ec2proxy "$P_PORT" "$(bg_pid ec2proxy)"
-perf_pass ec2proxy-loop "$E_PORT" "$(bg_pid ec2proxy-loop)"
+perf_pass ec2proxy-goroutines "$G_PORT" "$(bg_pid ec2proxy-goroutines)"
 perf_pass ec2proxy-loop-plain "$EP_PORT" "$(bg_pid ec2proxy-loop-plain)"
 perf_pass loopverify "$LV_PORT" "$(bg_pid loopverify)"
 # Latency at equal load: each proxy gets the same open-loop schedule of
@@ -351,17 +352,17 @@ if [ "$LAT_RATE" -gt 0 ]; then
 		# CPU only: a /metrics scrape on the proxy's core as the window opens
 		# would show up in a tail this short.
 		step "load: ec2proxy warm at ${LAT_RATE} req/s (round ${round})" load "ec2proxy@rate#${round}" "$P_PORT" -rate "$LAT_RATE" -pids "proxy=$(bg_pid ec2proxy),backend=${B_PID}"
-		step "load: ec2proxy warm, event loop, at ${LAT_RATE} req/s (round ${round})" load "ec2proxy-loop@rate#${round}" "$E_PORT" -rate "$LAT_RATE" -pids "proxy=$(bg_pid ec2proxy-loop),backend=${B_PID}"
+		step "load: ec2proxy warm, goroutine server, at ${LAT_RATE} req/s (round ${round})" load "ec2proxy-goroutines@rate#${round}" "$G_PORT" -rate "$LAT_RATE" -pids "proxy=$(bg_pid ec2proxy-goroutines),backend=${B_PID}"
 		step "load: event loop + verification at ${LAT_RATE} req/s (round ${round})" load "loopverify@rate#${round}" "$LV_PORT" -rate "$LAT_RATE" -pids "proxy=$(bg_pid loopverify),backend=${B_PID}"
 	done
 fi
-# The same floods against the event loop, which hands every refusal to a
-# goroutine: last, as lockouts would spoil its valid passes.
-step "load: event loop, invalid signatures, repeated" load ec2proxy-loop-badsig "$E_PORT" -wrong-secret -expect 4xx "${PROBES_E[@]}"
-step "load: event loop, invalid signatures, distinct" load ec2proxy-loop-badsig-distinct "$E_PORT" -wrong-secret -fresh -expect 4xx "${PROBES_E[@]}"
+# The floods below against the goroutine server too: last, as lockouts
+# would spoil its valid passes.
+step "load: goroutine server, invalid signatures, repeated" load ec2proxy-goroutines-badsig "$G_PORT" -wrong-secret -expect 4xx "${PROBES_G[@]}"
+step "load: goroutine server, invalid signatures, distinct" load ec2proxy-goroutines-badsig-distinct "$G_PORT" -wrong-secret -fresh -expect 4xx "${PROBES_G[@]}"
 stop_bg loopproxy
 stop_bg loopverify
-stop_bg ec2proxy-loop
+stop_bg ec2proxy-goroutines
 stop_bg ec2proxy-loop-plain
 stop_bg fastproxy
 stop_bg nginx

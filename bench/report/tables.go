@@ -18,13 +18,13 @@ const (
 	lLoop        = "loopproxy"
 	lLoopVerify  = "loopverify"
 	lProxy       = "ec2proxy"
-	lProxyLoop   = "ec2proxy-loop"
+	lProxyGo     = "ec2proxy-goroutines"
 	lProxyPlain  = "ec2proxy-loop-plain"
 	lProtections = "ec2proxy-protections"
 	lFlood       = "ec2proxy-badsig"
 	lFloodFresh  = "ec2proxy-badsig-distinct"
-	lLoopFlood   = "ec2proxy-loop-badsig"
-	lLoopFloodF  = "ec2proxy-loop-badsig-distinct"
+	lGoFlood     = "ec2proxy-goroutines-badsig"
+	lGoFloodF    = "ec2proxy-goroutines-badsig-distinct"
 	lFill        = "ec2proxy-fill"
 	lRSSFill     = "rss-fill"
 )
@@ -36,14 +36,14 @@ var loadRows = []struct{ label, name string }{
 	{lFastproxy, "plain fasthttp proxy (Go reference)"},
 	{lLoop, "Go event-loop proxy (reference)"},
 	{lLoopVerify, "Go event loop + ec2proxy's verification (estimate)"},
-	{lProxy, "ec2proxy, warm (keystone + redis)"},
-	{lProxyLoop, "ec2proxy, warm, server.event_loop (io_uring batching)"},
-	{lProxyPlain, "ec2proxy, warm, server.event_loop, io_uring off"},
+	{lProxy, "ec2proxy, warm (keystone + redis; defaults: event loop, io_uring)"},
+	{lProxyPlain, "ec2proxy, warm, server.io_uring: false"},
+	{lProxyGo, "ec2proxy, warm, server.event_loop: false (goroutine server)"},
 	{lProtections, "ec2proxy, every protection on"},
 	{lFlood, "ec2proxy, invalid signatures, repeated"},
 	{lFloodFresh, "ec2proxy, invalid signatures, all distinct"},
-	{lLoopFlood, "ec2proxy, server.event_loop, invalid signatures, repeated"},
-	{lLoopFloodF, "ec2proxy, server.event_loop, invalid signatures, all distinct"},
+	{lGoFlood, "goroutine server, invalid signatures, repeated"},
+	{lGoFloodF, "goroutine server, invalid signatures, all distinct"},
 }
 
 func (r *run) write(w io.Writer) {
@@ -121,7 +121,7 @@ func (r *run) writeEqualLoad(w io.Writer) {
 	}
 	fmt.Fprintf(w, "### Latency at equal load (%s req/s, open loop, %s rounds in turn)\n\n", r.facts["lat_rate"], cmp.Or(r.facts["lat_rounds"], r.facts["rounds"]))
 	fmt.Fprintf(w, "| target | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | p99 − nginx p99 | answers | proxy / backend CPU µs per request |\n|---|---:|---:|---:|---:|---:|---:|---|---:|\n")
-	for _, row := range []struct{ label, name string }{{lNginx, "nginx plain proxy"}, {lFastproxy, "plain fasthttp proxy (Go reference)"}, {lLoopVerify, "Go event loop + verification (estimate)"}, {lProxy, "ec2proxy, warm"}, {lProxyLoop, "ec2proxy, warm, event loop"}} {
+	for _, row := range []struct{ label, name string }{{lNginx, "nginx plain proxy"}, {lFastproxy, "plain fasthttp proxy (Go reference)"}, {lLoopVerify, "Go event loop + verification (estimate)"}, {lProxy, "ec2proxy, warm"}, {lProxyGo, "ec2proxy, warm, goroutine server"}} {
 		res, ok := r.results[row.label+atRate]
 		if !ok {
 			continue
@@ -208,8 +208,8 @@ func (r *run) writeRounds(w io.Writer) {
 		return
 	}
 	columns := []struct{ label, name string }{{lFastproxy, "plain fasthttp proxy"}, {lNginx, "nginx"}, {lNginxID, "nginx + identity headers"},
-		{lProxy, "ec2proxy warm"}, {lProxyLoop, "ec2proxy warm, event loop"}, {lProxyPlain, "event loop, io_uring off"}, {lLoop, "Go event loop"}, {lLoopVerify, "event loop + verification"}}
-	ratios := []struct{ label, name string }{{lNginxID, "nginx + identity headers"}, {lProxy, "ec2proxy"}, {lProxyLoop, "ec2proxy, event loop"}, {lProxyPlain, "event loop, io_uring off"}, {lLoopVerify, "event loop + verification"}}
+		{lProxy, "ec2proxy warm"}, {lProxyPlain, "io_uring off"}, {lProxyGo, "goroutine server"}, {lLoop, "Go event loop"}, {lLoopVerify, "event loop + verification"}}
+	ratios := []struct{ label, name string }{{lNginxID, "nginx + identity headers"}, {lProxy, "ec2proxy"}, {lProxyPlain, "io_uring off"}, {lProxyGo, "goroutine server"}, {lLoopVerify, "event loop + verification"}}
 	fmt.Fprintf(w, "### Rounds (req/s; p99 ms)\n\n| round |")
 	for _, c := range columns {
 		fmt.Fprintf(w, " %s |", c.name)
