@@ -54,8 +54,9 @@ type EventLoop struct {
 	reading          []*loopConn
 	writing, written []*loopConn
 
-	mu   sync.Mutex // guards done
-	done []dispatched
+	mu    sync.Mutex // guards done
+	done  []dispatched
+	spare []*fasthttp.RequestCtx // of dispatched requests, answered (see recycle)
 
 	stop     atomic.Bool   // Shutdown was called
 	stopping bool          // the loop no longer accepts
@@ -66,6 +67,7 @@ type loopConn struct {
 	fd        int
 	isBackend bool
 	in, out   []byte
+	sent      int // c.out[:sent] is written already (see wrote)
 	events    uint32
 	active    time.Time // last read, or the start of what is awaited
 
@@ -506,7 +508,7 @@ func (l *EventLoop) flush(c *loopConn) bool {
 // flushNow writes c.out at once, with write system calls.
 func (l *EventLoop) flushNow(c *loopConn) bool {
 	for len(c.out) > 0 {
-		n, err := rawsock.Write(c.fd, c.out)
+		n, err := rawsock.Write(c.fd, c.out[c.sent:])
 		if err == syscall.EAGAIN {
 			break
 		}
@@ -514,17 +516,31 @@ func (l *EventLoop) flushNow(c *loopConn) bool {
 			l.writeFailed(c, err)
 			return false
 		}
-		c.out = c.out[:copy(c.out, c.out[n:])]
+		c.wrote(n)
 	}
 	l.afterWrite(c)
 	return true
+}
+
+// wrote takes n written bytes off the front of c.out by moving an offset:
+// the rest moves to the front only once the written part outgrows it, so
+// a multi-megabyte answer written in many short pieces is copied about
+// once, not once per piece.
+func (c *loopConn) wrote(n int) {
+	c.sent += n
+	switch unsent := len(c.out) - c.sent; {
+	case unsent == 0:
+		c.out, c.sent = c.out[:0], 0
+	case c.sent > unsent:
+		c.out, c.sent = c.out[:copy(c.out, c.out[c.sent:])], 0
+	}
 }
 
 // afterWrite sets c's interest once its socket took what it could: the
 // rest waits for EPOLLOUT; a drained buffer a large answer grew is given
 // back.
 func (l *EventLoop) afterWrite(c *loopConn) {
-	resume := c.stalled && len(c.out) < maxUnsent
+	resume := c.stalled && len(c.out)-c.sent < maxUnsent
 	if resume {
 		c.stalled = false
 	}

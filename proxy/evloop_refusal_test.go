@@ -184,3 +184,24 @@ func refusalAnswer(t *testing.T, s *Server, raw string) []byte {
 	s.handle(&ctx)
 	return []byte(ctx.Response.String())
 }
+
+// A partial write moves an offset; the rest is moved to the front only
+// once the written part is the larger (then about once per answer).
+func TestWrote(t *testing.T) {
+	answer := bytes.Repeat([]byte("0123456789"), 100)
+	c := &loopConn{out: append([]byte(nil), answer...)}
+	c.wrote(100)
+	if c.sent != 100 || len(c.out) != 1000 || !bytes.Equal(c.out[c.sent:], answer[100:]) {
+		t.Fatalf("after 100 of 1000: sent %d, len %d", c.sent, len(c.out))
+	}
+	c.out = append(c.out, "more"...) // an answer queued behind
+	c.wrote(500)
+	want := append(append([]byte(nil), answer[600:]...), "more"...)
+	if c.sent != 0 || !bytes.Equal(c.out, want) {
+		t.Fatalf("after 600 of 1004: sent %d, unsent %q", c.sent, c.out[c.sent:])
+	}
+	c.wrote(len(want))
+	if c.sent != 0 || len(c.out) != 0 {
+		t.Fatalf("all written: sent %d, len %d", c.sent, len(c.out))
+	}
+}

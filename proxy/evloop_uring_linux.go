@@ -168,7 +168,7 @@ func (l *EventLoop) submitWrites() {
 			for i, c := range chunk {
 				c.queued = false
 				if l.conns[c.fd] == c && len(c.out) > 0 && !c.connecting {
-					l.ring.Send(c.fd, c.out, uint64(i))
+					l.ring.Send(c.fd, c.out[c.sent:], uint64(i))
 				}
 			}
 			if err := l.ring.Submit(func(tag uint64, res int32) { l.sent(chunk[tag], res) }); err != nil {
@@ -192,7 +192,7 @@ func (l *EventLoop) sent(c *loopConn, res int32) {
 		l.writeFailed(c, syscall.Errno(-res))
 		return
 	default:
-		c.out = c.out[:copy(c.out, c.out[res:])]
+		c.wrote(int(res))
 	}
 	l.afterWrite(c)
 }

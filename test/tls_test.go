@@ -77,6 +77,11 @@ func TestTLSListener(t *testing.T) {
 		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64(), ""
 	}
 	waitFor(t, 10*time.Second, func() bool { s, _ := serial(); return s == 1 })
+	// The event loop is on by default; TLS is the goroutine server's, and
+	// the operator is told.
+	if !strings.Contains(stderr.String(), "server.tls is set (the loop serves plain TCP)") {
+		t.Errorf("no word at start of who serves the TLS listener:\n%s", stderr.String())
+	}
 
 	pool := x509.NewCertPool()
 	pool.AddCert(first)
