@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -83,11 +84,23 @@ func (k *Keyring) Encrypt(accessKey, secret string) string {
 // seal encrypts plain with the current key; aad binds the result to where
 // it is stored, so a sealed value cannot be moved to another record.
 func (k *Keyring) seal(aad string, plain []byte) string {
+	var scratch []byte
+	return string(k.appendSealed(nil, &scratch, aad, plain))
+}
+
+// appendSealed appends seal's result to dst, with *scratch (kept for
+// reuse) holding the ciphertext on the way: a token shared on every cold
+// request costs no garbage but this.
+func (k *Keyring) appendSealed(dst []byte, scratch *[]byte, aad string, plain []byte) []byte {
 	aead := k.aeads[k.current]
-	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
+	nonce := slices.Grow((*scratch)[:0], aead.NonceSize()+len(plain)+aead.Overhead())[:aead.NonceSize()]
 	_, _ = rand.Read(nonce)
 	sealed := aead.Seal(nonce, nonce, plain, []byte(aad))
-	return "v1:" + k.current + ":" + base64.StdEncoding.EncodeToString(sealed)
+	*scratch = sealed
+	dst = append(dst, "v1:"...)
+	dst = append(dst, k.current...)
+	dst = append(dst, ':')
+	return base64.StdEncoding.AppendEncode(dst, sealed)
 }
 
 // Decrypt opens a sealed secret; current reports whether it was sealed with

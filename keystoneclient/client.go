@@ -346,13 +346,21 @@ func (c *Client) share(ctx context.Context, accessKey string, id *Identity) {
 	if ttl < time.Second {
 		return
 	}
-	blob, _ := id.marshal()
-	if err := c.cfg.Shared.PutToken(ctx, accessKey, blob, ttl); err != nil {
+	buf := shareBuffers.Get().(*bytes.Buffer)
+	defer shareBuffers.Put(buf)
+	buf.Reset()
+	if err := id.encode(buf); err != nil {
+		return
+	}
+	if err := c.cfg.Shared.PutToken(ctx, accessKey, buf.Bytes(), ttl); err != nil {
 		c.cfg.SharedObserve("store_error")
 		return
 	}
 	c.cfg.SharedObserve("stored")
 }
+
+// shareBuffers hold share's JSON: one per cold request otherwise.
+var shareBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // CachedTokens is the number of access keys with a cached token.
 func (c *Client) CachedTokens() int { return c.tokens.Len() }

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"hash/maphash"
+	"io"
 	"math"
 	"slices"
 	"strings"
@@ -124,7 +125,17 @@ func (id *Identity) MarshalJSON() ([]byte, error) { return id.marshal() }
 
 // marshal is MarshalJSON without json.Marshal's checking copy of its result.
 func (id *Identity) marshal() ([]byte, error) {
-	return json.Marshal(identityJSON{Token: id.Token(), ExpiresAt: id.ExpiresAt(), Subject: id.Subject})
+	return json.Marshal(id.forJSON())
+}
+
+// encode writes the JSON of marshal to w (and a newline, which
+// UnmarshalJSON ignores).
+func (id *Identity) encode(w io.Writer) error {
+	return json.NewEncoder(w).Encode(id.forJSON())
+}
+
+func (id *Identity) forJSON() identityJSON {
+	return identityJSON{Token: id.Token(), ExpiresAt: id.ExpiresAt(), Subject: id.Subject}
 }
 
 func (id *Identity) UnmarshalJSON(data []byte) error {
