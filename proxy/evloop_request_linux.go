@@ -326,8 +326,7 @@ func (l *EventLoop) collect() {
 
 // recycle keeps a dispatched request's context for the next dispatch: a
 // cold start sends every request to a goroutine, and a fresh context each
-// (some kilobytes) was garbage enough to add a fifth to the process's
-// peak memory while 100,000 keys were first read (bench RSS phase).
+// is garbage the loop need not make.
 func (l *EventLoop) recycle(ctx *fasthttp.RequestCtx) {
 	if len(l.spare) >= maxSpare {
 		return

@@ -30,7 +30,8 @@ type state struct {
 	requestID []byte
 	scratch   []byte
 	// inLoop: served by the event loop, which must not block: lookups are
-	// cache-only and any refusal or miss hands the request over instead.
+	// cache-only; a refusal that needs no Redis is answered, anything that
+	// would wait hands the request over instead.
 	inLoop   bool
 	peeked   bool   // the loop's credential came from the cache (a hit to count)
 	route    *route // the event loop's backend for a forwarded request
