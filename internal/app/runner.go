@@ -44,7 +44,7 @@ func NewRunner(first *App, ln, adminLn net.Listener) *Runner {
 		func(ctx *fasthttp.RequestCtx) { r.current.Load().Proxy.ServeRequest(ctx) },
 		func(ctx *fasthttp.RequestCtx, err error) { r.current.Load().Proxy.ServeTransportError(ctx, err) })
 	if why := goroutinesOnly(&first.Config.Server); first.Config.Server.EventLoop && why != "" {
-		first.Logger.Info("server.event_loop is on, but "+why+": the goroutine server serves the EC2 listener")
+		first.Logger.Info("server.event_loop is on, but " + why + ": the goroutine server serves the EC2 listener")
 	} else if first.Config.Server.EventLoop {
 		// One loop per processor the process was given (GOMAXPROCS: the
 		// cores, or the container's CPU limit).
