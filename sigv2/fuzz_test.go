@@ -336,3 +336,25 @@ func isUnreserved(c byte) bool {
 	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
 		c == '-' || c == '_' || c == '.' || c == '~'
 }
+
+// FuzzDecodeMAC256 holds decodeMAC256 to encoding/base64: whatever it
+// accepts, the standard decoder decodes to the same 32 bytes.
+func FuzzDecodeMAC256(f *testing.F) {
+	for _, s := range []string{
+		publishedSig, "doK1P+ImDAr9YXpWbH6pFHNJtBbNrWMB9lrKqawIkMh=", "doK1P+ImDAr9YXpWbH6pFHNJtBbNrWMB9lrKqawIk==",
+		"doK1P-ImDAr9YXpWbH6pFHNJtBbNrWMB9lrKqawIkMg=", "doK1P ImDAr9YXpWbH6pFHNJtBbNrWMB9lrKqawIkMg=",
+		strings.Repeat("/", 43) + "=", strings.Repeat("A", 44),
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, sig string) {
+		var got [64]byte
+		if !decodeMAC256(&got, []byte(sig)) {
+			return
+		}
+		want, err := base64.StdEncoding.DecodeString(sig)
+		if err != nil || string(want) != string(got[:32]) {
+			t.Fatalf("decodeMAC256(%q) = %x; encoding/base64: %x, %v", sig, got[:32], want, err)
+		}
+	})
+}

@@ -78,9 +78,55 @@ func (r *Request) decodeSignature(dst *[64]byte) (int, bool) {
 		}
 		sig = r.scratch
 	}
+	if decodeMAC256(dst, sig) {
+		return sha256Size, true
+	}
 	n, err := base64.StdEncoding.Decode(dst[:], sig)
 	return n, err == nil
 }
+
+const sha256Size = 32
+
+// decodeMAC256 decodes sig when it is the usual form of a 32-byte MAC: 43
+// alphabet characters and '='. It decodes as encoding/base64 does (the
+// unused low bits of the last character are ignored, as its non-strict
+// decoding does) at a third of its cost, which is a tenth of a small
+// request's verification. Anything else is left to encoding/base64. The
+// signature is the client's, public: table lookups are fine here.
+func decodeMAC256(dst *[64]byte, sig []byte) bool {
+	if len(sig) != 44 || sig[43] != '=' {
+		return false
+	}
+	var bad byte
+	for i := 0; i < 40; i += 4 {
+		a, b, c, d := base64Value[sig[i]], base64Value[sig[i+1]], base64Value[sig[i+2]], base64Value[sig[i+3]]
+		bad |= a | b | c | d
+		o := i / 4 * 3
+		dst[o] = a<<2 | b>>4
+		dst[o+1] = b<<4 | c>>2
+		dst[o+2] = c<<6 | d
+	}
+	a, b, c := base64Value[sig[40]], base64Value[sig[41]], base64Value[sig[42]]
+	bad |= a | b | c
+	dst[30] = a<<2 | b>>4
+	dst[31] = b<<4 | c>>2
+	return bad&invalidBase64 == 0
+}
+
+// invalidBase64 marks, in base64Value, a byte outside the standard alphabet.
+const invalidBase64 = 0x80
+
+// base64Value is the 6-bit value of each standard base64 character.
+var base64Value = func() (t [256]byte) {
+	for i := range t {
+		t[i] = invalidBase64
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for i := range len(alphabet) {
+		t[alphabet[i]] = byte(i)
+	}
+	return t
+}()
 
 // buildStringToSign writes, into r.sts, the string to sign with the Host
 // header lowercased (port included, if any), and returns it with the index
@@ -128,6 +174,9 @@ func portStart(host []byte) int {
 }
 
 func appendLower(dst, s []byte) []byte {
+	if !hasUpper(s) { // hosts are mostly lower-case already: one copy
+		return append(dst, s...)
+	}
 	for _, c := range s {
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
@@ -135,6 +184,15 @@ func appendLower(dst, s []byte) []byte {
 		dst = append(dst, c)
 	}
 	return dst
+}
+
+func hasUpper(s []byte) bool {
+	for _, c := range s {
+		if 'A' <= c && c <= 'Z' {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Request) checkFreshness(now time.Time, limits Limits) error {

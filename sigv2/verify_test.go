@@ -1,6 +1,7 @@
 package sigv2
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -563,5 +564,26 @@ func TestNewKeyCopiesSecret(t *testing.T) {
 	}
 	if got := key.Sign(HmacSHA256, []byte(publishedSTS)); got != publishedSig {
 		t.Errorf("Sign after the secret was overwritten = %s; want %s", got, publishedSig)
+	}
+}
+
+// TestDecodeMAC256 checks the fast path against encoding/base64 on every
+// character in every position of a 44-character signature.
+func TestDecodeMAC256(t *testing.T) {
+	base := []byte(publishedSig)
+	var got [64]byte
+	for i := range 44 {
+		for c := range 256 {
+			sig := bytes.Clone(base)
+			sig[i] = byte(c)
+			ok := decodeMAC256(&got, sig)
+			want, err := base64.StdEncoding.DecodeString(string(sig))
+			switch {
+			case ok && (err != nil || !bytes.Equal(want, got[:32])):
+				t.Fatalf("decodeMAC256(%q) = %x; encoding/base64: %x, %v", sig, got[:32], want, err)
+			case !ok && err == nil && len(want) == 32 && !bytes.ContainsAny(sig, "\r\n"):
+				t.Errorf("decodeMAC256(%q) refused what encoding/base64 decodes", sig)
+			}
+		}
 	}
 }
