@@ -72,10 +72,7 @@ func containsString(list []string, b []byte) bool {
 	return false
 }
 
-var (
-	methodGET, methodPOST = []byte("GET"), []byte("POST")
-	doubleSpace           = []byte("  ")
-)
+var methodGET, methodPOST = []byte("GET"), []byte("POST")
 
 // buildCanonical writes the canonical request for method and payloadHash.
 func (r *Request) buildCanonical(method, payloadHash []byte) {
@@ -133,10 +130,10 @@ func (r *Request) appendCanonicalQuery(b []byte) []byte {
 // appendTrimmed appends v without leading and trailing spaces and with runs
 // of spaces inside collapsed to one, as AWS canonicalises header values.
 func appendTrimmed(b, v []byte) []byte {
-	v = bytes.TrimSpace(v)
-	if bytes.IndexByte(v, '\t') < 0 && !bytes.Contains(v, doubleSpace) {
-		return append(b, v...) // the usual header value: nothing to collapse
+	if isTrimmed(v) {
+		return append(b, v...) // the usual header value: nothing to trim or collapse
 	}
+	v = bytes.TrimSpace(v)
 	space := false
 	for _, c := range v {
 		if c == ' ' || c == '\t' {
@@ -151,6 +148,29 @@ func appendTrimmed(b, v []byte) []byte {
 	}
 	return b
 }
+
+// isTrimmed reports, in one pass, that v needs no canonicalising: it does
+// not begin or end with a byte bytes.TrimSpace could trim (ASCII space or
+// any non-ASCII byte, which might end a Unicode space) and holds no tab and
+// no two spaces in a row.
+func isTrimmed(v []byte) bool {
+	if len(v) == 0 {
+		return true
+	}
+	if edge(v[0]) || edge(v[len(v)-1]) {
+		return false
+	}
+	space := false
+	for _, c := range v {
+		if c == '\t' || c == ' ' && space {
+			return false
+		}
+		space = c == ' '
+	}
+	return true
+}
+
+func edge(c byte) bool { return c <= ' ' || c >= 0x7f }
 
 func (r *Request) buildStringToSign() {
 	b := append(r.sts[:0], algorithm...)
