@@ -2,8 +2,6 @@ package sigv4
 
 import (
 	"bytes"
-	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -37,14 +35,7 @@ var vectorCodes = map[string]Code{
 }
 
 func TestRealClientVectors(t *testing.T) {
-	data, err := os.ReadFile("testdata/vectors.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var vs []vector
-	if err := json.Unmarshal(data, &vs); err != nil {
-		t.Fatal(err)
-	}
+	vs := loadVectors(t)
 	clients := map[string]int{}
 	for _, v := range vs {
 		t.Run(v.Name, func(t *testing.T) {

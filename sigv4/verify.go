@@ -149,7 +149,7 @@ func appendTrimmed(b, v []byte) []byte {
 	return b
 }
 
-// isTrimmed reports, in one pass, that v needs no canonicalising: it does
+// isTrimmed reports that v needs no canonicalising: it does
 // not begin or end with a byte bytes.TrimSpace could trim (ASCII space or
 // any non-ASCII byte, which might end a Unicode space) and holds no tab and
 // no two spaces in a row.
@@ -157,15 +157,16 @@ func isTrimmed(v []byte) bool {
 	if len(v) == 0 {
 		return true
 	}
-	if edge(v[0]) || edge(v[len(v)-1]) {
+	if edge(v[0]) || edge(v[len(v)-1]) || bytes.IndexByte(v, '\t') >= 0 {
 		return false
 	}
-	space := false
-	for _, c := range v {
-		if c == '\t' || c == ' ' && space {
+	// Values hold few spaces: jump from one to the next (v cannot end with
+	// one, so a byte follows each).
+	for i := bytes.IndexByte(v, ' '); i >= 0; i = bytes.IndexByte(v, ' ') {
+		if v[i+1] == ' ' {
 			return false
 		}
-		space = c == ' '
+		v = v[i+1:]
 	}
 	return true
 }
