@@ -69,6 +69,8 @@ func TestBaselines(t *testing.T) {
 		{bench{pkg: "sigv2", name: "Vectors/v1/verify"}, "Vectors/v1/raw-hmac"},
 		{bench{pkg: "sigv2", name: "VerifyMismatch"}, ""},
 		{bench{pkg: "sigv4", name: "VerifyPostForm"}, "RawHMACSHA256,RawSigV4Hashes"},
+		{bench{pkg: "sigv4", name: "Vectors/v1/verify"}, "Vectors/v1/raw-hmac,Vectors/v1/protocol-hashes"},
+		{bench{pkg: "sigv4", name: "Vectors/v1/raw-hmac"}, "Vectors/v1/raw-hmac,Vectors/v1/protocol-hashes"},
 	} {
 		if got := strings.Join(baselines(&tc.b), ","); got != tc.want {
 			t.Errorf("baselines(%s %s) = %q; want %q", tc.b.pkg, tc.b.name, got, tc.want)
