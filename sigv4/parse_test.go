@@ -82,6 +82,8 @@ func TestFreshnessAndScope(t *testing.T) {
 		{"too old", at.Add(301 * time.Second), Limits{}, CodeExpired},
 		{"window edge future", at.Add(-300 * time.Second), Limits{}, 0},
 		{"too far ahead", at.Add(-301 * time.Second), Limits{}, CodeNotYetValid},
+		{"centuries ahead (Duration saturates)", time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), Limits{}, CodeNotYetValid},
+		{"centuries old (Duration saturates)", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), Limits{}, CodeExpired},
 		{"custom window", at.Add(61 * time.Second), Limits{TimestampWindow: time.Minute}, CodeExpired},
 		{"region allowed", at, Limits{Regions: []string{"RegionOne", "us-east-1"}}, 0},
 		{"region refused", at, Limits{Regions: []string{"RegionOne"}}, CodeScopeNotAllowed},
