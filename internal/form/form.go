@@ -42,6 +42,11 @@ type pair struct {
 	nameStart, nameEnd, valueStart, valueEnd, canonEnd uint32
 	rawStart, rawEnd                                   uint32 // the item in the raw input it came from
 	canonical                                          bool
+	// rawCanonical: the received item is canonical as it is (canonical,
+	// and written name=value), so a run of such pairs, neighbours in both
+	// the input and the sorted order, is copied from the input at once.
+	rawCanonical bool
+	plainName    bool // the name is unreserved characters only: its own encoding
 }
 
 // Params is a list of decoded parameters. The zero value is empty and ready.
@@ -56,11 +61,14 @@ type Params struct {
 	// Signature, which they append), the canonical query is raw itself,
 	// less the pair left out: copied in one or two pieces, not pair by pair.
 	raw []byte
+	// input is the one input every pair came from (nil if they came from
+	// two): pairs neighbouring in it and in sorted order are copied in runs.
+	input []byte
 }
 
 // Reset empties p, keeping its buffers.
 func (p *Params) Reset() {
-	p.buf, p.pairs, p.raw = p.buf[:0], p.pairs[:0], nil
+	p.buf, p.pairs, p.raw, p.input = p.buf[:0], p.pairs[:0], nil, nil
 }
 
 // Parse decodes raw and appends its pairs. On failure it returns the problem
@@ -93,6 +101,7 @@ func (p *Params) Parse(raw []byte) (Problem, []byte) {
 		var ok bool
 		q.nameStart = uint32(len(p.buf))
 		plainName := isPlain(name)
+		q.plainName = plainName
 		if plainName {
 			p.buf = append(p.buf, name...) // decoded, valid UTF-8 and encoded as it is
 		} else if p.buf, ok = AppendUnescaped(p.buf, name); !ok {
@@ -129,15 +138,19 @@ func (p *Params) Parse(raw []byte) (Problem, []byte) {
 		if len(p.pairs) >= MaxParams {
 			return TooMany, nil
 		}
+		q.rawCanonical = q.canonical && q.rawEnd-q.rawStart == q.canonEnd-q.nameStart // "name" alone is not "name="
 		rawCanonical = rawCanonical && q.canonical
 		p.pairs = append(p.pairs, q)
 	}
 	switch {
 	case len(p.pairs) == before: // nothing from this input
-	case before == 0 && rawCanonical:
-		p.raw = input
+	case before == 0:
+		p.input = input
+		if rawCanonical {
+			p.raw = input
+		}
 	default:
-		p.raw = nil // pairs from two inputs, or not canonical as received
+		p.raw, p.input = nil, nil // pairs from two inputs
 	}
 	return OK, nil
 }
@@ -207,7 +220,11 @@ func (p *Params) AppendCanonical(dst []byte, i int) []byte {
 	if q.canonical {
 		return append(dst, p.buf[q.nameStart:q.canonEnd]...)
 	}
-	dst = AppendEscaped(dst, p.Name(i))
+	if q.plainName {
+		dst = append(dst, p.Name(i)...)
+	} else {
+		dst = AppendEscaped(dst, p.Name(i))
+	}
 	dst = append(dst, '=')
 	return AppendEscaped(dst, p.Value(i))
 }
@@ -234,15 +251,29 @@ func (p *Params) AppendCanonicalQuery(dst []byte, skip int) []byte {
 		return append(dst, raw[end+1:]...)
 	}
 	first := true
-	for i := range p.pairs {
+	for i := 0; i < len(p.pairs); {
 		if i == skip {
+			i++
 			continue
 		}
 		if !first {
 			dst = append(dst, '&')
 		}
 		first = false
-		dst = p.AppendCanonical(dst, i)
+		q := p.pairs[i]
+		if p.input == nil || !q.rawCanonical {
+			dst = p.AppendCanonical(dst, i)
+			i++
+			continue
+		}
+		// Extend the run while the next sorted pair is also the next item
+		// received (one '&' between), and copy the run with its '&'s.
+		end, j := q.rawEnd, i+1
+		for ; j < len(p.pairs) && j != skip && p.pairs[j].rawCanonical && p.pairs[j].rawStart == end+1; j++ {
+			end = p.pairs[j].rawEnd
+		}
+		dst = append(dst, p.input[q.rawStart:end]...)
+		i = j
 	}
 	return dst
 }
@@ -310,14 +341,22 @@ func unhex(c byte) (byte, bool) {
 // else becomes %XX with upper-case hex (a space is %20, never '+').
 func AppendEscaped(dst []byte, s []byte) []byte {
 	const hexUpper = "0123456789ABCDEF"
+	// Grow once for the worst case, then store by index: a third faster
+	// than an append per byte on values that need escaping.
+	n := len(dst)
+	dst = slices.Grow(dst, 3*len(s))
+	out := dst[n : n+3*len(s)]
+	w := 0
 	for _, c := range s {
 		if isUnreserved(c) {
-			dst = append(dst, c)
+			out[w] = c
+			w++
 			continue
 		}
-		dst = append(dst, '%', hexUpper[c>>4], hexUpper[c&15])
+		out[w], out[w+1], out[w+2] = '%', hexUpper[c>>4], hexUpper[c&15]
+		w += 3
 	}
-	return dst
+	return dst[:n+w]
 }
 
 func isUnreserved(c byte) bool { return unreserved[c] }

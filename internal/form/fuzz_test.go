@@ -83,6 +83,9 @@ func FuzzAppendCanonicalQuery(f *testing.F) {
 	f.Add("A&B=2", "", 1)
 	f.Add("A=1", "B=2", 0)
 	f.Add(strings.Repeat("a=1&", 70)+"b=2", "", 3)
+	f.Add("B=1&C=2&D=3&A=4", "", 2)   // a run of received neighbours across the skipped pair
+	f.Add("Z=1&A=1&B=2&&C=3", "", -1) // an empty item breaks a run
+	f.Add("B=1&A&C=2", "", -1)        // "A" is not canonical as received
 	f.Fuzz(func(t *testing.T, query, body string, skip int) {
 		var p Params
 		if problem, _ := p.Parse([]byte(query)); problem != OK {
