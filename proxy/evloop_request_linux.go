@@ -408,7 +408,7 @@ func (s *Server) appendBackendRequest(dst []byte, ctx *fasthttp.RequestCtx, st *
 		dst = append(withToken, "\r\n"...)
 	}
 	for _, kv := range identityHeaders(id) {
-		if kv[1] != "" && !strings.ContainsAny(kv[1], "\r\n") { // fasthttp's Add sanitises; bytes do not
+		if kv[1] != "" && !hasLineBreak(kv[1]) { // fasthttp's Add sanitises; bytes do not
 			dst = append(dst, kv[0]...)
 			dst = append(dst, ": "...)
 			dst = append(dst, kv[1]...)
@@ -429,6 +429,13 @@ func (s *Server) appendBackendRequest(dst []byte, ctx *fasthttp.RequestCtx, st *
 }
 
 var contentLengthName = []byte("content-length")
+
+// hasLineBreak reports a CR or LF in s. Two IndexByte scans: for the
+// identity's dozen values per request, strings.ContainsAny (an ASCII set
+// built per call, then a byte loop) cost 3% of the loop's CPU.
+func hasLineBreak(s string) bool {
+	return strings.IndexByte(s, '\n') >= 0 || strings.IndexByte(s, '\r') >= 0
+}
 
 func appendHeaderLine(dst, name, value []byte) []byte {
 	dst = append(dst, name...)
