@@ -54,6 +54,10 @@
 #                   bench/results.md is left alone (it is a partial run)
 #   RSS_GOMEMLIMIT  if set, GOMEMLIMIT for the ec2proxy of the RSS
 #                   measurement only (default: unset, Go's default)
+#   EC2PROXY_*      ec2proxy's own settings (configs/load.go) reach every
+#                   ec2proxy the harness starts, e.g.
+#                   EC2PROXY_SERVER_GC_PERCENT=0 for Go's default GC target
+#                   (the report names it when it measured RSS)
 #   BENCH_STATE     state directory (default bench/.state): Keystone's
 #                   database survives between runs, so only the first run
 #                   pays for its initialisation; runs/<time>/ keeps each

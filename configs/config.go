@@ -87,6 +87,12 @@ type Server struct {
 	// MemoryLimitMiB is a soft limit for the Go heap (runtime/debug
 	// SetMemoryLimit); 0 leaves Go's default (GOMEMLIMIT, if set, else none).
 	MemoryLimitMiB int `yaml:"memory_limit_mib"`
+	// GCPercent is Go's GC target (runtime/debug SetGCPercent): the heap
+	// may grow this many percent over what the last GC found live before
+	// the next one. The heap is mostly caches and the warm path allocates
+	// nothing, so a lower target costs GC work only while caches fill; 0
+	// leaves Go's default (GOGC, if set, else 100).
+	GCPercent int `yaml:"gc_percent"`
 	// TrustedProxies are CIDRs whose X-Forwarded-For/Proto headers are kept
 	// and extended; from any other peer they are replaced.
 	TrustedProxies []string `yaml:"trusted_proxies"`
@@ -308,6 +314,7 @@ func Default() Config {
 			MaxBodyBytes:    1 << 20,
 			MaxHeaderBytes:  16 << 10,
 			Concurrency:     256 * 1024,
+			GCPercent:       50,
 			RawSocketIO:     true,
 			EventLoop:       true,
 			IOUring:         true,

@@ -82,12 +82,13 @@ keystone: {auth_url: "http://ks:5000", service_user: {name: ec2proxy, password: 
 		{"bad env value", minimalStandalone, []string{"EC2PROXY_AUTH_TIMESTAMP_WINDOW=5"}, []string{"is not a duration"}},
 		{"trusted proxies", minimalStandalone + "server: {trusted_proxies: [10.0.0.0/8, banana]}\n", nil, []string{`"banana" is not a CIDR`}},
 		{"scale-out settings", minimalStandalone + `
-server: {proxy_protocol: true, memory_limit_mib: 8}
+server: {proxy_protocol: true, memory_limit_mib: 8, gc_percent: 5}
 protection: {rate_limit: {requests_per_second: 5, burst: 5, scope: cluster}}
 policy: {enabled: true, check_interval: 0s}
 `, []string{"EC2PROXY_CREDENTIALS_UNSUBSCRIBED_TTL=-1s"}, []string{
 			"server.proxy_protocol: needs server.trusted_proxies",
 			"server.memory_limit_mib: must be 0 (no limit) or at least 32, got 8",
+			"server.gc_percent: must be 0 (Go's default) or at least 10, got 5",
 			`protection.rate_limit.scope: must be "fleet" or "replica", got "cluster"`,
 			"policy.check_interval: must be a positive duration",
 			"credentials.unsubscribed_ttl: must be a positive duration",

@@ -50,6 +50,9 @@ func (c *Config) Validate() Problems {
 	if c.Server.MemoryLimitMiB < 0 || c.Server.MemoryLimitMiB > 0 && c.Server.MemoryLimitMiB < 32 {
 		add("server.memory_limit_mib: must be 0 (no limit) or at least 32, got %d", c.Server.MemoryLimitMiB)
 	}
+	if c.Server.GCPercent < 0 || c.Server.GCPercent > 0 && c.Server.GCPercent < 10 {
+		add("server.gc_percent: must be 0 (Go's default) or at least 10, got %d", c.Server.GCPercent)
+	}
 	if c.Server.Concurrency < 1 {
 		add("server.concurrency: must be at least 1")
 	}

@@ -142,6 +142,7 @@ rss_next_gc_kib=${RSS_NEXT_GC:-}
 rss_live_heap_kib=${RSS_LIVE_HEAP:-}
 rss_after_gc_kib=${RSS_AFTER_GC_KIB:-}
 rss_gomemlimit=${RSS_GOMEMLIMIT:-}
+rss_gc_percent=${EC2PROXY_SERVER_GC_PERCENT:-}
 phases=${PHASES:-all}
 auth_options=$(option_keys)
 micro_count=${MICRO_COUNT}

@@ -38,6 +38,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	app.TuneRuntime(cfg.Server, logger)
 	a, err := app.Build(cfg, logger, "bench-profile")
 	if err != nil {
 		log.Fatal(err)

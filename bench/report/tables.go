@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/ec2proxy/ec2proxy/configs"
 )
 
 // Labels bench/run.sh gives its loadgen passes.
@@ -315,9 +317,12 @@ func (r *run) writeMemory(w io.Writer) {
 
 func (r *run) rssText() string {
 	f := r.facts
-	limit := "Go's defaults (GOGC=100, no GOMEMLIMIT)"
+	limit := fmt.Sprintf("ec2proxy's default GC target, server.gc_percent: %d; no GOMEMLIMIT", configs.Default().Server.GCPercent)
+	if g := f["rss_gc_percent"]; g != "" {
+		limit = "server.gc_percent: " + g + " (not the default); no GOMEMLIMIT"
+	}
 	if l := f["rss_gomemlimit"]; l != "" {
-		limit = "GOMEMLIMIT=" + l + " (not the default)"
+		limit = strings.Replace(limit, "no GOMEMLIMIT", "GOMEMLIMIT="+l+" (not the default)", 1)
 	}
 	text := fmt.Sprintf("ec2proxy RSS with %s credentials cached: **%s MiB** (VmRSS; peak VmHWM %s MiB; Go heap in use %s MiB, next GC at %s MiB; %s); cache entries: %s credentials, %s tokens. ",
 		f["rss_keys"], mib(f["rss_kib"]), mib(f["rss_hwm_kib"]), mib(f["rss_heap_inuse_kib"]), mib(f["rss_next_gc_kib"]), limit, f["rss_cached_credentials"], f["rss_cached_tokens"])

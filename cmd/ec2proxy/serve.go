@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
-	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 
@@ -53,11 +52,7 @@ func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), star
 		return err
 	}
 	defer logger.Sync() //nolint:errcheck // nothing to do if stderr is gone
-	if cfg.Server.MemoryLimitMiB > 0 {
-		// Caches are the heap; the warm path allocates nothing, so a limit
-		// costs GC work only while they fill (docs: README, Performance).
-		debug.SetMemoryLimit(int64(cfg.Server.MemoryLimitMiB) << 20)
-	}
+	app.TuneRuntime(cfg.Server, logger)
 	a, err := app.Build(cfg, logger, buildVersion())
 	if err != nil {
 		return err
@@ -93,6 +88,7 @@ func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), star
 		zap.Bool("tls", tlsConfig != nil),
 		zap.Bool("proxy_protocol", cfg.Server.ProxyProtocol),
 		zap.Int("memory_limit_mib", cfg.Server.MemoryLimitMiB),
+		zap.Int("gc_percent", cfg.Server.GCPercent),
 		zap.String("admin_listen", cfg.AdminListen),
 		zap.String("identity", cfg.Identity.Mode),
 		zap.String("credentials", cfg.Credentials.Store))
