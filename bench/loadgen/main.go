@@ -12,8 +12,9 @@
 //     ec2proxy's caches.
 //
 // With -fresh, a timed run signs every request just before sending it,
-// with a unique ClientToken, for replay protection and for floods of
-// distinct invalid signatures.
+// with a unique ClientToken, for replay protection; with -fresh and
+// -wrong-secret, every request carries a unique ClientToken and a made-up
+// signature, distinct from all others (no signing: flood.go).
 package main
 
 import (
@@ -97,6 +98,8 @@ func main() {
 	fresh := o.fresh && !o.once
 	if !fresh {
 		pool = s.pool(creds, kinds, o.once)
+	} else if o.wrongSecret {
+		s.flood = s.floodTemplates(creds, kinds, time.Now())
 	}
 
 	if !o.once {

@@ -61,6 +61,9 @@ type signer struct {
 	host            string // Host header, signed
 	region, service string
 	wrongSecret     bool // the invalid-signature flood
+	// flood, for fresh requests with wrongSecret, are the templates their
+	// made-up signatures go into (flood.go).
+	flood []floodTemplate
 }
 
 const (
@@ -158,6 +161,9 @@ func (s *signer) pool(creds []credential, kinds []int, once bool) []request {
 // allocates (signing builds strings), which the pre-signed pool avoids.
 func (s *signer) fresh(creds []credential, kinds []int, w, workers, n int) request {
 	i := w*len(creds)*len(kinds)/workers + n
+	if s.flood != nil { // invalid signatures: no signing (flood.go)
+		return s.flood[i%len(s.flood)].fill(uint64(w)<<40 | uint64(n))
+	}
 	c := creds[(i/len(kinds))%len(creds)]
 	return s.build(c, kinds[i%len(kinds)], time.Now(), "b"+strconv.Itoa(w)+"-"+strconv.Itoa(n))
 }
