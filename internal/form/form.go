@@ -184,16 +184,28 @@ func (p *Params) SortByName() {
 		})
 		return
 	}
-	// Clients send few parameters, mostly sorted already (boto sorts them):
-	// an insertion sort without a comparison callback does ~n compares.
+	// Clients send few parameters, mostly in order: boto sorts them;
+	// botocore numbers filters, which byte order sorts 1, 10, 11, 2...,
+	// and appends the signing parameters. A binary insertion sort leaves an
+	// element in order after one compare, finds where an element out of
+	// order goes in log n compares, and moves the others in one copy.
 	for i := 1; i < len(p.pairs); i++ {
 		q := p.pairs[i]
-		name := string(buf[q.nameStart:q.nameEnd]) // compared in place, no allocation
-		j := i
-		for ; j > 0 && name < string(buf[p.pairs[j-1].nameStart:p.pairs[j-1].nameEnd]); j-- {
-			p.pairs[j] = p.pairs[j-1]
+		name := buf[q.nameStart:q.nameEnd]
+		if prev := p.pairs[i-1]; bytes.Compare(name, buf[prev.nameStart:prev.nameEnd]) >= 0 {
+			continue
 		}
-		p.pairs[j] = q
+		lo, hi := 0, i-1 // the first element after name: pairs[i-1] is one
+		for lo < hi {
+			m := int(uint(lo+hi) >> 1)
+			if pm := p.pairs[m]; bytes.Compare(buf[pm.nameStart:pm.nameEnd], name) > 0 {
+				hi = m
+			} else {
+				lo = m + 1 // equal names keep their received order
+			}
+		}
+		copy(p.pairs[lo+1:i+1], p.pairs[lo:i])
+		p.pairs[lo] = q
 	}
 }
 
