@@ -7,10 +7,10 @@ capture_sigv4_vectors.py output), ignoring what changes from one run to the next
 Masked: the SigV2 Timestamp and the SigV4 X-Amz-Date and credential date, the
 signatures and string-to-sign hashes computed over them (with their URL
 encodings), the capture server's port, botocore's invocation-id UUIDs and the
-kernel version in awscli's User-Agent.  Everything else must be equal: vector
-names and order, keys and their order, every field.  Prints each difference;
-exits 1 if there is any.  Both files must be formatted exactly as the capture
-scripts write them.
+kernel release in the clients' User-Agent (boto 2, botocore and awscli all name
+it).  Everything else must be equal: vector names and order, keys and their
+order, every field.  Prints each difference; exits 1 if there is any.  Both
+files must be formatted exactly as the capture scripts write them.
 """
 import json
 import re
@@ -48,7 +48,8 @@ def mask(s, vals):
     s = re.sub(r'Credential date \d{8}', 'Credential date <DATE>', s)
     s = re.sub(r'\b(127\.0\.0\.1|localhost):\d+\b', r'\1:<PORT>', s, flags=re.I)
     s = re.sub(r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<UUID>', s)
-    s = re.sub(r'(aws-cli/\S+ Python/\S+) Linux/\S+', r'\1 Linux/<KERNEL>', s)
+    # boto 2, botocore and awscli all name the kernel release in User-Agent
+    s = re.sub(r'(Python/\S+) Linux/\S+', r'\1 Linux/<KERNEL>', s)
     return s
 
 
