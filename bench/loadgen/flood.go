@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -69,23 +70,10 @@ func fixLength(raw []byte) []byte {
 	lines := strings.Split(string(head), "\r\n")
 	for i, l := range lines {
 		if strings.HasPrefix(l, "Content-Length: ") {
-			lines[i] = "Content-Length: " + itoa(len(body))
+			lines[i] = "Content-Length: " + strconv.Itoa(len(body))
 		}
 	}
 	return []byte(strings.Join(lines, "\r\n") + "\r\n\r\n" + string(body))
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for ; n > 0; n /= 10 {
-		i--
-		b[i] = byte('0' + n%10)
-	}
-	return string(b[i:])
 }
 
 // fill returns a copy of t with request number id in both slots: the
