@@ -45,10 +45,18 @@ func FuzzParse(f *testing.F) {
 }
 
 // SortByName sorts by byte order of the decoded names and keeps the
-// received order of equal names, with either algorithm (small or large).
+// received order of equal names, with either algorithm (small or large);
+// then Duplicate finds the first name given twice.
 func FuzzSortByName(f *testing.F) {
 	f.Add("b=1&a=2&b=3&a=4&%41=x&A=y")
 	f.Add(strings.Repeat("z=1&y=2&x=3&", 30))
+	f.Add(botocoreOrder)
+	f.Add(boto2Order)
+	// Names that tie on their first 16 bytes (nameKey), or differ from
+	// another only by zero bytes, which pad keys.
+	f.Add("Filter.10.Value.2=a&Filter.10.Value.1=b&Filter.10.Value.10=c&Filter.10.Value.1=d")
+	f.Add("A%00=1&A=2&A%00%00=3&A%00B=4&A=5")
+	f.Add("ABCDEFGHIJKLMNOP%00=1&ABCDEFGHIJKLMNOP=2&ABCDEFGHIJKLMNOPQ=3")
 	f.Fuzz(func(t *testing.T, raw string) {
 		var p Params
 		if problem, _ := p.Parse([]byte(raw)); problem != OK {
@@ -65,6 +73,15 @@ func FuzzSortByName(f *testing.F) {
 			if string(p.Name(i)) != w.name || string(p.Value(i)) != w.value {
 				t.Fatalf("after SortByName, param %d = %q=%q; want %q=%q", i, p.Name(i), p.Value(i), w.name, w.value)
 			}
+		}
+		var wantDup string
+		for i := 1; i < len(want) && wantDup == ""; i++ {
+			if want[i].name == want[i-1].name {
+				wantDup = want[i].name
+			}
+		}
+		if dup := p.Duplicate(); string(dup) != wantDup || (dup == nil) != (wantDup == "") {
+			t.Fatalf("Duplicate() = %q; want %q", dup, wantDup)
 		}
 	})
 }
