@@ -2,7 +2,9 @@ package form
 
 import "testing"
 
-func TestClassify(t *testing.T) {
+// scanValue classifies a value and finds its end, whether it ends the input
+// or a '&' follows it.
+func TestScanValue(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
 		want encoding
@@ -24,9 +26,14 @@ func TestClassify(t *testing.T) {
 		{"a%3Bb;", otherwise},       // one unescaped reserved byte spoils it
 		{"\xff", otherwise},         // raw non-ASCII
 		{"%FF", escapedCanonically}, // canonical text; Parse refuses it as UTF-8
+		{"a%4", otherwise},          // an escape cut short by the '&' that may follow
+		{"%", otherwise},            //
 	} {
-		if got := classify([]byte(tc.in)); got != tc.want {
-			t.Errorf("classify(%q) = %d; want %d", tc.in, got, tc.want)
+		for _, tail := range []string{"", "&", "&B=%41", "&&"} {
+			s := "A=" + tc.in + tail
+			if got, end := scanValue([]byte(s), 2); got != tc.want || end != len(s)-len(tail) {
+				t.Errorf("scanValue(%q, 2) = %d, %d; want %d, %d", s, got, end, tc.want, len(s)-len(tail))
+			}
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // Parsing never panics; a successful parse re-encoded (RFC 3986) and parsed
@@ -129,6 +130,87 @@ func FuzzAppendCanonicalQuery(f *testing.F) {
 		}
 		if got := p.AppendCanonicalQuery([]byte("x"), skip); string(got) != "x"+string(want) {
 			t.Fatalf("AppendCanonicalQuery(%d) = %q; want %q", skip, got[1:], want)
+		}
+	})
+}
+
+// Parse, fast paths and all, agrees with the plain reading of the format
+// (split on '&', skip empty items, cut at the first '=', decode, check
+// UTF-8) on the pairs and on the problem, for one input or two.
+func FuzzParseMatchesReference(f *testing.F) {
+	f.Add("a=b&c=d", "")
+	f.Add("Action=X&X=%41+%2B;~", "Version=1")
+	f.Add("=x", "")
+	f.Add("a&&b=&", "c")
+	f.Add("a=%4&b=1", "")
+	f.Add("n%ZZ=1", "")
+	f.Add("n=1", "%FF=2")
+	f.Add("x=%E2%82%AC&y=%e2%82%ac", "z=%C3%28")
+	f.Add(boto2Order, "")
+	f.Add("", botocoreOrder)
+	f.Fuzz(func(t *testing.T, query, body string) {
+		type nv struct{ name, value string }
+		var want []nv
+		wantProblem, wantName := OK, ""
+	inputs:
+		for _, raw := range []string{query, body} {
+			for item := range strings.SplitSeq(raw, "&") {
+				if item == "" {
+					continue
+				}
+				rawName, rawValue, _ := strings.Cut(item, "=")
+				name, ok := AppendUnescaped(nil, []byte(rawName))
+				switch {
+				case !ok:
+					wantProblem = BadNameEncoding
+				case len(name) == 0:
+					wantProblem = EmptyName
+				case !utf8.Valid(name):
+					wantProblem = NameNotUTF8
+				}
+				if wantProblem != OK {
+					break inputs
+				}
+				value, ok := AppendUnescaped(nil, []byte(rawValue))
+				switch {
+				case !ok:
+					wantProblem, wantName = BadValueEncoding, string(name)
+				case !utf8.Valid(value):
+					wantProblem, wantName = ValueNotUTF8, string(name)
+				case len(want) == MaxParams:
+					wantProblem = TooMany
+				}
+				if wantProblem != OK {
+					break inputs
+				}
+				want = append(want, nv{string(name), string(value)})
+			}
+		}
+		var p Params
+		problem, name := p.Parse([]byte(query))
+		if problem == OK {
+			problem, name = p.Parse([]byte(body))
+		}
+		if problem != wantProblem || string(name) != wantName {
+			t.Fatalf("Parse = %d, %q; want %d, %q", problem, name, wantProblem, wantName)
+		}
+		if problem != OK {
+			for i := 0; i < p.Len(); i++ { // what was kept stays readable
+				_, _ = p.Name(i), p.Value(i)
+			}
+			return
+		}
+		if p.Len() != len(want) {
+			t.Fatalf("%d params; want %d", p.Len(), len(want))
+		}
+		for i, w := range want {
+			if string(p.Name(i)) != w.name || string(p.Value(i)) != w.value {
+				t.Fatalf("param %d = %q=%q; want %q=%q", i, p.Name(i), p.Value(i), w.name, w.value)
+			}
+			canonical := string(AppendEscaped(nil, []byte(w.name))) + "=" + string(AppendEscaped(nil, []byte(w.value)))
+			if got := string(p.AppendCanonical(nil, i)); got != canonical {
+				t.Fatalf("AppendCanonical(%d) = %q; want %q", i, got, canonical)
+			}
 		}
 	})
 }
