@@ -105,3 +105,25 @@ func TestCanonicalQueryCopiedWhenPossible(t *testing.T) {
 		}
 	}
 }
+
+// skipUnreserved, four bytes at a time, stops where a byte-by-byte scan
+// stops: at every position of a reserved byte, from every start.
+func TestSkipUnreserved(t *testing.T) {
+	for n := 0; n <= 11; n++ {
+		for bad := 0; bad <= n; bad++ { // bad == n: none
+			s := []byte("abcdefghijk"[:n])
+			if bad < n {
+				s[bad] = '&'
+			}
+			for start := 0; start <= n; start++ {
+				want := start
+				for want < len(s) && unreserved[s[want]] {
+					want++
+				}
+				if got := skipUnreserved(s, start); got != want {
+					t.Errorf("skipUnreserved(%q, %d) = %d; want %d", s, start, got, want)
+				}
+			}
+		}
+	}
+}
