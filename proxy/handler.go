@@ -106,12 +106,16 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// logAccess logs a forwarded request (log.access).
+// logAccess logs a forwarded request (log.access). Its fields are copied
+// (zap.String, not ByteString): they alias buffers the connection's next
+// request reuses (the parsed values point into the received bytes), and a
+// core that keeps fields to encode later, such as zaptest's observer,
+// would read them changed.
 func (s *Server) logAccess(ctx *fasthttp.RequestCtx, st *state, start time.Time) {
 	s.log.Info("request",
-		zap.ByteString("request_id", st.requestID),
-		zap.ByteString("access_key", st.accessKey()),
-		zap.ByteString("action", st.action()),
+		zap.String("request_id", string(st.requestID)),
+		zap.String("access_key", string(st.accessKey())),
+		zap.String("action", string(st.action())),
 		zap.Int("status", ctx.Response.StatusCode()),
 		zap.Duration("duration", time.Since(start)))
 }
@@ -397,15 +401,15 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, st *state, code errorCode, messa
 		level, msg = zap.WarnLevel, "request failed"
 	}
 	// Check first: the logger is sampled, and a flood's lines that it
-	// drops should cost no fields either.
+	// drops should cost no fields either. Fields copied: see logAccess.
 	if ce := s.log.Check(level, msg); ce != nil {
 		fields := []zap.Field{
-			zap.ByteString("request_id", st.requestID),
+			zap.String("request_id", string(st.requestID)),
 			zap.String("code", e.code),
 			zap.Int("status", e.status),
 			zap.String("client", ctx.RemoteIP().String()),
-			zap.ByteString("access_key", st.accessKey()),
-			zap.ByteString("action", st.action()),
+			zap.String("access_key", string(st.accessKey())),
+			zap.String("action", string(st.action())),
 		}
 		if cause != nil {
 			fields = append(fields, zap.Error(cause))
