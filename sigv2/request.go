@@ -21,6 +21,9 @@ import (
 // Request is one parsed EC2 Query request. The zero value is ready to use;
 // Reset makes it reusable, keeping its buffers, so a pool of Requests parses
 // and verifies without allocating. A Request is not safe for concurrent use.
+// Slices its methods return alias the buffers given to Parse or its own:
+// copy what must outlive the next Parse or Reset, or a change to those
+// buffers.
 type Request struct {
 	method, host, path []byte // as received; they alias the caller's buffers
 
