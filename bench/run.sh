@@ -41,7 +41,8 @@
 #   RSS_KEYS=100000 credentials cached for the RSS measurement (0 skips it)
 #   PIN=auto        auto: pin with taskset when there are 2+ cores; 0: never
 #   PROFILE=auto    CPU-profile ec2proxy under load: auto (when it misses
-#                   the 0.95x-nginx target), 1 (always) or 0 (never)
+#                   the 0.95x-nginx target), 1 (always: the warm load, and
+#                   every protection on) or 0 (never)
 #   MICRO_COUNT=3   rounds of the Go micro-benchmarks (0 skips them)
 #   PERF=auto       count system calls and context switches per request of
 #                   nginx, fasthttp and ec2proxy with perf stat, in an extra
@@ -252,6 +253,9 @@ for round in $(seq "$ROUNDS"); do
 done
 perf_pass ec2proxy-protections "$X_PORT" "$(bg_pid ec2proxy-protections)" -fresh
 stop_bg ec2proxy-protections
+if [ "$PROFILE" = 1 ]; then
+	step "profile ec2proxy with every protection on" profile_proxy protections "${RUN}/protections.yaml" -fresh
+fi
 
 # ec2proxy with defaults, filled first (one request per key: credential
 # reads and ec2tokens calls happen here).

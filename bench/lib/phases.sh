@@ -4,27 +4,34 @@
 # measurement, the micro-benchmarks and the facts for the report. Sourced
 # by bench/run.sh; they use its variables (RUN, BIN, ports, CPUs).
 
-# profile_proxy - the warm pass again, against bench/profproxy (ec2proxy
-# wired by internal/app, plus net/http/pprof), with a CPU profile of the
-# measured window (DURATION - 1 s). Writes cpu.pprof and the
-# top functions (flat and cumulative) to RUN.
+# profile_proxy [NAME OVERLAY LOADGEN_ARGS...] - the warm pass again,
+# against bench/profproxy (ec2proxy wired by internal/app, plus
+# net/http/pprof), with a CPU profile of the measured window (DURATION -
+# 1 s). Writes cpu.pprof and the top functions (flat and cumulative) to
+# RUN; given NAME, a configuration OVERLAY and load generator arguments
+# (every protection on: its overlay and -fresh), cpu-NAME.pprof and
+# profile-NAME-*.txt under that configuration and load instead.
 profile_proxy() {
-	local port admin pprof conf lg
+	local name="" overlay="" port admin pprof conf lg suffix=""
+	if [ $# -ge 2 ]; then
+		name=$1 overlay=$2 suffix="-$1"
+		shift 2
+	fi
 	port=$(free_port) admin=$(free_port) pprof=$(free_port)
-	conf="${RUN}/ec2proxy-profile.yaml"
-	proxy_conf "$port" "$admin" "$PREFIX" "$KS_URL" "$KS_USER" "$KS_PASSWORD" >"$conf"
+	conf="${RUN}/ec2proxy-profile${suffix}.yaml"
+	proxy_conf "$port" "$admin" "$PREFIX" "$KS_URL" "$KS_USER" "$KS_PASSWORD" "$overlay" >"$conf"
 	start_proxy profproxy "$conf" "${BIN}/profproxy" -config "$conf" -pprof "127.0.0.1:${pprof}"
-	on "$LG_CPU" "${BIN}/loadgen" -label profile-fill -target "127.0.0.1:${port}" -creds "${RUN}/creds.tsv" \
+	on "$LG_CPU" "${BIN}/loadgen" -label "profile${suffix}-fill" -target "127.0.0.1:${port}" -creds "${RUN}/creds.tsv" \
 		-conns "$FILL_CONNS" -once -out "${RUN}/profile.jsonl" >/dev/null
-	on "$LG_CPU" "${BIN}/loadgen" -label profile -target "127.0.0.1:${port}" -creds "${RUN}/creds.tsv" \
-		-conns "$CONNS" -warmup "$WARMUP" -duration "$DURATION" -out "${RUN}/profile.jsonl" >/dev/null &
+	on "$LG_CPU" "${BIN}/loadgen" -label "profile${suffix}" -target "127.0.0.1:${port}" -creds "${RUN}/creds.tsv" \
+		-conns "$CONNS" -warmup "$WARMUP" -duration "$DURATION" -out "${RUN}/profile.jsonl" "$@" >/dev/null &
 	lg=$!
 	sleep "$(awk -v w="${WARMUP%s}" 'BEGIN { print w + 0.5 }')"
-	curl --noproxy '*' -s -o "${RUN}/cpu.pprof" "http://127.0.0.1:${pprof}/debug/pprof/profile?seconds=$(awk -v d="${DURATION%s}" 'BEGIN { print int(d - 1) }')"
+	curl --noproxy '*' -s -o "${RUN}/cpu${suffix}.pprof" "http://127.0.0.1:${pprof}/debug/pprof/profile?seconds=$(awk -v d="${DURATION%s}" 'BEGIN { print int(d - 1) }')"
 	wait "$lg"
 	stop_bg profproxy
-	go tool pprof -top -nodecount=30 "${BIN}/profproxy" "${RUN}/cpu.pprof" >"${RUN}/profile-top.txt" 2>/dev/null
-	go tool pprof -top -cum -nodecount=40 "${BIN}/profproxy" "${RUN}/cpu.pprof" >"${RUN}/profile-cum.txt" 2>/dev/null
+	go tool pprof -top -nodecount=30 "${BIN}/profproxy" "${RUN}/cpu${suffix}.pprof" >"${RUN}/profile${suffix}-top.txt" 2>/dev/null
+	go tool pprof -top -cum -nodecount=40 "${BIN}/profproxy" "${RUN}/cpu${suffix}.pprof" >"${RUN}/profile${suffix}-cum.txt" 2>/dev/null
 }
 
 # measure_rss - RSS of ec2proxy holding RSS_KEYS credentials and tokens.
