@@ -12,9 +12,9 @@
 # (every protection on: its overlay and -fresh), cpu-NAME.pprof and
 # profile-NAME-*.txt under that configuration and load instead.
 profile_proxy() {
-	local name="" overlay="" port admin pprof conf lg suffix=""
+	local overlay="" port admin pprof conf lg suffix=""
 	if [ $# -ge 2 ]; then
-		name=$1 overlay=$2 suffix="-$1"
+		suffix="-$1" overlay=$2
 		shift 2
 	fi
 	port=$(free_port) admin=$(free_port) pprof=$(free_port)
