@@ -39,9 +39,11 @@ type pair struct {
 	// (calling bytes.Compare cost ~10 ns each, most of a sort).
 	nameKey [2]uint64
 
-	input                     uint16 // index in Params.inputs; MaxParams bounds it
-	nameInInput, valueInInput bool   // else in Params.buf
-	plainName                 bool   // the name is unreserved characters only: its own encoding
+	input        uint16 // index in Params.inputs; MaxParams bounds it
+	valueInInput bool   // else in Params.buf
+	// plainName: the name is unreserved characters only, its own encoding
+	// and decoding: it stays in the input (else it is decoded into buf).
+	plainName bool
 	// rawCanonical: the received item is its own RFC 3986 encoding
 	// (written name=value, the name plain, the value plain or with every
 	// other byte percent-encoded in upper-case hex, as boto and most
@@ -89,7 +91,7 @@ func (p *Params) Value(i int) []byte {
 }
 
 func (p *Params) name(q *pair) []byte {
-	if q.nameInInput {
+	if q.plainName {
 		return p.inputs[q.input][q.nameStart:q.nameEnd]
 	}
 	return p.buf[q.nameStart:q.nameEnd]

@@ -16,7 +16,8 @@ import (
 // the unreserved bytes, which also tells where they end and whether they
 // are their own decoding (then they are not copied) and encoding.
 func (p *Params) Parse(raw []byte) (Problem, []byte) {
-	// raw is listed first, so pairs kept before a problem stay readable.
+	// raw is listed first: names read here (for a problem) and pairs kept
+	// before a problem are read from it through inputs.
 	before, input := len(p.pairs), uint16(len(p.inputs))
 	p.inputs = append(p.inputs, raw)
 	rawCanonical := true
@@ -89,7 +90,7 @@ func (p *Params) setPair(q *pair, raw []byte, nameEnd, valueStart int, kind enco
 	case nameEnd == start:
 		return EmptyName, nil
 	default:
-		q.nameStart, q.nameEnd, q.nameInInput = q.rawStart, uint32(nameEnd), true
+		q.nameStart, q.nameEnd = q.rawStart, uint32(nameEnd)
 		if start+keyLen <= len(raw) {
 			q.nameKey = windowKey(raw[start:start+keyLen], nameEnd-start)
 		} else {
@@ -101,25 +102,17 @@ func (p *Params) setPair(q *pair, raw []byte, nameEnd, valueStart int, kind enco
 	} else {
 		q.valueStart = uint32(len(p.buf))
 		if p.buf, ok = AppendUnescaped(p.buf, raw[valueStart:end]); !ok {
-			return BadValueEncoding, p.nameIn(q, raw)
+			return BadValueEncoding, p.name(q)
 		}
 		q.valueEnd = uint32(len(p.buf))
 		if !utf8.Valid(p.buf[q.valueStart:q.valueEnd]) {
-			return ValueNotUTF8, p.nameIn(q, raw)
+			return ValueNotUTF8, p.name(q)
 		}
 	}
 	if len(p.pairs) > MaxParams {
 		return TooMany, nil
 	}
 	return OK, nil
-}
-
-// nameIn is q's name while Parse still works on raw (not yet in inputs).
-func (p *Params) nameIn(q *pair, raw []byte) []byte {
-	if q.nameInInput {
-		return raw[q.nameStart:q.nameEnd]
-	}
-	return p.buf[q.nameStart:q.nameEnd]
 }
 
 // encoding is how a received value relates to its RFC 3986 encoding.
