@@ -19,11 +19,14 @@ const (
 	outcomeForwarded outcome = iota
 	outcomeRejected          // the client's fault: 4xx
 	outcomeFailed            // ours or a dependency's: 5xx
+	numOutcomes              // the counted ones
+)
+
+// outcomeHandoff is an event-loop outcome, never counted.
+const (
 	// outcomeHandoff: the event loop cannot serve this request without
 	// blocking or answering an error; the goroutine server takes it over.
-	// Never counted.
-	outcomeHandoff = 255
-	numOutcomes
+	outcomeHandoff outcome = 255
 )
 
 var outcomeNames = [numOutcomes]string{"forwarded", "rejected", "failed"}
