@@ -47,7 +47,7 @@ func loopWork(t testing.TB, version int) func() {
 	w.s.handle(&fill)
 	s := w.s
 	s.identity = &cachedFake{fakeIdentity{id: w.id}}
-	s.guards.RateLimit = nil // the default: no per-key limit (a limit may call Redis: the loop hands off)
+	s.guards.RateLimit = nil // the default: no per-key limit
 	var raw bytes.Buffer
 	bw := bufio.NewWriter(&raw)
 	if err := w.req.Write(bw); err != nil {

@@ -54,8 +54,9 @@ type EventLoop struct {
 	reading          []*loopConn
 	writing, written []*loopConn
 
-	mu    sync.Mutex // guards done
+	mu    sync.Mutex // guards done and asked
 	done  []dispatched
+	asked []asked
 	spare []*fasthttp.RequestCtx // of dispatched requests, answered (see recycle)
 
 	stop     atomic.Bool   // Shutdown was called

@@ -32,7 +32,7 @@ func loopServer(t *testing.T) (*Server, string) {
 		t.Fatalf("warming: %d %s", fill.Response.StatusCode(), fill.Response.Body())
 	}
 	w.s.identity = &cachedFake{fakeIdentity{id: w.id}}
-	w.s.guards.RateLimit = nil // a limit may call Redis: the loop would hand requests over
+	w.s.guards.RateLimit = nil // the default: no per-key limit
 	w.s.routes[0].client.Addr, w.s.routes[0].client.Dial = startEchoBackend(t), nil
 	return w.s, string(w.req.Body())
 }

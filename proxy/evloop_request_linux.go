@@ -4,6 +4,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -86,38 +87,48 @@ func (l *EventLoop) serveBuffered(c *loopConn) bool {
 			return false // the body is on its way
 		}
 		req.SetBodyRaw(c.in[head : head+size])
-		switch out := l.run(s, c); out {
-		case outcomeHandoff:
-			l.dispatch(c, s, head+size)
-			continue
-		case outcomeForwarded:
-		default: // refused, and answered with an EC2 error
-			s.m.loopServed.Inc()
-			l.countHits(s, &c.st)
-			c.held = head + size
-			l.settle(c, out)
-			if !l.render(c, &c.ctx.Response) {
-				return false
-			}
-			continue
+		if !l.proceed(c, s, l.run(s, c), head+size) {
+			return false
 		}
-		b, err := l.pool.get(s.cfg.Backend.MaxConns, c.st.route.addr(), l)
-		if err != nil {
-			l.dispatch(c, s, head+size) // the goroutine pipeline dials, waits and answers
-			continue
-		}
-		s.m.loopServed.Inc()
-		l.countHits(s, &c.st)
-		b.out = s.appendBackendRequest(b.out, &c.ctx, &c.st)
-		// The parsed request (access key, action: logs) points into c.in
-		// until the answer: keep those bytes until finish.
-		c.held = head + size
-		c.busy, c.away, c.backend, b.client = true, false, b, c
-		c.active = l.now
-		s.inflight.Add(1)
-		l.flush(b)
 	}
 	return false
+}
+
+// proceed acts on what the pipeline made of c's request, the first size
+// bytes of c.in: hand it to a goroutine, ask the guards, answer a refusal
+// or send it to a loop backend. It reports false if it closed c.
+func (l *EventLoop) proceed(c *loopConn, s *Server, out outcome, size int) bool {
+	switch out {
+	case outcomeHandoff:
+		l.dispatch(c, s, size)
+		return true
+	case outcomeAdmit:
+		l.admit(c, s, size)
+		return true
+	case outcomeForwarded:
+	default: // refused, and answered with an EC2 error
+		s.m.loopServed.Inc()
+		l.countHits(s, &c.st)
+		c.held = size
+		l.settle(c, out)
+		return l.render(c, &c.ctx.Response)
+	}
+	b, err := l.pool.get(s.cfg.Backend.MaxConns, c.st.route.addr(), l)
+	if err != nil {
+		l.dispatch(c, s, size) // the goroutine pipeline dials, waits and answers
+		return true
+	}
+	s.m.loopServed.Inc()
+	l.countHits(s, &c.st)
+	b.out = s.appendBackendRequest(b.out, &c.ctx, &c.st)
+	// The parsed request (access key, action: logs) points into c.in
+	// until the answer: keep those bytes until finish.
+	c.held = size
+	c.busy, c.away, c.backend, b.client = true, false, b, c
+	c.active = l.now
+	s.inflight.Add(1)
+	l.flush(b)
+	return true
 }
 
 // countHits counts the cache hits of a request the loop served: its
@@ -277,6 +288,63 @@ func (l *EventLoop) render(c *loopConn, resp *fasthttp.Response) bool {
 	return true
 }
 
+// asked is the guards' answer for a request the loop holds (admit).
+type asked struct {
+	c *loopConn
+	s *Server
+	a admission
+}
+
+// admit asks the guards after verification about c's request, the first
+// size bytes of c.in, on a goroutine: they call Redis, which the loop must
+// not wait on. The request stays parsed in c (its bytes held) and resume
+// goes on with it in the loop: the goroutine only carries the guard call,
+// not the forward, which the loop's backend connections do cheaper.
+func (l *EventLoop) admit(c *loopConn, s *Server, size int) {
+	st := &c.st
+	key := append([]byte(nil), st.accessKey()...) // c.in is the loop's
+	fp, ttl, now := s.guards.replayMarker(st), s.markerTTL(st), s.requestTime(st)
+	c.held = size
+	c.busy, c.away = true, true
+	s.inflight.Add(1)
+	go func() {
+		a := s.guards.admit(context.Background(), key, fp, ttl, now)
+		l.mu.Lock()
+		l.asked = append(l.asked, asked{c: c, s: s, a: a})
+		l.mu.Unlock()
+		l.wake()
+	}()
+}
+
+// resume carries on with c's request once the guards answered: refused,
+// or on to identity, policy and the backend as if it had not paused. A
+// handover from here tells the goroutine pipeline not to ask again (a
+// replay marker is set once: asked twice, the request would be its own
+// replay).
+func (l *EventLoop) resume(c *loopConn, s *Server, a admission) {
+	c.busy, c.away = false, false
+	c.st.admitted = true
+	goOn := l.proceed(c, s, l.afterGuards(s, c, a), c.held)
+	s.inflight.Add(-1) // after proceed, which counts a forward again
+	if goOn && !c.busy && l.flush(c) && len(c.in) > 0 {
+		l.request(c)
+	}
+}
+
+// afterGuards is the pipeline after the guards' answer, in loop mode; a
+// panic hands the request to a goroutine, as in run.
+func (l *EventLoop) afterGuards(s *Server, c *loopConn, a admission) (out outcome) {
+	defer func() {
+		if recover() != nil {
+			out = outcomeHandoff
+		}
+	}()
+	if out, refused := s.applyAdmission(&c.ctx, &c.st, a); refused {
+		return out
+	}
+	return s.afterAdmission(&c.ctx, &c.st, c.st.route, c.st.cred)
+}
+
 // dispatched is a request served by the normal pipeline on a goroutine.
 type dispatched struct {
 	c   *loopConn
@@ -297,9 +365,11 @@ func (l *EventLoop) dispatch(c *loopConn, s *Server, size int) {
 	ctx.Init2(&c.peer, nil, true)      // true: bodies go back to fasthttp's pools, not kept in a spare
 	c.ctx.Request.CopyTo(&ctx.Request) // its body is in c.in, which moves on
 	c.in = c.in[:copy(c.in, c.in[size:])]
+	c.held = 0
 	c.busy, c.away = true, true
+	admitted := c.st.admitted
 	go func() {
-		s.ServeRequest(ctx)
+		s.serveRequest(ctx, admitted)
 		l.mu.Lock()
 		l.done = append(l.done, dispatched{c: c, ctx: ctx})
 		l.mu.Unlock()
@@ -312,9 +382,16 @@ func (l *EventLoop) collect() {
 	var counter [8]byte
 	_, _ = rawsock.Read(l.efd, counter[:])
 	l.mu.Lock()
-	done := l.done
-	l.done = nil
+	done, answered := l.done, l.asked
+	l.done, l.asked = nil, nil
 	l.mu.Unlock()
+	for _, q := range answered {
+		if c := q.c; c.fd < len(l.conns) && l.conns[c.fd] == c {
+			l.resume(c, q.s, q.a)
+		} else {
+			q.s.inflight.Add(-1) // the client left meanwhile
+		}
+	}
 	for _, d := range done {
 		if c := d.c; c.fd < len(l.conns) && l.conns[c.fd] == c { // else the client left meanwhile
 			c.busy, c.away = false, false

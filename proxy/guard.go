@@ -130,51 +130,105 @@ func fingerprint(b []byte) string {
 }
 
 // afterVerify applies the rate limit and replay protection to a request
-// whose signature verified.
+// whose signature verified. The event loop may not wait on Redis: there,
+// guards that use it pause the request (outcomeAdmit) while the loop asks
+// them on a goroutine (EventLoop.admit); it goes on with st.admitted set.
 func (s *Server) afterVerify(ctx *fasthttp.RequestCtx, st *state) (outcome, bool) {
 	g := &s.guards
-	if g.Replay == nil && g.RateLimit == nil && g.Admit == nil {
+	if st.admitted || !g.active() {
 		return 0, false
 	}
-	if st.inLoop {
-		return outcomeHandoff, true // each of these may call Redis
+	if st.inLoop && !g.local() {
+		return outcomeAdmit, true
 	}
-	// Keep the marker as long as the request could be accepted again.
-	ttl := 2*s.cfg.Auth.TimestampWindow + s.cfg.Auth.MaxExpiresAhead
+	return s.applyAdmission(ctx, st, g.admit(ctx, st.accessKey(), g.replayMarker(st), s.markerTTL(st), s.requestTime(st)))
+}
+
+// replayMarker is the request's fingerprint for replay protection, or ""
+// when that is off (a rate limit alone needs none: spare its allocation).
+func (g *Guards) replayMarker(st *state) string {
+	if g.Replay == nil && g.Admit == nil {
+		return ""
+	}
+	return fingerprint(st.signature())
+}
+
+// markerTTL keeps a replay marker as long as the request could be
+// accepted again.
+func (s *Server) markerTTL(st *state) time.Duration {
 	if st.version == 4 && st.v4.Presigned() {
-		ttl = st.v4.Expires() + s.cfg.Auth.TimestampWindow
+		return st.v4.Expires() + s.cfg.Auth.TimestampWindow
 	}
+	return 2*s.cfg.Auth.TimestampWindow + s.cfg.Auth.MaxExpiresAhead
+}
+
+// admission is the guards' answer on a verified request.
+type admission struct {
+	verdict guard.Admission
+	err     error // the replay store failed: the request fails closed
+	rateErr error // the fleet rate limit failed: this replica's bucket answered
+}
+
+// active reports whether any guard applies to a verified request.
+func (g *Guards) active() bool {
+	return g.Replay != nil || g.RateLimit != nil || g.Admit != nil
+}
+
+// local reports whether the guards after verification all answer from
+// this process's memory (guard.Seen, guard.RateLimit): the event loop
+// calls them itself.
+func (g *Guards) local() bool {
 	if g.Admit != nil {
-		verdict, err := g.Admit.Admit(ctx, st.accessKey(), fingerprint(st.signature()), ttl)
-		switch {
-		case err != nil:
-			return s.failReplayStore(ctx, st, err), true
-		case verdict == guard.Replayed:
-			return s.fail(ctx, st, errReplayed, "", nil), true
-		case verdict == guard.Limited:
-			return s.fail(ctx, st, errRequestLimitExceeded, "", nil), true
-		}
-		return 0, false
+		return false
+	}
+	if _, ok := g.Replay.(*guard.Seen); g.Replay != nil && !ok {
+		return false
+	}
+	_, ok := g.RateLimit.(*guard.RateLimit)
+	return g.RateLimit == nil || ok
+}
+
+// admit asks the guards about a verified request. It touches no request
+// state: the event loop calls it on a goroutine.
+func (g *Guards) admit(ctx context.Context, accessKey []byte, fp string, ttl time.Duration, now time.Time) admission {
+	if g.Admit != nil {
+		verdict, err := g.Admit.Admit(ctx, accessKey, fp, ttl)
+		return admission{verdict: verdict, err: err}
 	}
 	if g.Replay != nil {
-		first, err := g.Replay.FirstUse(ctx, st.accessKey(), fingerprint(st.signature()), ttl)
+		first, err := g.Replay.FirstUse(ctx, accessKey, fp, ttl)
 		switch {
 		case err != nil:
-			return s.failReplayStore(ctx, st, err), true
+			return admission{err: err}
 		case !first:
-			return s.fail(ctx, st, errReplayed, "", nil), true
+			return admission{verdict: guard.Replayed}
 		}
 	}
 	// After the replay check: replays of a captured request must not spend
 	// its owner's tokens.
+	var a admission
 	if g.RateLimit != nil {
-		allowed, err := g.RateLimit.Take(ctx, st.accessKey(), s.requestTime(st))
-		if err != nil {
-			s.log.Warn("shared rate limit unavailable, using this replica's bucket", zap.Error(err))
-		}
+		allowed, err := g.RateLimit.Take(ctx, accessKey, now)
 		if !allowed {
-			return s.fail(ctx, st, errRequestLimitExceeded, "", nil), true
+			a.verdict = guard.Limited
 		}
+		a.rateErr = err
+	}
+	return a
+}
+
+// applyAdmission answers a request the guards did not admit.
+func (s *Server) applyAdmission(ctx *fasthttp.RequestCtx, st *state, a admission) (outcome, bool) {
+	if a.rateErr != nil {
+		s.log.Warn("shared rate limit unavailable, using this replica's bucket", zap.Error(a.rateErr))
+	}
+	switch {
+	case a.err != nil:
+		return s.failReplayStore(ctx, st, a.err), true
+	case a.verdict == guard.Replayed:
+		return s.fail(ctx, st, errReplayed, "", nil), true
+	case a.verdict == guard.Limited:
+		return s.fail(ctx, st, errRequestLimitExceeded, "", nil), true
 	}
 	return 0, false
 }

@@ -33,16 +33,18 @@ type state struct {
 	// cache-only; a refusal that needs no Redis is answered, anything that
 	// would wait hands the request over instead.
 	inLoop   bool
-	peeked   bool   // the loop's credential came from the cache (a hit to count)
-	route    *route // the event loop's backend for a forwarded request
+	peeked   bool        // the loop's credential came from the cache (a hit to count)
+	route    *route      // the event loop's backend for a forwarded request
+	cred     *credential // the verified request's, while the loop asks the guards
+	admitted bool        // the guards after verification admitted it already
 	identity *keystoneclient.Identity
 	now      time.Time // the request's one clock reading (requestTime), zero until read
 }
 
 func (st *state) reset() {
 	st.version = 0
-	st.inLoop, st.peeked = false, false
-	st.identity = nil
+	st.inLoop, st.peeked, st.admitted = false, false, false
+	st.identity, st.cred, st.route = nil, nil, nil
 	st.now = time.Time{}
 	st.v2.Reset()
 	st.requestID = st.requestID[:0]
@@ -84,11 +86,16 @@ func (st *state) action() []byte {
 const headerRequestID = "X-Request-Id"
 
 // handle runs the pipeline: parse, credential, verify, identity, forward.
-func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+func (s *Server) handle(ctx *fasthttp.RequestCtx) { s.handleAdmitted(ctx, false) }
+
+// handleAdmitted runs the pipeline; admitted skips the guards after
+// verification, which the event loop asked already.
+func (s *Server) handleAdmitted(ctx *fasthttp.RequestCtx, admitted bool) {
 	start := time.Now()
 	st := s.pool.Get().(*state)
 	defer s.pool.Put(st)
 	st.reset()
+	st.admitted = admitted
 	st.requestID = appendRequestID(st.requestID)
 	defer func() {
 		// A bug must cost one request a 500, not the whole proxy (fasthttp
@@ -164,9 +171,17 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, st *state) outcome {
 	}
 	s.m.verified(st.version, time.Since(verifyStart))
 	if out, refused := s.afterVerify(ctx, st); refused {
+		if out == outcomeAdmit {
+			st.route, st.cred = rt, cred
+		}
 		return out
 	}
+	return s.afterAdmission(ctx, st, rt, cred)
+}
 
+// afterAdmission is the pipeline after the guards: identity, policy,
+// forward (in the event loop: the request is left for it to send).
+func (s *Server) afterAdmission(ctx *fasthttp.RequestCtx, st *state, rt *route, cred *credential) outcome {
 	id := cred.standalone
 	if s.identity != nil && st.inLoop {
 		cached, ok := s.identity.(cachedIdentities)

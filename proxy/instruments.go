@@ -22,11 +22,14 @@ const (
 	numOutcomes              // the counted ones
 )
 
-// outcomeHandoff is an event-loop outcome, never counted.
+// Event-loop outcomes, never counted.
 const (
 	// outcomeHandoff: the event loop cannot serve this request without
 	// blocking or answering an error; the goroutine server takes it over.
 	outcomeHandoff outcome = 255
+	// outcomeAdmit: the event loop asks the guards after verification on a
+	// goroutine (they call Redis), then goes on in the loop.
+	outcomeAdmit outcome = 254
 )
 
 var outcomeNames = [numOutcomes]string{"forwarded", "rejected", "failed"}

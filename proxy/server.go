@@ -174,10 +174,13 @@ func (s *Server) NewFrontend(handler fasthttp.RequestHandler, errorHandler func(
 }
 
 // ServeRequest serves one request with this pipeline, counted for Wait.
-func (s *Server) ServeRequest(ctx *fasthttp.RequestCtx) {
+func (s *Server) ServeRequest(ctx *fasthttp.RequestCtx) { s.serveRequest(ctx, false) }
+
+// serveRequest is ServeRequest; admitted: see handleAdmitted.
+func (s *Server) serveRequest(ctx *fasthttp.RequestCtx, admitted bool) {
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
-	s.handle(ctx)
+	s.handleAdmitted(ctx, admitted)
 }
 
 // ServeTransportError answers a request the frontend could not read.

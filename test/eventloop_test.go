@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"runtime"
 	"sort"
 	"strings"
@@ -331,5 +332,44 @@ func TestHTTPSBackend(t *testing.T) {
 				t.Errorf("%v requests dispatched to goroutines; want all 3", n)
 			}
 		})
+	}
+}
+
+// Replay protection and the fleet rate limit in Redis: the loop verifies
+// a warm request, asks Redis on a goroutine and forwards it itself; only
+// the cold first request runs the goroutine pipeline. A replay and a
+// request over the limit are refused from the loop.
+func TestEventLoopRedisGuards(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the event loop is Linux's")
+	}
+	s := startStack(t, func(c *configs.Config) {
+		c.Server.EventLoop = true
+		c.Protection.Replay.Enabled = true
+		c.Protection.RateLimit = configs.RateLimit{RequestsPerSecond: 0.01, Burst: 5, Scope: configs.ScopeFleet}
+	})
+	k := demoKey(t)
+	putKeysSettled(t, s, s.store, k)
+	host := strings.TrimPrefix(s.url, "http://")
+	sign := func(nonce string) url.Values {
+		return signV2("POST", host, "/", k.access, k.secret, map[string]string{"Nonce": nonce})
+	}
+	// Keep-alive (ec2Post closes, and the loop hands such a connection over).
+	keepAlive := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}
+	defer keepAlive.CloseIdleConnections()
+	post := func(form url.Values) ec2Result { return ec2PostWith(keepAlive, s.url, "/", form) }
+	loop0 := s.metric("ec2proxy_event_loop_requests_total", "path", "loop")
+	goroutines0 := s.metric("ec2proxy_event_loop_requests_total", "path", "goroutine")
+	first := sign("0")
+	wantOK(t, "cold", post(first))
+	for i := 1; i < 5; i++ {
+		wantOK(t, fmt.Sprint("warm ", i), post(sign(fmt.Sprint(i))))
+	}
+	wantFault(t, "a replay", post(first), 400, "RequestExpired", 5*time.Second)
+	wantFault(t, "over the burst", post(sign("5")), 503, "RequestLimitExceeded", 5*time.Second)
+	loop := s.metric("ec2proxy_event_loop_requests_total", "path", "loop") - loop0
+	goroutines := s.metric("ec2proxy_event_loop_requests_total", "path", "goroutine") - goroutines0
+	if loop != 6 || goroutines != 1 {
+		t.Errorf("served in the loop %v, on goroutines %v; want 6 (4 warm, the replay, the limited one) and 1 (the cold one)", loop, goroutines)
 	}
 }

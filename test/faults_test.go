@@ -70,10 +70,16 @@ func ec2Call(endpoint, path, access, secret string, params map[string]string) ec
 
 // ec2Post sends a signed form to path on endpoint.
 func ec2Post(endpoint, path string, form url.Values) ec2Result {
+	return ec2PostWith(faultClient, endpoint, path, form)
+}
+
+// ec2PostWith is ec2Post through client (one that keeps connections open,
+// as the event loop serves them).
+func ec2PostWith(client *http.Client, endpoint, path string, form url.Values) ec2Result {
 	start := time.Now()
 	req, _ := http.NewRequest(http.MethodPost, endpoint+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
-	resp, err := faultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return ec2Result{err: err, took: time.Since(start)}
 	}

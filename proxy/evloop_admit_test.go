@@ -1,0 +1,257 @@
+//go:build linux
+
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ec2proxy/ec2proxy/guard"
+)
+
+// scriptedAdmitter answers Admit with the next of its verdicts, from any
+// goroutine, recording the calls; with gate set, each call first waits
+// for a value from it (a Redis that has not answered yet).
+type scriptedAdmitter struct {
+	mu       sync.Mutex
+	verdicts []admission
+	calls    int
+	gate     chan struct{}
+}
+
+func (a *scriptedAdmitter) Admit(_ context.Context, _ []byte, fp string, _ time.Duration) (guard.Admission, error) {
+	if a.gate != nil {
+		<-a.gate
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.calls++
+	if fp == "" {
+		return 0, errors.New("no replay marker")
+	}
+	if len(a.verdicts) == 0 {
+		return guard.Admitted, nil
+	}
+	v := a.verdicts[0]
+	a.verdicts = a.verdicts[1:]
+	return v.verdict, v.err
+}
+
+func (a *scriptedAdmitter) called() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.calls
+}
+
+// seqRequest is formRequest with an X-Seq header, which the echo backend
+// answers with: the answer says which request reached it.
+func seqRequest(body, seq string) string {
+	return strings.Replace(formRequest(body), "\r\n\r\n", "\r\nX-Seq: "+seq+"\r\n\r\n", 1)
+}
+
+// With guards that call Redis (here an Admitter), the loop asks them on a
+// goroutine and carries on itself: each verdict is answered in order with
+// the requests pipelined around it, admitted ones go out on the loop's
+// backend connections, and no request runs the goroutine pipeline.
+func TestEventLoopAdmission(t *testing.T) {
+	for _, ring := range []bool{false, true} {
+		t.Run(fmt.Sprint("io_uring=", ring), func(t *testing.T) {
+			s, good := loopServer(t)
+			admitter := &scriptedAdmitter{verdicts: []admission{
+				{verdict: guard.Admitted},
+				{verdict: guard.Replayed},
+				{verdict: guard.Limited},
+				{err: errors.New("redis: connection refused")},
+				{verdict: guard.Admitted},
+			}}
+			s.guards = Guards{Lockout: s.guards.Lockout, Admit: admitter}
+			c, err := net.Dial("tcp", startLoop(t, s, ring))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			steps := []struct {
+				status int
+				want   string
+			}{
+				{200, "1"},
+				{400, "was already used"},
+				{503, "<Code>RequestLimitExceeded</Code>"},
+				{503, "replay-protection store is unavailable"},
+				{200, "5"},
+				{400, "<Code>MissingParameter</Code>"}, // refused before the guards: not asked
+			}
+			var all strings.Builder
+			for i := range 5 {
+				all.WriteString(seqRequest(good, fmt.Sprint(i+1)))
+			}
+			all.WriteString(formRequest(good[:strings.Index(good, "Signature=")] + "X=1"))
+			io.WriteString(c, all.String()) // pipelined: one write
+			br := bufio.NewReader(c)
+			for i, step := range steps {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("answer %d: %v", i, err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != step.status || !strings.Contains(string(body), step.want) {
+					t.Errorf("answer %d: %d %s; want %d with %q", i, resp.StatusCode, body, step.status, step.want)
+				}
+			}
+			if n := admitter.called(); n != 5 {
+				t.Errorf("the guards were asked %d times; want 5, once per verified request", n)
+			}
+			if n := counterValue(s.m.loopGoroutine); n != 0 {
+				t.Errorf("%v requests went to the goroutine pipeline; the loop serves all of these", n)
+			}
+			if n := counterValue(s.m.loopServed); n != float64(len(steps)) {
+				t.Errorf("the loop served %v requests; want %d", n, len(steps))
+			}
+			waitIdle(t, s)
+		})
+	}
+}
+
+// A request the guards admitted, whose identity is not cached, goes on on
+// a goroutine without asking them again: asked twice, a replay marker
+// would call the request its own replay.
+func TestEventLoopAdmittedHandover(t *testing.T) {
+	s, good := loopServer(t)
+	admitter := &scriptedAdmitter{verdicts: []admission{{verdict: guard.Admitted}, {verdict: guard.Replayed}}}
+	s.guards = Guards{Admit: admitter}
+	s.identity = &s.identity.(*cachedFake).fakeIdentity // no cache: the loop hands over
+	c, err := net.Dial("tcp", startLoop(t, s, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, seqRequest(good, "1"))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 { // from the warm server's first backend, whose connection fasthttp's client keeps
+		t.Errorf("answer: %d %s; want 200 from the backend", resp.StatusCode, body)
+	}
+	if n := admitter.called(); n != 1 {
+		t.Errorf("the guards were asked %d times; want once", n)
+	}
+	if n := counterValue(s.m.loopGoroutine); n != 1 {
+		t.Errorf("%v requests went to the goroutine pipeline; want 1 (the identity was not cached)", n)
+	}
+	waitIdle(t, s)
+}
+
+// A client that leaves while the guards are being asked costs nothing
+// later: the answer is dropped, the request no longer counts as in flight,
+// and the loop serves the next client.
+func TestEventLoopAdmissionClientLeaves(t *testing.T) {
+	s, good := loopServer(t)
+	admitter := &scriptedAdmitter{gate: make(chan struct{})}
+	s.guards = Guards{Admit: admitter}
+	addr := startLoop(t, s, false)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, seqRequest(good, "1"))
+	deadline := time.Now().Add(5 * time.Second)
+	for s.inflight.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // until the loop has asked
+	}
+	c.Close()
+	time.Sleep(20 * time.Millisecond) // the loop sees the close
+	admitter.gate <- struct{}{}
+	waitIdle(t, s)
+
+	close(admitter.gate) // answer at once from now on
+	c, err = net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, seqRequest(good, "2"))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "2" {
+		t.Errorf("next client: %d %s; want 200 from the backend", resp.StatusCode, body)
+	}
+}
+
+// Guards that answer from memory (replay markers and a rate limit of this
+// replica) are asked by the loop itself (TestGuardsLocal): a repeated
+// request is refused as a replay there.
+func TestEventLoopLocalGuards(t *testing.T) {
+	s, good := loopServer(t)
+	s.guards = Guards{Replay: guard.NewSeen(100), RateLimit: guard.NewRateLimit(1e6, 1e6, 100)}
+	c, err := net.Dial("tcp", startLoop(t, s, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, seqRequest(good, "1")+seqRequest(good, "2"))
+	br := bufio.NewReader(c)
+	for i, want := range []int{200, 400} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("answer %d: %d %s; want %d", i, resp.StatusCode, body, want)
+		}
+	}
+	if n := counterValue(s.m.loopGoroutine); n != 0 {
+		t.Errorf("%v requests went to the goroutine pipeline; want none", n)
+	}
+}
+
+// waitIdle waits until s has no request in flight.
+func waitIdle(t *testing.T, s *Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Wait(ctx); err != nil {
+		t.Fatalf("%d requests still in flight: %v", s.inflight.Load(), err)
+	}
+}
+
+// Only guards that answer from this process's memory are asked in the
+// loop; any that may call Redis go to a goroutine.
+func TestGuardsLocal(t *testing.T) {
+	shared := guard.NewRedis(nil, "p")
+	for _, c := range []struct {
+		name  string
+		g     Guards
+		local bool
+	}{
+		{"none", Guards{}, true},
+		{"replica's replay markers and rate limit", Guards{Replay: guard.NewSeen(1), RateLimit: guard.NewRateLimit(1, 1, 1)}, true},
+		{"Redis replay markers", Guards{Replay: shared}, false},
+		{"fleet rate limit", Guards{RateLimit: shared.NewRateLimit(1, 1, 1)}, false},
+		{"both in one command", Guards{Admit: &scriptedAdmitter{}}, false},
+	} {
+		if got := c.g.local(); got != c.local {
+			t.Errorf("%s: local() = %v; want %v", c.name, got, c.local)
+		}
+	}
+}
