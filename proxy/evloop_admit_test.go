@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -254,4 +255,68 @@ func TestGuardsLocal(t *testing.T) {
 			t.Errorf("%s: local() = %v; want %v", c.name, got, c.local)
 		}
 	}
+}
+
+// Many clients at once, the guards answering in random order: every
+// client gets its own answers, in order, and nothing stays in flight
+// (run under -race in CI).
+func TestEventLoopAdmissionConcurrent(t *testing.T) {
+	s, good := loopServer(t)
+	s.guards = Guards{Admit: delayedAdmitter{}}
+	addr := startLoop(t, s, false)
+	const clients, each = 8, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for w := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			br := bufio.NewReader(c)
+			for n := 0; n < each; n += 4 { // four pipelined at a time
+				var batch strings.Builder
+				for i := n; i < n+4; i++ {
+					batch.WriteString(seqRequest(good, fmt.Sprintf("%d-%d.", w, i))) // not ending in 7: the echo backend answers those with 3 MiB
+				}
+				io.WriteString(c, batch.String())
+				for i := n; i < n+4; i++ {
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						errs <- err
+						return
+					}
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if want := fmt.Sprintf("%d-%d.", w, i); resp.StatusCode != 200 || string(body) != want {
+						errs <- fmt.Errorf("client %d request %d: %d %.200q; want 200 %q", w, i, resp.StatusCode, body, want)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	waitIdle(t, s)
+	if n := counterValue(s.m.loopServed); n != clients*each {
+		t.Errorf("the loop served %v requests; want %d", n, clients*each)
+	}
+}
+
+// delayedAdmitter admits every request after a random pause of up to a
+// millisecond, so that answers come back out of order.
+type delayedAdmitter struct{}
+
+func (delayedAdmitter) Admit(context.Context, []byte, string, time.Duration) (guard.Admission, error) {
+	time.Sleep(time.Duration(rand.IntN(1000)) * time.Microsecond)
+	return guard.Admitted, nil
 }
