@@ -10,7 +10,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -100,13 +99,11 @@ func TestEventLoopAdmission(t *testing.T) {
 			io.WriteString(c, all.String()) // pipelined: one write
 			br := bufio.NewReader(c)
 			for i, step := range steps {
-				resp, err := http.ReadResponse(br, nil)
+				resp, body, err := readAnswer(br)
 				if err != nil {
 					t.Fatalf("answer %d: %v", i, err)
 				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != step.status || !strings.Contains(string(body), step.want) {
+				if resp.StatusCode != step.status || !strings.Contains(body, step.want) {
 					t.Errorf("answer %d: %d %s; want %d with %q", i, resp.StatusCode, body, step.status, step.want)
 				}
 			}
@@ -139,11 +136,10 @@ func TestEventLoopAdmittedHandover(t *testing.T) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(c, seqRequest(good, "1"))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	resp, body, err := readAnswer(bufio.NewReader(c))
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 { // from the warm server's first backend, whose connection fasthttp's client keeps
 		t.Errorf("answer: %d %s; want 200 from the backend", resp.StatusCode, body)
 	}
@@ -186,12 +182,11 @@ func TestEventLoopAdmissionClientLeaves(t *testing.T) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(c, seqRequest(good, "2"))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	resp, body, err := readAnswer(bufio.NewReader(c))
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || string(body) != "2" {
+	if resp.StatusCode != 200 || body != "2" {
 		t.Errorf("next client: %d %s; want 200 from the backend", resp.StatusCode, body)
 	}
 }
@@ -211,12 +206,10 @@ func TestEventLoopLocalGuards(t *testing.T) {
 	io.WriteString(c, seqRequest(good, "1")+seqRequest(good, "2"))
 	br := bufio.NewReader(c)
 	for i, want := range []int{200, 400} {
-		resp, err := http.ReadResponse(br, nil)
+		resp, body, err := readAnswer(br)
 		if err != nil {
 			t.Fatal(err)
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
 		if resp.StatusCode != want {
 			t.Errorf("answer %d: %d %s; want %d", i, resp.StatusCode, body, want)
 		}
@@ -286,14 +279,12 @@ func TestEventLoopAdmissionConcurrent(t *testing.T) {
 				}
 				io.WriteString(c, batch.String())
 				for i := n; i < n+4; i++ {
-					resp, err := http.ReadResponse(br, nil)
+					resp, body, err := readAnswer(br)
 					if err != nil {
 						errs <- err
 						return
 					}
-					body, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					if want := fmt.Sprintf("%d-%d.", w, i); resp.StatusCode != 200 || string(body) != want {
+					if want := fmt.Sprintf("%d-%d.", w, i); resp.StatusCode != 200 || body != want {
 						errs <- fmt.Errorf("client %d request %d: %d %.200q; want 200 %q", w, i, resp.StatusCode, body, want)
 						return
 					}

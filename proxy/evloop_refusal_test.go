@@ -43,6 +43,17 @@ func counterValue(c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
+// readAnswer reads the next answer on a client connection, body and all.
+func readAnswer(br *bufio.Reader) (*http.Response, string, error) {
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(body), err
+}
+
 func formRequest(body string) string {
 	return fmt.Sprintf("POST / HTTP/1.1\r\nHost: ec2.example.com:8773\r\nContent-Type: application/x-www-form-urlencoded; charset=utf-8\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 }
@@ -90,13 +101,11 @@ func TestEventLoopRefusals(t *testing.T) {
 			io.WriteString(c, all.String()) // pipelined: one write
 			br := bufio.NewReader(c)
 			for i, step := range steps {
-				resp, err := http.ReadResponse(br, nil)
+				resp, body, err := readAnswer(br)
 				if err != nil {
 					t.Fatalf("answer %d: %v", i, err)
 				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != step.status || !strings.Contains(string(body), step.want) || resp.Header.Get("X-Request-Id") == "" {
+				if resp.StatusCode != step.status || !strings.Contains(body, step.want) || resp.Header.Get("X-Request-Id") == "" {
 					t.Errorf("answer %d: %d %s; want %d with %q and an X-Request-Id", i, resp.StatusCode, body, step.status, step.want)
 				}
 			}
@@ -153,13 +162,11 @@ func TestEventLoopStall(t *testing.T) {
 			c.SetDeadline(time.Now().Add(30 * time.Second))
 			br := bufio.NewReader(c)
 			for i := range written / len(req) {
-				resp, err := http.ReadResponse(br, nil)
+				resp, body, err := readAnswer(br)
 				if err != nil {
 					t.Fatalf("answer %d of %d: %v", i, written/len(req), err)
 				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 400 || !strings.Contains(string(body), "<Code>MissingParameter</Code>") {
+				if resp.StatusCode != 400 || !strings.Contains(body, "<Code>MissingParameter</Code>") {
 					t.Fatalf("answer %d: %d %s", i, resp.StatusCode, body)
 				}
 			}
