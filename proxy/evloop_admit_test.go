@@ -10,10 +10,17 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/ec2proxy/ec2proxy/guard"
 )
@@ -310,4 +317,219 @@ type delayedAdmitter struct{}
 func (delayedAdmitter) Admit(context.Context, []byte, string, time.Duration) (guard.Admission, error) {
 	time.Sleep(time.Duration(rand.IntN(1000)) * time.Microsecond)
 	return guard.Admitted, nil
+}
+
+// Guards that answer from memory are asked in the loop; a request handed
+// to a goroutine after that (its identity not cached; the loop's backend
+// connections all taken) is not asked again: the replay marker it set
+// would refuse it as its own replay.
+func TestEventLoopLocalGuardsHandover(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		edit func(*Server)
+	}{
+		{"identity not cached", func(s *Server) { s.identity = &s.identity.(*cachedFake).fakeIdentity }},
+		{"backend connections taken", func(s *Server) { s.cfg.Backend.MaxConns = 0 }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, good := loopServer(t)
+			s.guards = Guards{Replay: guard.NewSeen(100), RateLimit: guard.NewRateLimit(1e6, 1e6, 100)}
+			c.edit(s)
+			conn, err := net.Dial("tcp", startLoop(t, s, false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(conn, seqRequest(good, "1"))
+			resp, body, err := readAnswer(bufio.NewReader(conn))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != 200 {
+				t.Errorf("answer: %d %s; want 200", resp.StatusCode, body)
+			}
+			if n := counterValue(s.m.loopGoroutine); n != 1 {
+				t.Errorf("%v requests went to the goroutine pipeline; want 1", n)
+			}
+		})
+	}
+}
+
+// A request resumed in the loop and handed to a goroutine counts in
+// Server.inflight throughout: a reload's Wait must not see 0 between the
+// two (and close the pipeline the goroutine is about to use).
+func TestEventLoopInflightWithoutGap(t *testing.T) {
+	s, good := loopServer(t)
+	admitter := &scriptedAdmitter{gate: make(chan struct{})}
+	s.guards = Guards{Admit: admitter}
+	s.identity = &s.identity.(*cachedFake).fakeIdentity // resume hands over
+	c, err := net.Dial("tcp", startLoop(t, s, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(c)
+	gaps := 0
+	for range 100 {
+		io.WriteString(c, seqRequest(good, "1"))
+		for s.inflight.Load() == 0 {
+			runtime.Gosched()
+		}
+		stop, seen := make(chan struct{}), make(chan bool)
+		go func() { // watches for 1 -> 0 -> 1
+			zero := false
+			for {
+				select {
+				case <-stop:
+					seen <- false
+					return
+				default:
+				}
+				switch n := s.inflight.Load(); {
+				case n == 0:
+					zero = true
+				case zero:
+					<-stop
+					seen <- true
+					return
+				}
+			}
+		}()
+		admitter.gate <- struct{}{}
+		if _, _, err := readAnswer(br); err != nil {
+			t.Fatal(err)
+		}
+		close(stop)
+		if <-seen {
+			gaps++
+		}
+	}
+	if gaps > 0 {
+		t.Errorf("inflight went to 0 and back in %d of 100 hand-overs", gaps)
+	}
+}
+
+// Shutdown waits for the guards' answer to a paused request whose client
+// left (the loop gives its count back when the answer comes), and the
+// answer's wake-up never goes to a closed eventfd.
+func TestEventLoopShutdownWhilePaused(t *testing.T) {
+	s, good := loopServer(t)
+	admitter := &scriptedAdmitter{gate: make(chan struct{})}
+	s.guards = Guards{Admit: admitter}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	loops, err := NewEventLoops(1, ln, func() *Server { return s }, func(c net.Conn) error { return c.Close() }, zap.NewNop(), false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := loops[0]
+	go func() { runtime.LockOSThread(); _ = l.Run() }()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, seqRequest(good, "1"))
+	for s.inflight.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	c.Close()
+	time.Sleep(20 * time.Millisecond) // the loop sees the close
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		stopped <- l.Shutdown(ctx)
+	}()
+	select {
+	case err := <-stopped:
+		t.Fatalf("the loop stopped (%v) with the guards' answer still to come", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	admitter.gate <- struct{}{}
+	if err := <-stopped; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	waitIdle(t, s)
+}
+
+// holdingCore holds the loop 150 ms on its first refusal log line: events
+// pile up meanwhile and are handled in one batch.
+type holdingCore struct {
+	zapcore.Core
+	held atomic.Bool
+}
+
+func (h *holdingCore) Enabled(zapcore.Level) bool        { return true }
+func (h *holdingCore) With([]zapcore.Field) zapcore.Core { return h }
+func (h *holdingCore) Check(e zapcore.Entry, _ *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if e.Message == "request rejected" && h.held.CompareAndSwap(false, true) {
+		time.Sleep(150 * time.Millisecond)
+	}
+	return nil
+}
+
+// When the guards' answer and an idle backend connection's close arrive
+// in one batch, the resumed request does not pick the closed connection
+// (it would fail 502 without reaching the backend, its replay marker
+// spent): the loop reads idle backends first and collects answers last.
+func TestEventLoopResumeSkipsClosedBackend(t *testing.T) {
+	for _, ring := range []bool{false, true} {
+		t.Run(fmt.Sprint("io_uring=", ring), func(t *testing.T) {
+			s, good := loopServer(t)
+			s.log = zap.New(&holdingCore{Core: zapcore.NewNopCore()})
+			// A backend that closes each connection 40 ms after one answer.
+			s.routes[0].client.Addr = serveTCP(t, func(c net.Conn) {
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				seq := req.Header.Get("X-Seq")
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nDate: "+time.Now().UTC().Format(http.TimeFormat)+
+					"\r\nContent-Length: "+strconv.Itoa(len(seq))+"\r\n\r\n"+seq)
+				time.Sleep(40 * time.Millisecond)
+			})
+			admitter := &scriptedAdmitter{gate: make(chan struct{})}
+			s.guards = Guards{Admit: admitter}
+			addr := startLoop(t, s, ring)
+			a, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			a.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(a)
+			go func() { admitter.gate <- struct{}{} }()
+			io.WriteString(a, seqRequest(good, "1"))
+			if resp, body, err := readAnswer(br); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("first request: %v %v %s", err, resp, body)
+			}
+			io.WriteString(a, seqRequest(good, "2")) // paused on the guards
+			for s.inflight.Load() == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			// Another client's refusal holds the loop 150 ms; meanwhile the
+			// guards answer and the backend closes its idle connection.
+			b, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			io.WriteString(b, formRequest(good[:strings.Index(good, "Signature=")]+"X=1"))
+			time.Sleep(10 * time.Millisecond)
+			admitter.gate <- struct{}{}
+			resp, body, err := readAnswer(br)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != 200 || body != "2" {
+				t.Errorf("resumed request: %d %.200s; want 200 from a fresh backend connection", resp.StatusCode, body)
+			}
+		})
+	}
 }

@@ -57,6 +57,10 @@ type EventLoop struct {
 	mu    sync.Mutex // guards done and asked
 	done  []dispatched
 	asked []asked
+	// pending counts the goroutines started for requests (dispatch,
+	// admit) whose results collect has not taken: the loop runs, and its
+	// eventfd stays open for their wake-ups, until there are none.
+	pending int
 	spare []*fasthttp.RequestCtx // of dispatched requests, answered (see recycle)
 
 	stop     atomic.Bool   // Shutdown was called
@@ -235,12 +239,7 @@ func (l *EventLoop) Run() error {
 		if l.ring != nil {
 			l.round(events[:n])
 		} else {
-			for i := 0; i < n; i++ {
-				if i > 0 && i%clockEvery == 0 {
-					l.now = time.Now()
-				}
-				l.safeEvent(int(events[i].Fd), events[i].Events)
-			}
+			l.events(events[:n])
 		}
 		if l.now.Sub(l.lastSweep) >= sweepEvery {
 			l.lastSweep = l.now
@@ -250,6 +249,42 @@ func (l *EventLoop) Run() error {
 			}
 		}
 	}
+}
+
+// events handles one wait's events without io_uring, in round's order:
+// idle backend connections first (what they said, usually EOF, closes
+// them before a request could pick one), the goroutines' answers last
+// (a resumed request then picks a backend after those closed).
+func (l *EventLoop) events(events []syscall.EpollEvent) {
+	handled, woken := 0, false
+	for pass := 0; pass < 2; pass++ {
+		for i := range events {
+			fd := int(events[i].Fd)
+			if fd == l.efd {
+				woken = true
+				continue
+			}
+			if events[i].Events == 0 || pass == 0 && !l.idleBackend(fd) {
+				continue
+			}
+			if handled++; handled%clockEvery == 0 {
+				l.now = time.Now()
+			}
+			l.safeEvent(fd, events[i].Events)
+			events[i].Events = 0 // handled: the other pass skips it
+		}
+	}
+	if woken {
+		l.safeEvent(l.efd, syscall.EPOLLIN)
+	}
+}
+
+func (l *EventLoop) idleBackend(fd int) bool {
+	if fd < 0 || fd >= len(l.conns) {
+		return false
+	}
+	c := l.conns[fd]
+	return c != nil && c.isBackend && c.client == nil && !c.connecting
 }
 
 // wait returns the ready events. Under load some are ready at once: a
@@ -622,7 +657,7 @@ func (l *EventLoop) drained() bool {
 		_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, l.lfd, nil)
 		l.lfile.Close()
 	}
-	busy := false
+	busy := l.pending > 0
 	for _, c := range l.conns {
 		switch {
 		case c == nil || c.isBackend:

@@ -307,6 +307,7 @@ func (l *EventLoop) admit(c *loopConn, s *Server, size int) {
 	c.held = size
 	c.busy, c.away = true, true
 	s.inflight.Add(1)
+	l.pending++
 	go func() {
 		a := s.guards.admit(context.Background(), key, fp, ttl, now)
 		l.mu.Lock()
@@ -368,8 +369,11 @@ func (l *EventLoop) dispatch(c *loopConn, s *Server, size int) {
 	c.held = 0
 	c.busy, c.away = true, true
 	admitted := c.st.admitted
+	s.inflight.Add(1) // now, not on the goroutine: a resumed request counts without a gap (Wait)
+	l.pending++
 	go func() {
-		s.serveRequest(ctx, admitted)
+		s.handleAdmitted(ctx, admitted)
+		s.inflight.Add(-1)
 		l.mu.Lock()
 		l.done = append(l.done, dispatched{c: c, ctx: ctx})
 		l.mu.Unlock()
@@ -385,6 +389,7 @@ func (l *EventLoop) collect() {
 	done, answered := l.done, l.asked
 	l.done, l.asked = nil, nil
 	l.mu.Unlock()
+	l.pending -= len(done) + len(answered)
 	for _, q := range answered {
 		if c := q.c; c.fd < len(l.conns) && l.conns[c.fd] == c {
 			l.resume(c, q.s, q.a)

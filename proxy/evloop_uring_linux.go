@@ -35,20 +35,26 @@ func startRings(loops []*EventLoop, log *zap.Logger) {
 // busy loop makes a dozen reads and as many writes per wait: they go to
 // the kernel in two calls instead.
 //
-//  1. Accepts, goroutine answers and writable sockets are handled in
-//     turn (their writes queue).
+//  1. Accepts and writable sockets are handled in turn (their writes
+//     queue).
 //  2. Every readable socket's read is submitted in one call.
 //  3. The reads are handled: idle backend connections first (what they
 //     said, usually EOF, closes them before a request could pick one),
 //     then the rest in order. A connection closed meanwhile is skipped:
 //     its result is dropped, and a new connection on the same descriptor
 //     is a different loopConn.
-//  4. Every queued write is submitted in one call (more if handling the
+//  4. Goroutines' answers are collected: a resumed request (see admit)
+//     takes a backend connection only after this round's reads closed
+//     the idle ones that had ended.
+//  5. Every queued write is submitted in one call (more if handling the
 //     results queues more, as a failed backend write answers its client).
 func (l *EventLoop) round(events []syscall.EpollEvent) {
+	woken := false
 	for i := range events {
 		switch fd, ev := int(events[i].Fd), events[i].Events; {
-		case fd == l.lfd || fd == l.efd:
+		case fd == l.efd:
+			woken = true
+		case fd == l.lfd:
 			l.safeEvent(fd, ev)
 		case ev&syscall.EPOLLOUT != 0:
 			l.safeEvent(fd, syscall.EPOLLOUT) // the read, if any, comes with the others
@@ -99,6 +105,9 @@ func (l *EventLoop) round(events []syscall.EpollEvent) {
 	}
 	for _, c := range l.reading {
 		c.readRes = 0
+	}
+	if woken {
+		l.safeEvent(l.efd, syscall.EPOLLIN)
 	}
 	l.submitWrites()
 }

@@ -130,9 +130,10 @@ func fingerprint(b []byte) string {
 }
 
 // afterVerify applies the rate limit and replay protection to a request
-// whose signature verified. The event loop may not wait on Redis: there,
-// guards that use it pause the request (outcomeAdmit) while the loop asks
-// them on a goroutine (EventLoop.admit); it goes on with st.admitted set.
+// whose signature verified, once per request (st.admitted). The event
+// loop may not wait on Redis: there, guards that use it pause the request
+// (outcomeAdmit) while the loop asks them on a goroutine (EventLoop.admit);
+// it goes on with st.admitted set.
 func (s *Server) afterVerify(ctx *fasthttp.RequestCtx, st *state) (outcome, bool) {
 	g := &s.guards
 	if st.admitted || !g.active() {
@@ -141,7 +142,11 @@ func (s *Server) afterVerify(ctx *fasthttp.RequestCtx, st *state) (outcome, bool
 	if st.inLoop && !g.local() {
 		return outcomeAdmit, true
 	}
-	return s.applyAdmission(ctx, st, g.admit(ctx, st.accessKey(), g.replayMarker(st), s.markerTTL(st), s.requestTime(st)))
+	out, refused := s.applyAdmission(ctx, st, g.admit(ctx, st.accessKey(), g.replayMarker(st), s.markerTTL(st), s.requestTime(st)))
+	// Asked once: a hand-over to a goroutine after this must not ask again
+	// (the replay marker is set: the request would be its own replay).
+	st.admitted = !refused
+	return out, refused
 }
 
 // replayMarker is the request's fingerprint for replay protection, or ""
