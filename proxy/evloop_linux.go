@@ -61,7 +61,7 @@ type EventLoop struct {
 	// admit) whose results collect has not taken: the loop runs, and its
 	// eventfd stays open for their wake-ups, until there are none.
 	pending int
-	spare []*fasthttp.RequestCtx // of dispatched requests, answered (see recycle)
+	spare   []*fasthttp.RequestCtx // of dispatched requests, answered (see recycle)
 
 	stop     atomic.Bool   // Shutdown was called
 	stopping bool          // the loop no longer accepts

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -415,5 +416,40 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	}
 	if !strings.Contains(all.String(), "SignatureDoesNotMatch") {
 		t.Errorf("the rejection was not logged:\n%s", all.String())
+	}
+}
+
+// A request fasthttp cannot parse (HTTP/1.1 without Host) is logged by its
+// error alone: fasthttp's parse errors quote the request unless told not
+// to, and this one's query and headers carry a signature and a session
+// token.
+func TestUnparsableRequestLogsNoSignature(t *testing.T) {
+	h := newHarness(t)
+	conn, err := net.Dial("tcp", h.host())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const sig, token = "c2lnbmF0dXJlc2lnbmF0dXJlc2lnbmF0dXJl", "SESSIONTOKENSECRET"
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(conn, "GET /?Action=DescribeInstances&AWSAccessKeyId="+testAccess+"&Signature="+sig+" HTTP/1.1\r\n"+
+		"Authorization: AWS4-HMAC-SHA256 Credential=AK/20261125/r/ec2/aws4_request, SignedHeaders=host, Signature="+sig+"\r\n"+
+		"X-Amz-Security-Token: "+token+"\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 400 {
+		t.Errorf("status %d; want 400", resp.StatusCode)
+	}
+	var all strings.Builder
+	for _, e := range h.logs.All() {
+		fmt.Fprintf(&all, "%s %v\n", e.Message, e.ContextMap())
+	}
+	if strings.Contains(all.String(), sig) || strings.Contains(all.String(), token) {
+		t.Errorf("logs quote the request:\n%s", all.String())
+	}
+	if !strings.Contains(all.String(), "InvalidRequest") && !strings.Contains(all.String(), "rejected") {
+		t.Errorf("the refusal was not logged:\n%s", all.String())
 	}
 }

@@ -167,6 +167,7 @@ func (s *Server) NewFrontend(handler fasthttp.RequestHandler, errorHandler func(
 		ReadBufferSize:        cfg.Server.MaxHeaderBytes,
 		Concurrency:           cfg.Server.Concurrency,
 		NoDefaultServerHeader: true,
+		SecureErrorLogMessage: true, // its parse errors would quote the request: signatures, tokens
 		NoDefaultContentType:  true,
 		CloseOnShutdown:       true,
 		Logger:                zapPrintf{s.log},
