@@ -49,7 +49,8 @@ func (c *Client) ListEC2Credentials(ctx context.Context) ([]EC2Credential, error
 		return nil, errorf(ErrUnavailable, "GET /v3/credentials answered %d: %s", resp.StatusCode, keystoneMessage(data))
 	}
 	var body struct {
-		Credentials []struct {
+		Truncated   bool `json:"truncated"`
+		Credentials *[]struct {
 			ID        string `json:"id"`
 			UserID    string `json:"user_id"`
 			ProjectID string `json:"project_id"`
@@ -57,12 +58,21 @@ func (c *Client) ListEC2Credentials(ctx context.Context) ([]EC2Credential, error
 			Blob      string `json:"blob"`
 		} `json:"credentials"`
 	}
+	// A partial list must be an error: sync deletes what it does not see.
 	if err := json.Unmarshal(data, &body); err != nil {
 		return nil, errorf(ErrUnavailable, "GET /v3/credentials: unparsable answer: %v", err)
 	}
+	switch {
+	case body.Credentials == nil:
+		c.cfg.Observe("credentials", "error", time.Since(start))
+		return nil, errorf(ErrUnavailable, "GET /v3/credentials: the answer (%d bytes) has no credentials list", len(data))
+	case body.Truncated:
+		c.cfg.Observe("credentials", "error", time.Since(start))
+		return nil, errorf(ErrUnavailable, "GET /v3/credentials: Keystone truncated the list at %d credentials (its list_limit, in [DEFAULT] or [credential] of keystone.conf): raise it above the number of credentials", len(*body.Credentials))
+	}
 	c.cfg.Observe("credentials", "ok", time.Since(start))
-	out := make([]EC2Credential, 0, len(body.Credentials))
-	for _, cr := range body.Credentials {
+	out := make([]EC2Credential, 0, len(*body.Credentials))
+	for _, cr := range *body.Credentials {
 		if cr.Type != "ec2" {
 			continue
 		}
