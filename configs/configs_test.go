@@ -74,9 +74,11 @@ log: {level: loud}
 			"log.level: must be",
 		}},
 		{"no routes", "identity: {mode: standalone}\ncredentials: {file: x}\n", nil, []string{"routes: at least one route"}},
-		{"keystone password twice", minimalStandalone + `
+		{"keystone password twice", `
+credentials: {file: /etc/ec2proxy/credentials.yaml}
+routes: [{path_prefix: /, backend: "http://127.0.0.1:8788"}]
 identity: {mode: keystone}
-keystone: {auth_url: "http://ks:5000", service_user: {name: ec2proxy, password: a, password_file: /f}}
+keystone: {auth_url: "http://ks:5000", service_user: {name: ec2proxy, project_name: service, password: a, password_file: /f}}
 `, nil, []string{"set exactly one of password and password_file"}},
 		{"unknown env var", minimalStandalone, []string{"EC2PROXY_LISTNE=:1"}, []string{"EC2PROXY_LISTNE does not match any setting"}},
 		{"bad env value", minimalStandalone, []string{"EC2PROXY_AUTH_TIMESTAMP_WINDOW=5"}, []string{"is not a duration"}},
@@ -92,6 +94,19 @@ policy: {enabled: true, check_interval: 0s}
 			`protection.rate_limit.scope: must be "fleet" or "replica", got "cluster"`,
 			"policy.check_interval: must be a positive duration",
 			"credentials.unsubscribed_ttl: must be a positive duration",
+		}},
+		{"values that would be ignored or crash", `
+identity: {mode: standalone}
+credentials: {file: /etc/ec2proxy/credentials.yaml}
+listen: ":99999"
+routes: [{path_prefix: /, backend: "http://nova:8773/services/Cloud"}]
+redis: {pool_size: -1, db: -1}
+`, []string{"EC2PROXY_PROTECTION_RATE_LIMIT_REQUESTS_PER_SECOND=NaN"}, []string{
+			`listen: ":99999": the port must be a number from 0 to 65535`,
+			`routes[0].backend: "http://nova:8773/services/Cloud" must have no path`,
+			"redis.pool_size: must not be negative",
+			"redis.db: must not be negative",
+			"protection.rate_limit.requests_per_second: must be a number, got NaN",
 		}},
 	}
 	for _, tt := range tests {
@@ -189,5 +204,25 @@ func TestEmptyFileUsesDefaultsButNeedsRoutes(t *testing.T) {
 	_, err := Load(path, nil)
 	if err == nil || !strings.Contains(err.Error(), "routes") {
 		t.Errorf("Load(empty) = %v; want the missing routes reported", err)
+	}
+}
+
+// A file that is not YAML, or repeats a key, is reported as that alone:
+// checking what was read of it would call settings the file does set
+// missing.
+func TestParseUnreadableYAML(t *testing.T) {
+	for name, yaml := range map[string]string{
+		"tab indentation": minimalStandalone + "server:\n\tread_timeout: 5s\n",
+		"repeated key":    minimalStandalone + "listen: ':1'\nlisten: ':2'\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse([]byte(yaml), nil)
+			if err == nil {
+				t.Fatal("Parse succeeded")
+			}
+			if p, ok := err.(Problems); !ok || len(p) != 1 || !strings.Contains(p[0], "line ") {
+				t.Errorf("problems %q; want the YAML error alone", err)
+			}
+		})
 	}
 }

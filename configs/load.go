@@ -50,7 +50,12 @@ func Load(path string, environ []string) (*Config, error) {
 // Parse is Load for YAML already in memory.
 func Parse(data []byte, environ []string) (*Config, error) {
 	cfg := Default()
-	problems := decodeYAML(data, &cfg)
+	problems, readable := decodeYAML(data, &cfg)
+	if !readable {
+		// A syntax error or a repeated key: what was read is partial, and
+		// checking it would report settings the file does set as missing.
+		return nil, problems
+	}
 	problems = append(problems, applyEnv(&cfg, environ)...)
 	cfg.resolveDefaults()
 	problems = append(problems, cfg.Validate()...)
@@ -60,23 +65,29 @@ func Parse(data []byte, environ []string) (*Config, error) {
 	return &cfg, nil
 }
 
-func decodeYAML(data []byte, cfg *Config) Problems {
+// decodeYAML reads data into cfg. Type errors (a wrong value, an unknown
+// key) leave the rest read; readable is false when the file could not be
+// read as a whole.
+func decodeYAML(data []byte, cfg *Config) (p Problems, readable bool) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	err := dec.Decode(cfg)
 	if err == nil || errors.Is(err, io.EOF) { // io.EOF: an empty file
-		return nil
+		return nil, true
 	}
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
-		return Problems{err.Error()}
+		return Problems{err.Error()}, false
 	}
+	readable = true
 	var root yaml.Node
 	_ = yaml.Unmarshal(data, &root)
 	var keys []yamlKey
 	collectKeys(&root, "", &keys)
-	var p Problems
 	for _, e := range te.Errors {
+		if strings.Contains(e, "already defined") {
+			readable = false // yaml.v3 stops at a repeated key: nothing was read
+		}
 		e = strings.Replace(e, "in type configs.", "in section ", 1)
 		if path := keyForError(keys, e); path != "" {
 			e = path + ": " + e
@@ -86,7 +97,7 @@ func decodeYAML(data []byte, cfg *Config) Problems {
 		}
 		p = append(p, e)
 	}
-	return p
+	return p, readable
 }
 
 // yamlKey is one mapping key of the file, to name the setting in yaml.v3's

@@ -2,8 +2,10 @@ package configs
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -24,6 +26,8 @@ func (c *Config) Validate() Problems {
 		}
 		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
 			add("%s: %q is not host:port", key, addr)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			add("%s: %q: the port must be a number from 0 to 65535", key, addr)
 		}
 	}
 	checkAddr("listen", c.Listen, false)
@@ -83,7 +87,13 @@ func (c *Config) Validate() Problems {
 			add("routes[%d].path_prefix: %q is routed twice", i, r.PathPrefix)
 		}
 		seen[r.PathPrefix] = true
-		checkURL(&p, fmt.Sprintf("routes[%d].backend", i), r.Backend)
+		key := fmt.Sprintf("routes[%d].backend", i)
+		if checkURL(&p, key, r.Backend) {
+			// Requests keep their own path: one here would be dropped.
+			if u, _ := url.Parse(r.Backend); u.Path != "" && u.Path != "/" {
+				add("%s: %q must have no path (requests are forwarded with the path they came with): write %s://%s", key, r.Backend, u.Scheme, u.Host)
+			}
+		}
 	}
 	positive("backend.timeout", c.Backend.Timeout)
 	positive("backend.dial_timeout", c.Backend.DialTimeout)
@@ -137,6 +147,12 @@ func (c *Config) Validate() Problems {
 	if c.Redis.KeyPrefix == "" {
 		add("redis.key_prefix: must not be empty")
 	}
+	if c.Redis.DB < 0 {
+		add("redis.db: must not be negative, got %d", c.Redis.DB)
+	}
+	if c.Redis.PoolSize < 0 {
+		add("redis.pool_size: must not be negative (0: go-redis's default), got %d", c.Redis.PoolSize)
+	}
 	if len(c.Redis.Addrs) > 0 {
 		positive("redis.dial_timeout", c.Redis.DialTimeout)
 		positive("redis.read_timeout", c.Redis.ReadTimeout)
@@ -181,7 +197,9 @@ func (c *Config) Validate() Problems {
 		positive("protection.lockout.window", l.Window)
 		positive("protection.lockout.duration", l.Duration)
 	}
-	if r := c.Protection.RateLimit; r.RequestsPerSecond < 0 || r.Burst < 0 || r.RequestsPerSecond > 0 && r.Burst < 1 {
+	if r := c.Protection.RateLimit; math.IsNaN(r.RequestsPerSecond) || math.IsInf(r.RequestsPerSecond, 0) {
+		add("protection.rate_limit.requests_per_second: must be a number, got %v", r.RequestsPerSecond)
+	} else if r.RequestsPerSecond < 0 || r.Burst < 0 || r.RequestsPerSecond > 0 && r.Burst < 1 {
 		add("protection.rate_limit: requests_per_second and burst must not be negative, and burst must be at least 1 when a rate is set")
 	}
 	if sc := c.Protection.RateLimit.Scope; sc != ScopeFleet && sc != ScopeReplica {
@@ -206,15 +224,19 @@ func (c *Config) Validate() Problems {
 	return p
 }
 
-func checkURL(p *Problems, key, raw string) {
+// checkURL adds a problem unless raw is an http(s) URL without query or
+// fragment, and reports whether it is.
+func checkURL(p *Problems, key, raw string) bool {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		*p = append(*p, fmt.Sprintf("%s: %q is not an http:// or https:// URL", key, raw))
-		return
+		return false
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
 		*p = append(*p, fmt.Sprintf("%s: %q must not have a query or fragment", key, raw))
+		return false
 	}
+	return true
 }
 
 func checkTLSClient(p *Problems, key string, t TLSClient) {
