@@ -267,6 +267,21 @@ func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, 
 		}
 	}
 
+	// A panicking load (a bug) must still end the flight: its waiters, and
+	// every later Get of key, would wait on done for ever. The panic goes
+	// on to the caller.
+	finished := false
+	defer func() {
+		if !finished {
+			f.err = errLoadPanicked
+			s.mu.Lock()
+			if s.inflight[key] == f {
+				delete(s.inflight, key)
+			}
+			s.mu.Unlock()
+			close(f.done)
+		}
+	}()
 	// Detached from the caller: the result serves every waiter, so one
 	// impatient client must not cancel it.
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LoadTimeout)
@@ -306,11 +321,16 @@ func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, 
 			delete(s.failures, key)
 		}
 	}
-	delete(s.inflight, key)
+	if s.inflight[key] == f { // else Invalidate let a newer load start
+		delete(s.inflight, key)
+	}
 	s.mu.Unlock()
+	finished = true
 	close(f.done)
 	return c.answer(f, old, nowAt)
 }
+
+var errLoadPanicked = errors.New("flightcache: the load panicked")
 
 // sweep deletes entries that can no longer be served, fresh or stale; with
 // the shard's lock held.
@@ -347,11 +367,13 @@ func (c *Cache[A, V]) observe(o Outcome) {
 }
 
 // Invalidate forgets key, so the next Get loads it. A load already under
-// way still answers its callers but is not cached.
+// way still answers the callers waiting for it but is not cached, and a
+// Get after Invalidate does not join it: it may have read the old value.
 func (c *Cache[A, V]) Invalidate(key string) {
 	s := c.shard([]byte(key))
 	s.mu.Lock()
 	s.delete(key)
+	delete(s.inflight, key)
 	s.gen++
 	s.mu.Unlock()
 }

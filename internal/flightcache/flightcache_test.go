@@ -217,3 +217,75 @@ func TestGetStringSharesKey(t *testing.T) {
 		t.Errorf("GetString hit: %v allocations, want 0", n)
 	}
 }
+
+// A load that panics (a bug) ends its flight: the caller gets the panic,
+// and later Gets of the key load again instead of waiting for ever (the
+// proxy's requests have no deadline; shutdown would never drain).
+func TestPanickingLoadEndsItsFlight(t *testing.T) {
+	var loads atomic.Int64
+	c := New(func(ctx context.Context, key string, _ int) (int, time.Time, error) {
+		if loads.Add(1) == 1 {
+			panic("a bug")
+		}
+		return 7, time.Now().Add(time.Hour), nil
+	}, Options{LoadTimeout: 100 * time.Millisecond})
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the first Get did not panic")
+			}
+		}()
+		_, _ = c.Get(context.Background(), []byte("k"), 0)
+	}()
+	done := make(chan int, 1)
+	go func() {
+		v, _ := c.Get(context.Background(), []byte("k"), 0)
+		done <- v
+	}()
+	select {
+	case v := <-done:
+		if v != 7 {
+			t.Errorf("second Get = %d; want 7 from a new load", v)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the second Get still waits on the panicked load")
+	}
+}
+
+// A Get that starts after Invalidate is not answered by a load that began
+// before it: that load may have read what the invalidation says changed.
+func TestGetAfterInvalidateLoadsAgain(t *testing.T) {
+	var version, loads atomic.Int64
+	started, release := make(chan struct{}), make(chan struct{})
+	c := New(func(ctx context.Context, key string, _ int) (int, time.Time, error) {
+		v := int(version.Load())
+		if loads.Add(1) == 1 {
+			close(started)
+			<-release
+		}
+		return v, time.Now().Add(time.Hour), nil
+	}, Options{})
+	first := make(chan int, 1)
+	go func() { v, _ := c.Get(context.Background(), []byte("k"), 0); first <- v }()
+	<-started
+	version.Store(1) // the credential changed (disabled, rotated)
+	c.Invalidate("k")
+	after := make(chan int, 1)
+	go func() { v, _ := c.Get(context.Background(), []byte("k"), 0); after <- v }()
+	select {
+	case v := <-after:
+		if v != 1 {
+			t.Errorf("Get after Invalidate = %d; want 1, the value after the change", v)
+		}
+		close(release)
+	case <-time.After(time.Second):
+		close(release)
+		t.Errorf("Get after Invalidate waits for the load that began before it (answered %d)", <-after)
+	}
+	if v := <-first; v != 0 {
+		t.Errorf("the Get before Invalidate = %d; want 0, its own load's", v)
+	}
+	if v, _ := c.Get(context.Background(), []byte("k"), 0); v != 1 {
+		t.Errorf("cached after both loads: %d; want 1 (the older load must not be cached)", v)
+	}
+}
