@@ -56,3 +56,30 @@ func TestCLI(t *testing.T) {
 		})
 	}
 }
+
+// Found by a review: roles written with blanks after the commas are
+// stored trimmed (as policy check reads them), ec2rc writes https:// when
+// the proxy serves TLS, and a negative -presign is refused instead of
+// sending the request.
+func TestCLIFlagsReadAsMeant(t *testing.T) {
+	t.Setenv("EC2PROXY_CONFIG", "")
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials.yaml")
+	os.WriteFile(creds, []byte("credentials: []\n"), 0o600)
+	cfg := filepath.Join(dir, "tls.yaml")
+	os.WriteFile(cfg, []byte("identity: {mode: standalone}\ncredentials: {file: "+creds+"}\nroutes: [{path_prefix: /, backend: 'http://127.0.0.1:9'}]\n"+
+		"listen: 'ec2.example.com:8773'\nserver: {tls: {cert_file: /c.pem, key_file: /k.pem}}\n"), 0o600)
+
+	if code, _, stderr := runCLI("creds", "create", "-config", cfg, "-access", "AKROLES", "-user-id", "u", "-project-id", "p", "-roles", "reader, member"); code != 0 {
+		t.Fatalf("creds create: %d %s", code, stderr)
+	}
+	if code, stdout, stderr := runCLI("creds", "show", "-config", cfg, "-json", "AKROLES"); code != 0 || !strings.Contains(stdout, `"member"`) || strings.Contains(stdout, `" member"`) {
+		t.Errorf("creds show: %d\n%s%s\nwant the roles reader and member, trimmed", code, stdout, stderr)
+	}
+	if code, stdout, stderr := runCLI("ec2rc", "-config", cfg, "-access", "AKROLES", "-o", "-"); code != 0 || !strings.Contains(stdout, "EC2_URL=https://ec2.example.com:8773/") {
+		t.Errorf("ec2rc: %d\n%s%s\nwant EC2_URL=https://ec2.example.com:8773/", code, stdout, stderr)
+	}
+	if code, _, stderr := runCLI("sign", "-url", "http://127.0.0.1:9/", "-access", "AK", "-secret", "SK", "-sigv", "4", "-presign", "-5m", "Action=DescribeRegions"); code == 0 || !strings.Contains(stderr, "must be positive") {
+		t.Errorf("sign -presign -5m: %d %s; want a refusal", code, stderr)
+	}
+}

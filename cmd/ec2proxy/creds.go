@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -95,9 +94,7 @@ func credsCreate(args []string, stdout, stderr io.Writer) error {
 	if r.AccessKey == "" {
 		r.AccessKey = randomKey()
 	}
-	if *roles != "" {
-		r.Roles = strings.Split(*roles, ",")
-	}
+	r.Roles = splitRoles(*roles)
 	ctx, cancel := timeout()
 	defer cancel()
 	if _, err := store.Get(ctx, r.AccessKey); err == nil {

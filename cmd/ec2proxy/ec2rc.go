@@ -35,7 +35,11 @@ func ec2rc(args []string, stdout, stderr io.Writer) error {
 				return fmt.Errorf("no -url given and the host name is unknown: %w", err)
 			}
 		}
-		*url = "http://" + net.JoinHostPort(host, port) + "/"
+		scheme := "http"
+		if cfg.Server.TLS.CertFile != "" {
+			scheme = "https"
+		}
+		*url = scheme + "://" + net.JoinHostPort(host, port) + "/"
 	}
 	store, done, err := openStore(cfg)
 	if err != nil {

@@ -67,11 +67,7 @@ func policyCheck(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	for _, r := range strings.Split(*roles, ",") {
-		if r = strings.TrimSpace(r); r != "" {
-			c.Roles = append(c.Roles, r)
-		}
-	}
+	c.Roles = splitRoles(*roles)
 	t := policy.Target{ProjectID: *targetProject, UserID: *targetUser}
 	if t.ProjectID == "" {
 		t.ProjectID = c.ProjectID
@@ -157,4 +153,17 @@ func loadPolicy(path string) (*policy.Policy, string, error) {
 		return nil, path, err
 	}
 	return f.Policy(), path, nil
+}
+
+// splitRoles reads a -roles flag: comma-separated, blanks around names
+// dropped, as `policy check` and the proxy's X-Roles reading both need
+// ("reader, member" stored as " member" would never match a rule).
+func splitRoles(flag string) []string {
+	var roles []string
+	for _, r := range strings.Split(flag, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			roles = append(roles, r)
+		}
+	}
+	return roles
 }

@@ -85,6 +85,9 @@ func sign(args []string, stdout, stderr io.Writer) error {
 	if _, ok := params["Version"]; !ok {
 		params["Version"] = "2016-11-15"
 	}
+	if *presign < 0 {
+		return fmt.Errorf("-presign %v: must be positive (how long the URL stays valid, such as 5m)", *presign)
+	}
 	now := time.Now()
 	req := &signedRequest{method: *method, url: *u}
 	if *presign > 0 {
