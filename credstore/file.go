@@ -82,6 +82,9 @@ func (s *File) Get(_ context.Context, accessKey string) (Record, error) {
 	return r, nil
 }
 
+// Path is the file's path ("" when parsed from memory).
+func (s *File) Path() string { return s.path }
+
 // Len is the number of records.
 func (s *File) Len() int { return len(s.records) }
 

@@ -105,6 +105,7 @@ func credsCreate(args []string, stdout, stderr io.Writer) error {
 	if err := store.Put(ctx, r); err != nil {
 		return err
 	}
+	noteFileReload(store, stderr)
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(r)
 	}
@@ -258,9 +259,23 @@ func credsSetEnabled(verb string, enabled bool, args []string, stdout, stderr io
 		if err := store.Put(ctx, r); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%sd %s (proxies notice within credentials.cache_ttl)\n", verb, access)
+		if _, file := store.(*credstore.File); file {
+			fmt.Fprintf(stdout, "%sd %s\n", verb, access)
+		} else {
+			fmt.Fprintf(stdout, "%sd %s (proxies notice within credentials.cache_ttl)\n", verb, access)
+		}
+		noteFileReload(store, stderr)
 		return nil
 	})
+}
+
+// noteFileReload tells the operator what a change to the credentials file
+// needs: a running proxy reads it at start-up and on SIGHUP only, and a
+// revocation they believe done must not wait silently for a restart.
+func noteFileReload(store credStore, stderr io.Writer) {
+	if f, ok := store.(*credstore.File); ok {
+		fmt.Fprintf(stderr, "note: a running ec2proxy reads %s at start-up and on SIGHUP only: reload each one (kill -HUP PID, or systemctl reload ec2proxy) to apply this\n", f.Path())
+	}
 }
 
 func credsDelete(args []string, stdout, stderr io.Writer) error {
@@ -271,6 +286,7 @@ func credsDelete(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "deleted %s\n", access)
+		noteFileReload(store, stderr)
 		return nil
 	})
 }
@@ -289,6 +305,7 @@ func credsRotate(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "access key  %s\nsecret key  %s\n", r.AccessKey, r.Secret)
+		noteFileReload(store, stderr)
 		return nil
 	})
 }
