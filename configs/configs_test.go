@@ -97,16 +97,17 @@ policy: {enabled: true, check_interval: 0s}
 		}},
 		{"values that would be ignored or crash", `
 identity: {mode: standalone}
-credentials: {file: /etc/ec2proxy/credentials.yaml}
+credentials: {store: file, file: /etc/ec2proxy/credentials.yaml}
 listen: ":99999"
 routes: [{path_prefix: /, backend: "http://nova:8773/services/Cloud"}]
-redis: {pool_size: -1, db: -1}
+redis: {pool_size: -1, db: -1, addrs: ["127.0.0.1:6379"]}
 `, []string{"EC2PROXY_PROTECTION_RATE_LIMIT_REQUESTS_PER_SECOND=NaN"}, []string{
 			`listen: ":99999": the port must be a number from 0 to 65535`,
 			`routes[0].backend: "http://nova:8773/services/Cloud" must have no path`,
 			"redis.pool_size: must not be negative",
 			"redis.db: must not be negative",
 			"protection.rate_limit.requests_per_second: must be a number, got NaN",
+			"redis.addrs: set, but credentials.store is file",
 		}},
 	}
 	for _, tt := range tests {

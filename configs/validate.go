@@ -117,6 +117,9 @@ func (c *Config) Validate() Problems {
 	if c.Credentials.Store == StoreFile && c.Credentials.File == "" {
 		add("credentials.file: required when credentials.store is file")
 	}
+	if c.Credentials.Store == StoreFile && len(c.Redis.Addrs) > 0 {
+		add("redis.addrs: set, but credentials.store is file, and only the redis store uses Redis (with it the lockout, the fleet rate limit, replay markers and tokens are shared): set credentials.store: redis, or remove redis.addrs")
+	}
 	if c.Credentials.Store == StoreRedis && len(c.Redis.Addrs) == 0 {
 		add("redis.addrs: required when credentials.store is redis")
 	}
