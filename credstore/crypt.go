@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -26,9 +27,11 @@ type Keyring struct {
 	aeads   map[string]cipher.AEAD
 }
 
-// ErrNoKey marks a secret encrypted with a key the ring does not hold; the
-// record is unusable (like a corrupt one) until the key is configured.
-var ErrNoKey = fmt.Errorf("%w: secret encrypted with a key not in the keyring", ErrCorrupt)
+// ErrNoKey marks a secret encrypted with a key this process does not hold
+// (a key rotated in before every replica had it, or no key configured).
+// The record is sound; this replica is misconfigured: not ErrCorrupt, which
+// refuses the client and is cached as an answer.
+var ErrNoKey = errors.New("credstore: secret encrypted with a key not in this process's keyring")
 
 // LoadKeyring reads key files: the first is the current key, the rest only
 // decrypt. A key file holds 32 random bytes as 64 hex digits (whitespace

@@ -148,7 +148,7 @@ func (s *Redis) decodeHash(accessKey string, h map[string]string) (Record, error
 	}
 	if sealed := h["secret_enc"]; sealed != "" {
 		if s.keyring == nil {
-			return Record{}, fmt.Errorf("%w: the secret of %s is encrypted but no encryption key is configured", ErrCorrupt, accessKey)
+			return Record{}, fmt.Errorf("%w: the secret of %s is encrypted but no encryption key is configured", ErrNoKey, accessKey)
 		}
 		secret, _, err := s.keyring.Decrypt(accessKey, sealed)
 		if err != nil {

@@ -295,6 +295,15 @@ func TestStoreUnavailableIs503(t *testing.T) {
 	wantEC2Error(t, h.post(signed("POST", h.host(), "/", testSecret, nil).Encode(), nil), 503, "ServiceUnavailable", "credential store")
 }
 
+// A secret sealed with a key this replica lacks (a rotation rolled out
+// to the writers first) is the replica's misconfiguration: 503 and the
+// cause logged, not AuthFailure for a client whose credential is sound.
+func TestMissingEncryptionKeyIs503(t *testing.T) {
+	h := newHarness(t)
+	h.store.err.Store(fmt.Errorf("%w (key id 0a1b2c3d)", credstore.ErrNoKey))
+	wantEC2Error(t, h.post(signed("POST", h.host(), "/", testSecret, nil).Encode(), nil), 503, "ServiceUnavailable", "credential store")
+}
+
 func TestIdentityFailures(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
