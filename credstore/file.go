@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -50,12 +51,18 @@ func LoadFile(path string) (*File, error) {
 	return f, nil
 }
 
+// NewFile is an empty store that Put and Delete save to path, for a
+// credentials file that does not exist yet.
+func NewFile(path string) *File {
+	return &File{path: path, records: map[string]Record{}}
+}
+
 // ParseFile parses the YAML of a credentials file; name is used in errors.
 func ParseFile(data []byte, name string) (*File, error) {
 	var f fileFormat
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) { // io.EOF: empty, no credentials yet
 		return nil, fmt.Errorf("credstore: %s: %w", name, err)
 	}
 	s := &File{records: make(map[string]Record, len(f.Credentials))}

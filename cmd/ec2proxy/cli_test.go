@@ -88,3 +88,29 @@ func TestCLIFlagsReadAsMeant(t *testing.T) {
 		t.Errorf("sign -presign -5m: %d %s; want a refusal", code, stderr)
 	}
 }
+
+// A file store starts from nothing: creds create makes the file (0600),
+// and an empty file is a store without credentials, not "EOF".
+func TestFileStoreFromNothing(t *testing.T) {
+	t.Setenv("EC2PROXY_CONFIG", "")
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials.yaml")
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("identity: {mode: standalone}\ncredentials: {store: file, file: "+creds+"}\nroutes: [{path_prefix: /, backend: 'http://127.0.0.1:9'}]\n"), 0o600)
+	if code, _, stderr := runCLI("check-config", "-config", cfg); code != 1 || !strings.Contains(stderr, "no such file") {
+		t.Errorf("check-config with no credentials file: %d %s; want the missing file named", code, stderr)
+	}
+	if code, _, stderr := runCLI("creds", "create", "-config", cfg, "-access", "AKNEW", "-user-id", "u", "-project-id", "p"); code != 0 || !strings.Contains(stderr, "creating "+creds) {
+		t.Fatalf("creds create on a missing file: %d %s", code, stderr)
+	}
+	if st, err := os.Stat(creds); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("the new file: %v %v; want mode 0600", st, err)
+	}
+	if code, stdout, stderr := runCLI("creds", "list", "-config", cfg); code != 0 || !strings.Contains(stdout, "AKNEW") {
+		t.Errorf("creds list: %d %s %s", code, stdout, stderr)
+	}
+	os.WriteFile(creds, nil, 0o600)
+	if code, stdout, stderr := runCLI("check-config", "-config", cfg); code != 0 {
+		t.Errorf("check-config with an empty credentials file: %d %s %s", code, stdout, stderr)
+	}
+}

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"text/tabwriter"
 	"time"
 
+	"github.com/ec2proxy/ec2proxy/configs"
 	"github.com/ec2proxy/ec2proxy/credstore"
 )
 
@@ -84,7 +86,16 @@ func credsCreate(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	_, store, done, err := openConfiguredStore(*path)
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	store, done, err := openStore(cfg)
+	if cfg.Credentials.Store == configs.StoreFile && errors.Is(err, os.ErrNotExist) {
+		// The first credential: the file comes with it (mode 0600).
+		fmt.Fprintf(stderr, "creating %s\n", cfg.Credentials.File)
+		store, done, err = credstore.NewFile(cfg.Credentials.File), func() {}, nil
+	}
 	if err != nil {
 		return err
 	}
