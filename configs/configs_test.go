@@ -100,7 +100,7 @@ identity: {mode: standalone}
 credentials: {store: file, file: /etc/ec2proxy/credentials.yaml}
 listen: ":99999"
 routes: [{path_prefix: /, backend: "http://nova:8773/services/Cloud"}]
-redis: {pool_size: -1, db: -1, addrs: ["127.0.0.1:6379"]}
+redis: {pool_size: -1, db: -1, addrs: ["127.0.0.1:6379"], tls: {ca_file: /ca.pem}}
 `, []string{"EC2PROXY_PROTECTION_RATE_LIMIT_REQUESTS_PER_SECOND=NaN"}, []string{
 			`listen: ":99999": the port must be a number from 0 to 65535`,
 			`routes[0].backend: "http://nova:8773/services/Cloud" must have no path`,
@@ -108,6 +108,7 @@ redis: {pool_size: -1, db: -1, addrs: ["127.0.0.1:6379"]}
 			"redis.db: must not be negative",
 			"protection.rate_limit.requests_per_second: must be a number, got NaN",
 			"redis.addrs: set, but credentials.store is file",
+			"redis.tls: files or settings are given but redis.tls.enabled is false",
 		}},
 	}
 	for _, tt := range tests {

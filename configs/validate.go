@@ -162,6 +162,9 @@ func (c *Config) Validate() Problems {
 		positive("redis.write_timeout", c.Redis.WriteTimeout)
 	}
 	checkTLSClient(&p, "redis.tls", c.Redis.TLS.TLSClient)
+	if !c.Redis.TLS.Enabled && c.Redis.TLS.TLSClient != (TLSClient{}) {
+		add("redis.tls: files or settings are given but redis.tls.enabled is false, so Redis would be spoken to in plain text: set enabled: true, or remove them")
+	}
 
 	switch c.Identity.Mode {
 	case ModeKeystone:
@@ -188,6 +191,9 @@ func (c *Config) Validate() Problems {
 			add("keystone.max_tokens: must be at least 1")
 		}
 		checkTLSClient(&p, "keystone.tls", k.TLS)
+		if k.TLS != (TLSClient{}) && strings.HasPrefix(k.AuthURL, "http://") {
+			add("keystone.tls: set, but keystone.auth_url %q is plain http://, so it would not be used", k.AuthURL)
+		}
 	case ModeStandalone:
 	default:
 		add("identity.mode: must be %q or %q, got %q", ModeKeystone, ModeStandalone, c.Identity.Mode)

@@ -70,6 +70,7 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 		a.closers = append(a.closers, client.Close)
 		keyring, err := LoadKeyring(cfg.Credentials)
 		if err != nil {
+			a.Close() // a refused reload must not leave a Redis client behind
 			return nil, err
 		}
 		redisStore = credstore.NewRedis(client, cfg.Redis.KeyPrefix, keyring)
@@ -86,6 +87,7 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 		}
 		kc, err := NewKeystoneClient(cfg.Keystone, m, tokens)
 		if err != nil {
+			a.Close()
 			return nil, err
 		}
 		a.Keystone = kc
