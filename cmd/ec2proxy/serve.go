@@ -127,7 +127,15 @@ func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), star
 }
 
 // reload builds the App for the new configuration, or logs why not.
-func reload(cur *configs.Config, load func() (*configs.Config, error), logger *zap.Logger) (*app.App, bool) {
+func reload(cur *configs.Config, load func() (*configs.Config, error), logger *zap.Logger) (next *app.App, ok bool) {
+	defer func() {
+		// A bug building the new pipeline (a library panicking on a value
+		// validation missed) must cost the reload, not the running proxy.
+		if p := recover(); p != nil {
+			logger.Error("reload failed, keeping the running configuration", zap.Any("panic", p))
+			next, ok = nil, false
+		}
+	}()
 	cfg, err := load()
 	if err != nil {
 		logger.Error("reload refused, keeping the running configuration", zap.Error(err))
@@ -145,7 +153,7 @@ func reload(cur *configs.Config, load func() (*configs.Config, error), logger *z
 		logger.Error("reload refused", zap.Error(err))
 		return nil, false
 	}
-	next, err := app.Build(cfg, nextLogger, buildVersion())
+	next, err = app.Build(cfg, nextLogger, buildVersion())
 	if err != nil {
 		logger.Error("reload refused, keeping the running configuration", zap.Error(err))
 		return nil, false
