@@ -111,7 +111,7 @@ func (s *File) List(_ context.Context, fn func(Record, error) error) error {
 }
 
 // Put creates or replaces a record and rewrites the file. A running proxy
-// reads the file at start-up only.
+// checks the file every second (WatchedFile) and applies the change.
 func (s *File) Put(_ context.Context, r Record) error {
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("credstore: %w", err)

@@ -76,10 +76,10 @@ func TestCLIFlagsReadAsMeant(t *testing.T) {
 	if code, stdout, stderr := runCLI("creds", "show", "-config", cfg, "-json", "AKROLES"); code != 0 || !strings.Contains(stdout, `"member"`) || strings.Contains(stdout, `" member"`) {
 		t.Errorf("creds show: %d\n%s%s\nwant the roles reader and member, trimmed", code, stdout, stderr)
 	}
-	// The file store: a running proxy rereads the file on SIGHUP only, and
-	// the CLI must say so rather than promise cache_ttl.
-	if code, stdout, stderr := runCLI("creds", "disable", "-config", cfg, "AKROLES"); code != 0 || strings.Contains(stdout, "cache_ttl") || !strings.Contains(stderr, "on SIGHUP only") {
-		t.Errorf("creds disable (file store): %d\n%s%s\nwant the SIGHUP note, not cache_ttl", code, stdout, stderr)
+	// The file store: running proxies watch the file (not cache_ttl), and
+	// the CLI says when a change applies.
+	if code, stdout, stderr := runCLI("creds", "disable", "-config", cfg, "AKROLES"); code != 0 || strings.Contains(stdout, "cache_ttl") || !strings.Contains(stderr, "within about a second") {
+		t.Errorf("creds disable (file store): %d\n%s%s\nwant the note on when it applies, not cache_ttl", code, stdout, stderr)
 	}
 	if code, stdout, stderr := runCLI("ec2rc", "-config", cfg, "-access", "AKROLES", "-o", "-"); code != 0 || !strings.Contains(stdout, "EC2_URL=https://ec2.example.com:8773/") {
 		t.Errorf("ec2rc: %d\n%s%s\nwant EC2_URL=https://ec2.example.com:8773/", code, stdout, stderr)

@@ -280,12 +280,11 @@ func credsSetEnabled(verb string, enabled bool, args []string, stdout, stderr io
 	})
 }
 
-// noteFileReload tells the operator what a change to the credentials file
-// needs: a running proxy reads it at start-up and on SIGHUP only, and a
-// revocation they believe done must not wait silently for a restart.
+// noteFileReload tells the operator when a change to the credentials file
+// applies: a revocation they believe done must not wait silently.
 func noteFileReload(store credStore, stderr io.Writer) {
 	if f, ok := store.(*credstore.File); ok {
-		fmt.Fprintf(stderr, "note: a running ec2proxy reads %s at start-up and on SIGHUP only: reload each one (kill -HUP PID, or systemctl reload ec2proxy) to apply this\n", f.Path())
+		fmt.Fprintf(stderr, "note: running proxies apply changes to %s within about a second (they check it every second)\n", f.Path())
 	}
 }
 

@@ -52,15 +52,16 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 	var checks []proxy.ReadyCheck
 	var store credstore.Backend
 	var redisStore *credstore.Redis
+	var file *credstore.WatchedFile
 	var shared *guard.Redis // lockout counters and replay markers, with a redis store
 	switch cfg.Credentials.Store {
 	case configs.StoreFile:
-		f, err := credstore.LoadFile(cfg.Credentials.File)
+		f, err := credstore.LoadWatchedFile(cfg.Credentials.File)
 		if err != nil {
 			return nil, err
 		}
 		logger.Info("credential file loaded", zap.String("file", cfg.Credentials.File), zap.Int("credentials", f.Len()))
-		store = f
+		store, file = f, f
 	case configs.StoreRedis:
 		redis.SetLogger(redisLogger{logger}) // go-redis logs to stderr by default, once per failed dial
 		client, err := NewRedisClient(cfg.Redis)
@@ -112,6 +113,9 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 	m.RegisterCacheSize("credential", p.CachedCredentials)
 	if redisStore != nil {
 		a.watchChanges(redisStore, m, guards.Lockout)
+	}
+	if file != nil {
+		a.watchFile(file, m)
 	}
 	a.Admin = proxy.NewAdminHandler(a.Registry, checks)
 	return a, nil
@@ -277,6 +281,32 @@ func (a *App) watchChanges(r *credstore.Redis, m *metrics.Metrics, lockout *guar
 }
 
 // background runs run until the App is closed; Close waits for it to return.
+// fileCheckInterval is how often the credentials file is checked for a
+// change (a stat; the file is read only when it changed).
+const fileCheckInterval = time.Second
+
+// watchFile applies changes to the credentials file (creds disable,
+// delete, rotate, or an edit) within fileCheckInterval: each changed access
+// key leaves the caches at once.
+func (a *App) watchFile(f *credstore.WatchedFile, m *metrics.Metrics) {
+	path := a.Config.Credentials.File
+	a.background(func(ctx context.Context) {
+		f.Watch(ctx, credstore.FileWatch{
+			Interval: fileCheckInterval,
+			Changed: func(accessKey string) {
+				a.Proxy.Invalidate(accessKey)
+				m.Invalidations.Inc()
+			},
+			Loaded: func(n int) {
+				a.Logger.Info("credential file reloaded", zap.String("file", path), zap.Int("credentials", n))
+			},
+			Failed: func(err error) {
+				a.Logger.Error("credential file not reloaded: keeping the last good version", zap.String("file", path), zap.Error(err))
+			},
+		})
+	})
+}
+
 func (a *App) background(run func(ctx context.Context)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
