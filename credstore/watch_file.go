@@ -13,17 +13,21 @@ import (
 // takes effect without a reload. A change that does not parse is reported
 // and the last good records kept.
 type WatchedFile struct {
-	path string
-	cur  atomic.Pointer[File]
+	path   string
+	cur    atomic.Pointer[File]
+	loaded os.FileInfo // the version cur was read from, for the first Watch
 }
 
 // LoadWatchedFile loads path, as LoadFile does.
 func LoadWatchedFile(path string) (*WatchedFile, error) {
+	// Stat first: a change while (or after) it is read then differs from
+	// this, and Watch reads it again, even if Watch starts later.
+	st, _ := os.Stat(path)
 	f, err := LoadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	w := &WatchedFile{path: path}
+	w := &WatchedFile{path: path, loaded: st}
 	w.cur.Store(f)
 	return w, nil
 }
@@ -49,9 +53,12 @@ type FileWatch struct {
 }
 
 // Watch checks the file's modification time and size every Interval until
-// ctx ends, and loads a version that differs from the last one read.
+// ctx ends, and loads a version that differs from the last one read once
+// it has stayed the same for one Interval: a file written in place (an
+// editor, a shell redirection) is not read half-written, or empty, which
+// would revoke every key until the next check.
 func (w *WatchedFile) Watch(ctx context.Context, o FileWatch) {
-	seen, _ := os.Stat(w.path)
+	seen, settling := w.loaded, os.FileInfo(nil)
 	reported := ""
 	fail := func(err error) { // once per distinct problem, not every tick
 		if msg := err.Error(); msg != reported {
@@ -73,6 +80,10 @@ func (w *WatchedFile) Watch(ctx context.Context, o FileWatch) {
 			continue
 		}
 		if sameVersion(seen, st) {
+			continue
+		}
+		if !sameVersion(settling, st) {
+			settling = st // changed since the last check: read it when it holds still
 			continue
 		}
 		next, err := LoadFile(w.path)

@@ -2,7 +2,6 @@ package test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,11 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/ec2proxy/ec2proxy/configs"
 	"github.com/ec2proxy/ec2proxy/credstore"
-	"github.com/ec2proxy/ec2proxy/internal/app"
 )
 
 // With the file store, what `creds disable`, `rotate` and `delete` write
@@ -27,25 +23,9 @@ func TestCredentialFileChangesApply(t *testing.T) {
 	defer backend.Close()
 	path := filepath.Join(t.TempDir(), "credentials.yaml")
 	os.WriteFile(path, []byte("credentials:\n- {access_key: AKA, secret: SKA, user_id: u, project_id: p}\n- {access_key: AKB, secret: SKB, user_id: u, project_id: p}\n"), 0o600)
-	cfg := configs.Default()
-	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", ""
-	cfg.Identity.Mode = configs.ModeStandalone
-	cfg.Credentials.Store, cfg.Credentials.File = configs.StoreFile, path
-	cfg.Credentials.CacheTTL = time.Hour // the file watch, not the TTL, must apply changes
-	cfg.Routes = []configs.Route{{PathPrefix: "/", Backend: backend.URL}}
-	if p := cfg.Validate(); len(p) > 0 {
-		t.Fatal(p)
-	}
-	a, err := app.Build(&cfg, zap.NewNop(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, ln, nil) }()
-	defer func() { cancel(); <-done }()
-	url := "http://" + ln.Addr().String()
+	_, url := startFileStoreApp(t, path, backend.URL, func(cfg *configs.Config) {
+		cfg.Credentials.CacheTTL = time.Hour // the file watch, not the TTL, must apply changes
+	})
 	status := func(access, secret string) int { return ec2Call(url, "/", access, secret, nil).status }
 	if s, s2 := status("AKA", "SKA"), status("AKB", "SKB"); s != 200 || s2 != 200 {
 		t.Fatalf("before any change: %d %d", s, s2)

@@ -35,25 +35,9 @@ func TestPolicyFileHotReload(t *testing.T) {
 	base := time.Now().Add(-time.Hour)
 	write(`default: "role:member"`+"\n", base)
 
-	cfg := configs.Default()
-	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", ""
-	cfg.Identity.Mode = configs.ModeStandalone
-	cfg.Credentials.Store, cfg.Credentials.File = configs.StoreFile, creds
-	cfg.Routes = []configs.Route{{PathPrefix: "/", Backend: backend.URL}}
-	cfg.Policy = configs.Policy{Enabled: true, File: rules, CheckInterval: 20 * time.Millisecond}
-	if p := cfg.Validate(); len(p) > 0 {
-		t.Fatal(p)
-	}
-	a, err := app.Build(&cfg, zap.NewNop(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, ln, nil) }()
-	defer func() { cancel(); <-done }()
-	url := "http://" + ln.Addr().String()
+	a, url := startFileStoreApp(t, creds, backend.URL, func(cfg *configs.Config) {
+		cfg.Policy = configs.Policy{Enabled: true, File: rules, CheckInterval: 20 * time.Millisecond}
+	})
 	status := func() int { return ec2Call(url, "/", "AKA", "SKA", nil).status }
 
 	if s := status(); s != 200 {
@@ -96,4 +80,35 @@ func metricValue(t *testing.T, a *app.App, name, result string) float64 {
 		}
 	}
 	return 0
+}
+
+// startFileStoreApp runs a standalone app (no Redis, no Keystone) on the
+// credentials file creds in front of backend until the test ends, and
+// returns it and its URL.
+func startFileStoreApp(t *testing.T, creds, backend string, edit func(*configs.Config)) (*app.App, string) {
+	t.Helper()
+	cfg := configs.Default()
+	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", ""
+	cfg.Identity.Mode = configs.ModeStandalone
+	cfg.Credentials.Store, cfg.Credentials.File = configs.StoreFile, creds
+	cfg.Routes = []configs.Route{{PathPrefix: "/", Backend: backend}}
+	if edit != nil {
+		edit(&cfg)
+	}
+	if p := cfg.Validate(); len(p) > 0 {
+		t.Fatal(p)
+	}
+	a, err := app.Build(&cfg, zap.NewNop(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, ln, nil) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return a, "http://" + ln.Addr().String()
 }

@@ -78,7 +78,7 @@ func TestCLIFlagsReadAsMeant(t *testing.T) {
 	}
 	// The file store: running proxies watch the file (not cache_ttl), and
 	// the CLI says when a change applies.
-	if code, stdout, stderr := runCLI("creds", "disable", "-config", cfg, "AKROLES"); code != 0 || strings.Contains(stdout, "cache_ttl") || !strings.Contains(stderr, "within about a second") {
+	if code, stdout, stderr := runCLI("creds", "disable", "-config", cfg, "AKROLES"); code != 0 || strings.Contains(stdout, "cache_ttl") || !strings.Contains(stderr, "within two seconds") {
 		t.Errorf("creds disable (file store): %d\n%s%s\nwant the note on when it applies, not cache_ttl", code, stdout, stderr)
 	}
 	if code, stdout, stderr := runCLI("ec2rc", "-config", cfg, "-access", "AKROLES", "-o", "-"); code != 0 || !strings.Contains(stdout, "EC2_URL=https://ec2.example.com:8773/") {

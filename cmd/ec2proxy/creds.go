@@ -284,7 +284,7 @@ func credsSetEnabled(verb string, enabled bool, args []string, stdout, stderr io
 // applies: a revocation they believe done must not wait silently.
 func noteFileReload(store credStore, stderr io.Writer) {
 	if f, ok := store.(*credstore.File); ok {
-		fmt.Fprintf(stderr, "note: running proxies apply changes to %s within about a second (they check it every second)\n", f.Path())
+		fmt.Fprintf(stderr, "note: running proxies apply changes to %s within two seconds (they check it every second)\n", f.Path())
 	}
 }
 

@@ -286,8 +286,8 @@ func (a *App) watchChanges(r *credstore.Redis, m *metrics.Metrics, lockout *guar
 const fileCheckInterval = time.Second
 
 // watchFile applies changes to the credentials file (creds disable,
-// delete, rotate, or an edit) within fileCheckInterval: each changed access
-// key leaves the caches at once.
+// delete, rotate, or an edit) within two fileCheckIntervals: each changed
+// access key leaves the caches at once.
 func (a *App) watchFile(f *credstore.WatchedFile, m *metrics.Metrics) {
 	path := a.Config.Credentials.File
 	a.background(func(ctx context.Context) {
