@@ -10,6 +10,7 @@ import (
 	"time"
 
 	qs "github.com/ec2proxy/ec2proxy/internal/form"
+	"github.com/ec2proxy/ec2proxy/internal/prehmac"
 )
 
 // Signing is a request a client is about to send, for Sign and Presign
@@ -20,8 +21,12 @@ type Signing struct {
 	ContentType        string // signed when set (botocore signs it for form POSTs)
 	Body               []byte
 	AccessKey, Secret  string
-	Region, Service    string
-	Time               time.Time
+	// Key, when set, signs instead of Secret: its signing key is derived
+	// once per date, region and service and kept, for a client that signs
+	// many requests (the load generator signs each one as it sends it).
+	Key             *Secret
+	Region, Service string
+	Time            time.Time
 }
 
 // Debug is what a signature was computed over.
@@ -79,13 +84,19 @@ func (s Signing) signature(query string, names []string, values map[string]strin
 	creq := b.String()
 	h := sha256.Sum256([]byte(creq))
 	sts := "AWS4-HMAC-SHA256\n" + amzDate + "\n" + s.scope(amzDate) + "\n" + hex.EncodeToString(h[:])
+	debug := Debug{CanonicalRequest: creq, StringToSign: sts}
+	if s.Key != nil {
+		var m prehmac.MAC
+		key := s.Key.signingKey([]byte(amzDate[:8]), []byte(s.Region), []byte(s.Service), &m)
+		return hex.EncodeToString(m.Sum(key, []byte(sts))), debug
+	}
 	mac := func(key []byte, msg string) []byte {
 		m := hmac.New(sha256.New, key)
 		m.Write([]byte(msg))
 		return m.Sum(nil)
 	}
 	key := mac(mac(mac(mac([]byte("AWS4"+s.Secret), amzDate[:8]), s.Region), s.Service), "aws4_request")
-	return hex.EncodeToString(mac(key, sts)), Debug{CanonicalRequest: creq, StringToSign: sts}
+	return hex.EncodeToString(mac(key, sts)), debug
 }
 
 // canonicalQuery re-encodes a raw query and sorts it by encoded name, then

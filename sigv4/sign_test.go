@@ -42,3 +42,30 @@ func TestSignAgainstSuiteAndVerifier(t *testing.T) {
 		t.Errorf("presigned GET after expiry: %v; want expired", err)
 	}
 }
+
+// Signing with a Key (its signing keys derived once and kept) gives the
+// same signatures as with the Secret string, for the AWS suite's request
+// and across two dates and regions on one Key.
+func TestSignWithKey(t *testing.T) {
+	at, _ := parseAmzDate([]byte(suiteDate))
+	authz, _ := os.ReadFile("testdata/aws-testsuite/get-vanilla-query-order-encoded/get-vanilla-query-order-encoded.authz")
+	key := NewSecret([]byte(suiteSecret))
+	s := Signing{Method: "GET", Host: "example.amazonaws.com", Path: "/", Query: "Param-3=Value3&Param=Value2&%E1%88%B4=Value1",
+		AccessKey: "AKIDEXAMPLE", Key: key, Region: "us-east-1", Service: "service", Time: at}
+	if got, _, _ := Sign(s); got != strings.TrimSpace(string(authz)) {
+		t.Errorf("Sign with Key =\n%s\nwant\n%s", got, authz)
+	}
+	for _, c := range []struct {
+		at     time.Time
+		region string
+	}{{at, "us-east-1"}, {at.Add(24 * time.Hour), "us-east-1"}, {at, "RegionOne"}, {at, "us-east-1"}} {
+		withKey, withSecret := s, s
+		withKey.Time, withKey.Region = c.at, c.region
+		withSecret.Time, withSecret.Region, withSecret.Key, withSecret.Secret = c.at, c.region, nil, suiteSecret
+		a, _, _ := Sign(withKey)
+		b, _, _ := Sign(withSecret)
+		if a != b {
+			t.Errorf("%v %s: with Key %s; with Secret %s", c.at, c.region, a, b)
+		}
+	}
+}

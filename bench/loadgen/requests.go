@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ec2proxy/ec2proxy/sigv2"
@@ -64,6 +65,25 @@ type signer struct {
 	// flood, for fresh requests with wrongSecret, are the templates their
 	// made-up signatures go into (flood.go).
 	flood []floodTemplate
+	// keys are each access key's prepared signing keys (signingKeys):
+	// fresh signing then costs the generator's core what a client's
+	// would, not a key derivation per request.
+	keys sync.Map
+}
+
+// signingKeys are a credential's keys for signing many requests.
+type signingKeys struct {
+	v2 *sigv2.Key
+	v4 *sigv4.Secret
+}
+
+func (s *signer) keysFor(c credential) *signingKeys {
+	if k, ok := s.keys.Load(c.access); ok {
+		return k.(*signingKeys)
+	}
+	secret := []byte(s.secret(c))
+	k, _ := s.keys.LoadOrStore(c.access, &signingKeys{v2: sigv2.NewKey(secret), v4: sigv4.NewSecret(secret)})
+	return k.(*signingKeys)
 }
 
 const (
@@ -103,7 +123,7 @@ func (s *signer) v2(c credential, now time.Time, nonce string) []byte {
 	if nonce != "" {
 		params = append(params, sigv2.Pair{Name: "ClientToken", Value: nonce})
 	}
-	sig := sigv2.NewKey([]byte(s.secret(c))).Sign(sigv2.HmacSHA256, sigv2.StringToSign("POST", s.host, "/", params))
+	sig := s.keysFor(c).v2.Sign(sigv2.HmacSHA256, sigv2.StringToSign("POST", s.host, "/", params))
 	var body []byte
 	for _, p := range append(params, sigv2.Pair{Name: "Signature", Value: sig}) {
 		if len(body) > 0 {
@@ -121,7 +141,7 @@ func (s *signer) v4(c credential, now time.Time, nonce string) []byte {
 	}
 	auth, date, _ := sigv4.Sign(sigv4.Signing{
 		Method: "POST", Host: s.host, Path: "/", ContentType: formType, Body: body,
-		AccessKey: c.access, Secret: s.secret(c), Region: s.region, Service: s.service, Time: now,
+		AccessKey: c.access, Key: s.keysFor(c).v4, Region: s.region, Service: s.service, Time: now,
 	})
 	return s.wire(body, []string{"X-Amz-Date: " + date, "Authorization: " + auth})
 }
