@@ -288,10 +288,10 @@ func (l *EventLoop) render(c *loopConn, resp *fasthttp.Response) bool {
 	return true
 }
 
-// asked is the guards' answer for a request the loop holds (admit).
+// asked is the guards' answer for a request the loop holds (admit); the
+// pipeline that asked is c.srv.
 type asked struct {
 	c *loopConn
-	s *Server
 	a admission
 }
 
@@ -311,7 +311,7 @@ func (l *EventLoop) admit(c *loopConn, s *Server, size int) {
 	go func() {
 		a := s.guards.admit(context.Background(), key, fp, ttl, now)
 		l.mu.Lock()
-		l.asked = append(l.asked, asked{c: c, s: s, a: a})
+		l.asked = append(l.asked, asked{c: c, a: a})
 		l.mu.Unlock()
 		l.wake()
 	}()
@@ -392,9 +392,9 @@ func (l *EventLoop) collect() {
 	l.pending -= len(done) + len(answered)
 	for _, q := range answered {
 		if c := q.c; c.fd < len(l.conns) && l.conns[c.fd] == c {
-			l.resume(c, q.s, q.a)
+			l.resume(c, c.srv, q.a)
 		} else {
-			q.s.inflight.Add(-1) // the client left meanwhile
+			q.c.srv.inflight.Add(-1) // the client left meanwhile (closeOne keeps c.srv)
 		}
 	}
 	for _, d := range done {

@@ -175,13 +175,10 @@ func (s *Server) NewFrontend(handler fasthttp.RequestHandler, errorHandler func(
 }
 
 // ServeRequest serves one request with this pipeline, counted for Wait.
-func (s *Server) ServeRequest(ctx *fasthttp.RequestCtx) { s.serveRequest(ctx, false) }
-
-// serveRequest is ServeRequest; admitted: see handleAdmitted.
-func (s *Server) serveRequest(ctx *fasthttp.RequestCtx, admitted bool) {
+func (s *Server) ServeRequest(ctx *fasthttp.RequestCtx) {
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
-	s.handleAdmitted(ctx, admitted)
+	s.handle(ctx)
 }
 
 // ServeTransportError answers a request the frontend could not read.
