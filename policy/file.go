@@ -30,14 +30,18 @@ type FileOptions struct {
 // (inode) with those of the version last read. Replace the file by renaming
 // a complete new one over it: a file rewritten in place within the
 // file system's timestamp granularity, keeping its size, goes unnoticed.
+// Watch reads a changed version only once it has held still for one
+// interval: a file written in place is not read half-written (a YAML file
+// cut at a line end still parses, with rules missing).
 type File struct {
 	path string
 	opts FileOptions
 	cur  atomic.Pointer[Policy]
 
 	mu   sync.Mutex
-	seen os.FileInfo // the version last tried; nil after a failed stat
-	err  error       // why that version is not in use; nil if it is
+	seen     os.FileInfo // the version last tried; nil after a failed stat
+	err      error       // why that version is not in use; nil if it is
+	settling os.FileInfo // a new version Watch saw, read if the next tick sees it unchanged
 }
 
 // Open reads and parses the policy file at path. It fails if the file cannot
@@ -63,7 +67,13 @@ func (f *File) Policy() *Policy { return f.cur.Load() }
 // leaves the previous rules in use and returns the error, again on every
 // Check until the file changes; OnError is called only the first time.
 func (f *File) Check() (reloaded bool, err error) {
-	reloaded, notify, err := f.check()
+	return f.checkAndNotify(false)
+}
+
+// checkAndNotify is Check; settle reads a changed version only if it is the
+// one the previous call saw (Watch's ticks).
+func (f *File) checkAndNotify(settle bool) (reloaded bool, err error) {
+	reloaded, notify, err := f.check(settle)
 	if notify {
 		if err != nil && f.opts.OnError != nil {
 			f.opts.OnError(err)
@@ -74,7 +84,7 @@ func (f *File) Check() (reloaded bool, err error) {
 	return reloaded, err
 }
 
-func (f *File) check() (reloaded, notify bool, err error) {
+func (f *File) check(settle bool) (reloaded, notify bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fi, err := os.Stat(f.path)
@@ -88,6 +98,11 @@ func (f *File) check() (reloaded, notify bool, err error) {
 	if f.seen != nil && sameVersion(f.seen, fi) {
 		return false, false, f.err
 	}
+	if settle && (f.settling == nil || !sameVersion(f.settling, fi)) {
+		f.settling = fi // changed since the last tick: read it if it holds still
+		return false, false, f.err
+	}
+	f.settling = nil
 	p, read, err := load(f.path)
 	if read != nil {
 		fi = read
@@ -100,8 +115,9 @@ func (f *File) check() (reloaded, notify bool, err error) {
 	return true, true, nil
 }
 
-// Watch calls Check every interval until ctx ends. It does nothing if every
-// is not positive.
+// Watch checks the file every interval until ctx ends, and reloads a
+// changed version once it has stayed the same for one interval (see File).
+// It does nothing if every is not positive.
 func (f *File) Watch(ctx context.Context, every time.Duration) {
 	if every <= 0 {
 		return
@@ -113,7 +129,7 @@ func (f *File) Watch(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			_, _ = f.Check() // reported through the options
+			_, _ = f.checkAndNotify(true) // reported through the options
 		}
 	}
 }

@@ -196,3 +196,38 @@ func TestWatch(t *testing.T) {
 
 	f.Watch(context.Background(), 0) // returns at once: reloading disabled
 }
+
+// A file written in place can be caught half-written; cut at a line end, a
+// YAML policy still parses, with rules missing. Watch's ticks read a
+// changed version only when the next tick finds it unchanged.
+func TestWatchWaitsForTheFileToHoldStill(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+	full := "default: role:admin\nec2:RunInstances: role:admin and project_id:%(project_id)s\n"
+	write(t, path, full, start)
+	f, err := Open(path, FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tick := func(what string, wantReloaded bool) {
+		t.Helper()
+		if reloaded, err := f.checkAndNotify(true); reloaded != wantReloaded || err != nil {
+			t.Fatalf("%s: tick = %v, %v; want %v, nil", what, reloaded, err, wantReloaded)
+		}
+	}
+	tick("unchanged", false)
+	// An editor rewriting it in place: the first line is out, valid alone,
+	// and would let anyone run instances under role member.
+	write(t, path, "default: role:member\n", start.Add(time.Second))
+	tick("half-written", false)
+	if allows(f, "member") {
+		t.Fatal("a version seen once is in use")
+	}
+	write(t, path, "default: role:member\nec2:RunInstances: role:admin\n", start.Add(2*time.Second))
+	tick("written, still changing", false)
+	tick("held still", true)
+	if allows(f, "member") || !allows(f, "admin") {
+		t.Error("the complete version is not in use")
+	}
+	tick("unchanged after", false)
+}
