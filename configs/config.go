@@ -277,8 +277,8 @@ type Policy struct {
 	// default policy (configs/policy.yaml).
 	File string `yaml:"file"`
 	// CheckInterval is how often File's modification time is checked; a
-	// changed file is reloaded, a broken one ignored (the last good rules
-	// stay).
+	// changed file is reloaded once it has held still for one check, a broken
+	// one ignored (the last good rules stay).
 	CheckInterval time.Duration `yaml:"check_interval"`
 }
 

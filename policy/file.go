@@ -38,7 +38,7 @@ type File struct {
 	opts FileOptions
 	cur  atomic.Pointer[Policy]
 
-	mu   sync.Mutex
+	mu       sync.Mutex
 	seen     os.FileInfo // the version last tried; nil after a failed stat
 	err      error       // why that version is not in use; nil if it is
 	settling os.FileInfo // a new version Watch saw, read if the next tick sees it unchanged
