@@ -79,6 +79,7 @@ type serviceToken struct {
 	token           string
 	obtained, renew time.Time
 	expires         time.Time
+	roles           []string // on its project
 }
 
 // New returns a client; it does not contact Keystone.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -16,12 +18,18 @@ type EC2Credential struct {
 	TrustID, AppCredID    string
 }
 
-// ListEC2Credentials returns every EC2 credential the client's user may
-// list: all of them for an admin (GET /v3/credentials?type=ec2).
+// ListEC2Credentials returns every EC2 credential in Keystone (GET
+// /v3/credentials?type=ec2), or an error: never part of them. The client's
+// user must hold the admin role: Keystone answers anyone else with their
+// own credentials only, not a refusal.
 func (c *Client) ListEC2Credentials(ctx context.Context) ([]EC2Credential, error) {
 	svc, err := c.serviceToken(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if !slices.ContainsFunc(svc.roles, isAdminRole) {
+		return nil, errorf(ErrNotPermitted, "user %q has no admin role in project %q (its roles: %s): Keystone would list only its own credentials; use an admin account",
+			c.cfg.Username, c.cfg.ProjectName, strings.Join(svc.roles, ", "))
 	}
 	start := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/credentials?type=ec2", nil)
@@ -43,7 +51,7 @@ func (c *Client) ListEC2Credentials(ctx context.Context) ([]EC2Credential, error
 	case http.StatusOK:
 	case http.StatusForbidden, http.StatusUnauthorized:
 		c.cfg.Observe("credentials", "rejected", time.Since(start))
-		return nil, errorf(ErrRejected, "user %q may not list credentials (%d: %s); use an admin account", c.cfg.Username, resp.StatusCode, keystoneMessage(data))
+		return nil, errorf(ErrNotPermitted, "user %q may not list credentials (%d: %s); use an admin account", c.cfg.Username, resp.StatusCode, keystoneMessage(data))
 	default:
 		c.cfg.Observe("credentials", "error", time.Since(start))
 		return nil, errorf(ErrUnavailable, "GET /v3/credentials answered %d: %s", resp.StatusCode, keystoneMessage(data))
@@ -90,3 +98,6 @@ func (c *Client) ListEC2Credentials(ctx context.Context) ([]EC2Credential, error
 	}
 	return out, nil
 }
+
+// isAdminRole is oslo.policy's "role:admin": role names compare without case.
+func isAdminRole(name string) bool { return strings.EqualFold(name, "admin") }

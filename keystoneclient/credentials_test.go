@@ -29,7 +29,7 @@ func TestListEC2CredentialsRefusesPartialLists(t *testing.T) {
 				if r.URL.Path == "/v3/auth/tokens" {
 					w.Header().Set("X-Subject-Token", "svc")
 					w.WriteHeader(http.StatusCreated)
-					fmt.Fprintf(w, `{"token":{"expires_at":%q}}`, time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano))
+					fmt.Fprintf(w, `{"token":{"expires_at":%q,"roles":[{"name":"reader"},{"name":"Admin"}]}}`, time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano))
 					return
 				}
 				fmt.Fprint(w, c.body)
@@ -47,5 +47,34 @@ func TestListEC2CredentialsRefusesPartialLists(t *testing.T) {
 				t.Fatalf("ListEC2Credentials = %d credentials, %v; want an ErrUnavailable saying %q", len(list), err, c.want)
 			}
 		})
+	}
+}
+
+// Keystone answers a non-admin's list with that user's own credentials,
+// not a refusal; synced, the list would remove everyone else's. The
+// account's roles are checked first, and nothing is listed.
+func TestListEC2CredentialsNeedsAdmin(t *testing.T) {
+	listed := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v3/auth/tokens" {
+			w.Header().Set("X-Subject-Token", "svc")
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprintf(w, `{"token":{"expires_at":%q,"roles":[{"name":"member"},{"name":"reader"}]}}`, time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano))
+			return
+		}
+		listed = true
+		fmt.Fprint(w, `{"credentials":[]}`)
+	}))
+	defer srv.Close()
+	kc, err := New(Config{AuthURL: srv.URL, Username: "demo", Password: "x", ProjectName: "demo", Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := kc.ListEC2Credentials(context.Background())
+	if !errors.Is(err, ErrNotPermitted) || !strings.Contains(err.Error(), `user "demo" has no admin role in project "demo" (its roles: member, reader)`) {
+		t.Errorf("ListEC2Credentials = %d credentials, %v; want ErrNotPermitted naming the user, project and roles", len(list), err)
+	}
+	if listed {
+		t.Error("the credentials were listed anyway")
 	}
 }

@@ -13,6 +13,9 @@ var (
 	// ErrUnavailable: Keystone could not be asked or answered nonsense
 	// (network, timeout, 5xx, bad service account, unparsable reply).
 	ErrUnavailable = errors.New("keystoneclient: keystone unavailable")
+	// ErrNotPermitted: the client's own account may not do what was asked
+	// (list every credential without the admin role).
+	ErrNotPermitted = errors.New("keystoneclient: the account is not permitted")
 )
 
 func errorf(kind error, format string, args ...any) error {

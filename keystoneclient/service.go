@@ -80,6 +80,9 @@ func (c *Client) passwordAuth(ctx context.Context) (*serviceToken, error) {
 	var tb struct {
 		Token struct {
 			ExpiresAt string `json:"expires_at"`
+			Roles     []struct {
+				Name string `json:"name"`
+			} `json:"roles"`
 		} `json:"token"`
 	}
 	token := resp.Header.Get("X-Subject-Token")
@@ -92,7 +95,11 @@ func (c *Client) passwordAuth(ctx context.Context) (*serviceToken, error) {
 	c.cfg.Observe("auth", "ok", time.Since(start))
 	now := c.cfg.Now()
 	lifetime := expires.Sub(now)
-	return &serviceToken{token: token, obtained: now, expires: expires, renew: now.Add(lifetime - min(c.cfg.TokenMargin, lifetime/2))}, nil
+	t := &serviceToken{token: token, obtained: now, expires: expires, renew: now.Add(lifetime - min(c.cfg.TokenMargin, lifetime/2))}
+	for _, r := range tb.Token.Roles {
+		t.roles = append(t.roles, r.Name)
+	}
+	return t, nil
 }
 
 // Ready reports whether Keystone can be used: a service token is held or can

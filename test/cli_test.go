@@ -251,6 +251,13 @@ func TestCLISyncFromKeystone(t *testing.T) {
 	}
 	cli(t, admin, "creds", "sync").want(t, 2, "-keystone")
 	cli(t, []string{"EC2PROXY_CONFIG=" + conf}, "creds", "sync", "-keystone").want(t, 1, "needs an admin account")
+	// Keystone answers a non-admin's list with its own credentials only:
+	// synced, that would remove everyone else's. Refused, nothing changed.
+	cli(t, append([]string{"EC2PROXY_CONFIG=" + conf}, demo...), "creds", "sync", "-keystone").
+		want(t, 1, `user "demo" has no admin role in project "demo"`, "use an admin account")
+	if strings.Contains(cli(t, admin, "creds", "list").stdout, created.Access) {
+		t.Fatal("a refused sync changed the store")
+	}
 
 	r := cli(t, admin, "creds", "sync", "-keystone", "-dry-run")
 	r.want(t, 0, "would be added "+created.Access, "dry run, nothing changed")

@@ -19,9 +19,11 @@ const syncHelp = `Import every EC2 credential from Keystone (GET /v3/credentials
 into the store, so the proxy can verify them: new ones are added, changed ones
 updated, and ones that came from Keystone but are gone there removed. Records
 created with 'creds create' are never touched; a credential disabled here stays
-disabled. Listing all credentials needs an admin account, taken from the usual
-OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME, OS_USER_DOMAIN_NAME and
-OS_PROJECT_DOMAIN_NAME variables (source an admin-openrc.sh).`
+disabled. Listing all credentials needs an account with the admin role, taken
+from the usual OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME,
+OS_USER_DOMAIN_NAME and OS_PROJECT_DOMAIN_NAME variables (source an
+admin-openrc.sh); any other account is refused (Keystone would show it only
+its own credentials, and the sync would remove the rest).`
 
 func credsSync(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("creds sync", "-keystone [-dry-run] [-watch INTERVAL]", stderr)
