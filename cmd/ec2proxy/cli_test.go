@@ -114,3 +114,19 @@ func TestFileStoreFromNothing(t *testing.T) {
 		t.Errorf("check-config with an empty credentials file: %d %s %s", code, stdout, stderr)
 	}
 }
+
+// Help output is pasted into tickets: the keys from a sourced ec2rc.sh
+// must not appear in it. Found by a review (they were the flags' defaults).
+func TestSignHelpShowsNoSecret(t *testing.T) {
+	t.Setenv("EC2_SECRET_KEY", "s3cr3t-from-ec2rc")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-from-aws")
+	t.Setenv("EC2_URL", "http://127.0.0.1:9/")
+	code, stdout, stderr := runCLI("sign", "-h")
+	if strings.Contains(stdout+stderr, "s3cr3t") || !strings.Contains(stderr, "default $EC2_SECRET_KEY") {
+		t.Errorf("sign -h: %d\n%s%s\nwant the variables named, no secret", code, stdout, stderr)
+	}
+	// The environment still supplies them when the flags are absent.
+	if code, stdout, stderr := runCLI("sign", "-access", "AK", "-dry-run", "Action=DescribeRegions"); code != 0 || !strings.Contains(stdout, "http://127.0.0.1:9/") {
+		t.Errorf("sign -dry-run from the environment: %d\n%s%s", code, stdout, stderr)
+	}
+}

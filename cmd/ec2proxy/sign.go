@@ -37,13 +37,15 @@ func firstEnv(names ...string) string {
 
 func sign(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("sign", "[flags] Action=NAME [Name=Value ...]", stderr)
-	endpoint := fs.String("url", os.Getenv("EC2_URL"), "EC2 endpoint (default $EC2_URL)")
-	access := fs.String("access", firstEnv("EC2_ACCESS_KEY", "AWS_ACCESS_KEY_ID"), "access key")
-	secret := fs.String("secret", firstEnv("EC2_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"), "secret key")
+	// Defaults from the environment are read after parsing: as flag
+	// defaults, -h would print them, and the secret with them.
+	endpoint := fs.String("url", "", "EC2 endpoint (default $EC2_URL)")
+	access := fs.String("access", "", "access key (default $EC2_ACCESS_KEY, else $AWS_ACCESS_KEY_ID)")
+	secret := fs.String("secret", "", "secret key (default $EC2_SECRET_KEY, else $AWS_SECRET_ACCESS_KEY)")
 	version := fs.Int("sigv", 4, "signature version: 2 or 4")
 	method := fs.String("method", "POST", "HTTP method: POST (form body) or GET (query string)")
 	sha1 := fs.Bool("sha1", false, "SigV2: sign with HmacSHA1 instead of HmacSHA256")
-	region := fs.String("region", firstEnv("AWS_DEFAULT_REGION", "EC2_REGION"), "SigV4 region (default $AWS_DEFAULT_REGION, else RegionOne)")
+	region := fs.String("region", "", "SigV4 region (default $AWS_DEFAULT_REGION, else $EC2_REGION, else RegionOne)")
 	service := fs.String("service", "ec2", "SigV4 service")
 	debug := fs.Bool("debug", false, "print what was signed to standard error")
 	dryRun := fs.Bool("dry-run", false, "print the request as a curl command instead of sending it")
@@ -56,6 +58,19 @@ func sign(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return errUsage
+	}
+	for _, f := range []struct {
+		v    *string
+		from []string
+	}{
+		{endpoint, []string{"EC2_URL"}},
+		{access, []string{"EC2_ACCESS_KEY", "AWS_ACCESS_KEY_ID"}},
+		{secret, []string{"EC2_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"}},
+		{region, []string{"AWS_DEFAULT_REGION", "EC2_REGION"}},
+	} {
+		if *f.v == "" {
+			*f.v = firstEnv(f.from...)
+		}
 	}
 	params, err := parseParams(fs.Args())
 	switch {

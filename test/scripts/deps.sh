@@ -39,6 +39,7 @@ PKGS=(
 	python3-boto python3-botocore awscli
 	haproxy
 	sqlite3 curl ca-certificates
+	gcc libc6-dev # go test -race needs cgo; --no-install-recommends: name both
 	"$@"
 )
 SERVICES=(keystone redis-server haproxy)
