@@ -139,6 +139,8 @@ func writePrivate(path string, data []byte) error {
 func ec2rcScript(url, region string, r credstore.Record) string {
 	return strings.Join([]string{
 		"# ec2rc.sh for ec2proxy: source it, then use euca2ools, boto or awscli.",
+		"# awscli before 2.13 (Debian 12 has 2.9) ignores AWS_ENDPOINT_URL_EC2:",
+		"# aws --endpoint-url \"$EC2_URL\" ec2 describe-instances",
 		"export EC2_URL=" + url,
 		"export EC2_ACCESS_KEY=" + r.AccessKey,
 		"export EC2_SECRET_KEY=" + r.Secret,
