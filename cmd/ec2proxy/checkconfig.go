@@ -24,9 +24,12 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// Building reads every file the configuration names (credentials,
-	// password, key and CA files, the TLS pair) without contacting any
-	// service.
+	// Every file the configuration names (credentials, password, key and
+	// CA files, the TLS pair, the policy), each problem named by its
+	// setting; then building, which contacts no service, checks the rest.
+	if problems := app.CheckFiles(cfg); len(problems) > 0 {
+		return problems
+	}
 	a, err := app.Build(cfg, zap.NewNop(), buildVersion())
 	if err != nil {
 		return err

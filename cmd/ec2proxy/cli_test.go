@@ -130,3 +130,44 @@ func TestSignHelpShowsNoSecret(t *testing.T) {
 		t.Errorf("sign -dry-run from the environment: %d\n%s%s", code, stdout, stderr)
 	}
 }
+
+// check-config names every unusable file at once, each by its setting
+// (found by a review: it stopped at the first, and some messages named
+// only a path).
+func TestCheckConfigListsEveryFileProblem(t *testing.T) {
+	t.Setenv("EC2PROXY_CONFIG", "")
+	dir := t.TempDir()
+	key := filepath.Join(dir, "secret.key")
+	os.WriteFile(key, []byte("not hex\n"), 0o600)
+	policyFile := filepath.Join(dir, "policy.yaml")
+	os.WriteFile(policyFile, []byte("default: rule:nope\n"), 0o600)
+	cfg := filepath.Join(dir, "all-bad.yaml")
+	os.WriteFile(cfg, []byte(`routes: [{path_prefix: /, backend: "https://nova.internal:8788"}]
+credentials: {store: redis, encryption_key_file: `+key+`, old_encryption_key_files: [`+dir+`/old.key]}
+redis: {addrs: ["127.0.0.1:6379"], password_file: `+dir+`/redis-password}
+identity: {mode: keystone}
+keystone:
+  auth_url: https://keystone.internal:5000
+  service_user: {name: ec2proxy, password_file: `+dir+`/ks-password, project_name: service}
+  tls: {ca_file: `+dir+`/ks-ca.pem}
+backend: {tls: {ca_file: `+dir+`/backend-ca.pem}}
+server: {tls: {cert_file: `+dir+`/cert.pem, key_file: `+dir+`/key.pem}}
+policy: {enabled: true, file: `+policyFile+`}
+`), 0o600)
+	code, _, stderr := runCLI("check-config", "-config", cfg)
+	want := []string{
+		"credentials.encryption_key_file: credstore: encryption key " + key + ": want 64 hex digits",
+		"credentials.old_encryption_key_files[0]: credstore: encryption key: open " + dir + "/old.key: no such file",
+		"redis.password_file: open " + dir + "/redis-password: no such file",
+		"keystone.service_user.password_file: open " + dir + "/ks-password: no such file",
+		"keystone.tls: ca_file: open " + dir + "/ks-ca.pem: no such file",
+		"backend.tls: ca_file: open " + dir + "/backend-ca.pem: no such file",
+		"server.tls: ",
+		"policy.file: " + policyFile + ": invalid policy",
+	}
+	for _, w := range want {
+		if code != 1 || !strings.Contains(stderr, w) {
+			t.Errorf("check-config: %d, missing %q in:\n%s", code, w, stderr)
+		}
+	}
+}

@@ -58,7 +58,7 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 	case configs.StoreFile:
 		f, err := credstore.LoadWatchedFile(cfg.Credentials.File)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("credentials.file: %w", err)
 		}
 		logger.Info("credential file loaded", zap.String("file", cfg.Credentials.File), zap.Int("credentials", f.Len()))
 		store, file = f, f
@@ -195,6 +195,11 @@ func newGuards(p configs.Protection, shared *guard.Redis) proxy.Guards {
 func LoadKeyring(c configs.Credentials) (*credstore.Keyring, error) {
 	if c.EncryptionKeyFile == "" {
 		return nil, nil
+	}
+	for _, f := range keyFiles(c) { // each named by its setting when it fails
+		if _, err := credstore.LoadKeyring(f.path); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.setting, err)
+		}
 	}
 	return credstore.LoadKeyring(c.EncryptionKeyFile, c.OldEncryptionKeyFiles...)
 }
