@@ -229,6 +229,69 @@ func (s *Server) signedHost(ctx *fasthttp.RequestCtx) []byte {
 	return fwd
 }
 
+// otherHosts lists, when a trusted balancer sent X-Forwarded-Host (then
+// signedHost's answer, first), the other names the client may have signed:
+// X-Forwarded-Host with X-Forwarded-Port added (a balancer sending them
+// apart; a default port is never signed), and the Host header (a balancer
+// that kept it and sent X-Forwarded-Host without the port, as nginx's
+// $host is). SigV4 clients leave out a default port that a balancer may
+// add: forV4 also lists each name ending in :80 or :443 without it (SigV2
+// tries every host without its port anyway). Nothing is allocated once
+// st's buffers have grown.
+func (s *Server) otherHosts(ctx *fasthttp.RequestCtx, st *state, first []byte, forV4 bool) [][]byte {
+	st.hosts = st.hosts[:0]
+	h := &ctx.Request.Header
+	if len(s.trusted) == 0 || len(h.Peek("X-Forwarded-Host")) == 0 || !s.isTrusted(remoteAddr(ctx)) {
+		return nil // no balancer's names to try
+	}
+	if port := h.Peek("X-Forwarded-Port"); len(port) > 0 && portStart(first) < 0 && !isDefaultPort(port, s.forwardedTLS(ctx)) {
+		st.hostBuf = append(append(append(st.hostBuf[:0], first...), ':'), port...)
+		st.hosts = append(st.hosts, st.hostBuf)
+	}
+	if host := h.Host(); !bytes.Equal(host, first) {
+		st.hosts = append(st.hosts, host)
+	}
+	if forV4 {
+		n := len(st.hosts)
+		for i := -1; i < n; i++ {
+			c := first
+			if i >= 0 {
+				c = st.hosts[i]
+			}
+			if p := portStart(c); p >= 0 && (isDefaultPort(c[p+1:], true) || isDefaultPort(c[p+1:], false)) {
+				st.hosts = append(st.hosts, c[:p])
+			}
+		}
+	}
+	return st.hosts
+}
+
+// forwardedTLS reports whether the client reached the balancer (or this
+// listener) over TLS, for the default port.
+func (s *Server) forwardedTLS(ctx *fasthttp.RequestCtx) bool {
+	if p := ctx.Request.Header.Peek("X-Forwarded-Proto"); len(p) > 0 {
+		return bytes.EqualFold(p, []byte("https"))
+	}
+	return ctx.IsTLS()
+}
+
+func isDefaultPort(port []byte, tls bool) bool {
+	if tls {
+		return string(port) == "443"
+	}
+	return string(port) == "80"
+}
+
+// portStart is the index of the ':' before a host's port, or -1 (a
+// bracketed IPv6 address's colons are not one).
+func portStart(host []byte) int {
+	i := bytes.LastIndexByte(host, ':')
+	if i < 0 || bytes.IndexByte(host[i:], ']') >= 0 {
+		return -1
+	}
+	return i
+}
+
 // hostOverride shows SigV4 the request's headers with Host replaced by the
 // forwarded host (nil: no replacement).
 type hostOverride struct {

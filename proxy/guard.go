@@ -69,7 +69,7 @@ func (s *Server) lockedOut(ctx *fasthttp.RequestCtx, st *state, accessKey []byte
 		return 0, false
 	}
 	return s.fail(ctx, st, errLockedOut, "This access key is locked until "+until.UTC().Format(time.RFC3339)+
-		" after too many failed signatures; check the secret key the client uses.", nil), true
+		" after too many failed signatures; check the secret key the client uses, and that the endpoint URL it signs (host, port, path) is the one it sends to.", nil), true
 }
 
 // signatureFailed counts a failed signature towards the key's lockout. It

@@ -29,6 +29,8 @@ type state struct {
 	target    policy.Target
 	requestID []byte
 	scratch   []byte
+	hosts     [][]byte // otherHosts' candidates, and the bytes of one
+	hostBuf   []byte
 	// inLoop: served by the event loop, which must not block: lookups are
 	// cache-only; a refusal that needs no Redis is answered, anything that
 	// would wait hands the request over instead.
@@ -240,9 +242,21 @@ func (s *Server) verifyV2(ctx *fasthttp.RequestCtx, st *state, method, host, pat
 	if cred == nil {
 		return nil, failed
 	}
-	if err := st.v2.Verify(&cred.key, s.requestTime(st), s.limits); err != nil {
-		if e, ok := err.(*sigv2.Error); ok && e.Code == sigv2.CodeSignatureMismatch &&
-			!s.signatureFailed(ctx, st, st.v2.AccessKeyID(), st.v2.Signature()) {
+	err := st.v2.Verify(&cred.key, s.requestTime(st), s.limits)
+	if v2Mismatch(err) {
+		for _, other := range s.otherHosts(ctx, st, host, false) {
+			st.v2.SetHost(other)
+			if e := st.v2.Verify(&cred.key, s.requestTime(st), s.limits); !v2Mismatch(e) {
+				err = e
+				break
+			}
+		}
+		if v2Mismatch(err) {
+			st.v2.SetHost(host) // the refusal shows the string to sign for the first
+		}
+	}
+	if err != nil {
+		if v2Mismatch(err) && !s.signatureFailed(ctx, st, st.v2.AccessKeyID(), st.v2.Signature()) {
 			return nil, outcomeHandoff // counting it needs Redis
 		}
 		return nil, s.failSigV2(ctx, st, err)
@@ -269,14 +283,40 @@ func (s *Server) verifyV4(ctx *fasthttp.RequestCtx, st *state, method, host, pat
 	if cred == nil {
 		return nil, failed
 	}
-	if err := st.v4.Verify(&cred.v4, s.requestTime(st), s.limitsV4); err != nil {
-		if e, ok := err.(*sigv4.Error); ok && e.Code == sigv4.CodeSignatureMismatch &&
-			!s.signatureFailed(ctx, st, st.v4.AccessKeyID(), st.v4.Signature()) {
+	err := st.v4.Verify(&cred.v4, s.requestTime(st), s.limitsV4)
+	if v4Mismatch(err) {
+		if others := s.otherHosts(ctx, st, host, true); len(others) > 0 {
+			first := st.headers.host
+			for _, other := range others {
+				st.headers.host = other
+				if e := st.v4.Verify(&cred.v4, s.requestTime(st), s.limitsV4); !v4Mismatch(e) {
+					err = e
+					break
+				}
+			}
+			if v4Mismatch(err) { // the refusal shows the canonical request for the first
+				st.headers.host = first
+				_ = st.v4.Verify(&cred.v4, s.requestTime(st), s.limitsV4)
+			}
+		}
+	}
+	if err != nil {
+		if v4Mismatch(err) && !s.signatureFailed(ctx, st, st.v4.AccessKeyID(), st.v4.Signature()) {
 			return nil, outcomeHandoff // counting it needs Redis
 		}
 		return nil, s.failSigV4(ctx, st, err)
 	}
 	return cred, 0
+}
+
+func v2Mismatch(err error) bool {
+	e, ok := err.(*sigv2.Error)
+	return ok && e.Code == sigv2.CodeSignatureMismatch
+}
+
+func v4Mismatch(err error) bool {
+	e, ok := err.(*sigv4.Error)
+	return ok && e.Code == sigv4.CodeSignatureMismatch
 }
 
 // credential looks the access key up; a nil credential means the request

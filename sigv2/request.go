@@ -55,6 +55,11 @@ func (r *Request) Reset() {
 	r.err = Error{}
 }
 
+// SetHost replaces the host the request is verified against (after Parse):
+// a caller with other names the client may have signed (a balancer's
+// X-Forwarded-Host) verifies again with each. host is aliased, not copied.
+func (r *Request) SetHost(host []byte) { r.host = host }
+
 // Parse reads a request: method, Host header and path exactly as received,
 // the raw query string, and the raw application/x-www-form-urlencoded body
 // (nil unless it is a form POST). Query and body parameters form one set, all
