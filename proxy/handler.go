@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -158,7 +159,19 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, st *state) outcome {
 	if !s.hostAllowed(host) {
 		return s.fail(ctx, st, errHostNotServed, "This endpoint does not serve the host "+string(host)+".", nil)
 	}
-	isForm := isPost && isFormContentType(ctx.Request.Header.ContentType())
+	isForm := false
+	if isPost {
+		// webob (nova, ec2-api) reads a POST body as parameters when it is a
+		// form, untyped, or multipart: each must be parsed, and signed, here
+		// or refused, else a captured SigV2 request (its body unsigned) could
+		// carry parameters of the sender's choosing to the backend.
+		switch ct := ctx.Request.Header.ContentType(); {
+		case isFormContentType(ct), len(bytes.TrimSpace(ct)) == 0:
+			isForm = true
+		case len(ctx.Request.Body()) > 0:
+			return s.fail(ctx, st, errInvalidRequest, "A POST body must be application/x-www-form-urlencoded (the Query API's parameters), not "+sanitizedType(ct)+".", nil)
+		}
+	}
 
 	verifyStart := time.Now()
 	var cred *credential
@@ -377,6 +390,19 @@ func (s *Server) failSigV4(ctx *fasthttp.RequestCtx, st *state, err error) outco
 		return s.fail(ctx, st, errSignatureDoesNotMatch, string(msg), nil)
 	}
 	return s.fail(ctx, st, code, sentence(e.Message()), nil)
+}
+
+// sanitizedType is a client's Content-Type for a message: its media type
+// alone, cut short.
+func sanitizedType(ct []byte) string {
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = bytes.TrimSpace(ct)
+	if len(ct) > 64 {
+		ct = ct[:64]
+	}
+	return strconv.Quote(string(ct))
 }
 
 func isFormContentType(ct []byte) bool {

@@ -1,0 +1,43 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// webob, in front of nova and ec2-api, reads a POST body as parameters when
+// it is a form, untyped or multipart. A SigV2 signature covers only the
+// parameters this proxy parses: a multipart body beside a signed query
+// string would reach the backend unsigned (found by a review: a captured
+// TerminateInstances could gain InstanceId.2). Such a body is refused; an
+// untyped one is read as the form it is to webob.
+func TestPostBodyMustBeAForm(t *testing.T) {
+	h := newHarness(t)
+	send := func(query, contentType, body string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, h.url+"/?"+query, strings.NewReader(body))
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		return h.do(req)
+	}
+	query := signed("POST", strings.TrimPrefix(h.url, "http://"), "/", testSecret, map[string]string{"Action": "TerminateInstances", "InstanceId.1": "i-a"}).Encode()
+	multipart := "--XX\r\nContent-Disposition: form-data; name=\"InstanceId.2\"\r\n\r\ni-victim\r\n--XX--\r\n"
+	wantEC2Error(t, send(query, "multipart/form-data; boundary=XX", multipart), 400, "InvalidRequest", `must be application/x-www-form-urlencoded (the Query API's parameters), not "multipart/form-data"`)
+	wantEC2Error(t, send(query, "application/json", `{"InstanceId.2":"i-victim"}`), 400, "InvalidRequest", `not "application/json"`)
+	if got := len(h.backend.Requests()); got != 0 {
+		t.Errorf("the backend received %d refused requests", got)
+	}
+	// Typed or not, an empty body is fine, and an untyped body is a form:
+	// its parameters are verified (signed here: the signature is over all).
+	if resp := send(query, "multipart/form-data; boundary=XX", ""); resp.StatusCode != 200 {
+		t.Errorf("signed query, empty multipart body: %d %s", resp.StatusCode, bodyOf(resp))
+	}
+	form := signed("POST", strings.TrimPrefix(h.url, "http://"), "/", testSecret, nil).Encode()
+	if resp := send("", "", form); resp.StatusCode != 200 {
+		t.Errorf("signed form body without Content-Type: %d %s", resp.StatusCode, bodyOf(resp))
+	}
+	// An untyped body with an unsigned parameter added fails verification.
+	wantEC2Error(t, send(query, "", "InstanceId.2=i-victim"), 403, "SignatureDoesNotMatch", "")
+}
