@@ -1,6 +1,7 @@
 package sigv2
 
 import (
+	"strconv"
 	"unicode/utf8"
 
 	qs "github.com/ec2proxy/ec2proxy/internal/form"
@@ -28,7 +29,7 @@ func (r *Request) parseParams(raw []byte) error {
 		n := shownName(name)
 		return r.errorf(CodeMalformedEncoding, n, "the value of parameter "+n+" is not valid UTF-8")
 	default:
-		return r.errorf(CodeMalformedEncoding, "", "too many parameters")
+		return r.errorf(CodeMalformedEncoding, "", "the request has more than "+strconv.Itoa(MaxParams)+" parameters")
 	}
 }
 

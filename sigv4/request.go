@@ -15,6 +15,7 @@ package sigv4
 
 import (
 	"bytes"
+	"strconv"
 	"time"
 
 	qs "github.com/ec2proxy/ec2proxy/internal/form"
@@ -145,7 +146,7 @@ func (r *Request) parseParams(p *qs.Params, raw []byte) error {
 	case qs.ValueNotUTF8:
 		return r.errorf(CodeMalformedEncoding, "the value of parameter "+shown(name)+" is not valid UTF-8")
 	case qs.TooMany:
-		return r.errorf(CodeMalformedEncoding, "too many parameters")
+		return r.errorf(CodeMalformedEncoding, "the request has more than "+strconv.Itoa(qs.MaxParams)+" parameters")
 	default:
 		return r.errorf(CodeMalformedEncoding, "a parameter name is empty, not valid UTF-8, or badly percent-encoded")
 	}
