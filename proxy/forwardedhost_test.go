@@ -79,7 +79,7 @@ func TestForwardedHostCandidates(t *testing.T) {
 	for _, version := range []int{2, 4} {
 		for _, c := range []struct {
 			name, signedFor, host string
-			header            http.Header
+			header                http.Header
 		}{
 			{"Host kept, X-Forwarded-Host without its port", direct, direct, http.Header{"X-Forwarded-Host": {hostOnly}}},
 			{"port in X-Forwarded-Port", "ec2.example.com:8773", "replica.internal", http.Header{"X-Forwarded-Host": {"ec2.example.com"}, "X-Forwarded-Port": {"8773"}}},
