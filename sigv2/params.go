@@ -28,6 +28,12 @@ func (r *Request) parseParams(raw []byte) error {
 	case qs.ValueNotUTF8:
 		n := shownName(name)
 		return r.errorf(CodeMalformedEncoding, n, "the value of parameter "+n+" is not valid UTF-8")
+	case qs.RawSemicolon:
+		if name == nil {
+			return r.errorf(CodeMalformedEncoding, "", "a parameter name contains ';': percent-encode it as %3B")
+		}
+		n := shownName(name)
+		return r.errorf(CodeMalformedEncoding, n, "the value of parameter "+n+" contains ';': percent-encode it as %3B")
 	default:
 		return r.errorf(CodeMalformedEncoding, "", "the request has more than "+strconv.Itoa(MaxParams)+" parameters")
 	}

@@ -168,7 +168,10 @@ func TestParseErrors(t *testing.T) {
 
 		// Separators.
 		{name: "empty pairs are skipped", giveQuery: "&&" + strings.ReplaceAll(form(""), "&", "&&") + "&"},
-		{name: "; is not a separator", giveQuery: strings.ReplaceAll(form(""), "&Action=", ";Action="), wantCode: CodeMissingParameter, wantParam: "Action"},
+		// Older Python split pairs at ';' too: the backend would read an
+		// Action this proxy never saw. Clients send %3B.
+		{name: "a raw ; is refused", giveQuery: strings.ReplaceAll(form(""), "&Action=", ";Action="), wantCode: CodeMalformedEncoding, wantParam: "AWSAccessKeyId"},
+		{name: "a raw ; in a name is refused", giveQuery: form("", "a;Action=TerminateInstances"), wantCode: CodeMalformedEncoding},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -245,7 +248,7 @@ func TestParseStringToSign(t *testing.T) {
 			wantSTS: "GET\nec2.example.com:8773\n/services/Cloud/%7Efoo//\n" + base,
 		},
 		{
-			name: "; is data", givePath: "/services/Cloud/", giveQuery: form("", "Filter.1.Value.1=a;b"),
+			name: "%3B is data", givePath: "/services/Cloud/", giveQuery: form("", "Filter.1.Value.1=a%3Bb"),
 			wantSTS:    prefix + "AWSAccessKeyId=AKIDEXAMPLE&Action=DescribeRegions&Filter.1.Value.1=a%3Bb&SignatureMethod=HmacSHA256&SignatureVersion=2&Timestamp=2026-11-25T10%3A39%3A21Z&Version=2014-10-01",
 			wantParams: map[string]string{"Filter.1.Value.1": "a;b"},
 		},

@@ -145,6 +145,11 @@ func (r *Request) parseParams(p *qs.Params, raw []byte) error {
 		return r.errorf(CodeMalformedEncoding, "invalid percent-encoding in the value of parameter "+shown(name))
 	case qs.ValueNotUTF8:
 		return r.errorf(CodeMalformedEncoding, "the value of parameter "+shown(name)+" is not valid UTF-8")
+	case qs.RawSemicolon:
+		if name == nil {
+			return r.errorf(CodeMalformedEncoding, "a parameter name contains ';': percent-encode it as %3B")
+		}
+		return r.errorf(CodeMalformedEncoding, "the value of parameter "+shown(name)+" contains ';': percent-encode it as %3B")
 	case qs.TooMany:
 		return r.errorf(CodeMalformedEncoding, "the request has more than "+strconv.Itoa(qs.MaxParams)+" parameters")
 	default:

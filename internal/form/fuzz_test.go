@@ -161,6 +161,8 @@ func FuzzParseMatchesReference(f *testing.F) {
 				rawName, rawValue, _ := strings.Cut(item, "=")
 				name, ok := AppendUnescaped(nil, []byte(rawName))
 				switch {
+				case strings.Contains(rawName, ";"):
+					wantProblem = RawSemicolon
 				case !ok:
 					wantProblem = BadNameEncoding
 				case len(name) == 0:
@@ -173,6 +175,8 @@ func FuzzParseMatchesReference(f *testing.F) {
 				}
 				value, ok := AppendUnescaped(nil, []byte(rawValue))
 				switch {
+				case strings.Contains(rawValue, ";"):
+					wantProblem, wantName = RawSemicolon, string(name)
 				case !ok:
 					wantProblem, wantName = BadValueEncoding, string(name)
 				case !utf8.Valid(value):

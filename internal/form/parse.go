@@ -77,6 +77,9 @@ func (p *Params) setPair(q *pair, raw []byte, nameEnd, valueStart int, kind enco
 	var ok bool
 	switch {
 	case !q.plainName:
+		if bytes.IndexByte(raw[start:nameEnd], ';') >= 0 {
+			return RawSemicolon, nil
+		}
 		q.nameStart = uint32(len(p.buf))
 		if p.buf, ok = AppendUnescaped(p.buf, raw[start:nameEnd]); !ok {
 			return BadNameEncoding, nil
@@ -100,6 +103,9 @@ func (p *Params) setPair(q *pair, raw []byte, nameEnd, valueStart int, kind enco
 	if kind == plain {
 		q.valueStart, q.valueEnd, q.valueInInput = uint32(valueStart), uint32(end), true
 	} else {
+		if kind == otherwise && bytes.IndexByte(raw[valueStart:end], ';') >= 0 {
+			return RawSemicolon, p.name(q)
+		}
 		q.valueStart = uint32(len(p.buf))
 		if p.buf, ok = AppendUnescaped(p.buf, raw[valueStart:end]); !ok {
 			return BadValueEncoding, p.name(q)
