@@ -105,7 +105,11 @@ func (r *Request) Parse(method, path, query, body []byte, isForm bool, h Headers
 		r.action = r.params.Value(i)
 	}
 
-	if auth := h.PeekBytes(headerAuthorization); len(auth) > 0 {
+	auth := h.PeekBytes(headerAuthorization)
+	if len(auth) > 0 && !bytes.HasPrefix(auth, algorithm) && r.queryParams.Index("X-Amz-Algorithm") >= 0 {
+		auth = nil // a presigned URL: the header is another layer's (a gateway's Basic)
+	}
+	if len(auth) > 0 {
 		if err := r.parseAuthorization(auth); err != nil {
 			return err
 		}

@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/ec2proxy/ec2proxy/sigv4"
 )
 
 // webob, in front of nova and ec2-api, reads a POST body as parameters when
@@ -75,4 +78,24 @@ func TestManyParameters(t *testing.T) {
 		t.Errorf("SigV4, CreateTags on 1,000+ resources: %d %s", resp.StatusCode, bodyOf(resp))
 	}
 	wantEC2Error(t, v4(4100), 400, "MalformedQueryString", "The request has more than 4096 parameters.")
+}
+
+// A presigned URL fetched through a gateway that adds its own
+// Authorization (Basic) is verified on its query (found by a review: it
+// was refused "must start with AWS4-HMAC-SHA256").
+func TestPresignedWithForeignAuthorization(t *testing.T) {
+	h := newHarness(t)
+	q, _ := sigv4.Presign(sigv4.Signing{
+		Method: "GET", Host: strings.TrimPrefix(h.url, "http://"), Path: "/", Query: "Action=DescribeRegions&Version=2016-11-15",
+		AccessKey: testAccess, Secret: testSecret, Region: "RegionOne", Service: "ec2", Time: testNow,
+	}, 5*time.Minute)
+	req, _ := http.NewRequest(http.MethodGet, h.url+"/?"+q, nil)
+	req.Header.Set("Authorization", "Basic Z2F0ZXdheTpzZWNyZXQ=")
+	if resp := h.do(req); resp.StatusCode != 200 {
+		t.Errorf("presigned URL with a Basic Authorization header: %d %s", resp.StatusCode, bodyOf(resp))
+	}
+	// A SigV4 Authorization header still takes precedence over the query.
+	req, _ = http.NewRequest(http.MethodGet, h.url+"/?"+q, nil)
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=x")
+	wantEC2Error(t, h.do(req), 400, "IncompleteSignature", "")
 }
