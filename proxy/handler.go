@@ -137,6 +137,11 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, st *state) outcome {
 		path, query = uri[:i], uri[i+1:]
 	}
 	rt := s.route(path)
+	if rt == nil && len(path) > 0 && path[0] != '/' && bytes.Contains(path, []byte("://")) {
+		// Absolute form ("GET http://host/ HTTP/1.1") is what clients send
+		// to a forward proxy: they meant to reach this endpoint directly.
+		return s.fail(ctx, st, errInvalidRequest, "The request target must be a path, as sent to an endpoint directly, not "+shownTarget(path)+": is an HTTP proxy set for this endpoint (http_proxy, no_proxy)?", nil)
+	}
 	if rt == nil {
 		return s.fail(ctx, st, errNoRoute, "No EC2 endpoint is served at "+string(path)+".", nil)
 	}
@@ -390,6 +395,14 @@ func (s *Server) failSigV4(ctx *fasthttp.RequestCtx, st *state, err error) outco
 		return s.fail(ctx, st, errSignatureDoesNotMatch, string(msg), nil)
 	}
 	return s.fail(ctx, st, code, sentence(e.Message()), nil)
+}
+
+// shownTarget is a request target for a message, cut short.
+func shownTarget(t []byte) string {
+	if len(t) > 64 {
+		t = t[:64]
+	}
+	return strconv.Quote(string(t))
 }
 
 // sanitizedType is a client's Content-Type for a message: its media type

@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"bufio"
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -98,4 +101,22 @@ func TestPresignedWithForeignAuthorization(t *testing.T) {
 	req, _ = http.NewRequest(http.MethodGet, h.url+"/?"+q, nil)
 	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=x")
 	wantEC2Error(t, h.do(req), 400, "IncompleteSignature", "")
+}
+
+// An absolute-form target is what a client sends to a forward proxy: the
+// refusal says so (it was a 404 naming the URL as a path).
+func TestAbsoluteFormTarget(t *testing.T) {
+	h := newHarness(t)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "GET http://ec2.example.com/?Action=DescribeRegions HTTP/1.1\r\nHost: ec2.example.com\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEC2Error(t, resp, 400, "InvalidRequest", `not "http://ec2.example.com/": is an HTTP proxy set for this endpoint`)
 }
