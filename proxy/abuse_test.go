@@ -1106,8 +1106,9 @@ func TestAbuseMethods(t *testing.T) {
 }
 
 // Absolute-form targets (GET http://evil/ HTTP/1.1): the path the proxy
-// verifies, routes and forwards must be one and the same. A target that no
-// route serves is refused with 404 InvalidRequest; nothing is forwarded.
+// verifies, routes and forwards must be one and the same. Such a target is
+// refused with 400 InvalidRequest asking about an HTTP proxy (what sends
+// them); nothing is forwarded.
 func TestAbuseAbsoluteFormTarget(t *testing.T) {
 	var tp *tap
 	h := newHarness(t, withTap(t, &tp))
@@ -1126,7 +1127,7 @@ func TestAbuseAbsoluteFormTarget(t *testing.T) {
 			if len(res.resps) != 1 {
 				t.Fatalf("want one response:\n%s", res)
 			}
-			wantRawEC2Error(t, res.resps[0], 404, "InvalidRequest", "")
+			wantRawEC2Error(t, res.resps[0], 400, "InvalidRequest", "is an HTTP proxy set for this endpoint")
 			assertNothingForwarded(t, tp)
 		})
 	}
