@@ -464,12 +464,19 @@ func (s *Server) failSignatureMismatch(ctx *fasthttp.RequestCtx, st *state) outc
 	return s.fail(ctx, st, errSignatureDoesNotMatch, string(msg), nil)
 }
 
-// sentence upper-cases the first letter of a package's error message.
+// sentence makes a package's error message a sentence: capitalised, with
+// a full stop.
 func sentence(s string) string {
-	if s == "" || s[0] < 'a' || s[0] > 'z' {
+	if s == "" {
 		return s
 	}
-	return string(s[0]-'a'+'A') + s[1:] + "."
+	if s[0] >= 'a' && s[0] <= 'z' {
+		s = string(s[0]-'a'+'A') + s[1:]
+	}
+	if s[len(s)-1] != '.' {
+		s += "."
+	}
+	return s
 }
 
 // fail writes the EC2 error for code, logs once and counts once. cause is the
