@@ -16,5 +16,9 @@ USER 65532:65532
 # 8773: EC2 API. 8774: /metrics, /healthz, /readyz (set admin_listen: ":8774"
 # in the configuration to reach it from outside the container).
 EXPOSE 8773 8774
+# Liveness from inside the container (no curl in distroless): the admin
+# listener of the mounted configuration.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s \
+  CMD ["/usr/bin/ec2proxy", "health", "-config", "/etc/ec2proxy/ec2proxy.yaml"]
 ENTRYPOINT ["/usr/bin/ec2proxy"]
 CMD ["serve", "-config", "/etc/ec2proxy/ec2proxy.yaml"]

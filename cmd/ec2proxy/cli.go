@@ -35,6 +35,7 @@ func commands() []command {
 		{"ec2rc", "write an ec2rc.sh for a credential", ec2rc},
 		{"sign", "sign and send an EC2 request (SigV2 or SigV4), for debugging", sign},
 		{"policy", "check what the authorization policy allows (policy -h)", policyCmd},
+		{"health", "ask a running proxy whether it is alive or ready (container health checks)", health},
 		{"version", "print the version", func(_ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "ec2proxy", buildVersion())
 			return nil
