@@ -78,7 +78,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}, []string{"op"}),
 		BackendStatus: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "backend_responses_total",
-			Help: "Backend answers by status class (2xx, 3xx, 4xx, 5xx) or failure (error, timeout).",
+			Help: "Backend answers by status class (1xx to 5xx) or failure (error, timeout).",
 		}, []string{"class"}),
 		BackendLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "backend_duration_seconds", Buckets: buckets,
@@ -98,11 +98,11 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}, []string{"result"}),
 		Invalidations: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "invalidations_total",
-			Help: "Credential changes announced by other processes (creds CLI, sync) and applied to the caches.",
+			Help: "Credential changes applied to the caches: announced on the events channel (Redis store) or found in a changed credentials file (file store).",
 		}),
 		Subscribed: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "events_subscribed",
-			Help: "1 while subscribed to credential change events; 0 while not (caches then use credentials.unsubscribed_ttl).",
+			Help: "Redis store: 1 while subscribed to credential change events; 0 while not (caches then use credentials.unsubscribed_ttl). Always 0 with the file store.",
 		}),
 		ProxyProtocol: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "proxy_protocol_errors_total",
