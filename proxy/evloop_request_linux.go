@@ -472,12 +472,15 @@ func (s *Server) appendBackendRequest(dst []byte, ctx *fasthttp.RequestCtx, st *
 	dst = append(dst, ' ')
 	dst = append(dst, h.RequestURI()...)
 	dst = append(dst, " HTTP/1.1\r\n"...)
-	connection := h.Peek(fasthttp.HeaderConnection)
-	for name, value := range h.All() {
-		if notForwarded(name, connection) || len(name) == len(contentLengthName) && bytes.EqualFold(name, contentLengthName) {
-			continue
-		}
-		dst = appendHeaderLine(dst, name, value)
+	// Ours first, Content-Length leading: a backend whose parser stops at a
+	// header line it cannot read (Python's, at a name with a blank, which
+	// checkHeaders refuses) must still get the framing and the identity,
+	// never read the body as a request of its own.
+	body := ctx.Request.Body()
+	if len(body) > 0 || !bytes.Equal(h.Method(), methodGet) { // fasthttp's client leaves it out of a bodiless GET
+		dst = append(dst, "Content-Length: "...)
+		dst = strconv.AppendInt(dst, int64(len(body)), 10)
+		dst = append(dst, "\r\n"...)
 	}
 	dst = append(dst, "X-Forwarded-For: "...)
 	dst, proto := s.forwardedFor(dst, ctx)
@@ -501,12 +504,15 @@ func (s *Server) appendBackendRequest(dst []byte, ctx *fasthttp.RequestCtx, st *
 	dst = append(dst, st.requestID...)
 	dst = append(dst, "\r\nX-OpenStack-Request-ID: "...)
 	dst = append(dst, st.requestID...)
-	body := ctx.Request.Body()
-	if len(body) > 0 || !bytes.Equal(h.Method(), methodGet) { // fasthttp's client leaves it out of a bodiless GET
-		dst = append(dst, "\r\nContent-Length: "...)
-		dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	dst = append(dst, "\r\n"...)
+	connection := h.Peek(fasthttp.HeaderConnection)
+	for name, value := range h.All() {
+		if notForwarded(name, connection) || len(name) == len(contentLengthName) && bytes.EqualFold(name, contentLengthName) {
+			continue
+		}
+		dst = appendHeaderLine(dst, name, value)
 	}
-	dst = append(dst, "\r\n\r\n"...)
+	dst = append(dst, "\r\n"...)
 	return append(dst, body...)
 }
 

@@ -153,10 +153,15 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, st *state) outcome {
 	if !isPost && !bytes.Equal(method, methodGet) {
 		return s.fail(ctx, st, errMethodNotAllowed, "", nil)
 	}
-	if badTransferEncoding(ctx.Request.Header.RawHeaders()) {
-		// fasthttp accepts and drops e.g. "identity"; a balancer in front
-		// may frame the body differently: refuse and close (smuggling).
-		out := s.fail(ctx, st, errInvalidRequest, "Transfer-Encoding must be chunked, or absent.", nil)
+	if badTE, badName := checkHeaders(ctx.Request.Header.RawHeaders()); badTE || badName != nil {
+		// fasthttp accepts and drops e.g. "identity", and accepts names
+		// with blanks inside; a balancer in front, or the backend, may read
+		// the request differently: refuse and close (smuggling).
+		msg := "Transfer-Encoding must be chunked, or absent."
+		if badName != nil {
+			msg = "The header name " + shownTarget(badName) + " is not a valid token (letters, digits and !#$%&'*+-.^_`|~ only)."
+		}
+		out := s.fail(ctx, st, errInvalidRequest, msg, nil)
 		ctx.SetConnectionClose() // after fail, which resets the response
 		return out
 	}

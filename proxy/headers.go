@@ -85,9 +85,14 @@ var (
 	chunked          = []byte("chunked")
 )
 
-// badTransferEncoding reports a Transfer-Encoding header whose value is
-// anything but "chunked", in the raw header block. It allocates nothing.
-func badTransferEncoding(raw []byte) bool {
+// checkHeaders scans the raw header block once, and reports a
+// Transfer-Encoding header whose value is anything but "chunked" (a
+// balancer in front may frame the body differently: smuggling), and the
+// first header name that is not an RFC 9110 token. Such a name ("X Roles")
+// passes fasthttp and matches no spoofable prefix, while Python's header
+// parser (eventlet under nova) stops at it: the headers after it, ours
+// among them, would be read as the body. It allocates nothing.
+func checkHeaders(raw []byte) (badTE bool, badName []byte) {
 	// Per line: IndexByte and a loop over leading blanks, not bytes.Cut and
 	// bytes.TrimLeft (a character set built per call): every forwarded
 	// request comes through here, and those were 4% of the loop's work.
@@ -102,6 +107,20 @@ func badTransferEncoding(raw []byte) bool {
 		for blank < len(line) && (line[blank] == ' ' || line[blank] == '\t') {
 			blank++
 		}
+		if blank == 0 && badName == nil { // not an obs-fold continuation: a name
+			for _, c := range line {
+				if c == ':' || c == '\r' {
+					break
+				}
+				if !tokenChar[c] {
+					badName = bytes.TrimRight(line, "\r")
+					if colon := bytes.IndexByte(badName, ':'); colon >= 0 {
+						badName = badName[:colon]
+					}
+					break
+				}
+			}
+		}
 		name := line[blank:]
 		if len(name) < len(transferEncoding) || name[0]|0x20 != 't' { // most lines, at a glance
 			continue
@@ -109,8 +128,8 @@ func badTransferEncoding(raw []byte) bool {
 		name, value, ok := bytes.Cut(name, []byte{':'})
 		if ok && bytes.EqualFold(bytes.TrimSpace(name), transferEncoding) &&
 			!bytes.EqualFold(bytes.TrimSpace(value), chunked) {
-			return true
+			badTE = true
 		}
 	}
-	return false
+	return badTE, badName
 }
