@@ -33,7 +33,7 @@ var frontEnds = []string{"goroutine", "epoll", "uring"}
 type scriptedBackend struct {
 	addr   string
 	mu     sync.Mutex
-	reqs   []string // raw request bytes as received (head and body)
+	reqs   []string                                             // raw request bytes as received (head and body)
 	answer func(c net.Conn, req *http.Request, raw []byte) bool // false: stop serving this connection
 }
 
