@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -426,9 +427,17 @@ const maxSpare = 256
 // goroutine server, which keeps it.
 func (l *EventLoop) handoff(c *loopConn) {
 	l.current().m.loopHandoff.Inc()
-	if len(c.out) > 0 { // an answer still queued for the round's end goes first
-		l.flushNow(c)
+	if len(c.out) > 0 && !l.flushNow(c) { // answers still queued go first
+		return // the write failed: closed
 	}
+	// What the socket did not take (a client reading slower than the loop
+	// wrote) goes before anything the goroutine server answers.
+	var unsent []byte
+	if len(c.out) > c.sent {
+		unsent = append(unsent, c.out[c.sent:]...)
+		c.out, c.sent = c.out[:0], 0
+	}
+	writeTimeout := l.current().cfg.Server.WriteTimeout
 	l.conns[c.fd] = nil
 	l.clients.Add(-1) // the goroutine server's concurrency counts it now
 	_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, c.fd, nil)
@@ -445,7 +454,17 @@ func (l *EventLoop) handoff(c *loopConn) {
 	if len(c.in) > 0 {
 		conn = &replayConn{Conn: nc, pending: append([]byte(nil), c.in...)}
 	}
-	go func() { _ = l.serve(conn) }()
+	go func() {
+		if len(unsent) > 0 {
+			_ = nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if _, err := nc.Write(unsent); err != nil {
+				nc.Close()
+				return
+			}
+			_ = nc.SetWriteDeadline(time.Time{})
+		}
+		_ = l.serve(conn)
+	}()
 }
 
 // replayConn returns what the loop read before the rest of the stream.
