@@ -494,14 +494,19 @@ func (l *EventLoop) received(c *loopConn, n int, err error) {
 	}
 	if err != nil || n == 0 {
 		if c.isBackend && c.client != nil {
-			l.finish(c.client, fmt.Errorf("the backend closed the connection: %w", errOr(err)))
+			if err == nil && len(c.in) > 0 {
+				l.answer(c, true) // a close-delimited answer ends here; anything else is cut short
+			}
+			if c.client != nil { // not answered
+				l.finish(c.client, fmt.Errorf("the backend closed the connection: %w", errOr(err)))
+			}
 		}
 		l.closeOne(c)
 		return
 	}
 	c.in = c.in[:len(c.in)+n]
 	if c.isBackend {
-		l.answer(c)
+		l.answer(c, false)
 		return
 	}
 	if len(c.in) == n && !c.busy {

@@ -5,7 +5,9 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -167,8 +169,10 @@ func (l *EventLoop) run(s *Server, c *loopConn) (out outcome) {
 	return s.serve(&c.ctx, st)
 }
 
-// answer finishes the request once the backend's answer is complete.
-func (l *EventLoop) answer(b *loopConn) {
+// answer finishes the request once the backend's answer is complete; eof:
+// the backend closed after what b.in holds (which ends a close-delimited
+// body).
+func (l *EventLoop) answer(b *loopConn, eof bool) {
 	c := b.client
 	if c == nil { // an idle connection spoke: not HTTP we understand
 		l.closeOne(b)
@@ -185,20 +189,30 @@ func (l *EventLoop) answer(b *loopConn) {
 		l.relay(c, b, head)
 		return
 	}
+	if !eof && closeDelimited(b.in) {
+		if len(b.in) >= maxBackendAnswer {
+			l.finish(c, fmt.Errorf("backend answer: larger than %d bytes", maxBackendAnswer))
+			l.closeOne(b)
+		}
+		return // its body ends when the backend closes
+	}
 	l.rd.Reset(b.in)
 	l.br.Reset(&l.rd)
 	resp := &c.ctx.Response
 	resp.Reset()
 	if err := resp.ReadLimitBody(l.br, maxBackendAnswer); err != nil {
-		if len(b.in) >= maxBackendAnswer {
+		// Only the end of what was read so far waits for more: a malformed
+		// answer (or one over the limit) is a 502 now, not at the timeout.
+		incomplete := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+		if !incomplete || eof || len(b.in) >= maxBackendAnswer {
 			l.finish(c, fmt.Errorf("backend answer: %w", err))
 			l.closeOne(b)
 		}
-		return // incomplete; a malformed one times out
+		return
 	}
 	used := len(b.in) - l.rd.Len() - l.br.Buffered()
 	b.in = shrunk(b.in[:copy(b.in, b.in[used:])], readSize)
-	reuse := !resp.ConnectionClose() && len(b.in) == 0
+	reuse := !eof && !resp.ConnectionClose() && len(b.in) == 0
 	l.finish(c, nil)
 	if reuse {
 		l.pool.put(b, l.now)

@@ -196,3 +196,33 @@ var notRelayed = func() [][]byte {
 	}
 	return names
 }()
+
+// closeDelimited reports whether the final answer head in in (after any
+// 1xx interim heads) frames no body: no Content-Length, no
+// Transfer-Encoding, and a status that has a body. The body then ends
+// when the backend closes (RFC 9112 section 6.3), not where the bytes read
+// so far end. A head not complete yet is not (yet) close-delimited.
+func closeDelimited(in []byte) bool {
+	for {
+		end := bytes.Index(in, crlf2)
+		if end < 0 || end < 12 || !bytes.HasPrefix(in, []byte("HTTP/1.")) {
+			return false
+		}
+		head := in[:end+2]
+		switch status := string(head[9:12]); {
+		case status[0] == '1':
+			in = in[end+len(crlf2):] // interim: the final head follows
+			continue
+		case status == "204" || status == "304":
+			return false
+		}
+		for _, line := range bytes.Split(head, []byte("\r\n"))[1:] {
+			name, _, _ := bytes.Cut(line, []byte{':'})
+			name = bytes.TrimSpace(name)
+			if bytes.EqualFold(name, []byte("Content-Length")) || bytes.EqualFold(name, []byte("Transfer-Encoding")) {
+				return false
+			}
+		}
+		return true
+	}
+}

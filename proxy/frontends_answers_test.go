@@ -1,0 +1,86 @@
+//go:build linux
+
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Backend answers the event loop parsed from what it had read so far
+// (found by a review): a body without Content-Length or chunking (it ends
+// when the backend closes) was cut at the first read and answered as
+// empty; a malformed answer, or one over the size limit, waited for
+// backend.timeout and answered 504 instead of 502. Every front end now
+// gives the same answer, at once.
+func TestFrontEndsBackendAnswers(t *testing.T) {
+	body := strings.Repeat("0123456789", 20000) // 200 KB, written in pieces
+	closeDelimited := func(c net.Conn) bool {
+		fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n\r\n")
+		for i := 0; i < len(body); i += 10000 {
+			time.Sleep(2 * time.Millisecond)
+			c.Write([]byte(body[i : i+10000]))
+		}
+		return false // the close ends the body
+	}
+	write := func(s string) func(net.Conn) bool {
+		return func(c net.Conn) bool { fmt.Fprint(c, s); return true }
+	}
+	cases := []struct {
+		name     string
+		answer   func(net.Conn) bool
+		status   string
+		wantBody string
+	}{
+		{"close-delimited", closeDelimited, "200 OK", body},
+		{"HTTP/1.0 close-delimited", func(c net.Conn) bool {
+			fmt.Fprint(c, "HTTP/1.0 200 OK\r\nContent-Type: text/xml\r\n\r\n<ok/>")
+			return false
+		}, "200 OK", "<ok/>"},
+		{"two Content-Lengths", write("HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\nContent-Length: 3\r\n\r\n<ok/>"), "502", ""},
+		{"two-digit status", write("HTTP/1.1 20 OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\n\r\n<ok/>"), "502", ""},
+		{"not HTTP", write("HELLO\r\n\r\n"), "502", ""},
+		{"over the size limit", write("HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 70000000\r\n\r\n<ok/>"), "502", ""},
+	}
+	for _, mode := range frontEnds {
+		for _, tc := range cases {
+			t.Run(mode+"/"+tc.name, func(t *testing.T) {
+				backend := startScriptedBackend(t, func(c net.Conn, _ *http.Request, _ []byte) bool { return tc.answer(c) })
+				s, form := warmServer(t, backend.addr)
+				s.routes[0].timeout = 5 * time.Second
+				s.routes[0].client.ReadTimeout = 5 * time.Second
+				addr := startMode(t, s, mode)
+				conn, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(4 * time.Second))
+				start := time.Now()
+				fmt.Fprint(conn, modesForm(form))
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				if err != nil {
+					t.Fatalf("no answer: %v", err)
+				}
+				gotBody, err := io.ReadAll(resp.Body)
+				took := time.Since(start)
+				switch {
+				case err != nil:
+					t.Errorf("reading the body: %v", err)
+				case !strings.HasPrefix(resp.Status, tc.status):
+					t.Errorf("got %s; want %s", resp.Status, tc.status)
+				case tc.wantBody != "" && string(gotBody) != tc.wantBody:
+					t.Errorf("body: %d bytes; want %d", len(gotBody), len(tc.wantBody))
+				case took > 2*time.Second:
+					t.Errorf("answered after %v: waited for the backend timeout", took)
+				}
+			})
+		}
+	}
+}
