@@ -412,8 +412,12 @@ func TestEventLoopInflightWithoutGap(t *testing.T) {
 }
 
 // Shutdown waits for the guards' answer to a paused request whose client
-// left (the loop gives its count back when the answer comes), and the
-// answer's wake-up never goes to a closed eventfd.
+// closed (a close reads as a half-close: the request goes on, as on the
+// goroutine server, and its answer meets a closed socket), and the
+// answer's wake-up never goes to a closed eventfd. Going on, the request
+// opened a backend connection during shutdown, which got the closed
+// listener's descriptor number: the loop took its events for accepts and
+// spun (found with the half-close change).
 func TestEventLoopShutdownWhilePaused(t *testing.T) {
 	s, good := loopServer(t)
 	admitter := &scriptedAdmitter{gate: make(chan struct{})}

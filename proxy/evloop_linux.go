@@ -87,6 +87,7 @@ type loopConn struct {
 	held    int     // bytes of c.in the request at a loop backend still uses
 	serving bool    // in request
 	stalled bool    // not served until it takes its answers (maxUnsent)
+	readEOF bool    // it half-closed: what it sent is answered, then it is closed
 	start   time.Time
 
 	// io_uring rounds:
@@ -354,6 +355,9 @@ func (l *EventLoop) add(c *loopConn, events uint32) error {
 }
 
 func (l *EventLoop) want(c *loopConn, events uint32) {
+	if c.readEOF {
+		events &^= syscall.EPOLLIN // nothing more to read: EOF would wake the loop for ever
+	}
 	if c.events == events {
 		return
 	}
@@ -455,7 +459,11 @@ func (l *EventLoop) readable(c *loopConn) {
 // closed instead (a client that sent more than a request ahead).
 func (l *EventLoop) readBuffer(c *loopConn) ([]byte, bool) {
 	if !c.isBackend && len(c.in) > l.maxBuffered() {
-		l.closeOne(c) // more than one whole request while one is in flight
+		if c.busy { // a whole next request while one is in flight: read on after its answer (afterWrite)
+			l.want(c, c.events&^syscall.EPOLLIN)
+			return nil, false
+		}
+		l.closeOne(c) // no request can be this large
 		return nil, false
 	}
 	if c.in = shrunk(c.in, readSize); len(c.in) == cap(c.in) {
@@ -490,6 +498,15 @@ func shrunk(b []byte, size int) []byte {
 // received handles what a read into readBuffer(c) returned.
 func (l *EventLoop) received(c *loopConn, n int, err error) {
 	if err == syscall.EAGAIN {
+		return
+	}
+	if err == nil && n == 0 && !c.isBackend && !c.readEOF && (c.busy || len(c.in) > 0 || len(c.out) > 0) {
+		// Half-closed after sending (shutdown(SHUT_WR), or HTTP/1.0
+		// habits): what it sent is answered, then the connection closes.
+		c.readEOF = true
+		l.want(c, c.events)
+		l.request(c)
+		l.closeIfDone(c)
 		return
 	}
 	if err != nil || n == 0 {
@@ -597,6 +614,22 @@ func (l *EventLoop) afterWrite(c *loopConn) {
 	if resume {
 		l.request(c) // what it sent meanwhile waits in c.in
 	}
+	if c.readEOF && !c.busy && !c.serving && len(c.out) == 0 && l.conns[c.fd] == c {
+		if len(c.in) > 0 {
+			l.request(c) // the rest it sent before closing; request closes it after
+		} else {
+			l.closeOne(c)
+		}
+	}
+}
+
+// closeIfDone closes a client that half-closed once everything it sent
+// is answered and written; request calls it, so what is left in c.in is
+// an incomplete request that will never be completed.
+func (l *EventLoop) closeIfDone(c *loopConn) {
+	if c.readEOF && !c.busy && !c.serving && len(c.out) == 0 && c.fd < len(l.conns) && l.conns[c.fd] == c {
+		l.closeOne(c)
+	}
 }
 
 // writeFailed closes c, whose socket refused a write; a backend's client
@@ -610,7 +643,8 @@ func (l *EventLoop) writeFailed(c *loopConn, err error) {
 
 // sweep applies the timeouts: a request the backend has not answered in
 // backend.timeout fails with 504; a request not read whole in
-// server.read_timeout goes to the goroutine server (which answers 408); an
+// server.read_timeout is answered 408 and closed (as the goroutine server
+// does; handed to it, the request would get a second read_timeout); an
 // idle connection past server.idle_timeout, or one whose answer the client
 // has not taken in server.write_timeout, is closed.
 func (l *EventLoop) sweep(now time.Time) {
@@ -632,13 +666,21 @@ func (l *EventLoop) sweep(now time.Time) {
 			}
 		case len(c.in) > 0:
 			if idle > cfg.ReadTimeout {
-				l.handoff(c)
+				l.readTimedOut(c)
 			}
 		case idle > cfg.IdleTimeout:
 			l.closeOne(c)
 		}
 	}
 	l.pool.closeIdle(now, l)
+}
+
+// readTimedOut answers a client whose request did not arrive whole in
+// server.read_timeout, as the goroutine server does, and closes it.
+func (l *EventLoop) readTimedOut(c *loopConn) {
+	c.ctx.Response.Reset()
+	l.current().handleTransportError(&c.ctx, os.ErrDeadlineExceeded) // 408, Connection: close
+	l.render(c, &c.ctx.Response)
 }
 
 // Shutdown stops accepting and returns once every request the loop holds
@@ -661,6 +703,7 @@ func (l *EventLoop) drained() bool {
 		l.stopping = true
 		_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, l.lfd, nil)
 		l.lfile.Close()
+		l.lfd = -1 // its number is free: a new backend connection may get it
 	}
 	busy := l.pending > 0
 	for _, c := range l.conns {

@@ -40,6 +40,7 @@ func (l *EventLoop) request(c *loopConn) {
 	if len(c.out) > 0 && l.conns[c.fd] == c {
 		l.flush(c)
 	}
+	l.closeIfDone(c)
 }
 
 // maxUnsent is how much of its answers a client may leave untaken before
