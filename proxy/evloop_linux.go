@@ -641,8 +641,9 @@ func (l *EventLoop) writeFailed(c *loopConn, err error) {
 	l.closeOne(c)
 }
 
-// sweep applies the timeouts: a request the backend has not answered in
-// backend.timeout fails with 504; a request not read whole in
+// sweep applies the timeouts: a backend connection not set up in
+// backend.dial_timeout fails its request with 504; a request the backend
+// has not answered in backend.timeout fails with 504; a request not read whole in
 // server.read_timeout is answered 408 and closed (as the goroutine server
 // does; handed to it, the request would get a second read_timeout); an
 // idle connection past server.idle_timeout, or one whose answer the client
@@ -656,7 +657,9 @@ func (l *EventLoop) sweep(now time.Time) {
 		idle := now.Sub(c.active)
 		switch {
 		case c.busy && !c.away:
-			if idle > c.st.route.timeout {
+			if b := c.backend; b != nil && b.connecting && now.Sub(b.active) > l.current().cfg.Backend.DialTimeout {
+				l.finish(c, fmt.Errorf("not connected within backend.dial_timeout: %w", fasthttp.ErrTimeout)) // 504, as the goroutine pipeline
+			} else if idle > c.st.route.timeout {
 				l.finish(c, fasthttp.ErrTimeout)
 			}
 		case c.busy:

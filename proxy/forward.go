@@ -131,8 +131,7 @@ func (s *Server) forwarded(ctx *fasthttp.RequestCtx, st *state, rt *route, err e
 	s.m.backendDone(resp.StatusCode(), err, took)
 	if err != nil {
 		code := errBadGateway
-		var ne net.Error
-		if errors.Is(err, fasthttp.ErrTimeout) || errors.As(err, &ne) && ne.Timeout() {
+		if isTimeout(err) {
 			code = errGatewayTimeout
 		}
 		return s.fail(ctx, st, code, "", fmt.Errorf("backend %s: %w", rt.addr(), err))
@@ -227,6 +226,16 @@ func (s *Server) signedHost(ctx *fasthttp.RequestCtx) []byte {
 		return host
 	}
 	return fwd
+}
+
+// isTimeout reports a backend that did not connect or answer in time:
+// fasthttp says so with either of two errors, or a net.Error.
+func isTimeout(err error) bool {
+	if err == nil {
+		return false // before ne, which escapes: the warm path asks too
+	}
+	var ne net.Error
+	return errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // otherHosts lists, when a trusted balancer sent X-Forwarded-Host (then

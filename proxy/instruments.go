@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/valyala/fasthttp"
 
 	"github.com/ec2proxy/ec2proxy/credstore"
 	"github.com/ec2proxy/ec2proxy/internal/flightcache"
@@ -110,7 +109,7 @@ func (in *instruments) credentialCache(o flightcache.Outcome) { in.credCache[o].
 
 func (in *instruments) backendDone(status int, err error, d time.Duration) {
 	switch {
-	case errors.Is(err, fasthttp.ErrTimeout):
+	case isTimeout(err):
 		in.backendTimout.Inc()
 	case err != nil:
 		in.backendClass[0].Inc()

@@ -1,0 +1,76 @@
+//go:build linux
+
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ec2proxy/ec2proxy/configs"
+)
+
+// unreachable returns an address whose connects hang: a listener with a
+// full accept queue that never accepts (its SYNs are dropped).
+func unreachable(t *testing.T) string {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := syscall.Getsockname(fd)
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	for range 3 { // fill the queue
+		if c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond); err == nil {
+			t.Cleanup(func() { c.Close() })
+		}
+	}
+	return addr
+}
+
+// A backend whose connects hang fails with 504 GatewayTimeout after
+// backend.dial_timeout, in every front end (as nginx's proxy_connect_timeout
+// does); the event loop's connects had no deadline but the request's
+// backend.timeout (found by a review: 60 s instead of 3 s by default).
+func TestFrontEndsDialTimeout(t *testing.T) {
+	for _, mode := range frontEnds {
+		t.Run(mode, func(t *testing.T) {
+			addr := unreachable(t)
+			s, form := warmServer(t, addr)
+			s.cfg.Backend.DialTimeout, s.cfg.Backend.Timeout = 500*time.Millisecond, 5*time.Second
+			rt, err := newRoute(configs.Route{PathPrefix: "/", Backend: "http://" + addr}, &s.cfg.Backend, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.routes[0] = rt
+			proxy := startMode(t, s, mode)
+			c, err := net.Dial("tcp", proxy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(4 * time.Second))
+			start := time.Now()
+			fmt.Fprint(c, modesForm(form))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			if took := time.Since(start); resp.StatusCode != 504 || took > 1500*time.Millisecond {
+				t.Errorf("got %d after %v; want 504 after about 500ms", resp.StatusCode, took)
+			}
+		})
+	}
+}
