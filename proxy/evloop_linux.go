@@ -48,6 +48,12 @@ type EventLoop struct {
 	lastSweep      time.Time
 	now            time.Time // read once per clockEvery events: ~100 ns a read on a virtual machine
 
+	// Out of file descriptors (see pauseAccept), the listener is out of
+	// the epoll set until resumeAt.
+	acceptPaused bool
+	resumeAt     time.Time
+	shortage     *acceptShortage // shared by the listener's loops
+
 	// With io_uring (server.io_uring), each round's reads go to the
 	// kernel in one system call and its writes in another (see round).
 	ring             *uring.Ring
@@ -122,9 +128,10 @@ func (w appendWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); 
 // one). Run each on a thread of its own.
 func NewEventLoops(n int, ln net.Listener, current func() *Server, serve func(net.Conn) error, log *zap.Logger, rawIO, ioUring bool) ([]*EventLoop, error) {
 	clients := new(atomic.Int64)
+	shortage := &acceptShortage{log: log}
 	loops := make([]*EventLoop, 0, n)
 	for range max(n, 1) {
-		l, err := newEventLoop(ln, current, serve, log, rawIO, clients)
+		l, err := newEventLoop(ln, current, serve, log, rawIO, clients, shortage)
 		if err != nil {
 			for _, l := range loops {
 				l.close()
@@ -143,7 +150,10 @@ func NewEventLoops(n int, ln net.Listener, current func() *Server, serve func(ne
 // waiting on the listener, not all of them; package syscall lacks it.
 const epollExclusive = 1 << 28
 
-func newEventLoop(ln net.Listener, current func() *Server, serve func(net.Conn) error, log *zap.Logger, rawIO bool, clients *atomic.Int64) (*EventLoop, error) {
+// listenerEvents are what the loops wait for on the listener.
+const listenerEvents = syscall.EPOLLIN | epollExclusive
+
+func newEventLoop(ln net.Listener, current func() *Server, serve func(net.Conn) error, log *zap.Logger, rawIO bool, clients *atomic.Int64, shortage *acceptShortage) (*EventLoop, error) {
 	if rl, ok := ln.(rawsock.Listener); ok {
 		ln = rl.Listener
 	}
@@ -156,7 +166,7 @@ func newEventLoop(ln net.Listener, current func() *Server, serve func(net.Conn) 
 		return nil, err
 	}
 	l := &EventLoop{current: current, serve: serve, log: log, rawIO: rawIO, lfd: int(f.Fd()), lfile: f,
-		stopped: make(chan struct{}), lastSweep: time.Now(), clients: clients, epfd: -1, efd: -1}
+		stopped: make(chan struct{}), lastSweep: time.Now(), clients: clients, shortage: shortage, epfd: -1, efd: -1}
 	l.pool.init()
 	l.br = bufio.NewReaderSize(&l.rd, 64<<10)
 	l.bw = bufio.NewWriterSize(l.w, 16<<10)
@@ -180,7 +190,7 @@ func (l *EventLoop) init() error {
 	if l.epfd, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC); err != nil {
 		return err
 	}
-	for fd, events := range map[int]uint32{l.lfd: syscall.EPOLLIN | epollExclusive, l.efd: syscall.EPOLLIN} {
+	for fd, events := range map[int]uint32{l.lfd: listenerEvents, l.efd: syscall.EPOLLIN} {
 		ev := syscall.EpollEvent{Events: events, Fd: int32(fd)}
 		if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
 			return err
@@ -242,6 +252,9 @@ func (l *EventLoop) Run() error {
 		} else {
 			l.events(events[:n])
 		}
+		if l.acceptPaused && !l.now.Before(l.resumeAt) {
+			l.resumeAccept()
+		}
 		if l.now.Sub(l.lastSweep) >= sweepEvery {
 			l.lastSweep = l.now
 			l.sweep(l.now)
@@ -296,7 +309,11 @@ func (l *EventLoop) wait(events []syscall.EpollEvent) (int, error) {
 	if n, e := rawsock.EpollPoll(l.epfd, events); e == 0 && n > 0 {
 		return n, nil
 	}
-	return syscall.EpollWait(l.epfd, events, int(sweepEvery/time.Millisecond))
+	timeout := sweepEvery
+	if l.acceptPaused {
+		timeout = min(timeout, max(time.Until(l.resumeAt), time.Millisecond))
+	}
+	return syscall.EpollWait(l.epfd, events, int(timeout/time.Millisecond))
 }
 
 // safeEvent handles one event; a bug costs that connection, not the loop
@@ -321,7 +338,9 @@ func (l *EventLoop) safeEvent(fd int, ev uint32) {
 func (l *EventLoop) event(fd int, ev uint32) {
 	switch {
 	case fd == l.lfd:
-		l.accept()
+		if !l.acceptPaused { // paused by an earlier event of this wait
+			l.accept()
+		}
 		return
 	case fd == l.efd:
 		l.collect()
@@ -370,8 +389,12 @@ func (l *EventLoop) accept() {
 	for {
 		fd, sa, err := syscall.Accept4(l.lfd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
 		if err != nil {
+			if outOfResources(err) {
+				l.pauseAccept(err)
+			}
 			return // EAGAIN: none left (or the listener is closing)
 		}
+		l.shortage.recovered()
 		if l.clients.Load() >= int64(l.current().cfg.Server.Concurrency) {
 			l.refuse(fd)
 			continue
@@ -389,6 +412,39 @@ func (l *EventLoop) accept() {
 		}
 		l.clients.Add(1)
 	}
+}
+
+// acceptPause is how long the loop stops accepting when out of file
+// descriptors or socket memory.
+const acceptPause = 100 * time.Millisecond
+
+// pauseAccept takes the listener out of the epoll set for acceptPause
+// (Run puts it back): the connection accept could not take stays queued,
+// so the level-triggered listener would wake the loop again at once and
+// it would spin a core until descriptors are freed. The loop's
+// connections are served meanwhile, and some closing frees descriptors.
+func (l *EventLoop) pauseAccept(err error) {
+	l.shortage.failed(err, "the event loop stops accepting for 100 ms at a time, new connections wait in the listen queue")
+	if syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, l.lfd, nil) != nil {
+		return // not paused: the next wake-up tries again
+	}
+	l.acceptPaused = true
+	l.resumeAt = time.Now().Add(acceptPause)
+}
+
+// resumeAccept puts the listener back in the epoll set, unless the loop
+// is stopping (drained closed it); a failure tries again after another
+// pause.
+func (l *EventLoop) resumeAccept() {
+	if l.stopping {
+		return
+	}
+	ev := syscall.EpollEvent{Events: listenerEvents, Fd: int32(l.lfd)}
+	if syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, l.lfd, &ev) != nil {
+		l.resumeAt = time.Now().Add(acceptPause)
+		return
+	}
+	l.acceptPaused = false
 }
 
 // refuse answers a connection over server.concurrency with a 503 EC2
@@ -704,7 +760,8 @@ func (l *EventLoop) Shutdown(ctx context.Context) error {
 func (l *EventLoop) drained() bool {
 	if !l.stopping {
 		l.stopping = true
-		_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, l.lfd, nil)
+		_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, l.lfd, nil) // ENOENT if paused
+		l.acceptPaused = false
 		l.lfile.Close()
 		l.lfd = -1 // its number is free: a new backend connection may get it
 	}

@@ -217,8 +217,9 @@ func prepareStandalone(r credstore.Record) *credential {
 	return c
 }
 
-// Serve answers EC2 requests on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
+// Serve answers EC2 requests on ln until Shutdown; running out of file
+// descriptors pauses accepting rather than ending it (see RetryAccept).
+func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(RetryAccept(ln, s.log)) }
 
 // Shutdown stops accepting connections and waits for in-flight requests
 // until ctx ends.

@@ -66,8 +66,13 @@ func NewRunner(first *App, ln, adminLn net.Listener) *Runner {
 			}()
 		}
 	} else {
+		// Out of file descriptors, fasthttp's Serve would return, and
+		// the process stop: RetryAccept waits instead. It wraps the
+		// outermost listener, the one fasthttp sees: the TLS, PROXY
+		// protocol and rawsock wrappers pass the TCP listener's errors
+		// through unchanged.
 		go func() {
-			if err := r.frontend.Serve(ln); err != nil {
+			if err := r.frontend.Serve(proxy.RetryAccept(ln, first.Logger)); err != nil {
 				r.failed <- err
 			}
 		}()
