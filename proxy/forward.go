@@ -139,6 +139,16 @@ func (s *Server) forwarded(ctx *fasthttp.RequestCtx, st *state, rt *route, err e
 	for _, h := range responseHopByHop {
 		resp.Header.Del(h)
 	}
+	// Headers the backend's Connection names are hop-by-hop too (RFC 9110
+	// section 7.6.1): not the client's.
+	if conn := resp.Header.Peek(fasthttp.HeaderConnection); len(conn) > 0 && !bytes.EqualFold(conn, []byte("close")) {
+		st.scratch = append(st.scratch[:0], conn...)
+		for token := range bytes.SplitSeq(st.scratch, []byte{','}) {
+			if token = bytes.TrimSpace(token); len(token) > 0 && !isMessageHeader(token) {
+				resp.Header.DelBytes(token)
+			}
+		}
+	}
 	resp.Header.SetBytesV(headerRequestID, st.requestID)
 	if s.log.Core().Enabled(zap.DebugLevel) {
 		s.log.Debug("forwarded", zap.ByteString("request_id", st.requestID), zap.Int("status", resp.StatusCode()))

@@ -84,3 +84,22 @@ func TestFrontEndsBackendAnswers(t *testing.T) {
 		}
 	}
 }
+
+// Headers a backend's Connection header names are hop-by-hop (RFC 9110
+// section 7.6.1): the client does not get them (found by a review).
+func TestFrontEndsDropHeadersTheBackendsConnectionNames(t *testing.T) {
+	for _, mode := range frontEnds {
+		t.Run(mode, func(t *testing.T) {
+			backend := startScriptedBackend(t, func(c net.Conn, _ *http.Request, _ []byte) bool {
+				fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nConnection: X-Secret, keep-alive\r\nX-Secret: s\r\nX-Kept: k\r\nContent-Length: 5\r\n\r\n<ok/>")
+				return true
+			})
+			s, form := warmServer(t, backend.addr)
+			addr := startMode(t, s, mode)
+			got, _ := rawTalk(t, addr, 300*time.Millisecond, modesForm(form))
+			if !strings.Contains(got, "<ok/>") || strings.Contains(got, "X-Secret: s") || !strings.Contains(got, "X-Kept: k") {
+				t.Errorf("got %q; want the answer with X-Kept, without X-Secret", got)
+			}
+		})
+	}
+}

@@ -85,3 +85,24 @@ func TestFrontEndsClients(t *testing.T) {
 		})
 	}
 }
+
+// Host and Content-Type describe the request, whatever a client's
+// Connection header lists (found by a review: the loop forwarded the
+// request without Host; the goroutine pipeline answered 502).
+func TestFrontEndsConnectionListsHost(t *testing.T) {
+	for _, mode := range frontEnds {
+		t.Run(mode, func(t *testing.T) {
+			backend := startScriptedBackend(t, answerWith("<ok/>"))
+			s, form := warmServer(t, backend.addr)
+			addr := startMode(t, s, mode)
+			got, _ := rawTalk(t, addr, 300*time.Millisecond, modesForm(form, "Connection: Host, Content-Type, X-Kept"))
+			if !strings.Contains(got, "<ok/>") {
+				t.Fatalf("got %q", statusLines(got))
+			}
+			reqs := backend.received()
+			if len(reqs) != 1 || !strings.Contains(reqs[0], "\r\nHost: "+modesHost+"\r\n") || !strings.Contains(reqs[0], "\r\nContent-Type: ") {
+				t.Errorf("forwarded without Host or Content-Type:\n%s", reqs)
+			}
+		})
+	}
+}

@@ -14,7 +14,15 @@ var hopByHop = [][]byte{
 // identity or forwarding context, or one with an underscore (WSGI servers
 // map X_Roles and X-Roles to one variable, so it would join our value).
 func notForwarded(name, connection []byte) bool {
-	return isHopByHop(name) || isListedIn(connection, name) || isSpoofable(name) || bytes.IndexByte(name, '_') >= 0
+	return isHopByHop(name) || isListedIn(connection, name) && !isMessageHeader(name) || isSpoofable(name) || bytes.IndexByte(name, '_') >= 0
+}
+
+// isMessageHeader reports Host and Content-Type, which describe the
+// request, not the connection, whatever the Connection header says: a
+// client listing them (found by a review) made the loop send a request
+// without Host, and the goroutine pipeline a 502 blaming the backend.
+func isMessageHeader(name []byte) bool {
+	return bytes.EqualFold(name, []byte("host")) || bytes.EqualFold(name, []byte("content-type"))
 }
 
 func isHopByHop(name []byte) bool {
