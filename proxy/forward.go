@@ -267,7 +267,7 @@ func (s *Server) otherHosts(ctx *fasthttp.RequestCtx, st *state, first []byte, f
 		st.hostBuf = append(append(append(st.hostBuf[:0], first...), ':'), port...)
 		st.hosts = append(st.hosts, st.hostBuf)
 	}
-	if host := h.Host(); !bytes.Equal(host, first) {
+	if host := h.Host(); !bytes.Equal(host, first) && s.hostAllowed(host) { // first was checked by serve
 		st.hosts = append(st.hosts, host)
 	}
 	if forV4 {

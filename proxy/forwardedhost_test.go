@@ -98,3 +98,19 @@ func TestForwardedHostCandidates(t *testing.T) {
 		}
 	}
 }
+
+// protection.allowed_hosts applies to every name tried: a request signed
+// for a host not served, in the Host header behind a balancer that names
+// a served one in X-Forwarded-Host, is refused.
+func TestForwardedHostCandidatesAllowedHosts(t *testing.T) {
+	h := newHarness(t, func(c *configs.Config, _ *Options) {
+		c.Server.TrustedProxies = []string{"127.0.0.0/8"}
+		c.Protection.AllowedHosts = []string{"ec2.example.com"}
+	})
+	body := signed("POST", "other.example.com", "/", testSecret, nil).Encode()
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+	req.Header.Set("X-Forwarded-Host", "ec2.example.com")
+	req.Host = "other.example.com"
+	wantEC2Error(t, h.do(req), 403, "SignatureDoesNotMatch", "")
+}
