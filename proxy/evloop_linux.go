@@ -516,6 +516,12 @@ func (l *EventLoop) readable(c *loopConn) {
 func (l *EventLoop) readBuffer(c *loopConn) ([]byte, bool) {
 	if !c.isBackend && len(c.in) > l.maxBuffered() {
 		if c.busy { // a whole next request while one is in flight: read on after its answer (afterWrite)
+			// EPOLLHUP and EPOLLERR cannot be masked: a reset client would
+			// wake the loop on every wait until the answer.
+			if soErr, err := syscall.GetsockoptInt(c.fd, syscall.SOL_SOCKET, syscall.SO_ERROR); err != nil || soErr != 0 {
+				l.closeOne(c)
+				return nil, false
+			}
 			l.want(c, c.events&^syscall.EPOLLIN)
 			return nil, false
 		}

@@ -204,7 +204,10 @@ func (l *EventLoop) answer(b *loopConn, eof bool) {
 	if err := resp.ReadLimitBody(l.br, maxBackendAnswer); err != nil {
 		// Only the end of what was read so far waits for more: a malformed
 		// answer (or one over the limit) is a 502 now, not at the timeout.
-		incomplete := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+		// A chunk size line cut by the read is fasthttp's ErrBrokenChunk,
+		// which does not unwrap to io.EOF: the parser running out of
+		// input is what says the answer is incomplete.
+		incomplete := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || l.rd.Len() == 0 && l.br.Buffered() == 0
 		if !incomplete || eof || len(b.in) >= maxBackendAnswer {
 			l.finish(c, fmt.Errorf("backend answer: %w", err))
 			l.closeOne(b)
@@ -451,6 +454,13 @@ func (l *EventLoop) handoff(c *loopConn) {
 	if len(c.out) > c.sent {
 		unsent = append(unsent, c.out[c.sent:]...)
 		c.out, c.sent = c.out[:0], 0
+	}
+	if res := c.readRes; res > 0 { // io_uring: this round read more from c, not handled yet (see round)
+		if len(c.in) != c.readAt {
+			copy(c.in[len(c.in):cap(c.in)], c.in[c.readAt:c.readAt+int(res)])
+		}
+		c.in = c.in[:len(c.in)+int(res)]
+		c.readRes = readHandled
 	}
 	writeTimeout := l.current().cfg.Server.WriteTimeout
 	l.conns[c.fd] = nil

@@ -216,7 +216,10 @@ func closeDelimited(in []byte) bool {
 		case status == "204" || status == "304":
 			return false
 		}
-		for _, line := range bytes.Split(head, []byte("\r\n"))[1:] {
+		_, rest, _ := bytes.Cut(head, []byte("\r\n"))
+		for len(rest) > 0 {
+			var line []byte
+			line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
 			name, _, _ := bytes.Cut(line, []byte{':'})
 			name = bytes.TrimSpace(name)
 			if bytes.EqualFold(name, []byte("Content-Length")) || bytes.EqualFold(name, []byte("Transfer-Encoding")) {
