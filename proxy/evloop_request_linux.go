@@ -551,7 +551,7 @@ func (s *Server) appendBackendRequest(dst []byte, ctx *fasthttp.RequestCtx, st *
 	dst = append(dst, "\r\n"...)
 	connection := h.Peek(fasthttp.HeaderConnection)
 	for name, value := range h.All() {
-		if notForwarded(name, connection) || len(name) == len(contentLengthName) && bytes.EqualFold(name, contentLengthName) {
+		if notForwarded(name, value, connection) || len(name) == len(contentLengthName) && bytes.EqualFold(name, contentLengthName) {
 			continue
 		}
 		dst = appendHeaderLine(dst, name, value)

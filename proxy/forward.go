@@ -112,7 +112,7 @@ func (s *Server) prepareForward(ctx *fasthttp.RequestCtx, st *state, id *keyston
 
 	connection := ctx.Request.Header.Peek(fasthttp.HeaderConnection)
 	for name, value := range ctx.Request.Header.All() {
-		if notForwarded(name, connection) {
+		if notForwarded(name, value, connection) {
 			continue
 		}
 		req.Header.AddBytesKV(name, value)

@@ -11,10 +11,20 @@ var hopByHop = [][]byte{
 
 // notForwarded reports a client header the backend must not get: a
 // hop-by-hop one (or one the Connection header lists), one carrying
-// identity or forwarding context, or one with an underscore (WSGI servers
+// identity or forwarding context, an Authorization that is not SigV4's,
+// or one with an underscore (WSGI servers
 // map X_Roles and X-Roles to one variable, so it would join our value).
-func notForwarded(name, connection []byte) bool {
-	return isHopByHop(name) || isListedIn(connection, name) && !isMessageHeader(name) || isSpoofable(name) || bytes.IndexByte(name, '_') >= 0
+func notForwarded(name, value, connection []byte) bool {
+	return isHopByHop(name) || isListedIn(connection, name) && !isMessageHeader(name) || isSpoofable(name) ||
+		bytes.IndexByte(name, '_') >= 0 || isForeignAuthorization(name, value)
+}
+
+// isForeignAuthorization reports an Authorization header that is not a
+// SigV4 signature: a gateway's own credentials (Basic) beside a presigned
+// URL, which the backend has no use for and must not see.
+func isForeignAuthorization(name, value []byte) bool {
+	return len(name) == len("authorization") && name[0]|0x20 == 'a' && bytes.EqualFold(name, []byte("authorization")) &&
+		!bytes.HasPrefix(value, []byte("AWS4-HMAC-SHA256"))
 }
 
 // isMessageHeader reports Host and Content-Type, which describe the
