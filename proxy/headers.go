@@ -103,10 +103,10 @@ var (
 	chunked          = []byte("chunked")
 )
 
-// checkHeaders scans the raw header block once, and reports a
-// Transfer-Encoding header whose value is anything but "chunked" (a
-// balancer in front may frame the body differently: smuggling), and the
-// first header name that is not an RFC 9110 token. Such a name ("X Roles")
+// checkHeaders scans the raw header block, as fasthttp accepted it, once,
+// and reports a Transfer-Encoding header whose value is anything but
+// "chunked" (a balancer in front may frame the body differently:
+// smuggling), and the first header name that is not an RFC 9110 token. Such a name ("X Roles")
 // passes fasthttp and matches no spoofable prefix, while Python's header
 // parser (eventlet under nova) stops at it: the headers after it, ours
 // among them, would be read as the body. It allocates nothing.
@@ -126,15 +126,12 @@ func checkHeaders(raw []byte) (badTE bool, badName []byte) {
 			blank++
 		}
 		if blank == 0 && badName == nil { // not an obs-fold continuation: a name
-			for _, c := range line {
-				if c == ':' || c == '\r' {
-					break
-				}
-				if !tokenChar[c] {
-					badName = bytes.TrimRight(line, "\r")
-					if colon := bytes.IndexByte(badName, ':'); colon >= 0 {
-						badName = badName[:colon]
-					}
+			// fasthttp's header scanner refuses every other byte that is
+			// not a token's (TestCheckHeadersCoversWhatFasthttpLetsThrough):
+			// a compare per byte, not a table lookup (half the cost).
+			for i := 0; i < len(line) && line[i] != ':'; i++ {
+				if line[i] == ' ' {
+					badName, _, _ = bytes.Cut(line, []byte{':'})
 					break
 				}
 			}
