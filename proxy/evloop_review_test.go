@@ -3,9 +3,7 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -36,18 +34,7 @@ func TestFrontEndsChunkedAnswerSplitInChunkSize(t *testing.T) {
 			})
 			s, form := warmServer(t, backend.addr)
 			addr := startMode(t, s, mode)
-			conn, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			conn.SetDeadline(time.Now().Add(4 * time.Second))
-			fmt.Fprint(conn, modesForm(form))
-			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-			if err != nil {
-				t.Fatalf("no answer: %v", err)
-			}
-			body, _ := io.ReadAll(resp.Body)
+			resp, body, _ := askOnce(t, addr, modesForm(form))
 			if resp.StatusCode != 200 || string(body) != "<ok/>0123456789abcdef" {
 				t.Errorf("got %s %q; want 200 <ok/>0123456789abcdef", resp.Status, body)
 			}

@@ -3,9 +3,7 @@
 package proxy
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -56,23 +54,8 @@ func TestFrontEndsBackendAnswers(t *testing.T) {
 				s.routes[0].timeout = 5 * time.Second
 				s.routes[0].client.ReadTimeout = 5 * time.Second
 				addr := startMode(t, s, mode)
-				conn, err := net.Dial("tcp", addr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer conn.Close()
-				conn.SetDeadline(time.Now().Add(4 * time.Second))
-				start := time.Now()
-				fmt.Fprint(conn, modesForm(form))
-				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-				if err != nil {
-					t.Fatalf("no answer: %v", err)
-				}
-				gotBody, err := io.ReadAll(resp.Body)
-				took := time.Since(start)
+				resp, gotBody, took := askOnce(t, addr, modesForm(form))
 				switch {
-				case err != nil:
-					t.Errorf("reading the body: %v", err)
 				case !strings.HasPrefix(resp.Status, tc.status):
 					t.Errorf("got %s; want %s", resp.Status, tc.status)
 				case tc.wantBody != "" && string(gotBody) != tc.wantBody:

@@ -191,3 +191,26 @@ const modesHost = "ec2.example.com:8773"
 func modesForm(body string, extra ...string) string {
 	return formPost(modesHost, "/", body, extra...)
 }
+
+// askOnce sends one request on a new connection and reads its answer
+// (within 4 s), with the time it took.
+func askOnce(t *testing.T, addr, request string) (resp *http.Response, body []byte, took time.Duration) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(4 * time.Second))
+	start := time.Now()
+	io.WriteString(conn, request)
+	resp, err = http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	body, err = io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the body: %v", err)
+	}
+	return resp, body, time.Since(start)
+}
