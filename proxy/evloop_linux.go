@@ -676,12 +676,10 @@ func (l *EventLoop) afterWrite(c *loopConn) {
 	if resume {
 		l.request(c) // what it sent meanwhile waits in c.in
 	}
-	if c.readEOF && !c.busy && !c.serving && len(c.out) == 0 && l.conns[c.fd] == c {
-		if len(c.in) > 0 {
-			l.request(c) // the rest it sent before closing; request closes it after
-		} else {
-			l.closeOne(c)
-		}
+	if len(c.in) > 0 && l.answeredAfterEOF(c) {
+		l.request(c) // the rest it sent before closing; request closes it after
+	} else {
+		l.closeIfDone(c)
 	}
 }
 
@@ -689,9 +687,15 @@ func (l *EventLoop) afterWrite(c *loopConn) {
 // is answered and written; request calls it, so what is left in c.in is
 // an incomplete request that will never be completed.
 func (l *EventLoop) closeIfDone(c *loopConn) {
-	if c.readEOF && !c.busy && !c.serving && len(c.out) == 0 && c.fd < len(l.conns) && l.conns[c.fd] == c {
+	if l.answeredAfterEOF(c) {
 		l.closeOne(c)
 	}
+}
+
+// answeredAfterEOF reports a half-closed client with nothing in flight or
+// unwritten, still the loop's.
+func (l *EventLoop) answeredAfterEOF(c *loopConn) bool {
+	return c.readEOF && !c.busy && !c.serving && len(c.out) == 0 && c.fd < len(l.conns) && l.conns[c.fd] == c
 }
 
 // writeFailed closes c, whose socket refused a write; a backend's client

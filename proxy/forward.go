@@ -277,7 +277,7 @@ func (s *Server) otherHosts(ctx *fasthttp.RequestCtx, st *state, first []byte, f
 			if i >= 0 {
 				c = st.hosts[i]
 			}
-			if p := portStart(c); p >= 0 && (isDefaultPort(c[p+1:], true) || isDefaultPort(c[p+1:], false)) {
+			if p := portStart(c); p >= 0 && (string(c[p+1:]) == "80" || string(c[p+1:]) == "443") {
 				st.hosts = append(st.hosts, c[:p])
 			}
 		}

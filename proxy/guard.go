@@ -48,7 +48,7 @@ func (s *Server) hostAllowed(host []byte) bool {
 		return true
 	}
 	noPort := host
-	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
+	if i := portStart(host); i >= 0 {
 		noPort = host[:i]
 	}
 	for _, h := range s.allowedHosts {

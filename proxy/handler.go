@@ -402,7 +402,8 @@ func (s *Server) failSigV4(ctx *fasthttp.RequestCtx, st *state, err error) outco
 	return s.fail(ctx, st, code, sentence(e.Message()), nil)
 }
 
-// shownTarget is a request target for a message, cut short.
+// shownTarget is client-sent text (a request target, a header name) for a
+// message: quoted, cut short.
 func shownTarget(t []byte) string {
 	if len(t) > 64 {
 		t = t[:64]
@@ -416,11 +417,7 @@ func sanitizedType(ct []byte) string {
 	if i := bytes.IndexByte(ct, ';'); i >= 0 {
 		ct = ct[:i]
 	}
-	ct = bytes.TrimSpace(ct)
-	if len(ct) > 64 {
-		ct = ct[:64]
-	}
-	return strconv.Quote(string(ct))
+	return shownTarget(bytes.TrimSpace(ct))
 }
 
 func isFormContentType(ct []byte) bool {
