@@ -5,9 +5,7 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strconv"
@@ -181,46 +179,46 @@ func (l *EventLoop) answer(b *loopConn, eof bool) {
 	}
 	switch head, scan := scanAnswer(b.in); scan {
 	case answerIncomplete:
-		if len(b.in) >= maxBackendAnswer {
-			l.finish(c, fmt.Errorf("backend answer: larger than %d bytes", maxBackendAnswer))
-			l.closeOne(b)
-		}
+		l.awaitRest(c, b)
 		return
 	case answerPlain:
 		l.relay(c, b, head)
 		return
 	}
-	if !eof && closeDelimited(b.in) {
-		if len(b.in) >= maxBackendAnswer {
-			l.finish(c, fmt.Errorf("backend answer: larger than %d bytes", maxBackendAnswer))
-			l.closeOne(b)
+	if !eof {
+		var pending bool
+		if b.walked, pending = answerPending(b.in, b.walked); pending || closeDelimited(b.in) {
+			l.awaitRest(c, b) // a close-delimited body ends when the backend closes
+			return
 		}
-		return // its body ends when the backend closes
 	}
-	l.rd.Reset(b.in)
-	l.br.Reset(&l.rd)
 	resp := &c.ctx.Response
-	resp.Reset()
-	if err := resp.ReadLimitBody(l.br, maxBackendAnswer); err != nil {
+	used, incomplete, err := parseAnswer(resp, b.in, &l.rd, l.br)
+	if err != nil {
 		// Only the end of what was read so far waits for more: a malformed
 		// answer (or one over the limit) is a 502 now, not at the timeout.
-		// A chunk size line cut by the read is fasthttp's ErrBrokenChunk,
-		// which does not unwrap to io.EOF: the parser running out of
-		// input is what says the answer is incomplete.
-		incomplete := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || l.rd.Len() == 0 && l.br.Buffered() == 0
 		if !incomplete || eof || len(b.in) >= maxBackendAnswer {
 			l.finish(c, fmt.Errorf("backend answer: %w", err))
 			l.closeOne(b)
 		}
 		return
 	}
-	used := len(b.in) - l.rd.Len() - l.br.Buffered()
+	b.walked = 0
 	b.in = shrunk(b.in[:copy(b.in, b.in[used:])], readSize)
 	reuse := !eof && !resp.ConnectionClose() && len(b.in) == 0
 	l.finish(c, nil)
 	if reuse {
 		l.pool.put(b, l.now)
 	} else {
+		l.closeOne(b)
+	}
+}
+
+// awaitRest leaves b reading the rest of c's answer, unless what it holds
+// is at the limit already.
+func (l *EventLoop) awaitRest(c, b *loopConn) {
+	if len(b.in) >= maxBackendAnswer {
+		l.finish(c, fmt.Errorf("backend answer: larger than %d bytes", maxBackendAnswer))
 		l.closeOne(b)
 	}
 }

@@ -86,3 +86,35 @@ func TestFrontEndsDropHeadersTheBackendsConnectionNames(t *testing.T) {
 		})
 	}
 }
+
+// Large answers the relay leaves to fasthttp (chunked, or with a header it
+// does not relay), arriving in many reads with chunk-size lines cut: each
+// front end delivers them whole, and the backend connection serves the
+// next request after one. The loop parses such an answer once its end has
+// arrived (answerPending), not on every read.
+func TestFrontEndsLargeAnswersInPieces(t *testing.T) {
+	body := strings.Repeat("<item>0123456789</item>", 40000) // 920 KB
+	chunked := chunkedAnswer(body, 7, 4096, 1, 65536, 300)
+	keepAlive := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nConnection: keep-alive\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	for _, answer := range []struct{ name, raw string }{{"chunked", chunked}, {"keep-alive", keepAlive}} {
+		for _, mode := range frontEnds {
+			t.Run(answer.name+"/"+mode, func(t *testing.T) {
+				backend := startScriptedBackend(t, func(c net.Conn, _ *http.Request, _ []byte) bool {
+					for i := 0; i < len(answer.raw); i += 50000 { // cuts size lines too
+						c.Write([]byte(answer.raw[i:min(i+50000, len(answer.raw))]))
+						time.Sleep(time.Millisecond)
+					}
+					return true
+				})
+				s, form := warmServer(t, backend.addr)
+				addr := startMode(t, s, mode)
+				for i := range 2 {
+					resp, got, _ := askOnce(t, addr, modesForm(form))
+					if resp.StatusCode != 200 || string(got) != body {
+						t.Fatalf("request %d: %s, %d bytes; want 200 and %d bytes", i, resp.Status, len(got), len(body))
+					}
+				}
+			})
+		}
+	}
+}
