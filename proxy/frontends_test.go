@@ -48,7 +48,7 @@ func (t teeReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func startScriptedBackend(t *testing.T, answer func(c net.Conn, req *http.Request, raw []byte) bool) *scriptedBackend {
+func startScriptedBackend(t testing.TB, answer func(c net.Conn, req *http.Request, raw []byte) bool) *scriptedBackend {
 	b := &scriptedBackend{answer: answer}
 	b.addr = serveTCP(t, func(c net.Conn) {
 		var raw bytes.Buffer
@@ -89,7 +89,7 @@ func answerWith(body string) func(c net.Conn, req *http.Request, raw []byte) boo
 
 // warmServer is a warm server (credential and identity cached) forwarding to
 // backend; it returns the server and a signed form body.
-func warmServer(t *testing.T, backend string) (*Server, string) {
+func warmServer(t testing.TB, backend string) (*Server, string) {
 	w := newWarm(t, 2)
 	var fill fasthttp.RequestCtx
 	fill.Init(w.req, w.peer, nil)
@@ -109,7 +109,7 @@ func warmServer(t *testing.T, backend string) (*Server, string) {
 
 // startMode serves s in mode; the loops hand connections to s's own
 // goroutine server, as the Runner does.
-func startMode(t *testing.T, s *Server, mode string) string {
+func startMode(t testing.TB, s *Server, mode string) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
