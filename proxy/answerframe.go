@@ -141,6 +141,7 @@ func parseAnswer(resp *fasthttp.Response, in []byte, rd *bytes.Reader, br *bufio
 	rd.Reset(in)
 	br.Reset(rd)
 	resp.Reset()
+	resp.Header.DisableNormalizing() // names as the backend wrote them, as the goroutine pipeline's client keeps them
 	if err := resp.ReadLimitBody(br, maxBackendAnswer); err != nil {
 		// A chunk size line cut by the read is fasthttp's ErrBrokenChunk,
 		// which does not unwrap to io.EOF: the parser running out of input

@@ -294,6 +294,9 @@ func (l *EventLoop) respond(c *loopConn, resp *fasthttp.Response) {
 func (l *EventLoop) render(c *loopConn, resp *fasthttp.Response) bool {
 	l.w.b = &c.out
 	l.bw.Reset(l.w)
+	if len(resp.Header.Server()) == 0 { // as the goroutine server's fasthttp.Server does
+		resp.Header.SetServer(serverName)
+	}
 	_ = resp.Write(l.bw)
 	_ = l.bw.Flush()
 	c.active = l.now

@@ -136,19 +136,7 @@ func (s *Server) forwarded(ctx *fasthttp.RequestCtx, st *state, rt *route, err e
 		}
 		return s.fail(ctx, st, code, "", fmt.Errorf("backend %s: %w", rt.addr(), err))
 	}
-	for _, h := range responseHopByHop {
-		resp.Header.Del(h)
-	}
-	// Headers the backend's Connection names are hop-by-hop too (RFC 9110
-	// section 7.6.1): not the client's.
-	if conn := resp.Header.Peek(fasthttp.HeaderConnection); len(conn) > 0 && !bytes.EqualFold(conn, []byte("close")) {
-		st.scratch = append(st.scratch[:0], conn...)
-		for token := range bytes.SplitSeq(st.scratch, []byte{','}) {
-			if token = bytes.TrimSpace(token); len(token) > 0 && !isMessageHeader(token) {
-				resp.Header.DelBytes(token)
-			}
-		}
-	}
+	st.scratch = dropNotRelayed(&resp.Header, st.scratch[:0])
 	resp.Header.SetBytesV(headerRequestID, st.requestID)
 	if s.log.Core().Enabled(zap.DebugLevel) {
 		s.log.Debug("forwarded", zap.ByteString("request_id", st.requestID), zap.Int("status", resp.StatusCode()))
@@ -156,7 +144,31 @@ func (s *Server) forwarded(ctx *fasthttp.RequestCtx, st *state, rt *route, err e
 	return outcomeForwarded
 }
 
-var responseHopByHop = []string{"Keep-Alive", "Proxy-Authenticate", "Proxy-Connection", "Te", "Trailer", "Upgrade"}
+// dropNotRelayed deletes the backend's headers the client must not get
+// (see notRelayed) from h, whatever their case: both pipelines keep names
+// as the backend wrote them, and fasthttp's Del matches them exactly. The
+// backend's Connection: close is kept (fasthttp holds it as a flag: the
+// client's connection closes after the answer, as before). scratch is
+// returned for reuse.
+func dropNotRelayed(h *fasthttp.ResponseHeader, scratch []byte) []byte {
+	for k, v := range h.All() {
+		if bytes.EqualFold(k, []byte("connection")) {
+			scratch = append(append(scratch, v...), ',')
+		}
+	}
+	connection := len(scratch)
+	for k, v := range h.All() {
+		if notRelayed(k, scratch[:connection]) && !(bytes.EqualFold(k, []byte("connection")) && bytes.EqualFold(v, []byte("close"))) {
+			scratch = append(append(scratch, k...), '\n') // names are tokens: no line feeds
+		}
+	}
+	for name := range bytes.SplitSeq(scratch[connection:], []byte{'\n'}) {
+		if len(name) > 0 {
+			h.DelBytes(name)
+		}
+	}
+	return scratch
+}
 
 // setIdentity sets the headers keystonemiddleware's auth_token would set, so
 // an OpenStack EC2 backend needs no change. Add, not Set: every client

@@ -118,3 +118,54 @@ func TestFrontEndsLargeAnswersInPieces(t *testing.T) {
 		}
 	}
 }
+
+// A backend's hop-by-hop headers and its own request ID never reach the
+// client, whatever their case, and every front end answers alike: names
+// as the backend wrote them, Server: ec2proxy where the backend names no
+// server (found by a review: the goroutine server matched hop-by-hop
+// names exactly, so "keep-alive", "connection" and a second
+// "x-request-id" got through; the loops sent the backend's Connection
+// value, wrote "Etag", and refusals without a Server header).
+func TestFrontEndsAnswerHeadersAlike(t *testing.T) {
+	const extra = "ETag: \"x\"\r\nkeep-alive: timeout=5\r\nx-request-id: theirs\r\nupgrade: h2c\r\nX-Secret: s\r\nX-Kept: k\r\n"
+	answers := map[string]string{
+		"chunked": "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n" + extra + "connection: x-secret\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n<ok/>\r\n0\r\n\r\n",
+		"plain":   "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nDate: Thu, 26 Nov 2026 20:00:00 GMT\r\n" + extra + "Content-Length: 5\r\n\r\n<ok/>",
+	}
+	for _, kind := range []string{"chunked", "plain"} {
+		for _, mode := range frontEnds {
+			t.Run(kind+"/"+mode, func(t *testing.T) {
+				backend := startScriptedBackend(t, func(c net.Conn, _ *http.Request, _ []byte) bool {
+					fmt.Fprint(c, answers[kind])
+					return true
+				})
+				s, form := warmServer(t, backend.addr)
+				addr := startMode(t, s, mode)
+				got, _ := rawTalk(t, addr, 300*time.Millisecond, modesForm(form))
+				head, body, _ := strings.Cut(got, "\r\n\r\n")
+				lower := strings.ToLower(head)
+				gone := []string{"keep-alive:", "upgrade:", "connection:", "theirs"}
+				if kind == "chunked" { // (a plain answer has no Connection header)
+					gone = append(gone, "x-secret:")
+				}
+				for _, gone := range gone {
+					if strings.Contains(lower, gone) {
+						t.Errorf("the client got %q:\n%s", gone, head)
+					}
+				}
+				for _, kept := range []string{"\r\nETag: \"x\"\r\n", "\r\nX-Kept: k\r\n", "\r\nServer: ec2proxy\r\n"} {
+					if !strings.Contains(head, kept) {
+						t.Errorf("no %q:\n%s", strings.TrimSpace(kept), head)
+					}
+				}
+				if n := strings.Count(lower, "x-request-id:"); n != 1 || body != "<ok/>" {
+					t.Errorf("%d request IDs, body %q:\n%s", n, body, head)
+				}
+				refusal, _ := rawTalk(t, addr, 300*time.Millisecond, modesForm("Action=DescribeRegions"))
+				if !strings.Contains(refusal, "\r\nServer: ec2proxy\r\n") {
+					t.Errorf("refusal without Server: ec2proxy:\n%s", refusal)
+				}
+			})
+		}
+	}
+}

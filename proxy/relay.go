@@ -16,6 +16,10 @@ import (
 
 var crlf2 = []byte("\r\n\r\n")
 
+// serverName is the Server header of an answer whose backend names none,
+// and of refusals.
+const serverName = "ec2proxy"
+
 // maxBackendAnswer matches the goroutine pipeline's HostClient limit.
 const maxBackendAnswer = 64 << 20
 
@@ -163,13 +167,19 @@ func appendRelayed(dst, msg, requestID []byte) []byte {
 	line, rest, _ := cutLine(rest)
 	dst = append(dst, line...)
 	dst = append(dst, "\r\n"...)
+	named := false      // a server
 	for len(rest) > 0 { // scanAnswer checked every line
 		i := bytes.IndexByte(rest, '\n') + 1
 		line := rest[:i] // with its CRLF
 		rest = rest[i:]
-		if relayedHeader(line[:bytes.IndexByte(line, ':')]) {
+		name := line[:bytes.IndexByte(line, ':')]
+		if !notRelayed(name, nil) { // a plain answer has no Connection header
 			dst = append(dst, line...)
 		}
+		named = named || len(name) == len("Server") && bytes.EqualFold(name, []byte("Server"))
+	}
+	if !named { // as the goroutine server's fasthttp.Server does
+		dst = append(append(append(dst, "Server: "...), serverName...), "\r\n"...)
 	}
 	dst = append(dst, "X-Request-Id: "...)
 	dst = append(dst, requestID...)
@@ -177,25 +187,20 @@ func appendRelayed(dst, msg, requestID []byte) []byte {
 	return append(dst, msg[headEnd:]...) // the blank line, then the body
 }
 
-// relayedHeader reports whether a backend header reaches the client: not
-// one forwarded() deletes (responseHopByHop), nor X-Request-Id, which is
-// replaced by ours.
-func relayedHeader(name []byte) bool {
-	for _, h := range notRelayed {
-		if len(name) == len(h) && bytes.EqualFold(name, h) {
-			return false
-		}
-	}
-	return true
+// notRelayed reports a backend header the client must not get: a
+// hop-by-hop one, or one the backend's Connection header lists (but those
+// that describe the message), and the backend's X-Request-Id, which ours
+// replaces. connection is the backend's Connection values, joined.
+func notRelayed(name, connection []byte) bool {
+	return isHopByHop(name) || len(name) == len(headerRequestID) && bytes.EqualFold(name, []byte(headerRequestID)) ||
+		len(connection) > 0 && isListedIn(connection, name) && !describesMessage(name)
 }
 
-var notRelayed = func() [][]byte {
-	names := [][]byte{[]byte(headerRequestID)}
-	for _, h := range responseHopByHop {
-		names = append(names, []byte(h))
-	}
-	return names
-}()
+// describesMessage reports the headers a Connection header cannot make
+// hop-by-hop: without them the body cannot be read.
+func describesMessage(name []byte) bool {
+	return isMessageHeader(name) || bytes.EqualFold(name, []byte("content-length")) || bytes.EqualFold(name, []byte("content-encoding"))
+}
 
 // closeDelimited reports whether the final answer head in in (after any
 // 1xx interim heads) frames no body: no Content-Length, no

@@ -159,7 +159,7 @@ func (s *Server) NewFrontend(handler fasthttp.RequestHandler, errorHandler func(
 	return &fasthttp.Server{
 		Handler:               handler,
 		ErrorHandler:          errorHandler,
-		Name:                  "ec2proxy",
+		Name:                  serverName,
 		ReadTimeout:           cfg.Server.ReadTimeout,
 		WriteTimeout:          cfg.Server.WriteTimeout,
 		IdleTimeout:           cfg.Server.IdleTimeout,
