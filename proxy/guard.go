@@ -155,7 +155,16 @@ func (g *Guards) replayMarker(st *state) string {
 	if g.Replay == nil && g.Admit == nil {
 		return ""
 	}
-	return fingerprint(st.signature())
+	if st.version == 2 {
+		// The decoded MAC: base64 text is not unique (the last character's
+		// unused bits, CR/LF the decoder skips, '+' sent as a space), and
+		// each re-encoding of a captured signature verifies.
+		var mac [64]byte
+		if b, ok := st.v2.AppendMAC(mac[:0]); ok {
+			return fingerprint(b)
+		}
+	}
+	return fingerprint(st.signature()) // SigV4's is decoded already
 }
 
 // markerTTL keeps a replay marker as long as the request could be

@@ -58,6 +58,15 @@ func (r *Request) Verify(key *Key, now time.Time, limits Limits) error {
 	return r.checkFreshness(now, limits)
 }
 
+// AppendMAC appends the MAC the client sent (the Signature parameter,
+// decoded) to dst: what identifies a request's signature, where its text
+// does not. ok is false if it does not decode.
+func (r *Request) AppendMAC(dst []byte) (_ []byte, ok bool) {
+	var mac [64]byte
+	n, ok := r.decodeSignature(&mac)
+	return append(dst, mac[:n]...), ok
+}
+
 // decodeSignature base64-decodes the Signature parameter. Comparing decoded
 // bytes matters: base64 text is not unique (padding, trailing bits). A space
 // is read as '+': a client that forgot to percent-encode the signature sent a

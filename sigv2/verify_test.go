@@ -273,6 +273,11 @@ func TestVerifySignatureEncoding(t *testing.T) {
 			if code, _ := describe(t, err); code != tt.wantCode && (tt.alsoOK == 0 || code != tt.alsoOK) {
 				t.Errorf("Verify(Signature=%q) = %v; want %s", tt.giveSig, err, codeString(tt.wantCode))
 			}
+			// Every text that verifies is one MAC: replay protection keys
+			// on it (each re-encoding of a captured signature verifies).
+			if mac, ok := r.AppendMAC(nil); err == nil && (!ok || !bytes.Equal(mac, sigBytes)) {
+				t.Errorf("AppendMAC(Signature=%q) = %x, %v; want %x", tt.giveSig, mac, ok, sigBytes)
+			}
 		})
 	}
 }
