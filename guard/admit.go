@@ -21,9 +21,15 @@ const (
 // request costs one Redis command instead of two. The marker is set first:
 // a replay is refused without spending the key's tokens. KEYS: the bucket
 // (as gcraLua), the replay marker; ARGV: as gcraLua, then the marker's TTL
-// (ms). Returns 1 (admitted), 0 (limited) or -1 (replayed).
+// (ms), the call's nonce. Returns 1 (admitted), 0 (limited) or -1
+// (replayed). A marker holding the call's own nonce was set by a first try
+// of this call whose answer was lost (see nonces): the bucket was charged
+// then, and the request is admitted without charging it again.
 var admit = redis.NewScript(`
-if not redis.call('SET', KEYS[2], 1, 'PX', ARGV[3], 'NX') then return -1 end
+if not redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3], 'NX') then
+	if redis.call('GET', KEYS[2]) == ARGV[4] then return 1 end
+	return -1
+end
 ` + gcraLua)
 
 // SharedAdmission applies Redis replay protection and SharedRateLimit
@@ -43,7 +49,7 @@ func (r *Redis) NewAdmission(rate *SharedRateLimit) *SharedAdmission {
 // closed, so unlike SharedRateLimit.Take there is no local fallback.
 func (a *SharedAdmission) Admit(ctx context.Context, accessKey []byte, signatureHash string, ttl time.Duration) (Admission, error) {
 	keys := []string{rateKey(a.rate.prefix, accessKey), seenKey(a.redis.prefix, accessKey, signatureHash)}
-	n, err := a.redis.batch.run(ctx, admit, keys, a.rate.interval, a.rate.burst, max(ttl.Milliseconds(), 1))
+	n, err := a.redis.batch.run(ctx, admit, keys, a.rate.interval, a.rate.burst, max(ttl.Milliseconds(), 1), a.redis.nonces.next())
 	switch {
 	case err != nil:
 		return Admitted, fmt.Errorf("guard: redis: %w", err)

@@ -2,10 +2,13 @@ package guard
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,12 +28,31 @@ type Redis struct {
 	client redis.UniversalClient
 	batch  *batcher // the per-request commands: replay markers and rate limits
 	prefix string
+	nonces nonces
 }
 
 // NewRedis uses client with key prefix (the credential store's).
 func NewRedis(client redis.UniversalClient, prefix string) *Redis {
-	return &Redis{client: client, batch: newBatcher(client), prefix: prefix}
+	return &Redis{client: client, batch: newBatcher(client), prefix: prefix, nonces: newNonces()}
 }
+
+// nonces are the values of the replay markers this process sets, each
+// unique: a marker holding a call's own nonce was set by that call. go-redis
+// sends a pipeline again when its answer times out (a slow Redis, a fork),
+// and the first try may have run; the retry must not find the request a
+// replay of itself (found by a review: 400 RequestExpired for a first use).
+type nonces struct {
+	prefix string
+	n      *atomic.Uint64
+}
+
+func newNonces() nonces {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return nonces{prefix: base64.RawURLEncoding.EncodeToString(b[:]) + ".", n: new(atomic.Uint64)}
+}
+
+func (n nonces) next() string { return n.prefix + strconv.FormatUint(n.n.Add(1), 36) }
 
 var _ Shared = (*Redis)(nil)
 
@@ -91,14 +113,22 @@ func ParseLockEvent(payload string) (key string, until time.Time, ok bool) {
 	return key, time.UnixMilli(n), true
 }
 
+// firstUse sets a replay marker unless one is there, and reports whether
+// it is this call's (see nonces). KEYS[1]: the marker; ARGV: the call's
+// nonce, the marker's TTL (ms). Returns 1 (first use) or 0.
+var firstUse = redis.NewScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') or redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+`)
+
 // FirstUse records a request signature and reports whether it is new
 // (SET NX with expiry ttl): replay protection.
 func (r *Redis) FirstUse(ctx context.Context, accessKey []byte, signatureHash string, ttl time.Duration) (bool, error) {
-	cmd := redis.NewBoolCmd(ctx, "set", seenKey(r.prefix, accessKey, signatureHash), 1, "px", max(ttl.Milliseconds(), 1), "nx")
-	if err := r.batch.do(cmd); err != nil {
+	n, err := r.batch.run(ctx, firstUse, []string{seenKey(r.prefix, accessKey, signatureHash)}, r.nonces.next(), max(ttl.Milliseconds(), 1))
+	if err != nil {
 		return false, fmt.Errorf("guard: redis: %w", err)
 	}
-	return cmd.Val(), nil
+	return n == 1, nil
 }
 
 func seenKey(prefix string, accessKey []byte, signatureHash string) string {
