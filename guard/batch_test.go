@@ -15,7 +15,8 @@ import (
 )
 
 // pipelineRecorder is a go-redis hook that records the size of every
-// pipeline of SET commands (not the client's own connection set-up) and
+// pipeline of replay-marker scripts (not the client's own connection
+// set-up) and
 // can hold the first one until released.
 type pipelineRecorder struct {
 	mu      sync.Mutex
@@ -30,7 +31,7 @@ func (r *pipelineRecorder) ProcessHook(next redis.ProcessHook) redis.ProcessHook
 
 func (r *pipelineRecorder) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if cmds[0].Name() != "set" {
+		if cmds[0].Name() != "evalsha" {
 			return next(ctx, cmds)
 		}
 		r.mu.Lock()
