@@ -3,6 +3,7 @@ package test
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -133,11 +134,25 @@ func testReloadAndDrain(t *testing.T, eventLoop bool) {
 		t.Errorf("log lacks the reloads:\n%s", stderr.String())
 	}
 
-	// A reload while a request is in flight, then SIGTERM: the listener
-	// closes at once (not after the old configuration's drain), the request
-	// completes, then exit 0.
-	inflight := make(chan int, 1)
+	// A reload while requests are in flight, then SIGTERM: the listener
+	// closes at once (not after the old configuration's drain), the
+	// requests complete, then exit 0. One says Connection: close, which the
+	// event loop hands to the goroutine server (found by a review: SIGTERM
+	// cut those, the goroutine server having no listener to wait on).
+	inflight := make(chan int, 2)
 	go func() { code, _ := post("AKA", "SKA", "Slow"); inflight <- code }()
+	go func() {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/", strings.NewReader(signedForm(addr, "AKA", "SKA", "Slow")))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Close = true
+		code := 0
+		if resp, err := client.Do(req); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			code = resp.StatusCode
+		}
+		inflight <- code
+	}()
 	time.Sleep(300 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGHUP)
 	time.Sleep(300 * time.Millisecond)
@@ -151,12 +166,15 @@ func testReloadAndDrain(t *testing.T, eventLoop bool) {
 	})
 	select {
 	case code := <-inflight:
-		t.Fatalf("the slow request ended before it was released: %d", code)
+		t.Fatalf("a slow request ended before it was released: %d", code)
 	default:
 	}
 	release <- struct{}{}
-	if code := <-inflight; code != 200 {
-		t.Errorf("in-flight request during drain: %d", code)
+	release <- struct{}{}
+	for range 2 {
+		if code := <-inflight; code != 200 {
+			t.Errorf("in-flight request during drain: %d", code)
+		}
 	}
 	select {
 	case err := <-exited:
@@ -176,5 +194,76 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 			t.Fatalf("condition not met within %v", d)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// SIGTERM with no reload before it: requests the event loop handed to the
+// goroutine server (Connection: close, as Python's urllib sends it) finish
+// before the process exits (found by a review: they were cut, exit 0, the
+// goroutine server having no listener, so its shutdown waited for nothing).
+func TestSigtermDrainsHandedOffRequests(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the event loop is Linux's")
+	}
+	release := make(chan struct{})
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		fmt.Fprint(w, "<ok/>")
+	}))
+	defer backend.Close()
+	defer close(release)
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials.yaml")
+	os.WriteFile(creds, []byte("credentials:\n- {access_key: AKA, secret: SKA, user_id: u, project_id: p}\n"), 0o600)
+	addr := freePort(t)
+	conf := filepath.Join(dir, "ec2proxy.yaml")
+	os.WriteFile(conf, []byte(fmt.Sprintf("listen: %q\nadmin_listen: %q\nidentity: {mode: standalone}\ncredentials: {file: %q}\nroutes: [{path_prefix: /, backend: %q}]\nserver: {shutdown_timeout: 10s, event_loop: true}\n",
+		addr, freePort(t), creds, backend.URL)), 0o600)
+	cmd := exec.Command(binary(t), "serve", "-config", conf)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer cmd.Process.Kill()
+	waitFor(t, 10*time.Second, func() bool { c, err := net.Dial("tcp", addr); return err == nil && c.Close() == nil })
+
+	answered := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/", strings.NewReader(signedForm(addr, "AKA", "SKA", "Slow")))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Close = true // Connection: close: the loop hands the connection over
+		resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+		if err != nil {
+			answered <- err.Error()
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		answered <- resp.Status
+	}()
+	time.Sleep(500 * time.Millisecond) // at the backend
+	cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(500 * time.Millisecond)
+	select {
+	case got := <-answered:
+		t.Fatalf("answered before the backend was released: %s\n%s", got, stderr.String())
+	case err := <-exited:
+		t.Fatalf("exited (%v) with a request in flight\n%s", err, stderr.String())
+	default:
+	}
+	release <- struct{}{}
+	if got := <-answered; !strings.HasPrefix(got, "200") {
+		t.Errorf("the in-flight request got %s", got)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Error("did not exit after SIGTERM")
 	}
 }

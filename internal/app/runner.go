@@ -57,6 +57,14 @@ func NewRunner(first *App, ln, adminLn net.Listener) *Runner {
 	}
 	if len(r.loops) > 0 {
 		reserveProcessorsForLoops(first.Logger, len(r.loops))
+		// The loops hand some connections to the goroutine server
+		// (ServeConn); it must serve a listener of its own for its
+		// shutdown to wait for them (see handoffOnly).
+		go func() {
+			if err := r.frontend.Serve(newHandoffOnly(ln.Addr())); err != nil {
+				r.failed <- err
+			}
+		}()
 		for _, loop := range r.loops {
 			go func() {
 				runtime.LockOSThread()
@@ -187,3 +195,31 @@ func reserveProcessorsForLoops(log *zap.Logger, loops int) {
 }
 
 var reserveOnce sync.Once
+
+// handoffOnly is the goroutine server's listener while the event loops
+// accept: it yields no connection (the loops hand theirs to ServeConn),
+// but with a listener fasthttp's ShutdownWithContext closes idle handed-off
+// connections and waits for busy ones. Without one it returned at once, and
+// SIGTERM cut the requests the loops had handed over (found by a review).
+type handoffOnly struct {
+	addr   net.Addr
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newHandoffOnly(addr net.Addr) *handoffOnly {
+	return &handoffOnly{addr: addr, closed: make(chan struct{})}
+}
+
+// Accept waits for Close; fasthttp's Serve then returns nil.
+func (l *handoffOnly) Accept() (net.Conn, error) {
+	<-l.closed
+	return nil, net.ErrClosed
+}
+
+func (l *handoffOnly) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *handoffOnly) Addr() net.Addr { return l.addr }
