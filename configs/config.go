@@ -262,8 +262,11 @@ type Keystone struct {
 	// TokenMargin: cached tokens are dropped this long before they expire.
 	TokenMargin time.Duration `yaml:"token_margin"`
 	// MaxTokens bounds the per-access-key token cache.
-	MaxTokens int       `yaml:"max_tokens"`
-	TLS       TLSClient `yaml:"tls"`
+	MaxTokens int `yaml:"max_tokens"`
+	// MaxConcurrent bounds the ec2tokens calls in flight at once: cold
+	// keys wait for a free one instead of all asking Keystone together.
+	MaxConcurrent int       `yaml:"max_concurrent"`
+	TLS           TLSClient `yaml:"tls"`
 	// ShareTokens keeps tokens in Redis (sealed) so that one exchange per
 	// access key serves every replica; only with the Redis store.
 	ShareTokens bool `yaml:"share_tokens"`
@@ -346,11 +349,12 @@ func Default() Config {
 		},
 		Identity: Identity{Mode: ModeKeystone},
 		Keystone: Keystone{
-			Timeout:     5 * time.Second,
-			TokenMargin: 5 * time.Minute,
-			MaxTokens:   1_000_000,
-			ShareTokens: true,
-			ServiceUser: ServiceUser{DomainName: "Default", ProjectName: "service", ProjectDomainName: "Default"},
+			Timeout:       5 * time.Second,
+			TokenMargin:   5 * time.Minute,
+			MaxTokens:     1_000_000,
+			MaxConcurrent: 16,
+			ShareTokens:   true,
+			ServiceUser:   ServiceUser{DomainName: "Default", ProjectName: "service", ProjectDomainName: "Default"},
 		},
 		Protection: Protection{
 			Lockout:   Lockout{Enabled: true, MaxFailures: 5, Window: 15 * time.Minute, Duration: 15 * time.Minute},

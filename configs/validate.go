@@ -190,6 +190,9 @@ func (c *Config) Validate() Problems {
 		if k.MaxTokens < 1 {
 			add("keystone.max_tokens: must be at least 1")
 		}
+		if k.MaxConcurrent < 1 {
+			add("keystone.max_concurrent: must be at least 1")
+		}
 		checkTLSClient(&p, "keystone.tls", k.TLS)
 		if k.TLS != (TLSClient{}) && strings.HasPrefix(k.AuthURL, "http://") {
 			add("keystone.tls: set, but keystone.auth_url %q is plain http://, so it would not be used", k.AuthURL)

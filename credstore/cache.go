@@ -58,6 +58,7 @@ func NewCache[V any](backend Backend, prepare func(Record) V, opts CacheOptions)
 		IsNegative:   func(err error) bool { return errors.Is(err, ErrNotFound) || errors.Is(err, ErrCorrupt) },
 		NegativeTTL:  opts.NegativeTTL,
 		StaleIfError: opts.StaleIfError,
+		RetryAfter:   retryAfter,
 		MaxEntries:   opts.MaxEntries,
 		LoadTimeout:  opts.FetchTimeout,
 		Now:          now,
@@ -94,3 +95,7 @@ func (c *Cache[V]) SetTTL(ttl time.Duration) {
 
 // Len is the number of cached keys.
 func (c *Cache[V]) Len() int { return c.c.Len() }
+
+// retryAfter is how long, after the store failed to renew an entry, the
+// entry is served as it is before the store is asked again.
+const retryAfter = time.Second

@@ -123,6 +123,22 @@ func TestCacheStaleIfError(t *testing.T) {
 	if outcomes[flightcache.Stale].Load() != 1 {
 		t.Errorf("stale outcomes = %d", outcomes[flightcache.Stale].Load())
 	}
+	// For a second the failure stands: the store is not asked again for
+	// each request, each waiting out the same failure (found by a review).
+	calls := b.calls.Load()
+	for range 3 {
+		if v, err := cache.Get(ctx, []byte("AK")); err != nil || v != "S" {
+			t.Errorf("Get after the failure = %q, %v", v, err)
+		}
+	}
+	if n := b.calls.Load() - calls; n != 0 {
+		t.Errorf("%d reads of a failing store within a second of its failure; want 0", n)
+	}
+	c.advance(1100 * time.Millisecond)
+	cache.Get(ctx, []byte("AK"))
+	if n := b.calls.Load() - calls; n != 1 {
+		t.Errorf("%d reads a second after the failure; want 1", n)
+	}
 	if _, err := cache.Get(ctx, []byte("never-seen")); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("unknown key while down = %v; want ErrUnavailable (503), not not-found", err)
 	}

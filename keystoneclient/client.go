@@ -31,6 +31,12 @@ type Config struct {
 	TokenMargin time.Duration
 	// MaxTokens bounds the per-access-key token cache.
 	MaxTokens int
+	// MaxConcurrent bounds the ec2tokens calls in flight at once (0: 16).
+	// Without it, a thousand cold keys (a start, a flushed Redis, tokens
+	// fetched together renewing together) were a thousand calls at once,
+	// and a small Keystone's listen queue overflowed: 503s after the
+	// timeout, for work Keystone then did for nothing (found by a review).
+	MaxConcurrent int
 	// RejectTTL is how long a credential Keystone rejected stays rejected
 	// without asking again (it protects Keystone from retry storms).
 	RejectTTL time.Duration
@@ -73,6 +79,7 @@ type Client struct {
 	svcRefresh atomic.Bool
 
 	tokens *flightcache.Cache[*sigv2.Key, *Identity]
+	calls  chan struct{} // a slot per ec2tokens call in flight (MaxConcurrent)
 }
 
 type serviceToken struct {
@@ -93,6 +100,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 16
+	}
 	if cfg.RejectTTL <= 0 {
 		cfg.RejectTTL = 5 * time.Second
 	}
@@ -109,13 +119,18 @@ func New(cfg Config) (*Client, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.TLSClientConfig = cfg.TLS
 	transport.MaxIdleConnsPerHost = 64
-	c := &Client{cfg: cfg, base: base, http: &http.Client{Transport: transport, Timeout: cfg.Timeout}}
+	c := &Client{cfg: cfg, base: base, http: &http.Client{Transport: transport, Timeout: cfg.Timeout}, calls: make(chan struct{}, cfg.MaxConcurrent)}
 	c.tokens = flightcache.New(c.loadIdentity, flightcache.Options{
 		IsNegative:  func(err error) bool { return errors.Is(err, ErrRejected) },
 		NegativeTTL: cfg.RejectTTL,
 		// A token renewed early may still be served while Keystone is down,
-		// up to one minute before it really expires.
+		// up to one minute before it really expires; it is served while
+		// its renewal runs, and for a second after a renewal failed, so
+		// that no request waits for Keystone on a key it has a token for.
 		StaleIfError: max(cfg.TokenMargin-time.Minute, 0),
+		StaleLimit:   func(id any) time.Time { return id.(*Identity).ExpiresAt().Add(-time.Minute) },
+		RefreshAhead: true,
+		RetryAfter:   time.Second,
 		MaxEntries:   cfg.MaxTokens,
 		LoadTimeout:  2 * cfg.Timeout, // service token, then ec2tokens
 		Now:          cfg.Now,
@@ -171,6 +186,12 @@ func (c *Client) loadIdentity(ctx context.Context, accessKey string, key *sigv2.
 // Keystone. A 401 with a service token older than a few seconds is retried
 // once with a new service token (Keystone may have rotated its keys).
 func (c *Client) exchange(ctx context.Context, accessKey string, key *sigv2.Key) (*Identity, error) {
+	select {
+	case c.calls <- struct{}{}:
+		defer func() { <-c.calls }()
+	case <-ctx.Done():
+		return nil, errorf(ErrUnavailable, "no ec2tokens call could start: the %d allowed at once (keystone.max_concurrent) were all in flight until the timeout", cap(c.calls))
+	}
 	body := c.exchangeBody(accessKey, key)
 	for attempt := 0; ; attempt++ {
 		svc, err := c.serviceToken(ctx)
@@ -256,7 +277,7 @@ func (c *Client) postEC2Tokens(ctx context.Context, serviceToken string, body []
 			c.cfg.Observe("ec2tokens", "error", time.Since(start))
 			return nil, status, errorf(ErrUnavailable, "POST /v3/ec2tokens: unparsable token (X-Subject-Token present: %t)", token != "")
 		}
-		id, err := tb.identity(token)
+		id, err := tb.identity(token, c.cfg.Now())
 		c.cfg.Observe("ec2tokens", resultOf(err), time.Since(start))
 		return id, status, err
 	case status == http.StatusForbidden && bytes.Contains(data, []byte("identity:ec2tokens_validate")):

@@ -59,9 +59,20 @@ func TestIdentityParsedAndCached(t *testing.T) {
 	if n := f.ec2Calls.Load(); n != 1 {
 		t.Errorf("%d ec2tokens calls within one token lifetime; want 1", n)
 	}
-	clock.advance(2 * time.Minute) // inside the margin: renew
-	if id, _ := c.Identity(ctx, "AK", key); id.Token() != "gAAAA-2" {
-		t.Errorf("token not renewed inside the margin: %q", id.Token())
+	clock.advance(2 * time.Minute) // inside the margin: renewed in the background, the old token served meanwhile
+	if id, _ := c.Identity(ctx, "AK", key); id.Token() != "gAAAA-1" {
+		t.Errorf("inside the margin: %q; want the old token at once while it is renewed", id.Token())
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if id, _ := c.Identity(ctx, "AK", key); id.Token() == "gAAAA-2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("token not renewed inside the margin")
+		}
+	}
+	if n := f.ec2Calls.Load(); n != 2 {
+		t.Errorf("%d ec2tokens calls; want 2: one renewal however many requests", n)
 	}
 	// The service token is past its own renewal point too: renewed once,
 	// in the background, while the old one keeps working.

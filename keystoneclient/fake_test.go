@@ -68,7 +68,7 @@ func (f *fakeKeystone) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 		w.Header().Set("X-Subject-Token", tok)
 		w.WriteHeader(201)
-		fmt.Fprintf(w, `{"token":{"expires_at":%q}}`, f.now().Add(f.tokenTTL).UTC().Format("2006-01-02T15:04:05.000000Z"))
+		fmt.Fprintf(w, `{"token":{"expires_at":%q,"issued_at":%q}}`, f.now().Add(f.tokenTTL).UTC().Format("2006-01-02T15:04:05.000000Z"), f.now().UTC().Format("2006-01-02T15:04:05.000000Z"))
 	case "/v3/ec2tokens":
 		f.ec2Calls.Add(1)
 		time.Sleep(f.ec2Delay)
@@ -119,12 +119,12 @@ func (f *fakeKeystone) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			trust = `,"OS-TRUST:trust":{"id":"tr1","trustor_user":{"id":"u-trustor"},"trustee_user":{"id":"u-trustee"},"impersonation":false}`
 		}
 		w.Header().Set("X-Subject-Token", fmt.Sprintf("gAAAA-%d", f.ec2Calls.Load()))
-		fmt.Fprintf(w, `{"token":{"methods":["ec2credential"],"expires_at":%q,
+		fmt.Fprintf(w, `{"token":{"methods":["ec2credential"],"expires_at":%q,"issued_at":%q,
 			"user":{"id":"u1","name":"demo","domain":{"id":"d1","name":"demo"}},
 			"project":{"id":"p1","name":"demo","domain":{"id":"d1","name":"demo"}},
 			"roles":[{"id":"r1","name":"member"},{"id":"r2","name":"reader"}],
 			"catalog":[{"endpoints":[],"type":"identity"}]%s}}`,
-			f.now().Add(f.tokenTTL).UTC().Format("2006-01-02T15:04:05.000000Z"), trust)
+			f.now().Add(f.tokenTTL).UTC().Format("2006-01-02T15:04:05.000000Z"), f.now().UTC().Format("2006-01-02T15:04:05.000000Z"), trust)
 	default:
 		w.WriteHeader(404)
 	}

@@ -171,6 +171,7 @@ type Subject struct {
 type tokenBody struct {
 	Token struct {
 		ExpiresAt string `json:"expires_at"`
+		IssuedAt  string `json:"issued_at"`
 		User      struct {
 			ID     string `json:"id"`
 			Name   string `json:"name"`
@@ -206,12 +207,14 @@ type tokenBody struct {
 	} `json:"token"`
 }
 
-func (b *tokenBody) identity(token string) (*Identity, error) {
+// identity is the token's identity, received at now.
+func (b *tokenBody) identity(token string, now time.Time) (*Identity, error) {
 	t := &b.Token
 	expires, err := time.Parse(time.RFC3339Nano, t.ExpiresAt)
 	if err != nil {
 		return nil, errorf(ErrUnavailable, "token expires_at %q: %v", t.ExpiresAt, err)
 	}
+	expires = localExpiry(expires, t.IssuedAt, now)
 	// An Identity keeps the expiry in Unix nanoseconds: years 1678-2262.
 	// Keystone sends nothing else; outside them the expiry would be lost.
 	if n := unixNano(expires); n == math.MinInt64 || n == math.MaxInt64 {
@@ -235,6 +238,23 @@ func (b *tokenBody) identity(token string) (*Identity, error) {
 		s.AppCredID = t.AppCred.ID
 	}
 	return NewIdentity(token, expires, intern(s)), nil
+}
+
+// localExpiry is when a token that expires at expires by Keystone's clock,
+// issued at issuedAt by it and received at now, expires by ours: its
+// lifetime from now, or expires if that is earlier. Keystone's clock
+// running ahead of ours made a token it holds expired look fresh (found
+// by a review); one running behind only renews early. Without issued_at,
+// expires as it is.
+func localExpiry(expires time.Time, issuedAt string, now time.Time) time.Time {
+	issued, err := time.Parse(time.RFC3339Nano, issuedAt)
+	if err != nil || !expires.After(issued) {
+		return expires
+	}
+	if local := now.Add(expires.Sub(issued)); local.Before(expires) {
+		return local
+	}
+	return expires
 }
 
 // interned holds strings, role lists and subjects that cached identities

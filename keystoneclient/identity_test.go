@@ -30,7 +30,7 @@ func TestIdentitiesShareStrings(t *testing.T) {
 				Name string `json:"name"`
 			}{strings.Clone(r)})
 		}
-		id, err := tb.identity("tok")
+		id, err := tb.identity("tok", time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}

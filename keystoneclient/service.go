@@ -80,6 +80,7 @@ func (c *Client) passwordAuth(ctx context.Context) (*serviceToken, error) {
 	var tb struct {
 		Token struct {
 			ExpiresAt string `json:"expires_at"`
+			IssuedAt  string `json:"issued_at"`
 			Roles     []struct {
 				Name string `json:"name"`
 			} `json:"roles"`
@@ -94,6 +95,7 @@ func (c *Client) passwordAuth(ctx context.Context) (*serviceToken, error) {
 	}
 	c.cfg.Observe("auth", "ok", time.Since(start))
 	now := c.cfg.Now()
+	expires = localExpiry(expires, tb.Token.IssuedAt, now)
 	lifetime := expires.Sub(now)
 	t := &serviceToken{token: token, obtained: now, expires: expires, renew: now.Add(lifetime - min(c.cfg.TokenMargin, lifetime/2))}
 	for _, r := range tb.Token.Roles {

@@ -352,6 +352,7 @@ func NewKeystoneClient(k configs.Keystone, m *metrics.Metrics, shared keystonecl
 		TLS:               t,
 		TokenMargin:       k.TokenMargin,
 		MaxTokens:         k.MaxTokens,
+		MaxConcurrent:     k.MaxConcurrent,
 		Observe: func(op, result string, d time.Duration) {
 			m.KeystoneCalls.WithLabelValues(op, result).Inc()
 			m.KeystoneLatency.WithLabelValues(op).Observe(d.Seconds())

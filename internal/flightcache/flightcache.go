@@ -19,7 +19,7 @@ const (
 	Hit         Outcome = iota // fresh entry
 	NegativeHit                // a remembered failure
 	Miss                       // loaded
-	Stale                      // the load failed; an expired entry was served
+	Stale                      // past its freshness, an entry was served: the load failed, or runs in the background (RefreshAhead)
 	NumOutcomes
 )
 
@@ -40,6 +40,19 @@ type Options struct {
 	// StaleIfError serves an entry this long past its freshness when a
 	// load fails with an error IsNegative does not pick; 0 disables.
 	StaleIfError time.Duration
+	// StaleLimit, if set, bounds that for each value: it is not served
+	// after StaleLimit(value) (a token, after it expires).
+	StaleLimit func(value any) time.Time
+	// RetryAfter: once such a load failed, the entry it could not renew is
+	// served as fresh for this long (within StaleIfError), so that callers
+	// do not each wait out a failing dependency, and it is not asked again
+	// for every request. 0: every Get past freshness loads.
+	RetryAfter time.Duration
+	// RefreshAhead serves an entry past its freshness but within
+	// StaleIfError at once, and loads it again in the background, one load
+	// per key: for values still good then (a token renewed before it
+	// expires), so that no caller waits for its renewal.
+	RefreshAhead bool
 	MaxEntries   int           // bound on cached keys; an arbitrary one is evicted
 	LoadTimeout  time.Duration // per load, detached from the caller
 	Now          func() time.Time
@@ -182,6 +195,9 @@ func (c *Cache[A, V]) Get(ctx context.Context, key []byte, arg A) (V, error) {
 		return c.hit(e, failure)
 	}
 	s.mu.RUnlock()
+	if c.servableAhead(e, nowAt) {
+		return c.refresh(s, string(key), arg, e, now, nowAt)
+	}
 	return c.miss(ctx, s, string(key), arg, e, now, nowAt)
 }
 
@@ -204,6 +220,9 @@ func (c *Cache[A, V]) GetString(ctx context.Context, key string, arg A) (V, erro
 		return c.hit(e, failure)
 	}
 	s.mu.RUnlock()
+	if c.servableAhead(e, nowAt) {
+		return c.refresh(s, key, arg, e, now, nowAt)
+	}
 	return c.miss(ctx, s, key, arg, e, now, nowAt)
 }
 
@@ -249,14 +268,7 @@ func (c *Cache[A, V]) hit(e *entry[V], failure error) (V, error) {
 }
 
 func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, old *entry[V], now time.Time, nowAt int64) (V, error) {
-	s.mu.Lock()
-	f, waiting := s.inflight[key]
-	if !waiting {
-		f = &flight[V]{done: make(chan struct{})}
-		s.inflight[key] = f
-	}
-	gen := s.gen
-	s.mu.Unlock()
+	f, gen, waiting := s.join(key)
 	if waiting {
 		select {
 		case <-f.done:
@@ -266,7 +278,46 @@ func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, 
 			return zero, c.opts.WaitError
 		}
 	}
+	c.fly(ctx, s, key, arg, f, gen, old, now, nowAt)
+	return c.answer(f, old, nowAt)
+}
 
+// servableAhead reports an entry RefreshAhead serves while it is renewed.
+func (c *Cache[A, V]) servableAhead(e *entry[V], nowAt int64) bool {
+	return c.opts.RefreshAhead && e != nil && !e.failed() && nowAt < e.staleBy
+}
+
+// refresh serves old, which is past its freshness, and loads key again in
+// the background unless a load is under way.
+func (c *Cache[A, V]) refresh(s *shard[V], key string, arg A, old *entry[V], now time.Time, nowAt int64) (V, error) {
+	if f, gen, waiting := s.join(key); !waiting {
+		go func() {
+			defer func() { _ = recover() }() // fly ended the flight; the caller got old
+			// Not ctx, even detached: a request's context (fasthttp's
+			// RequestCtx) is reused once it is answered, which is now.
+			c.fly(context.Background(), s, key, arg, f, gen, old, now, nowAt)
+		}()
+	}
+	c.observe(Stale)
+	return old.value, nil
+}
+
+// join returns key's flight under way (waiting), or a new one the caller
+// must fly, with the shard's generation when it started.
+func (s *shard[V]) join(key string) (f *flight[V], gen uint64, waiting bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, waiting = s.inflight[key]
+	if !waiting {
+		f = &flight[V]{done: make(chan struct{})}
+		s.inflight[key] = f
+	}
+	return f, s.gen, waiting
+}
+
+// fly loads key for flight f and stores the result, unless key was
+// invalidated since gen; old is the entry the load renews, if any.
+func (c *Cache[A, V]) fly(ctx context.Context, s *shard[V], key string, arg A, f *flight[V], gen uint64, old *entry[V], now time.Time, nowAt int64) {
 	// A panicking load (a bug) must still end the flight: its waiters, and
 	// every later Get of key, would wait on done for ever. The panic goes
 	// on to the caller.
@@ -291,8 +342,14 @@ func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, 
 	switch {
 	case err == nil:
 		at := deadline(nowAt, now, fresh)
+		staleBy := later(at, c.opts.StaleIfError)
+		if c.opts.StaleLimit != nil {
+			if limit := c.opts.StaleLimit(value); !limit.IsZero() {
+				staleBy = min(staleBy, deadline(nowAt, now, limit))
+			}
+		}
 		// Never failed, even for a deadline saturated in the far past.
-		e = &entry[V]{value: value, fresh: at, staleBy: max(later(at, c.opts.StaleIfError), failed+1)}
+		e = &entry[V]{value: value, fresh: at, staleBy: max(staleBy, failed+1)}
 	case c.opts.IsNegative(err):
 		e = &entry[V]{fresh: later(nowAt, c.opts.NegativeTTL), staleBy: failed}
 	}
@@ -320,6 +377,15 @@ func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, 
 		} else if len(s.failures) > 0 {
 			delete(s.failures, key)
 		}
+	} else if e == nil && c.opts.RetryAfter > 0 && old != nil && s.gen == gen && s.entries[key] == old {
+		// The dependency failed: old is served, as fresh, for RetryAfter
+		// (within what it may be served stale), instead of every caller
+		// loading it again and waiting for the same failure.
+		if endAt := c.since(c.opts.Now()); endAt < old.staleBy {
+			retry := *old // a copy: readers use entries outside the lock
+			retry.fresh = min(later(endAt, c.opts.RetryAfter), old.staleBy)
+			s.entries[key] = &retry
+		}
 	}
 	if s.inflight[key] == f { // else Invalidate let a newer load start
 		delete(s.inflight, key)
@@ -327,7 +393,6 @@ func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, 
 	s.mu.Unlock()
 	finished = true
 	close(f.done)
-	return c.answer(f, old, nowAt)
 }
 
 var errLoadPanicked = errors.New("flightcache: the load panicked")

@@ -289,3 +289,115 @@ func TestGetAfterInvalidateLoadsAgain(t *testing.T) {
 		t.Errorf("cached after both loads: %d; want 1 (the older load must not be cached)", v)
 	}
 }
+
+var errDown = errors.New("dependency down")
+
+// Once a renewal failed, the old entry is served without loading for
+// RetryAfter: callers do not each wait out the failing dependency (found
+// by a review: with Redis or Keystone stalled, every request past an
+// entry's freshness waited a full timeout before the stale value).
+func TestRetryAfterServesOldWithoutLoading(t *testing.T) {
+	clk := newClock()
+	var loads atomic.Int64
+	var down atomic.Bool
+	c := New(func(ctx context.Context, key string, _ int) (int, time.Time, error) {
+		n := int(loads.Add(1))
+		if down.Load() {
+			return 0, time.Time{}, errDown
+		}
+		return n, clk.now().Add(time.Minute), nil
+	}, Options{Now: clk.now, StaleIfError: time.Hour, RetryAfter: time.Second})
+	get(t, c, "k")
+	down.Store(true)
+	clk.add(2 * time.Minute)
+	for range 5 {
+		if v := get(t, c, "k"); v != 1 {
+			t.Fatalf("Get = %d, want the old 1", v)
+		}
+	}
+	if n := loads.Load(); n != 2 {
+		t.Fatalf("%d loads, want 2: one that failed, then none for RetryAfter", n)
+	}
+	clk.add(1100 * time.Millisecond)
+	get(t, c, "k")
+	if n := loads.Load(); n != 3 {
+		t.Fatalf("%d loads after RetryAfter, want 3", n)
+	}
+	down.Store(false)
+	clk.add(1100 * time.Millisecond)
+	if v := get(t, c, "k"); v != 4 {
+		t.Fatalf("Get = %d once the dependency is back, want 4", v)
+	}
+	// Never past what may be served stale.
+	down.Store(true)
+	clk.add(time.Minute + time.Hour - 500*time.Millisecond) // 0.5 s of StaleIfError left
+	get(t, c, "k")
+	clk.add(600 * time.Millisecond)
+	if _, err := c.Get(context.Background(), []byte("k"), 0); !errors.Is(err, errDown) {
+		t.Fatalf("past StaleIfError: %v, want the load's error", err)
+	}
+}
+
+// With RefreshAhead an entry past its freshness is served at once while
+// one load renews it in the background.
+func TestRefreshAheadServesWhileLoading(t *testing.T) {
+	clk := newClock()
+	var loads atomic.Int64
+	release := make(chan struct{})
+	c := New(func(ctx context.Context, key string, _ int) (int, time.Time, error) {
+		n := int(loads.Add(1))
+		if n > 1 {
+			<-release
+		}
+		return n, clk.now().Add(time.Minute), nil
+	}, Options{Now: clk.now, StaleIfError: time.Hour, RefreshAhead: true})
+	get(t, c, "k")
+	clk.add(2 * time.Minute)
+	for range 5 {
+		if v := get(t, c, "k"); v != 1 {
+			t.Fatalf("Get = %d while the renewal runs, want the old 1", v)
+		}
+	}
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for get(t, c, "k") != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the background renewal was never stored")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := loads.Load(); n != 2 {
+		t.Fatalf("%d loads, want 2: one renewal however many Gets", n)
+	}
+	// Past StaleIfError it is an ordinary miss, which waits.
+	clk.add(2 * time.Hour)
+	if v := get(t, c, "k"); v != 3 {
+		t.Fatalf("Get = %d past StaleIfError, want a load (3)", v)
+	}
+}
+
+// StaleLimit bounds stale serving by the value: a token is not served
+// once it expired, whatever StaleIfError allows (found by a review: a
+// token whose lifetime was within the renewal margin was served past its
+// expiry while Keystone was down).
+func TestStaleLimit(t *testing.T) {
+	clk := newClock()
+	expires := clk.now().Add(90 * time.Second)
+	var down atomic.Bool
+	c := New(func(ctx context.Context, key string, _ int) (int, time.Time, error) {
+		if down.Load() {
+			return 0, time.Time{}, errDown
+		}
+		return 1, clk.now().Add(time.Minute), nil
+	}, Options{Now: clk.now, StaleIfError: time.Hour, StaleLimit: func(any) time.Time { return expires }})
+	get(t, c, "k")
+	down.Store(true)
+	clk.add(80 * time.Second) // stale, before the limit
+	if v := get(t, c, "k"); v != 1 {
+		t.Fatalf("Get = %d, want the stale 1", v)
+	}
+	clk.add(20 * time.Second) // past the limit
+	if _, err := c.Get(context.Background(), []byte("k"), 0); !errors.Is(err, errDown) {
+		t.Fatalf("past StaleLimit: %v, want the load's error", err)
+	}
+}
