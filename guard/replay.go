@@ -10,44 +10,53 @@ import (
 // without Redis (a single replica). Safe for concurrent use.
 type Seen struct {
 	mu      sync.Mutex
-	expires map[string]time.Time
+	expires map[string]int64 // Unix nanoseconds
+	queue   expiryQueue      // the same markers, soonest to expire first
 	max     int
 	now     func() time.Time
 }
 
-// NewSeen keeps at most max signatures (oldest-expiring evicted first when
-// full; a replay of an evicted one would pass, so size it above the
-// requests expected within the timestamp window).
+// NewSeen keeps at most max signatures (the soonest to expire evicted
+// first when full; a replay of an evicted one would pass, so size it above
+// the requests expected within the timestamp window).
 func NewSeen(max int) *Seen {
-	return &Seen{expires: map[string]time.Time{}, max: max, now: time.Now}
+	return &Seen{expires: map[string]int64{}, max: max, now: time.Now}
 }
 
 // FirstUse records signatureHash for ttl and reports whether it was new
 // (the hash covers the whole signature: the access key adds nothing here).
+// It costs O(log n), full or not.
 func (s *Seen) FirstUse(_ context.Context, _ []byte, signatureHash string, ttl time.Duration) (bool, error) {
-	now := s.now()
+	now := s.now().UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if exp, ok := s.expires[signatureHash]; ok && now.Before(exp) {
+	if exp, ok := s.expires[signatureHash]; ok && now < exp {
 		return false, nil
 	}
-	if len(s.expires) >= s.max {
-		for k, exp := range s.expires {
-			if !now.Before(exp) {
-				delete(s.expires, k)
-			}
-		}
-		if len(s.expires) >= s.max {
-			var oldest string
-			var oldestExp time.Time
-			for k, exp := range s.expires {
-				if oldest == "" || exp.Before(oldestExp) {
-					oldest, oldestExp = k, exp
-				}
-			}
-			delete(s.expires, oldest)
-		}
+	// Expired markers leave as they surface; then the soonest to expire
+	// makes room.
+	for s.queue.len() > 0 && (s.stale(s.queue.peek()) || s.queue.peek().at <= now) {
+		s.forget(s.queue.pop())
 	}
-	s.expires[signatureHash] = now.Add(ttl)
+	for len(s.expires) >= s.max && s.queue.len() > 0 {
+		s.forget(s.queue.pop())
+	}
+	exp := now + int64(ttl)
+	s.expires[signatureHash] = exp
+	s.queue.push(signatureHash, exp)
+	s.queue.compact(len(s.expires), func(it expiryItem) bool { return !s.stale(it) })
 	return true, nil
+}
+
+// stale reports a queue item whose marker has since been set again, or left.
+func (s *Seen) stale(it expiryItem) bool {
+	exp, ok := s.expires[it.key]
+	return !ok || exp != it.at
+}
+
+// forget deletes the marker of a popped item, unless it is stale.
+func (s *Seen) forget(it expiryItem) {
+	if !s.stale(it) {
+		delete(s.expires, it.key)
+	}
 }
