@@ -213,3 +213,43 @@ func TestLockoutFailedLocally(t *testing.T) {
 		t.Errorf("FailedLocally made %d shared calls", shared.calls-calls)
 	}
 }
+
+// A table full of live entries makes room by forgetting the one whose
+// window ends soonest, never a lock: an attacker filling it (failures for
+// unknown keys count per client address) must not lift one.
+func TestLockoutFullKeepsLocks(t *testing.T) {
+	l := NewLockout(LockoutConfig{MaxFailures: 2, Window: time.Minute, Duration: time.Hour, MaxTracked: 10}, nil)
+	ctx := context.Background()
+	l.Failed(ctx, "victim", "a", t0)
+	if _, locked, _ := l.Failed(ctx, "victim", "b", t0); !locked {
+		t.Fatal("two failures did not lock")
+	}
+	for i := range 100 { // fill and churn, within the victim's lock
+		l.Failed(ctx, fmt.Sprint("client:", i), "x", t0.Add(time.Duration(i)*time.Second))
+	}
+	if _, locked := l.Locked([]byte("victim"), t0.Add(2*time.Minute)); !locked {
+		t.Error("a lock was evicted to make room")
+	}
+	if n := len(l.keys); n > 10 {
+		t.Errorf("%d keys tracked; bound is 10", n)
+	}
+	// The newest failures are tracked: the soonest-ending entries made room.
+	if _, ok := l.keys["client:99"]; !ok {
+		t.Error("the newest key is not tracked")
+	}
+}
+
+// BenchmarkLockoutFailedFull is a failure for a new key once the table
+// holds MaxTracked live entries; it scanned the whole table: 3 ms a call.
+func BenchmarkLockoutFailedFull(b *testing.B) {
+	l := NewLockout(LockoutConfig{MaxFailures: 5, Window: 15 * time.Minute, Duration: 15 * time.Minute}, nil)
+	ctx := context.Background()
+	for i := range 100_000 {
+		l.Failed(ctx, fmt.Sprint("client:", i), "x", t0)
+	}
+	i := 0
+	for b.Loop() {
+		i++
+		l.Failed(ctx, fmt.Sprint("new:", i), "x", t0)
+	}
+}
