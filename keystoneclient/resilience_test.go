@@ -128,3 +128,21 @@ func TestColdKeysBoundedConcurrency(t *testing.T) {
 		t.Errorf("%d cold keys: peak %d concurrent ec2tokens calls, want at most 16; %d failed", n, peak, failed.Load())
 	}
 }
+
+// Ready follows Keystone, not the service token it holds (found by a
+// review: /readyz said ok for up to 55 minutes after Keystone went away).
+func TestReadyFollowsKeystone(t *testing.T) {
+	_, srv := newFakeKeystone(t)
+	var clock testClock
+	c := newTestClient(t, srv.URL, &clock)
+	if err := c.Ready(context.Background()); err != nil {
+		t.Fatalf("Ready with Keystone up: %v", err)
+	}
+	if err := c.Ready(context.Background()); err != nil {
+		t.Fatalf("Ready again, with the token held: %v", err)
+	}
+	srv.Close()
+	if err := c.Ready(context.Background()); err == nil {
+		t.Error("Ready = nil with Keystone gone, a service token held")
+	}
+}

@@ -104,9 +104,26 @@ func (c *Client) passwordAuth(ctx context.Context) (*serviceToken, error) {
 	return t, nil
 }
 
-// Ready reports whether Keystone can be used: a service token is held or can
-// be obtained.
+// Ready reports whether Keystone can be used now: a service token is held
+// or can be obtained, and Keystone answers. A held token alone said ready
+// for up to 55 minutes after Keystone went away (found by a review).
 func (c *Client) Ready(ctx context.Context) error {
-	_, err := c.serviceToken(ctx)
-	return err
+	held := c.svc.Load()
+	if _, err := c.serviceToken(ctx); err != nil || held == nil {
+		return err // nil: Keystone just gave the token
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return errorf(ErrUnavailable, "Keystone does not answer: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode >= 500 {
+		return errorf(ErrUnavailable, "Keystone answered GET %s with %d", c.base, resp.StatusCode)
+	}
+	return nil
 }
