@@ -82,6 +82,7 @@ keystone: {auth_url: "http://ks:5000", service_user: {name: ec2proxy, project_na
 `, nil, []string{"set exactly one of password and password_file"}},
 		{"unknown env var", minimalStandalone, []string{"EC2PROXY_LISTNE=:1"}, []string{"EC2PROXY_LISTNE does not match any setting"}},
 		{"bad env value", minimalStandalone, []string{"EC2PROXY_AUTH_TIMESTAMP_WINDOW=5"}, []string{"is not a duration"}},
+		{"Expires too far ahead", minimalStandalone + "auth: {max_expires_ahead: 876000h}\n", nil, []string{"auth.max_expires_ahead: 876000h0m0s is more than 7 days"}},
 		{"trusted proxies", minimalStandalone + "server: {trusted_proxies: [10.0.0.0/8, banana]}\n", nil, []string{`"banana" is not a CIDR`}},
 		{"scale-out settings", minimalStandalone + `
 server: {proxy_protocol: true, memory_limit_mib: 8, gc_percent: 5}

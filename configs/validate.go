@@ -108,6 +108,9 @@ func (c *Config) Validate() Problems {
 	if c.Auth.TimestampWindow > time.Hour {
 		add("auth.timestamp_window: %v is more than 1h; a wide window makes captured requests replayable for longer", c.Auth.TimestampWindow)
 	}
+	if c.Auth.MaxExpiresAhead > 7*24*time.Hour {
+		add("auth.max_expires_ahead: %v is more than 7 days (168h), the longest a SigV4 presigned URL lives; a request with Expires that far ahead could be replayed until then", c.Auth.MaxExpiresAhead)
+	}
 
 	switch c.Credentials.Store {
 	case StoreFile, StoreRedis:

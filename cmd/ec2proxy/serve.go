@@ -148,6 +148,12 @@ func reload(cur *configs.Config, load func() (*configs.Config, error), logger *z
 	if !reflect.DeepEqual(cfg.Server, cur.Server) {
 		logger.Warn("server.* settings (timeouts, size limits) changed: they apply after a restart; the rest is reloaded")
 	}
+	// Kept, all of them: the goroutine server keeps the values it started
+	// with, and the event loops and the pipeline read theirs from the
+	// current configuration, so a reload applied some (trusted_proxies,
+	// shutdown_timeout; the loops' limits) and one request got different
+	// answers on different paths (found by a review).
+	cfg.Server = cur.Server
 	nextLogger, err := app.NewLogger(cfg.Log)
 	if err != nil {
 		logger.Error("reload refused", zap.Error(err))
