@@ -82,6 +82,7 @@ keystone: {auth_url: "http://ks:5000", service_user: {name: ec2proxy, project_na
 `, nil, []string{"set exactly one of password and password_file"}},
 		{"unknown env var", minimalStandalone, []string{"EC2PROXY_LISTNE=:1"}, []string{"EC2PROXY_LISTNE does not match any setting"}},
 		{"bad env value", minimalStandalone, []string{"EC2PROXY_AUTH_TIMESTAMP_WINDOW=5"}, []string{"is not a duration"}},
+		{"admin_listen on listen's port", minimalStandalone + "listen: 0.0.0.0:8773\nadmin_listen: 127.0.0.1:8773\n", nil, []string{`admin_listen: "127.0.0.1:8773" and listen "0.0.0.0:8773" would bind the same port`}},
 		{"Expires too far ahead", minimalStandalone + "auth: {max_expires_ahead: 876000h}\n", nil, []string{"auth.max_expires_ahead: 876000h0m0s is more than 7 days"}},
 		{"trusted proxies", minimalStandalone + "server: {trusted_proxies: [10.0.0.0/8, banana]}\n", nil, []string{`"banana" is not a CIDR`}},
 		{"scale-out settings", minimalStandalone + `
@@ -227,5 +228,27 @@ func TestParseUnreadableYAML(t *testing.T) {
 				t.Errorf("problems %q; want the YAML error alone", err)
 			}
 		})
+	}
+}
+
+func TestSameSocket(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		same bool
+	}{
+		{"0.0.0.0:8773", "127.0.0.1:8773", true},
+		{":8773", "127.0.0.1:8773", true},
+		{"[::]:8773", "10.0.0.1:8773", true},
+		{"localhost:8773", "127.0.0.1:8773", true},
+		{"127.0.0.1:8773", "127.0.0.1:8773", true},
+		{"127.0.0.1:8773", "127.0.0.1:8774", false},
+		{"10.0.0.1:8773", "127.0.0.1:8773", false},
+		{"localhost:8773", "10.0.0.1:8773", false},
+		{"127.0.0.1:0", "127.0.0.1:0", false},
+		{"127.0.0.1:8773", "", false},
+	} {
+		if got := sameSocket(tc.a, tc.b); got != tc.same {
+			t.Errorf("sameSocket(%q, %q) = %v; want %v", tc.a, tc.b, got, tc.same)
+		}
 	}
 }

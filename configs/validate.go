@@ -32,8 +32,8 @@ func (c *Config) Validate() Problems {
 	}
 	checkAddr("listen", c.Listen, false)
 	checkAddr("admin_listen", c.AdminListen, true)
-	if c.Listen != "" && c.Listen == c.AdminListen {
-		add("admin_listen: must differ from listen")
+	if sameSocket(c.Listen, c.AdminListen) {
+		add("admin_listen: %q and listen %q would bind the same port", c.AdminListen, c.Listen)
 	}
 
 	positive := func(key string, d time.Duration) {
@@ -258,4 +258,19 @@ func checkTLSClient(p *Problems, key string, t TLSClient) {
 	if (t.CertFile == "") != (t.KeyFile == "") {
 		*p = append(*p, fmt.Sprintf("%s: cert_file and key_file go together", key))
 	}
+}
+
+// sameSocket reports two listen addresses that cannot both be bound: the
+// same port, on the same host or where one is a wildcard ("", 0.0.0.0,
+// ::). Comparing the strings let 0.0.0.0:8773 and 127.0.0.1:8773 pass
+// check-config, then fail at start (found by a review). Port 0 is any.
+func sameSocket(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || a == "" || b == "" || pa != pb || pa == "0" {
+		return false
+	}
+	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	localhost := func(h, other string) bool { return h == "localhost" && (other == "127.0.0.1" || other == "::1") }
+	return ha == hb || wildcard(ha) || wildcard(hb) || localhost(ha, hb) || localhost(hb, ha)
 }
