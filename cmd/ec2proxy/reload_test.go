@@ -18,7 +18,7 @@ import (
 func TestReloadSurvivesAPanic(t *testing.T) {
 	core, logs := observer.New(zap.ErrorLevel)
 	cur := configs.Default()
-	next, ok := reload(&cur, func() (*configs.Config, error) { panic("makechan: size out of range") }, zap.New(core))
+	next, ok := reload(&cur, nil, func() (*configs.Config, error) { panic("makechan: size out of range") }, zap.New(core))
 	if next != nil || ok {
 		t.Errorf("reload = %v, %v; want nil, false", next, ok)
 	}
@@ -42,7 +42,7 @@ func TestReloadKeepsServerSettings(t *testing.T) {
 	changed.Server.ShutdownTimeout = 2 * time.Second
 	changed.Server.MaxBodyBytes = 2048
 	core, logs := observer.New(zap.WarnLevel)
-	next, ok := reload(&cur, func() (*configs.Config, error) { c := changed; return &c, nil }, zap.New(core))
+	next, ok := reload(&cur, nil, func() (*configs.Config, error) { c := changed; return &c, nil }, zap.New(core))
 	if !ok {
 		t.Fatalf("reload refused: %v", logs.All())
 	}

@@ -106,7 +106,7 @@ func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), star
 			return err
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				if next, ok := reload(cfg, load, logger); ok {
+				if next, ok := reload(cfg, r.Current(), load, logger); ok {
 					drained, log := r.Swap(next), next.Logger
 					go func() {
 						if err := <-drained; err != nil {
@@ -127,7 +127,7 @@ func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), star
 }
 
 // reload builds the App for the new configuration, or logs why not.
-func reload(cur *configs.Config, load func() (*configs.Config, error), logger *zap.Logger) (next *app.App, ok bool) {
+func reload(cur *configs.Config, prev *app.App, load func() (*configs.Config, error), logger *zap.Logger) (next *app.App, ok bool) {
 	defer func() {
 		// A bug building the new pipeline (a library panicking on a value
 		// validation missed) must cost the reload, not the running proxy.
@@ -159,7 +159,7 @@ func reload(cur *configs.Config, load func() (*configs.Config, error), logger *z
 		logger.Error("reload refused", zap.Error(err))
 		return nil, false
 	}
-	next, err = app.Build(cfg, nextLogger, buildVersion())
+	next, err = app.Rebuild(cfg, nextLogger, buildVersion(), prev)
 	if err != nil {
 		logger.Error("reload refused, keeping the running configuration", zap.Error(err))
 		return nil, false

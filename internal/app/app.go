@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -38,12 +39,23 @@ type App struct {
 	Admin    http.Handler
 	Keystone *keystoneclient.Client // nil in standalone mode
 	closers  []func() error
+	// local: the guards when they keep their state in this process (no
+	// Redis), which a reload with the same protection settings reuses.
+	local *proxy.Guards
 }
 
 // Build wires everything cfg describes. It reads the files cfg names
 // (credentials, passwords, CA) but contacts no service: a dependency that is
 // down at start-up shows in /readyz and in 503 answers, not as a crash.
 func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error) {
+	return Rebuild(cfg, logger, version, nil)
+}
+
+// Rebuild is Build for a reload from prev (nil: none). Guards that keep
+// their state in this process (no Redis) are prev's when the protection
+// settings are the same: a reload lifted every lock, forgot every replay
+// marker and refilled every bucket (found by a review).
+func Rebuild(cfg *configs.Config, logger *zap.Logger, version string, prev *App) (*App, error) {
 	a := &App{Config: cfg, Logger: logger, Registry: prometheus.NewRegistry()}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(a.Registry, version)
@@ -98,6 +110,12 @@ func Build(cfg *configs.Config, logger *zap.Logger, version string) (*App, error
 	}
 
 	guards := newGuards(cfg.Protection, shared)
+	if shared == nil {
+		if prev != nil && prev.local != nil && reflect.DeepEqual(prev.Config.Protection, cfg.Protection) {
+			guards = *prev.local
+		}
+		a.local = &guards
+	}
 	rules, err := a.openPolicy(m)
 	if err != nil {
 		a.Close()

@@ -114,6 +114,9 @@ func goroutinesOnly(s *configs.Server) string {
 	return ""
 }
 
+// Current is the App serving new requests.
+func (r *Runner) Current() *App { return r.current.Load() }
+
 // Failed delivers an error if a listener stops for good.
 func (r *Runner) Failed() <-chan error { return r.failed }
 
