@@ -21,15 +21,16 @@ type fakeKeystone struct {
 	secrets map[string]string // access -> secret
 	now     func() time.Time
 
-	mu           sync.Mutex
-	serviceToken string          // the newest
-	valid        map[string]bool // every service token not revoked
-	authCalls    atomic.Int64
-	ec2Calls     atomic.Int64
-	ec2Status    int           // forced status for ec2tokens, 0 = normal
-	ec2Delay     time.Duration // before answering ec2tokens
-	tokenTTL     time.Duration
-	trust        bool
+	mu            sync.Mutex
+	serviceToken  string          // the newest
+	valid         map[string]bool // every service token not revoked
+	authCalls     atomic.Int64
+	validateCalls atomic.Int64
+	ec2Calls      atomic.Int64
+	ec2Status     int           // forced status for ec2tokens, 0 = normal
+	ec2Delay      time.Duration // before answering ec2tokens
+	tokenTTL      time.Duration
+	trust         bool
 }
 
 func newFakeKeystone(t *testing.T) (*fakeKeystone, *httptest.Server) {
@@ -42,6 +43,19 @@ func newFakeKeystone(t *testing.T) (*fakeKeystone, *httptest.Server) {
 func (f *fakeKeystone) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/v3/auth/tokens":
+		if r.Method == http.MethodGet { // validation: a token may validate itself
+			f.validateCalls.Add(1)
+			f.mu.Lock()
+			ok := f.valid[r.Header.Get("X-Auth-Token")] && f.valid[r.Header.Get("X-Subject-Token")]
+			f.mu.Unlock()
+			if !ok {
+				w.WriteHeader(401)
+				fmt.Fprint(w, `{"error":{"code":401,"message":"The request you have made requires authentication."}}`)
+				return
+			}
+			fmt.Fprintf(w, `{"token":{"expires_at":%q}}`, f.now().Add(f.tokenTTL).UTC().Format("2006-01-02T15:04:05.000000Z"))
+			return
+		}
 		f.authCalls.Add(1)
 		var body struct {
 			Auth struct {

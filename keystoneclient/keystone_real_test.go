@@ -27,6 +27,21 @@ func TestRealKeystone(t *testing.T) {
 	if err := c.Ready(ctx); err != nil {
 		t.Fatalf("Ready: %v", err)
 	}
+	if err := c.Ready(ctx); err != nil { // with the token held: GET /v3
+		t.Fatalf("Ready again: %v", err)
+	}
+	// The service token validates itself (what a 401 from ec2tokens is
+	// checked with), and a made-up one does not.
+	svc, err := c.serviceToken(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.serviceTokenValid(ctx, svc) {
+		t.Error("Keystone says the service token it just gave is not valid")
+	}
+	if c.serviceTokenValid(ctx, &serviceToken{token: "gAAAAABnot-a-token"}) {
+		t.Error("a made-up service token is valid")
+	}
 
 	access, secret := ks.Var(t, "DEMO_EC2_ACCESS"), ks.Var(t, "DEMO_EC2_SECRET")
 	id, err := c.Identity(ctx, access, sigv2.NewKey([]byte(secret)))

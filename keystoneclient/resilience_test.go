@@ -2,6 +2,7 @@ package keystoneclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -144,5 +145,30 @@ func TestReadyFollowsKeystone(t *testing.T) {
 	srv.Close()
 	if err := c.Ready(context.Background()); err == nil {
 		t.Error("Ready = nil with Keystone gone, a service token held")
+	}
+}
+
+// Found by a review: a credential Keystone rejects with 401 (wrong secret,
+// disabled user, no role on the project) made the client throw its service
+// token away (when older than 10 s), authenticate with the password again
+// and ask ec2tokens a second time, other exchanges waiting meanwhile. The
+// service token is checked first now.
+func TestRejectedCredentialKeepsTheServiceToken(t *testing.T) {
+	f, srv := newFakeKeystone(t)
+	var clock testClock
+	c := newTestClient(t, srv.URL, &clock)
+	if _, err := c.Identity(context.Background(), "AK", key); err != nil {
+		t.Fatal(err)
+	}
+	f.set(func(f *fakeKeystone) { f.secrets["AK2"] = "OTHER" })
+	auth0, ec20 := f.authCalls.Load(), f.ec2Calls.Load()
+	for i := 0; i < 5; i++ {
+		clock.advance(11 * time.Second)
+		if _, err := c.Identity(context.Background(), "AK2", key); !errors.Is(err, ErrRejected) {
+			t.Fatal(err)
+		}
+	}
+	if auth, ec2 := f.authCalls.Load()-auth0, f.ec2Calls.Load()-ec20; auth != 0 || ec2 != 5 {
+		t.Errorf("5 rejections: %d service authentications, %d ec2tokens calls; want 0 and 5", auth, ec2)
 	}
 }

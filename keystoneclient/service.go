@@ -28,6 +28,33 @@ func (c *Client) serviceToken(ctx context.Context) (*serviceToken, error) {
 	return c.authenticate(ctx, nil)
 }
 
+// serviceTokenValid asks Keystone whether t still is (a token may
+// validate itself), at most every ten seconds. Only a 401 or 404 says no:
+// on anything else t is kept.
+func (c *Client) serviceTokenValid(ctx context.Context, t *serviceToken) bool {
+	now := c.cfg.Now()
+	if checked := t.checked.Load(); checked != 0 && now.Sub(time.Unix(0, checked)) < 10*time.Second {
+		return true
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/auth/tokens", nil)
+	if err != nil {
+		return true
+	}
+	req.Header.Set("X-Auth-Token", t.token)
+	req.Header.Set("X-Subject-Token", t.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return true
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusNotFound {
+		return false
+	}
+	t.checked.Store(now.UnixNano())
+	return true
+}
+
 // dropServiceToken forgets t if it is still the current token.
 func (c *Client) dropServiceToken(t *serviceToken) { c.svc.CompareAndSwap(t, nil) }
 
