@@ -67,6 +67,14 @@ func (s *Redis) PutToken(ctx context.Context, accessKey string, token []byte, tt
 	return nil
 }
 
+// DeleteToken removes the shared token of accessKey.
+func (s *Redis) DeleteToken(ctx context.Context, accessKey string) error {
+	if err := s.client.Del(ctx, s.TokenKey(accessKey)).Err(); err != nil {
+		return fmt.Errorf("%w: redis DEL: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
 // sealBuffer is PutToken's scratch: a cold start shares a token for every
 // access key, and each one's copies were garbage that the GC, marking
 // while the caches fill, counted as live (a higher heap goal, RSS).

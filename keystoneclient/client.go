@@ -62,6 +62,7 @@ type Config struct {
 type SharedTokens interface {
 	GetToken(ctx context.Context, accessKey string) ([]byte, error)
 	PutToken(ctx context.Context, accessKey string, token []byte, ttl time.Duration) error
+	DeleteToken(ctx context.Context, accessKey string) error
 }
 
 // ExchangeHost is the host in the request ec2proxy signs for ec2tokens.
@@ -80,6 +81,9 @@ type Client struct {
 
 	tokens *flightcache.Cache[*sigv2.Key, *Identity]
 	calls  chan struct{} // a slot per ec2tokens call in flight (MaxConcurrent)
+	// forgets counts Forget calls: a token exchanged across one is not
+	// shared (see Forget).
+	forgets atomic.Uint64
 }
 
 type serviceToken struct {
@@ -162,10 +166,26 @@ func (c *Client) CachedIdentity(accessKey string) (*Identity, bool) {
 // has served.
 func (c *Client) CountCachedHit() { c.tokens.CountHit() }
 
-// Forget drops the cached token of accessKey (after the credential changed).
-func (c *Client) Forget(accessKey string) { c.tokens.Invalidate(accessKey) }
+// Forget drops the cached token of accessKey (after the credential
+// changed), here and in the shared store. An exchange under way since
+// before does not share its token, and one that shared it already before
+// this replica heard of the change has it deleted now: the change's own
+// delete could come first, and every replica would then take the old
+// token from the store for up to its lifetime (found by a review).
+func (c *Client) Forget(accessKey string) {
+	c.forgets.Add(1)
+	c.tokens.Invalidate(accessKey)
+	if c.cfg.Shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+		defer cancel()
+		if err := c.cfg.Shared.DeleteToken(ctx, accessKey); err != nil {
+			c.cfg.SharedObserve("store_error")
+		}
+	}
+}
 
 func (c *Client) loadIdentity(ctx context.Context, accessKey string, key *sigv2.Key) (*Identity, time.Time, error) {
+	forgets := c.forgets.Load()
 	if id := c.sharedIdentity(ctx, accessKey); id != nil {
 		return id, id.ExpiresAt().Add(-c.cfg.TokenMargin), nil
 	}
@@ -173,7 +193,9 @@ func (c *Client) loadIdentity(ctx context.Context, accessKey string, key *sigv2.
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	c.share(ctx, accessKey, id)
+	if c.forgets.Load() == forgets {
+		c.share(ctx, accessKey, id)
+	}
 	fresh := id.ExpiresAt().Add(-c.cfg.TokenMargin)
 	if now := c.cfg.Now(); !fresh.After(now) {
 		// A token that is already inside the margin (short token

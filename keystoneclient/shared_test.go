@@ -36,6 +36,16 @@ func (m *memShared) PutToken(_ context.Context, ak string, tok []byte, ttl time.
 	return nil
 }
 
+func (m *memShared) DeleteToken(_ context.Context, ak string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail {
+		return errors.New("redis down")
+	}
+	delete(m.tokens, ak)
+	return nil
+}
+
 func TestTokenSharedBetweenReplicas(t *testing.T) {
 	f, srv := newFakeKeystone(t)
 	var clock testClock
@@ -94,5 +104,48 @@ func TestTokenSharedBetweenReplicas(t *testing.T) {
 	a.Forget("AK")
 	if id, err := a.Identity(ctx, "AK", key); err != nil || id.Token() == "" {
 		t.Fatalf("with garbage shared: %+v, %v", id, err)
+	}
+}
+
+// A credential change deletes the shared token, then every replica
+// forgets its own. An exchange in flight across the change must not put
+// its token (from before the change) back in the store, nor may a replica
+// that shared one before it heard of the change leave it there (found by
+// a review: every replica then took the old token from the store).
+func TestForgetRacesShare(t *testing.T) {
+	f, srv := newFakeKeystone(t)
+	var clock testClock
+	clock.t.Store(time.Now().UnixNano())
+	shared := &memShared{tokens: map[string][]byte{}, ttl: map[string]time.Duration{}}
+	c, err := New(Config{AuthURL: srv.URL, Username: "ec2proxy", Password: "svcpass", Timeout: time.Second,
+		TokenMargin: 5 * time.Minute, Now: clock.now, Shared: shared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// In flight across the change: not shared.
+	f.set(func(f *fakeKeystone) { f.ec2Delay = 300 * time.Millisecond })
+	done := make(chan struct{})
+	go func() { defer close(done); c.Identity(context.Background(), "AK", key) }()
+	time.Sleep(100 * time.Millisecond)
+	shared.DeleteToken(context.Background(), "AK") // the change
+	c.Forget("AK")                                 // its announcement, heard
+	<-done
+	if tok, _ := shared.GetToken(context.Background(), "AK"); tok != nil {
+		t.Error("a token exchanged across the change was shared")
+	}
+	// Shared before this replica heard of the change: deleted when it does.
+	f.set(func(f *fakeKeystone) { f.ec2Delay = 0 })
+	if _, err := c.Identity(context.Background(), "AK", key); err != nil {
+		t.Fatal(err)
+	}
+	if tok, _ := shared.GetToken(context.Background(), "AK"); tok == nil {
+		t.Fatal("the new token was not shared")
+	}
+	c.Forget("AK")
+	if tok, _ := shared.GetToken(context.Background(), "AK"); tok != nil {
+		t.Error("Forget left the shared token")
 	}
 }
