@@ -46,13 +46,19 @@ func NewCache[V any](backend Backend, prepare func(Record) V, opts CacheOptions)
 	cache := &Cache[V]{}
 	cache.ttl.Store(int64(opts.TTL))
 	load := func(ctx context.Context, key string, _ struct{}) (V, time.Time, error) {
+		// The shorter of the TTLs at the start and at the end: a record
+		// read while changes could not be heard (unsubscribed_ttl) stays
+		// short-lived if the subscription is back by the time the read
+		// ends, since a change made meanwhile was announced to no one
+		// (found by a review: it was kept for cache_ttl).
+		ttl := cache.ttl.Load()
 		rec, err := backend.Get(ctx, key)
 		if err != nil {
 			var zero V
 			return zero, time.Time{}, err
 		}
 		rec.AccessKey = key
-		return prepare(rec), now().Add(time.Duration(cache.ttl.Load())), nil
+		return prepare(rec), now().Add(time.Duration(min(ttl, cache.ttl.Load()))), nil
 	}
 	cache.c = flightcache.New(load, flightcache.Options{
 		IsNegative:   func(err error) bool { return errors.Is(err, ErrNotFound) || errors.Is(err, ErrCorrupt) },
