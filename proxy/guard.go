@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"net/netip"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -91,8 +92,19 @@ func (s *Server) unknownKey(ctx *fasthttp.RequestCtx, st *state, accessKey []byt
 	if s.guards.Lockout == nil {
 		return false
 	}
-	wasLocked, _ := s.countFailure(ctx, st, "client", "client:"+remoteAddr(ctx).String(), fingerprint(accessKey))
+	wasLocked, _ := s.countFailure(ctx, st, "client", clientKey(remoteAddr(ctx)), fingerprint(accessKey))
 	return wasLocked
+}
+
+// clientKey is the lockout key of a client address: an IPv6 address's /64,
+// which one host or site holds whole (it could guess from a new address
+// each time, and fill the lockout table doing so).
+func clientKey(a netip.Addr) string {
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return "client:" + p.String()
+	}
+	return "client:" + a.String()
 }
 
 // countFailure records a failure and reports whether key was locked before
