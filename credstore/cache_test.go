@@ -147,6 +147,11 @@ func TestCacheStaleIfError(t *testing.T) {
 		t.Errorf("too stale = %v; want ErrUnavailable", err)
 	}
 	b.set(nil)
+	// With nothing left to serve, the failure was the answer for a second.
+	if _, err := cache.Get(ctx, []byte("AK")); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("within a second of the failure = %v; want it remembered", err)
+	}
+	c.advance(1100 * time.Millisecond)
 	if v, err := cache.Get(ctx, []byte("AK")); err != nil || v != "S" {
 		t.Errorf("after recovery = %q, %v", v, err)
 	}

@@ -46,7 +46,8 @@ type Options struct {
 	// RetryAfter: once such a load failed, the entry it could not renew is
 	// served as fresh for this long (within StaleIfError), so that callers
 	// do not each wait out a failing dependency, and it is not asked again
-	// for every request. 0: every Get past freshness loads.
+	// for every request; a key with nothing to serve has the failure
+	// remembered as long. 0: every Get past freshness loads.
 	RetryAfter time.Duration
 	// RefreshAhead serves an entry past its freshness but within
 	// StaleIfError at once, and loads it again in the background, one load
@@ -352,6 +353,10 @@ func (c *Cache[A, V]) fly(ctx context.Context, s *shard[V], key string, arg A, f
 		e = &entry[V]{value: value, fresh: at, staleBy: max(staleBy, failed+1)}
 	case c.opts.IsNegative(err):
 		e = &entry[V]{fresh: later(nowAt, c.opts.NegativeTTL), staleBy: failed}
+	case c.opts.RetryAfter > 0 && (old == nil || old.failed() || nowAt >= old.staleBy):
+		// Nothing to serve instead: the failure is the answer for a while,
+		// not a new wait on the failing dependency for every request.
+		e = &entry[V]{fresh: later(c.since(c.opts.Now()), c.opts.RetryAfter), staleBy: failed}
 	}
 	f.value, f.err = value, err
 
