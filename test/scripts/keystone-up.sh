@@ -34,7 +34,10 @@
 #     fernet_setup, credential_setup (these two in parallel with db_sync),
 #     bootstrap (in parallel with the uwsgi start; admin / admin-secret,
 #     project admin, RegionOne, public endpoint http://127.0.0.1:PORT/v3);
-#   - starts uwsgi (master, no lazy-apps, --http11-socket, daemonized,
+#   - starts uwsgi (master, no lazy-apps, --http-socket as Debian's
+#     init script: no keep-alive, so a client's idle connection cannot hold
+#     one of the few single-threaded workers while other connections wait
+#     in the listen queue until they time out; daemonized,
 #     pidfile STATE_DIR/keystone.pid, log STATE_DIR/log/uwsgi.log) and waits
 #     until GET /v3 answers;
 #   - runs keystone-resources.py (idempotent) which writes
@@ -227,7 +230,8 @@ start_uwsgi() {
 	# shellcheck disable=SC2094 # the redirect only catches errors printed before uwsgi daemonizes
 	uwsgi \
 		--plugins python3 \
-		--http11-socket "127.0.0.1:${PORT}" \
+		--http-socket "127.0.0.1:${PORT}" \
+		--add-header "Connection: close" \
 		--wsgi-file "$WSGI_APP" \
 		--master \
 		--processes "$KS_PROCESSES" \
