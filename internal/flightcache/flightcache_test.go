@@ -401,3 +401,32 @@ func TestStaleLimit(t *testing.T) {
 		t.Fatalf("past StaleLimit: %v, want the load's error", err)
 	}
 }
+
+// A key with nothing to serve has its failure remembered for RetryAfter:
+// callers get it at once rather than each asking the failing dependency.
+func TestRetryAfterRemembersAColdFailure(t *testing.T) {
+	clk := newClock()
+	var loads atomic.Int64
+	var down atomic.Bool
+	down.Store(true)
+	c := New(func(ctx context.Context, key string, _ int) (int, time.Time, error) {
+		loads.Add(1)
+		if down.Load() {
+			return 0, time.Time{}, errDown
+		}
+		return 7, clk.now().Add(time.Minute), nil
+	}, Options{Now: clk.now, RetryAfter: time.Second})
+	for range 5 {
+		if _, err := c.Get(context.Background(), []byte("k"), 0); !errors.Is(err, errDown) {
+			t.Fatalf("Get = %v; want the failure", err)
+		}
+	}
+	if n := loads.Load(); n != 1 {
+		t.Fatalf("%d loads within RetryAfter of a failure; want 1", n)
+	}
+	down.Store(false)
+	clk.add(1100 * time.Millisecond)
+	if v := get(t, c, "k"); v != 7 {
+		t.Fatalf("Get = %d after RetryAfter; want a load (7)", v)
+	}
+}
