@@ -20,8 +20,8 @@ import (
 // per answer: the backend and the client are the same for every front
 // end, so the goroutine server is the baseline (ns/op is mostly the
 // backend's pauses). Before answerPending the loops parsed such an answer
-// again on every read: 84-118 cpu-ms/op against the goroutine server's
-// 20-27.
+// again on every read: 95-130 cpu-ms/op against the goroutine server's
+// 20-26; 33-43 since (docs/performance.md).
 func BenchmarkFrontEndsLargeAnswer(b *testing.B) {
 	body := strings.Repeat("<item>0123456789</item>", 4<<20/23)
 	answers := map[string]string{
