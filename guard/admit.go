@@ -23,14 +23,23 @@ const (
 // (as gcraLua), the replay marker; ARGV: as gcraLua, then the marker's TTL
 // (ms), the call's nonce. Returns 1 (admitted), 0 (limited) or -1
 // (replayed). A marker holding the call's own nonce was set by a first try
-// of this call whose answer was lost (see nonces): the bucket was charged
-// then, and the request is admitted without charging it again.
+// of this call whose answer was lost (see nonces): that try's verdict
+// stands (a limited one is kept in the marker as nonce..":0"), and the
+// bucket is not charged again.
 var admit = redis.NewScript(`
 if not redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3], 'NX') then
-	if redis.call('GET', KEYS[2]) == ARGV[4] then return 1 end
+	local mine = redis.call('GET', KEYS[2])
+	if mine == ARGV[4] then return 1 end
+	if mine == ARGV[4] .. ':0' then return 0 end
 	return -1
 end
-` + gcraLua)
+local function gcra()
+` + gcraLua + `
+end
+local verdict = gcra()
+if verdict == 0 then redis.call('SET', KEYS[2], ARGV[4] .. ':0', 'PX', ARGV[3]) end
+return verdict
+`)
 
 // SharedAdmission applies Redis replay protection and SharedRateLimit
 // together, for a fleet that has both on.
