@@ -195,6 +195,11 @@ func (c *Client) loadIdentity(ctx context.Context, accessKey string, key *sigv2.
 	}
 	if c.forgets.Load() == forgets {
 		c.share(ctx, accessKey, id)
+		if c.forgets.Load() != forgets && c.cfg.Shared != nil {
+			// A Forget between the check and the put: its delete may
+			// have come first (found by a review).
+			_ = c.cfg.Shared.DeleteToken(ctx, accessKey)
+		}
 	}
 	fresh := id.ExpiresAt().Add(-c.cfg.TokenMargin)
 	if now := c.cfg.Now(); !fresh.After(now) {

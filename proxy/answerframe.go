@@ -17,43 +17,47 @@ import (
 // when a parse would certainly find the answer cut short, so the loop
 // parses once the end has arrived: linear again.
 
+// answerWalk is where a walk of an answer's chunks stopped: the start of
+// a chunk-size line, and the body's size before it.
+type answerWalk struct{ pos, body int }
+
 // answerPending reports whether in, a backend answer read so far, ends
-// before its body does. walked is where an earlier call on the same answer
-// stopped walking its chunks (0 at first); pass the returned value to the
-// next call. It answers false for anything unusual (HTTP/1.0, interim answers,
-// chunk extensions, both framings at once): fasthttp then decides, as it
-// does for a complete answer.
-func answerPending(in []byte, walked int) (int, bool) {
-	if walked > 0 {
-		return walkChunks(in, walked)
+// before its body does. w is where an earlier call on the same answer
+// stopped walking its chunks (zero at first); pass the returned value to
+// the next call. It answers false for anything unusual (HTTP/1.0, interim
+// answers, chunk extensions, both framings at once, a body over the
+// limit): fasthttp then decides, as it does for a complete answer.
+func answerPending(in []byte, w answerWalk) (answerWalk, bool) {
+	if w.pos > 0 {
+		return walkChunks(in, w)
 	}
 	headEnd := bytes.Index(in, crlf2)
 	if headEnd < 0 {
-		return 0, false // scanAnswer waits for the head; past its limit, fasthttp decides
+		return w, false // scanAnswer waits for the head; past its limit, fasthttp decides
 	}
 	line, rest, ok := cutLine(in[:headEnd+2])
 	if !ok || len(line) < 12 || string(line[:9]) != "HTTP/1.1 " || (len(line) > 12 && line[12] != ' ') {
-		return 0, false
+		return w, false
 	}
 	if !bodyStatus(line[9:12]) {
-		return 0, false
+		return w, false
 	}
 	size, chunked := -1, false
 	for len(rest) > 0 {
 		var name, value []byte
 		if name, value, rest, ok = cutHeaderLine(rest); !ok {
-			return 0, false
+			return w, false
 		}
 		switch {
 		case bytes.EqualFold(name, []byte("Content-Length")):
-			n, ok := parseSize(bytes.TrimSpace(value))
+			n, ok := parseSize(trimOWS(value))
 			if !ok || size >= 0 {
-				return 0, false
+				return w, false
 			}
 			size = n
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			if chunked || !bytes.EqualFold(bytes.TrimSpace(value), []byte("chunked")) {
-				return 0, false
+			if chunked || !bytes.EqualFold(trimOWS(value), []byte("chunked")) {
+				return w, false
 			}
 			chunked = true
 		}
@@ -61,11 +65,24 @@ func answerPending(in []byte, walked int) (int, bool) {
 	bodyStart := headEnd + len(crlf2)
 	switch {
 	case chunked && size < 0:
-		return walkChunks(in, bodyStart)
+		return walkChunks(in, answerWalk{pos: bodyStart})
 	case !chunked && size >= 0:
-		return 0, len(in) < bodyStart+size
+		return w, len(in) < bodyStart+size
 	}
-	return 0, false // close-delimited (see closeDelimited), or both framings
+	return w, false // close-delimited (see closeDelimited), or both framings
+}
+
+// trimOWS trims spaces and tabs, HTTP's optional whitespace (bytes.TrimSpace
+// also trims Unicode spaces, which fasthttp refuses in a value: found by a
+// review).
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 // bodyStatus reports whether a three-byte status code is one whose answer
@@ -80,44 +97,47 @@ func bodyStatus(code []byte) bool {
 	return s >= "200" && s <= "599" && s != "204" && s != "304"
 }
 
-// walkChunks walks the chunks of a body from p, the start of a chunk-size
-// line: hex digits and CRLF (fasthttp also reads extensions and blanks;
-// this does not), the data, CRLF. It stops at the last chunk (size 0),
-// whose trailers fasthttp reads, or where in ends.
-func walkChunks(in []byte, p int) (int, bool) {
+// walkChunks walks the chunks of a body from w: a chunk-size line of hex
+// digits and CRLF (fasthttp also reads extensions and blanks; this does
+// not), the data, CRLF. It stops at the last chunk (size 0), whose
+// trailers fasthttp reads, where in ends, or at a chunk that takes the
+// body over maxBackendAnswer (fasthttp refuses it from its size line).
+func walkChunks(in []byte, w answerWalk) (answerWalk, bool) {
 	const maxDigits = 8 // maxBackendAnswer needs 7
+	p := w.pos
 	for {
+		w.pos = p
 		i := p
 		for i < len(in) && i-p <= maxDigits && hexValue(in[i]) >= 0 {
 			i++
 		}
 		switch {
 		case i-p > maxDigits:
-			return p, false
+			return w, false
 		case i == len(in):
-			return p, true // the size line is on its way
+			return w, true // the size line is on its way
 		case i == p || in[i] != '\r':
-			return p, false
+			return w, false
 		case i+1 == len(in):
-			return p, true
+			return w, true
 		case in[i+1] != '\n':
-			return p, false
+			return w, false
 		}
 		size := 0
 		for _, c := range in[p:i] {
 			size = size<<4 | hexValue(c)
 		}
-		if size == 0 || size > maxBackendAnswer {
-			return p, false
+		if size == 0 || w.body+size > maxBackendAnswer {
+			return w, false
 		}
 		end := i + 2 + size + 2
 		if end > len(in) {
-			return p, true
+			return w, true
 		}
 		if in[end-2] != '\r' || in[end-1] != '\n' {
-			return p, false
+			return w, false
 		}
-		p = end
+		p, w.body = end, w.body+size
 	}
 }
 

@@ -61,6 +61,8 @@ func TestAnswerPending(t *testing.T) {
 		{"both framings", strings.Replace(chunkedHead, "\r\n\r\n", "\r\nContent-Length: 99\r\n\r\n", 1) + "a\r\n0", false},
 		{"gzip transfer coding", strings.Replace(chunkedHead, "chunked", "gzip, chunked", 1) + "a\r\n0", false},
 		{"two Content-Lengths", strings.Replace(cl, "\r\n\r\n", "\r\nContent-Length: 10\r\n\r\n", 1) + "0", false},
+		{"chunks over the answer limit together", chunkedHead + "1\r\nx\r\n4000000\r\nabc", false}, // found by a review
+		{"Unicode space in Content-Length", "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: \xc2\xa010\r\n\r\n01234", false},
 		{"HTTP/1.0", strings.Replace(chunkedHead, "HTTP/1.1", "HTTP/1.0", 1) + "a\r\n0", false},
 		{"interim answer first", "HTTP/1.1 100 Continue\r\n\r\n" + cl + "0", false},
 		{"no body by status", strings.Replace(cl, "200 OK", "304 Not Modified", 1), false},
@@ -70,7 +72,7 @@ func TestAnswerPending(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, got := answerPending([]byte(tc.in), 0); got != tc.pending {
+			if _, got := answerPending([]byte(tc.in), answerWalk{}); got != tc.pending {
 				t.Errorf("pending = %v; want %v", got, tc.pending)
 			}
 			if tc.pending && parsesAs([]byte(tc.in)) != "incomplete" {
@@ -89,7 +91,7 @@ func TestAnswerPendingResumesReadByRead(t *testing.T) {
 		whole := []byte(chunkedAnswer(body, sizes...))
 		last := bytes.LastIndex(whole, []byte("\r\n0\r\n")) + 2
 		for _, step := range []int{1, 13, 4096} {
-			walked := 0
+			var walked answerWalk
 			// before the head is whole, scanAnswer waits for it
 			for n := len(chunkedHead); ; n = min(n+step, len(whole)) {
 				var pending bool
@@ -97,8 +99,8 @@ func TestAnswerPendingResumesReadByRead(t *testing.T) {
 				if n < last && !pending {
 					t.Fatalf("sizes %v step %d: not pending with %d of %d bytes (%s)", sizes, step, n, len(whole), parsesAs(whole[:n]))
 				}
-				if n < last && n-walked > 65536+len("10000\r\n\r\n") {
-					t.Fatalf("sizes %v step %d: walk stopped at %d with %d bytes read", sizes, step, walked, n)
+				if n < last && n-walked.pos > 65536+len("10000\r\n\r\n") {
+					t.Fatalf("sizes %v step %d: walk stopped at %d with %d bytes read", sizes, step, walked.pos, n)
 				}
 				if n == len(whole) {
 					if pending {
@@ -117,7 +119,7 @@ func TestAnswerPendingResumesReadByRead(t *testing.T) {
 func TestAnswerPendingAllocatesNothing(t *testing.T) {
 	in := []byte(chunkedAnswer(strings.Repeat("x", 10000), 1000))
 	in = in[:len(in)-100]
-	if n := testing.AllocsPerRun(100, func() { answerPending(in, 0) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { answerPending(in, answerWalk{}) }); n != 0 {
 		t.Errorf("%v allocations per call", n)
 	}
 }
@@ -131,16 +133,16 @@ func FuzzAnswerPending(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 10\r\n\r\n0123456789"), uint16(60))
 	f.Add([]byte(chunkedAnswer("x", 1)+"HTTP/1.1 200 OK\r\n"), uint16(80))
 	f.Fuzz(func(t *testing.T, in []byte, cut uint16) {
-		walked, pending := answerPending(in, 0)
+		walked, pending := answerPending(in, answerWalk{})
 		if pending {
 			if got := parsesAs(in); got != "incomplete" {
 				t.Fatalf("pending, but a parse finds it %s\n%q", got, in)
 			}
 		}
 		first := int(cut) % (len(in) + 1)
-		w, _ := answerPending(in[:first], 0)
-		if w2, p2 := answerPending(in, w); w > 0 && (w2 != walked || p2 != pending) {
-			t.Fatalf("resumed at %d: %d %v; from the start: %d %v\n%q", w, w2, p2, walked, pending, in)
+		w, _ := answerPending(in[:first], answerWalk{})
+		if w2, p2 := answerPending(in, w); w.pos > 0 && (w2 != walked || p2 != pending) {
+			t.Fatalf("resumed at %+v: %+v %v; from the start: %+v %v\n%q", w, w2, p2, walked, pending, in)
 		}
 	})
 }

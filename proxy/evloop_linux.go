@@ -107,7 +107,7 @@ type loopConn struct {
 	client     *loopConn // while it carries a request
 	addr       string
 	connecting bool
-	walked     int // see answerPending
+	walked     answerWalk // see answerPending
 }
 
 // peerConn gives the RequestCtx its connection's addresses; nothing reads

@@ -203,7 +203,7 @@ func (l *EventLoop) answer(b *loopConn, eof bool) {
 		}
 		return
 	}
-	b.walked = 0
+	b.walked = answerWalk{}
 	b.in = shrunk(b.in[:copy(b.in, b.in[used:])], readSize)
 	reuse := !eof && !resp.ConnectionClose() && len(b.in) == 0
 	l.finish(c, nil)

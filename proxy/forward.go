@@ -151,6 +151,12 @@ func (s *Server) forwarded(ctx *fasthttp.RequestCtx, st *state, rt *route, err e
 // client's connection closes after the answer, as before). scratch is
 // returned for reuse.
 func dropNotRelayed(h *fasthttp.ResponseHeader, scratch []byte) []byte {
+	closing := h.ConnectionClose() // deleting a "Connection: close, X" header clears it
+	defer func() {
+		if closing {
+			h.SetConnectionClose()
+		}
+	}()
 	for k, v := range h.All() {
 		if bytes.EqualFold(k, []byte("connection")) {
 			scratch = append(append(scratch, v...), ',')
