@@ -25,8 +25,9 @@ import (
 // once. Against the two-worker Keystone of keystone-up.sh, 1000 at once
 // with MaxConcurrent unbounded overflowed its listen queue: 376 of 1000
 // failed after the 5 s timeout; bounded (the default 16), none, in 6-8 s.
-// 300 keep the test under ten seconds.
-const herdKeys = 300
+// 200 keep the test short, and the Keystone other packages' tests share
+// (CI runs them in parallel) busy for only a few seconds.
+const herdKeys = 200
 
 // Against the real Keystone of test/scripts/keystone-up.sh: herdKeys access
 // keys nobody asked for yet, asked for at once, as after a start or a
@@ -217,8 +218,8 @@ func (a *herdAdmin) createEC2(t *testing.T, n int, userID, projectID string) []h
 		err := herdParallel(creds, func(cr *herdCred) error {
 			return a.retry(http.MethodDelete, "/credentials/"+cr.id, nil, http.StatusNoContent, http.StatusNotFound)
 		})
-		if err != nil {
-			t.Errorf("deleting the test's EC2 credentials (access keys %s*): %v", prefix, err)
+		if err != nil { // litter in a test Keystone, not what this tests
+			t.Logf("some of the test's EC2 credentials (access keys %s*) are left: %v", prefix, err)
 		}
 		t.Logf("deleted the %d EC2 credentials in %v", n, time.Since(start).Round(time.Millisecond))
 	})
@@ -245,9 +246,9 @@ func (a *herdAdmin) createEC2(t *testing.T, n int, userID, projectID string) []h
 // done: 409 for a repeated POST, 404 for a repeated DELETE).
 func (a *herdAdmin) retry(method, path string, in any, want, againOK int) error {
 	var err error
-	for attempt := range 3 {
+	for attempt := range 6 { // 3 s in all: a busy test Keystone drops a connection now and then
 		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+			time.Sleep(time.Duration(1<<attempt) * 50 * time.Millisecond)
 		}
 		var resp *http.Response
 		resp, _, err = a.do(method, path, in, want)
