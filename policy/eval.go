@@ -27,8 +27,8 @@ type Target struct {
 // use.
 type Policy struct {
 	rules   map[string]*rule
-	actions map[string]*rule // "RunInstances" → the rule "ec2:RunInstances"
-	names   []string         // the keys of actions, sorted
+	actions map[string]*rule // "run_instances" → the rule "ec2:RunInstances" (see dispatchName)
+	names   []string         // the actions rules name, as written ("RunInstances"), sorted
 	def     *rule            // "default", or nil
 	admin   *rule            // "context_is_admin", or nil
 }
@@ -42,9 +42,14 @@ var (
 // Action parameter, like "RunInstances") on t, and returns the name of the
 // rule that decided: "ec2:<action>", or "default" for an action without a
 // rule of its own, or "" when neither exists (then the action is refused).
-// It allocates nothing.
+// An action is matched to its rule as the backend matches it to a method
+// (dispatchName: "runInstances" is RunInstances); one with a byte outside
+// ASCII is refused. It allocates nothing.
 func (p *Policy) Authorize(action []byte, c *Creds, t *Target) (allowed bool, rule string) {
-	r := p.actions[string(action)]
+	r, ok := p.ruleFor(action)
+	if !ok {
+		return false, ""
+	}
 	if r == nil {
 		if r = p.def; r == nil {
 			return false, ""
@@ -57,6 +62,20 @@ func (p *Policy) Authorize(action []byte, c *Creds, t *Target) (allowed bool, ru
 		t = &noTarget
 	}
 	return p.eval(r.root, c, t), r.name
+}
+
+// ruleFor is the rule of action's method, nil if it has none; ok is false
+// for an action that cannot be matched (see appendDispatchName).
+func (p *Policy) ruleFor(action []byte) (r *rule, ok bool) {
+	if len(action) > maxActionLen {
+		return nil, true
+	}
+	var buf [maxActionLen + 1]byte
+	name, ok := appendDispatchName(buf[:0], action)
+	if !ok {
+		return nil, false
+	}
+	return p.actions[string(name)], true
 }
 
 func (p *Policy) eval(n *node, c *Creds, t *Target) bool {
@@ -157,7 +176,10 @@ func (n *node) matchValue(t *Target) string {
 // its operands in order. A "not" shows itself ("not rule:stack_user"). The
 // chain is empty when the action has no rule and there is no default rule.
 func (p *Policy) Explain(action string, c *Creds, t *Target) (allowed bool, path []string) {
-	r := p.actions[action]
+	r, ok := p.ruleFor([]byte(action))
+	if !ok {
+		return false, nil
+	}
 	if r == nil {
 		if r = p.def; r == nil {
 			return false, nil

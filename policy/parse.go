@@ -68,9 +68,20 @@ func Parse(data []byte) (*Policy, error) {
 	p := &Policy{rules: c.byName, actions: map[string]*rule{}}
 	for _, r := range rules {
 		if action, ok := strings.CutPrefix(r.name, ActionPrefix); ok {
-			p.actions[action] = r
-			p.names = append(p.names, action)
+			name, ascii := dispatchName(action)
+			switch other := p.actions[name]; {
+			case !ascii || len(action) > maxActionLen || name == "":
+				c.errorf(r.line, r.name, "not an EC2 action name (ASCII, at most %d characters)", maxActionLen)
+			case other != nil:
+				c.errorf(r.line, r.name, "the same action as %s: the EC2 API runs both as %s", other.name, name)
+			default:
+				p.actions[name] = r
+				p.names = append(p.names, action)
+			}
 		}
+	}
+	if len(c.errs) > 0 {
+		return nil, c.errs
 	}
 	sort.Strings(p.names)
 	p.def = c.byName[DefaultRule]

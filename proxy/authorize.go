@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"strings"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,7 +45,10 @@ type authorizer struct {
 	counters atomic.Pointer[decisionCounters]
 }
 
-func (a *authorizer) count(p *policy.Policy, action []byte, allowed bool) {
+// count counts a decision under the action whose rule decided (a
+// respelled "registerImage" counts as RegisterImage), "other" if none of
+// its own did.
+func (a *authorizer) count(p *policy.Policy, rule string, allowed bool) {
 	d := a.counters.Load()
 	if d == nil || d.policy != p { // first use, or the file was reloaded
 		d = newDecisionCounters(p, a.vec)
@@ -54,7 +58,7 @@ func (a *authorizer) count(p *policy.Policy, action []byte, allowed bool) {
 	if allowed {
 		i = 1
 	}
-	if c := d.byAction[string(action)]; c != nil {
+	if c := d.byAction[strings.TrimPrefix(rule, policy.ActionPrefix)]; c != nil && rule != policy.DefaultRule {
 		c[i].Inc()
 		return
 	}
@@ -79,7 +83,7 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, st *state, id *keystoneclie
 	p := s.authz.source.Policy()
 	action := st.action()
 	allowed, rule := p.Authorize(action, &st.creds, &st.target)
-	s.authz.count(p, action, allowed)
+	s.authz.count(p, rule, allowed)
 	if allowed {
 		return 0, true
 	}
