@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // A limited first try whose answer is late stays limited when go-redis
@@ -15,10 +13,7 @@ import (
 func TestSlowRedisLimitedRetryStaysLimited(t *testing.T) {
 	_, prefix := testRedis(t, "review-limited-retry")
 	p := startSlowOnce(t, 800*time.Millisecond)
-	client := redis.NewClient(&redis.Options{Addr: p.addr, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
-		DialTimeout: time.Second, MaxRetries: 1, DialerRetries: 1, DialerRetryTimeout: 50 * time.Millisecond})
-	t.Cleanup(func() { client.Close() })
-	shared := NewRedis(client, prefix)
+	shared := NewRedis(p.client(t), prefix)
 	adm := shared.NewAdmission(shared.NewRateLimit(0.001, 1, 100)) // one request, then limited for ~1000 s
 	ctx := context.Background()
 	if v, err := adm.Admit(ctx, []byte("AK"), "first", time.Minute); v != Admitted || err != nil {

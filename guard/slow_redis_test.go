@@ -66,17 +66,22 @@ func startSlowOnce(t *testing.T, delay time.Duration) *slowOnce {
 	return p
 }
 
+// client is a client through p with the settings internal/app gives the
+// proxy's: a 500 ms read timeout, one retry.
+func (p *slowOnce) client(t *testing.T) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: p.addr, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
+		DialTimeout: time.Second, MaxRetries: 1, DialerRetries: 1, DialerRetryTimeout: 50 * time.Millisecond})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // A first use whose answer is late is not a replay of itself: go-redis
 // sends the command again after its read timeout, and the first try has
 // run (found by a review: a slow Redis made first uses 400 RequestExpired).
 func TestSlowRedisFirstUseIsNotItsOwnReplay(t *testing.T) {
 	_, prefix := testRedis(t, "slow-first-use")
 	p := startSlowOnce(t, 800*time.Millisecond)
-	// the settings internal/app gives the proxy's client
-	client := redis.NewClient(&redis.Options{Addr: p.addr, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
-		DialTimeout: time.Second, MaxRetries: 1, DialerRetries: 1, DialerRetryTimeout: 50 * time.Millisecond})
-	t.Cleanup(func() { client.Close() })
-	shared := NewRedis(client, prefix)
+	shared := NewRedis(p.client(t), prefix)
 	adm := shared.NewAdmission(shared.NewRateLimit(100, 10, 100))
 	ctx := context.Background()
 	// load the scripts first, as a running proxy has

@@ -46,30 +46,12 @@ func testReloadAndDrain(t *testing.T, eventLoop bool) {
 	defer backend.Close()
 	defer close(release)
 
-	dir := t.TempDir()
-	creds := filepath.Join(dir, "credentials.yaml")
-	os.WriteFile(creds, []byte("credentials:\n- {access_key: AKA, secret: SKA, user_id: u, project_id: p}\n"), 0o600)
-	addr := freePort(t)
-	conf := filepath.Join(dir, "ec2proxy.yaml")
-	writeConf := func(extra string) {
-		os.WriteFile(conf, []byte(fmt.Sprintf("listen: %q\nadmin_listen: %q\nidentity: {mode: standalone}\ncredentials: {file: %q}\nroutes: [{path_prefix: /, backend: %q}]\nserver: {shutdown_timeout: 10s, event_loop: %v}\n%s",
-			addr, freePort(t), creds, backend.URL, eventLoop, extra)), 0o600)
-	}
-	writeConf("")
-	// admin_listen must not change across reloads: pin it.
+	addr, conf := writeStandaloneConf(t, backend.URL, eventLoop)
+	// listen and admin_listen must not change across reloads: keep them.
 	data, _ := os.ReadFile(conf)
 	pinned := string(data)
 	writeConfPinned := func(extra string) { os.WriteFile(conf, []byte(pinned+extra), 0o600) }
-
-	cmd := exec.Command(binary(t), "serve", "-config", conf)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer cmd.Process.Kill()
+	cmd, stderr, exited := startServe(t, conf)
 
 	client := &http.Client{Timeout: 20 * time.Second}
 	post := func(access, secret, action string) (int, error) {
@@ -110,7 +92,7 @@ func testReloadAndDrain(t *testing.T, eventLoop bool) {
 	if code, _ := post("AKB", "SKB", "DescribeRegions"); code != 401 {
 		t.Errorf("unknown key B before reload: %d", code)
 	}
-	os.WriteFile(creds, []byte("credentials:\n- {access_key: AKA, secret: SKA, user_id: u, project_id: p}\n- {access_key: AKB, secret: SKB, user_id: u, project_id: p}\n"), 0o600)
+	os.WriteFile(filepath.Join(filepath.Dir(conf), "credentials.yaml"), []byte("credentials:\n- {access_key: AKA, secret: SKA, user_id: u, project_id: p}\n- {access_key: AKB, secret: SKB, user_id: u, project_id: p}\n"), 0o600)
 	time.Sleep(300 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, 5*time.Second, func() bool { code, _ := post("AKB", "SKB", "DescribeRegions"); return code == 200 })
@@ -212,22 +194,8 @@ func TestSigtermDrainsHandedOffRequests(t *testing.T) {
 	}))
 	defer backend.Close()
 	defer close(release)
-	dir := t.TempDir()
-	creds := filepath.Join(dir, "credentials.yaml")
-	os.WriteFile(creds, []byte("credentials:\n- {access_key: AKA, secret: SKA, user_id: u, project_id: p}\n"), 0o600)
-	addr := freePort(t)
-	conf := filepath.Join(dir, "ec2proxy.yaml")
-	os.WriteFile(conf, []byte(fmt.Sprintf("listen: %q\nadmin_listen: %q\nidentity: {mode: standalone}\ncredentials: {file: %q}\nroutes: [{path_prefix: /, backend: %q}]\nserver: {shutdown_timeout: 10s, event_loop: true}\n",
-		addr, freePort(t), creds, backend.URL)), 0o600)
-	cmd := exec.Command(binary(t), "serve", "-config", conf)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer cmd.Process.Kill()
+	addr, conf := writeStandaloneConf(t, backend.URL, true)
+	cmd, stderr, exited := startServe(t, conf)
 	waitFor(t, 10*time.Second, func() bool { c, err := net.Dial("tcp", addr); return err == nil && c.Close() == nil })
 
 	answered := make(chan string, 1)
@@ -266,4 +234,35 @@ func TestSigtermDrainsHandedOffRequests(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Error("did not exit after SIGTERM")
 	}
+}
+
+// writeStandaloneConf writes a configuration serving key AKA (secret SKA)
+// from a credentials file in standalone mode in front of backend, on free
+// ports, with a 10 s shutdown_timeout; it returns the EC2 address and the
+// file.
+func writeStandaloneConf(t *testing.T, backend string, eventLoop bool) (addr, conf string) {
+	t.Helper()
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials.yaml")
+	os.WriteFile(creds, []byte("credentials:\n- {access_key: AKA, secret: SKA, user_id: u, project_id: p}\n"), 0o600)
+	addr, conf = freePort(t), filepath.Join(dir, "ec2proxy.yaml")
+	os.WriteFile(conf, []byte(fmt.Sprintf("listen: %q\nadmin_listen: %q\nidentity: {mode: standalone}\ncredentials: {file: %q}\nroutes: [{path_prefix: /, backend: %q}]\nserver: {shutdown_timeout: 10s, event_loop: %v}\n",
+		addr, freePort(t), creds, backend, eventLoop)), 0o600)
+	return addr, conf
+}
+
+// startServe runs `ec2proxy serve -config conf`, killed when the test
+// ends; exited delivers its exit.
+func startServe(t *testing.T, conf string) (cmd *exec.Cmd, stderr *syncBuffer, exited chan error) {
+	t.Helper()
+	cmd = exec.Command(binary(t), "serve", "-config", conf)
+	stderr = new(syncBuffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited = make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd, stderr, exited
 }
