@@ -10,7 +10,7 @@ package policy
 // name, or a respelled action was decided by "default" instead of its own
 // stricter rule (found by a review).
 
-// maxActionLen bounds the actions looked up: longer ones have no rule.
+// maxActionLen bounds the actions looked up: longer ones are refused.
 const maxActionLen = 128
 
 // appendDispatchName appends the method name action dispatches to. ok is

@@ -1,6 +1,9 @@
 package policy
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // The names nova's camelcase_to_underscore gives, computed with Python's
 // re (the regex in dispatch.go) by /usr/bin/python3.
@@ -52,6 +55,11 @@ func TestAuthorizeFindsTheRuleOfTheMethodRun(t *testing.T) {
 	}
 	if ok, rule := p.Authorize([]byte("Register\u212aImage"), c, nil); ok || rule != "" {
 		t.Errorf("a non-ASCII action: allowed=%v by %q; want refused by no rule", ok, rule)
+	}
+	// '_' padding is stripped from the method's name: a long action still
+	// runs register_image (found while reviewing the fix).
+	if ok, rule := p.Authorize([]byte(strings.Repeat("_", 200)+"RegisterImage"), c, nil); ok || rule != "" {
+		t.Errorf("a padded action: allowed=%v by %q; want refused by no rule", ok, rule)
 	}
 	if ok, _ := p.Authorize([]byte("DescribeImages"), c, nil); !ok {
 		t.Error("an action without a rule of its own is not decided by default")

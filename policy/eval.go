@@ -44,7 +44,7 @@ var (
 // rule of its own, or "" when neither exists (then the action is refused).
 // An action is matched to its rule as the backend matches it to a method
 // (dispatchName: "runInstances" is RunInstances); one with a byte outside
-// ASCII is refused. It allocates nothing.
+// ASCII, or longer than 128 bytes, is refused. It allocates nothing.
 func (p *Policy) Authorize(action []byte, c *Creds, t *Target) (allowed bool, rule string) {
 	r, ok := p.ruleFor(action)
 	if !ok {
@@ -65,10 +65,12 @@ func (p *Policy) Authorize(action []byte, c *Creds, t *Target) (allowed bool, ru
 }
 
 // ruleFor is the rule of action's method, nil if it has none; ok is false
-// for an action that cannot be matched (see appendDispatchName).
+// for an action that cannot be matched (see appendDispatchName), or is
+// longer than any action: "_" padding is stripped from the method's name,
+// so a long one may still run a method with a rule of its own.
 func (p *Policy) ruleFor(action []byte) (r *rule, ok bool) {
 	if len(action) > maxActionLen {
-		return nil, true
+		return nil, false
 	}
 	var buf [maxActionLen + 1]byte
 	name, ok := appendDispatchName(buf[:0], action)
