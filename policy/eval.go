@@ -72,7 +72,7 @@ func (p *Policy) ruleFor(action []byte) (r *rule, ok bool) {
 	if len(action) > maxActionLen {
 		return nil, false
 	}
-	var buf [maxActionLen + 1]byte
+	var buf [2 * maxActionLen]byte // a '_' may go before each letter
 	name, ok := appendDispatchName(buf[:0], action)
 	if !ok {
 		return nil, false
