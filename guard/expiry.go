@@ -31,8 +31,13 @@ func (q *expiryQueue) push(key string, at int64) {
 	}
 }
 
-// peek is the item that expires first; the queue must not be empty.
-func (q *expiryQueue) peek() expiryItem { return q.items[0] }
+// expire pops the items that are stale or expired at now, each given to
+// drop (which deletes its key's entry unless the item is stale).
+func (q *expiryQueue) expire(now int64, stale func(expiryItem) bool, drop func(expiryItem)) {
+	for len(q.items) > 0 && (stale(q.items[0]) || q.items[0].at <= now) {
+		drop(q.pop())
+	}
+}
 
 // pop removes and returns the item that expires first.
 func (q *expiryQueue) pop() expiryItem {

@@ -202,9 +202,7 @@ func (l *Lockout) track(key string, f *failures) {
 // entry, a lock as likely as not.
 func (l *Lockout) makeRoom(now time.Time) bool {
 	at := now.UnixNano()
-	for l.queue.len() > 0 && (l.stale(l.queue.peek()) || l.queue.peek().at <= at) {
-		l.forget(l.queue.pop())
-	}
+	l.queue.expire(at, l.stale, l.forget)
 	if len(l.keys) < l.cfg.MaxTracked {
 		return true
 	}

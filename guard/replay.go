@@ -35,9 +35,7 @@ func (s *Seen) FirstUse(_ context.Context, _ []byte, signatureHash string, ttl t
 	}
 	// Expired markers leave as they surface; then the soonest to expire
 	// makes room.
-	for s.queue.len() > 0 && (s.stale(s.queue.peek()) || s.queue.peek().at <= now) {
-		s.forget(s.queue.pop())
-	}
+	s.queue.expire(now, s.stale, s.forget)
 	for len(s.expires) >= s.max && s.queue.len() > 0 {
 		s.forget(s.queue.pop())
 	}

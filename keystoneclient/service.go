@@ -36,20 +36,12 @@ func (c *Client) serviceTokenValid(ctx context.Context, t *serviceToken) bool {
 	if checked := t.checked.Load(); checked != 0 && now.Sub(time.Unix(0, checked)) < 10*time.Second {
 		return true
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/auth/tokens", nil)
-	if err != nil {
-		return true
-	}
-	req.Header.Set("X-Auth-Token", t.token)
-	req.Header.Set("X-Subject-Token", t.token)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return true
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusNotFound {
+	status, err := c.getStatus(ctx, c.base+"/auth/tokens", t.token)
+	if err == nil && (status == http.StatusUnauthorized || status == http.StatusNotFound) {
 		return false
+	}
+	if err != nil {
+		return true
 	}
 	t.checked.Store(now.UnixNano())
 	return true
@@ -139,18 +131,33 @@ func (c *Client) Ready(ctx context.Context) error {
 	if _, err := c.serviceToken(ctx); err != nil || held == nil {
 		return err // nil: Keystone just gave the token
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base, nil)
+	status, err := c.getStatus(ctx, c.base, "")
+	switch {
+	case err != nil:
+		return errorf(ErrUnavailable, "Keystone does not answer: %v", err)
+	case status >= 500:
+		return errorf(ErrUnavailable, "Keystone answered GET %s with %d", c.base, status)
+	}
+	return nil
+}
+
+// getStatus sends GET url (with token as both the caller's and the
+// subject's, if set: a token may validate itself) and returns the status;
+// the body is read and dropped.
+func (c *Client) getStatus(ctx context.Context, url, token string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err
+		return 0, err
+	}
+	if token != "" {
+		req.Header.Set("X-Auth-Token", token)
+		req.Header.Set("X-Subject-Token", token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return errorf(ErrUnavailable, "Keystone does not answer: %v", err)
+		return 0, err
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
-	if resp.StatusCode >= 500 {
-		return errorf(ErrUnavailable, "Keystone answered GET %s with %d", c.base, resp.StatusCode)
-	}
-	return nil
+	return resp.StatusCode, nil
 }

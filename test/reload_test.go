@@ -124,13 +124,8 @@ func testReloadAndDrain(t *testing.T, eventLoop bool) {
 	inflight := make(chan int, 2)
 	go func() { code, _ := post("AKA", "SKA", "Slow"); inflight <- code }()
 	go func() {
-		req, _ := http.NewRequest("POST", "http://"+addr+"/", strings.NewReader(signedForm(addr, "AKA", "SKA", "Slow")))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Close = true
 		code := 0
-		if resp, err := client.Do(req); err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+		if resp, err := postClosing(addr, "Slow"); err == nil {
 			code = resp.StatusCode
 		}
 		inflight <- code
@@ -200,16 +195,11 @@ func TestSigtermDrainsHandedOffRequests(t *testing.T) {
 
 	answered := make(chan string, 1)
 	go func() {
-		req, _ := http.NewRequest("POST", "http://"+addr+"/", strings.NewReader(signedForm(addr, "AKA", "SKA", "Slow")))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Close = true // Connection: close: the loop hands the connection over
-		resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+		resp, err := postClosing(addr, "Slow")
 		if err != nil {
 			answered <- err.Error()
 			return
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
 		answered <- resp.Status
 	}()
 	time.Sleep(500 * time.Millisecond) // at the backend
@@ -265,4 +255,20 @@ func startServe(t *testing.T, conf string) (cmd *exec.Cmd, stderr *syncBuffer, e
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() { cmd.Process.Kill() })
 	return cmd, stderr, exited
+}
+
+// postClosing posts action signed with AKA's secret, saying Connection:
+// close (which the event loop hands to the goroutine server), and reads
+// the answer's body.
+func postClosing(addr, action string) (*http.Response, error) {
+	req, _ := http.NewRequest("POST", "http://"+addr+"/", strings.NewReader(signedForm(addr, "AKA", "SKA", action)))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Close = true
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp, nil
 }
