@@ -19,25 +19,26 @@ const (
 
 // admit is replay protection and the fleet rate limit in one script, so a
 // request costs one Redis command instead of two. The marker is set first:
-// a replay is refused without spending the key's tokens. KEYS: the bucket
-// (as gcraLua), the replay marker; ARGV: as gcraLua, then the marker's TTL
+// a replay is refused without spending the key's tokens. A limited request
+// was not used, so its marker goes again: botocore's retry of it, signed
+// within the same second, carries the same signature, and must be limited
+// again or admitted, not refused as a replay. KEYS: the bucket (as
+// gcraLua), the replay marker; ARGV: as gcraLua, then the marker's TTL
 // (ms), the call's nonce. Returns 1 (admitted), 0 (limited) or -1
 // (replayed). A marker holding the call's own nonce was set by a first try
-// of this call whose answer was lost (see nonces): that try's verdict
-// stands (a limited one is kept in the marker as nonce..":0"), and the
-// bucket is not charged again.
+// of this call whose answer was lost (see nonces): that try admitted it,
+// and the bucket is not charged again. (A first try that was limited left
+// no marker: the retry is decided afresh, as the client's own retry is.)
 var admit = redis.NewScript(`
 if not redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3], 'NX') then
-	local mine = redis.call('GET', KEYS[2])
-	if mine == ARGV[4] then return 1 end
-	if mine == ARGV[4] .. ':0' then return 0 end
+	if redis.call('GET', KEYS[2]) == ARGV[4] then return 1 end
 	return -1
 end
 local function gcra()
 ` + gcraLua + `
 end
 local verdict = gcra()
-if verdict == 0 then redis.call('SET', KEYS[2], ARGV[4] .. ':0', 'PX', ARGV[3]) end
+if verdict == 0 then redis.call('DEL', KEYS[2]) end
 return verdict
 `)
 
@@ -68,4 +69,10 @@ func (a *SharedAdmission) Admit(ctx context.Context, accessKey []byte, signature
 		return Limited, nil
 	}
 	return Admitted, nil
+}
+
+// Release deletes the replay marker Admit set: its request was not used
+// after all (see proxy.Replayer).
+func (a *SharedAdmission) Release(ctx context.Context, accessKey []byte, signatureHash string) error {
+	return a.redis.Release(ctx, accessKey, signatureHash)
 }

@@ -39,7 +39,7 @@ func TestSharedAdmission(t *testing.T) {
 		{b, "AK", "s2", Admitted}, // the replays spent nothing: s1, s2, s3 are the burst
 		{a, "AK", "s3", Admitted},
 		{b, "AK", "s4", Limited},
-		{a, "AK", "s4", Replayed},    // a limited request's signature is used up too
+		{a, "AK", "s4", Limited},     // a limited request was not used: its retry is limited again, not a replay
 		{a, "OTHER", "s1", Admitted}, // per access key, markers as buckets
 	}
 	for i, s := range steps {

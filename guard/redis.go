@@ -131,6 +131,15 @@ func (r *Redis) FirstUse(ctx context.Context, accessKey []byte, signatureHash st
 	return n == 1, nil
 }
 
+// Release deletes a replay marker FirstUse (or SharedAdmission.Admit) set:
+// its request was not used after all (see proxy.Replayer).
+func (r *Redis) Release(ctx context.Context, accessKey []byte, signatureHash string) error {
+	if err := r.client.Del(ctx, seenKey(r.prefix, accessKey, signatureHash)).Err(); err != nil {
+		return fmt.Errorf("guard: redis: %w", err)
+	}
+	return nil
+}
+
 func seenKey(prefix string, accessKey []byte, signatureHash string) string {
 	return prefix + "seen:{" + string(accessKey) + "}:" + signatureHash
 }

@@ -46,6 +46,15 @@ func (s *Seen) FirstUse(_ context.Context, _ []byte, signatureHash string, ttl t
 	return true, nil
 }
 
+// Release forgets signatureHash: its request was not used after all (see
+// proxy.Replayer). Its queue item is left to go stale.
+func (s *Seen) Release(_ context.Context, _ []byte, signatureHash string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.expires, signatureHash)
+	return nil
+}
+
 // stale reports a queue item whose marker has since been set again, or left.
 func (s *Seen) stale(it expiryItem) bool {
 	exp, ok := s.expires[it.key]

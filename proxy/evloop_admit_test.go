@@ -35,6 +35,9 @@ type scriptedAdmitter struct {
 	gate     chan struct{}
 }
 
+// Release keeps nothing: the scripted verdicts stand.
+func (a *scriptedAdmitter) Release(context.Context, []byte, string) error { return nil }
+
 func (a *scriptedAdmitter) Admit(_ context.Context, _ []byte, fp string, _ time.Duration) (guard.Admission, error) {
 	if a.gate != nil {
 		<-a.gate
@@ -318,6 +321,8 @@ func (delayedAdmitter) Admit(context.Context, []byte, string, time.Duration) (gu
 	time.Sleep(time.Duration(rand.IntN(1000)) * time.Microsecond)
 	return guard.Admitted, nil
 }
+
+func (delayedAdmitter) Release(context.Context, []byte, string) error { return nil }
 
 // Guards that answer from memory are asked in the loop; a request handed
 // to a goroutine after that (its identity not cached; the loop's backend

@@ -17,6 +17,17 @@ import (
 // Replayer records request signatures for replay protection.
 type Replayer interface {
 	FirstUse(ctx context.Context, accessKey []byte, signatureHash string, ttl time.Duration) (bool, error)
+	markerReleaser
+}
+
+// markerReleaser forgets the marker of a request refused, before the
+// backend saw it, with an answer that asks for a retry (RequestLimitExceeded,
+// the identity service unavailable): the request was not used, and the
+// client's retry may carry the very same signature (botocore signs it again
+// within the same second: SigV2's Timestamp and SigV4's X-Amz-Date count
+// whole seconds). Other refusals keep their markers.
+type markerReleaser interface {
+	Release(ctx context.Context, accessKey []byte, signatureHash string) error
 }
 
 // RateLimiter takes a token for an access key (guard.RateLimit per replica,
@@ -28,9 +39,10 @@ type RateLimiter interface {
 
 // Admitter does Replayer's and RateLimiter's work in one step
 // (guard.SharedAdmission: one Redis command for both). An error must fail
-// the request closed, as Replayer's does.
+// the request closed, as Replayer's does. Its verdict Limited leaves no marker.
 type Admitter interface {
 	Admit(ctx context.Context, accessKey []byte, signatureHash string, ttl time.Duration) (guard.Admission, error)
+	markerReleaser
 }
 
 // Guards are the optional abuse protections; nil fields are off. Admit,
@@ -191,8 +203,9 @@ func (s *Server) markerTTL(st *state) time.Duration {
 // admission is the guards' answer on a verified request.
 type admission struct {
 	verdict guard.Admission
-	err     error // the replay store failed: the request fails closed
-	rateErr error // the fleet rate limit failed: this replica's bucket answered
+	err        error // the replay store failed: the request fails closed
+	rateErr    error // the fleet rate limit failed: this replica's bucket answered
+	releaseErr error // a limited request's replay marker stayed
 }
 
 // active reports whether any guard applies to a verified request.
@@ -237,16 +250,43 @@ func (g *Guards) admit(ctx context.Context, accessKey []byte, fp string, ttl tim
 		allowed, err := g.RateLimit.Take(ctx, accessKey, now)
 		if !allowed {
 			a.verdict = guard.Limited
+			if g.Replay != nil {
+				a.releaseErr = g.Replay.Release(ctx, accessKey, fp)
+			}
 		}
 		a.rateErr = err
 	}
 	return a
 }
 
+// releaseMarker forgets the replay marker of an admitted request that
+// fails before the backend sees it, with an answer that asks for a retry
+// (see markerReleaser). Off the event loop only: it may wait on Redis.
+func (s *Server) releaseMarker(ctx context.Context, st *state) {
+	g := &s.guards
+	var r markerReleaser
+	switch {
+	case !st.admitted: // no marker was set
+		return
+	case g.Admit != nil:
+		r = g.Admit
+	case g.Replay != nil:
+		r = g.Replay
+	default:
+		return
+	}
+	if err := r.Release(ctx, st.accessKey(), g.replayMarker(st)); err != nil {
+		s.log.Warn("replay marker of a request not served left in place: a retry with the same signature is refused", zap.Error(err))
+	}
+}
+
 // applyAdmission answers a request the guards did not admit.
 func (s *Server) applyAdmission(ctx *fasthttp.RequestCtx, st *state, a admission) (outcome, bool) {
 	if a.rateErr != nil {
 		s.log.Warn("shared rate limit unavailable, using this replica's bucket", zap.Error(a.rateErr))
+	}
+	if a.releaseErr != nil {
+		s.log.Warn("replay marker of a limited request left in place: a retry with the same signature is refused", zap.Error(a.releaseErr))
 	}
 	switch {
 	case a.err != nil:

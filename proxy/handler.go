@@ -224,6 +224,7 @@ func (s *Server) afterAdmission(ctx *fasthttp.RequestCtx, st *state, rt *route, 
 		case errors.Is(err, keystoneclient.ErrRejected):
 			return s.fail(ctx, st, errAuthFailure, "Keystone did not accept this credential: it may have been deleted, or its user or project disabled, or the user has no role on the project.", err)
 		case err != nil:
+			s.releaseMarker(ctx, st)
 			return s.fail(ctx, st, errServiceUnavailable, "The identity service is unavailable. Please try again shortly.", err)
 		}
 	}

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ec2proxy/ec2proxy/configs"
 	"github.com/ec2proxy/ec2proxy/guard"
+	"github.com/ec2proxy/ec2proxy/keystoneclient"
 )
 
 func withGuards(g func(*configs.Config) Guards) harnessOption {
@@ -73,7 +75,13 @@ func TestRateLimitAndReplay(t *testing.T) {
 	if resp := h.post(signed("POST", h.host(), "/", testSecret, map[string]string{"Version": "b"}).Encode(), nil); resp.StatusCode != 200 {
 		t.Fatalf("second distinct request: %d", resp.StatusCode)
 	}
-	wantEC2Error(t, h.post(signed("POST", h.host(), "/", testSecret, map[string]string{"Version": "c"}).Encode(), nil), 503, "RequestLimitExceeded", "back-off")
+	limited := signed("POST", h.host(), "/", testSecret, map[string]string{"Version": "c"}).Encode()
+	wantEC2Error(t, h.post(limited, nil), 503, "RequestLimitExceeded", "back-off")
+	// botocore retries RequestLimitExceeded after under a second, signed
+	// again but within the same second of Timestamp: the same signature.
+	// The limited request was not used, so its retry is limited again (or
+	// admitted), never refused as a replay.
+	wantEC2Error(t, h.post(limited, nil), 503, "RequestLimitExceeded", "back-off")
 	// A bad signature does not spend the key's tokens.
 	wantEC2Error(t, h.post(signed("POST", h.host(), "/", "wrong", nil).Encode(), nil), 403, "SignatureDoesNotMatch", "")
 }
@@ -119,15 +127,26 @@ func metricsText(t *testing.T, h *harness) string {
 // admitterStub answers Admit with a fixed verdict, recording what it was
 // asked (the fault injection a real Redis cannot do on demand).
 type admitterStub struct {
-	verdict guard.Admission
-	err     error
-	keys    []string
-	ttls    []time.Duration
+	mu       sync.Mutex
+	verdict  guard.Admission
+	err      error
+	keys     []string
+	ttls     []time.Duration
+	released []string // access keys
 }
 
 func (a *admitterStub) Admit(_ context.Context, accessKey []byte, _ string, ttl time.Duration) (guard.Admission, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.keys, a.ttls = append(a.keys, string(accessKey)), append(a.ttls, ttl)
 	return a.verdict, a.err
+}
+
+func (a *admitterStub) Release(_ context.Context, accessKey []byte, _ string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.released = append(a.released, string(accessKey))
+	return nil
 }
 
 // With Guards.Admit (replay and the fleet rate limit in one Redis command),
@@ -135,19 +154,20 @@ func (a *admitterStub) Admit(_ context.Context, accessKey []byte, _ string, ttl 
 func TestAdmitterVerdicts(t *testing.T) {
 	for _, c := range []struct {
 		name    string
-		stub    admitterStub
+		verdict guard.Admission
+		err     error
 		status  int
 		code    string
 		message string
 	}{
-		{"admitted", admitterStub{verdict: guard.Admitted}, 200, "", ""},
-		{"replayed", admitterStub{verdict: guard.Replayed}, 400, "RequestExpired", "already used"},
-		{"limited", admitterStub{verdict: guard.Limited}, 503, "RequestLimitExceeded", "back-off"},
-		{"store down", admitterStub{err: errors.New("redis: connection refused")}, 503, "ServiceUnavailable", "replay-protection store is unavailable"},
+		{"admitted", guard.Admitted, nil, 200, "", ""},
+		{"replayed", guard.Replayed, nil, 400, "RequestExpired", "already used"},
+		{"limited", guard.Limited, nil, 503, "RequestLimitExceeded", "back-off"},
+		{"store down", guard.Admitted, errors.New("redis: connection refused"), 503, "ServiceUnavailable", "replay-protection store is unavailable"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			stub := c.stub
-			h := newHarness(t, withGuards(func(*configs.Config) Guards { return Guards{Admit: &stub} }))
+			stub := &admitterStub{verdict: c.verdict, err: c.err}
+			h := newHarness(t, withGuards(func(*configs.Config) Guards { return Guards{Admit: stub} }))
 			resp := h.post(signed("POST", h.host(), "/", testSecret, nil).Encode(), nil)
 			if c.status == 200 {
 				if resp.StatusCode != 200 {
@@ -163,13 +183,59 @@ func TestAdmitterVerdicts(t *testing.T) {
 			if len(stub.keys) != 1 || stub.keys[0] != testAccess || stub.ttls[0] != 25*time.Minute {
 				t.Errorf("Admit called with keys %q, TTLs %v; want once with %q, 25m", stub.keys, stub.ttls, testAccess)
 			}
+			if len(stub.released) != 0 { // SharedAdmission's script drops a limited request's marker itself
+				t.Errorf("released %q; the admitter decides alone", stub.released)
+			}
 		})
 	}
 	// A bad signature is refused before admission: it spends nothing.
-	stub := admitterStub{verdict: guard.Admitted}
-	h := newHarness(t, withGuards(func(*configs.Config) Guards { return Guards{Admit: &stub} }))
+	stub := &admitterStub{verdict: guard.Admitted}
+	h := newHarness(t, withGuards(func(*configs.Config) Guards { return Guards{Admit: stub} }))
 	wantEC2Error(t, h.post(signed("POST", h.host(), "/", "wrong", nil).Encode(), nil), 403, "SignatureDoesNotMatch", "")
 	if len(stub.keys) != 0 {
 		t.Errorf("a bad signature was admitted: %q", stub.keys)
+	}
+}
+
+// A request the identity service could not serve (503: try again) was not
+// used: its retry, which botocore signs within the same second and so with
+// the same signature, is served once Keystone answers. One Keystone
+// refused (AuthFailure: no client retries it) stays used.
+func TestReplayMarkerReleasedWhenIdentityUnavailable(t *testing.T) {
+	id := keystoneclient.NewIdentity("gAAAAtoken", time.Time{}, &keystoneclient.Subject{UserID: "ku", ProjectID: "kp", RolesHeader: "member"})
+	for _, c := range []struct {
+		name   string
+		guards func() (Guards, *admitterStub)
+	}{
+		{"in-process markers", func() (Guards, *admitterStub) { return Guards{Replay: guard.NewSeen(100)}, nil }},
+		{"admission in one command", func() (Guards, *admitterStub) {
+			stub := &admitterStub{verdict: guard.Admitted}
+			return Guards{Admit: stub}, stub
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			guards, stub := c.guards()
+			source := &fakeIdentity{err: fmt.Errorf("%w: connection refused", keystoneclient.ErrUnavailable)}
+			h := newHarness(t, func(_ *configs.Config, o *Options) { o.Identity, o.Guards = source, guards })
+			req := signed("POST", h.host(), "/", testSecret, nil).Encode()
+			wantEC2Error(t, h.post(req, nil), 503, "ServiceUnavailable", "identity service")
+			source.set(id, nil)
+			if stub != nil {
+				if len(stub.released) != 1 || stub.released[0] != testAccess {
+					t.Fatalf("released %q after the 503, want the request's marker", stub.released)
+				}
+				return // the stub keeps no markers: what Release does is guard's test
+			}
+			if resp := h.post(req, nil); resp.StatusCode != 200 {
+				t.Fatalf("retry once Keystone answers: %d %s", resp.StatusCode, bodyOf(resp))
+			}
+			wantEC2Error(t, h.post(req, nil), 400, "RequestExpired", "already used")
+
+			rejected := signed("POST", h.host(), "/", testSecret, map[string]string{"Version": "r"}).Encode()
+			source.set(nil, fmt.Errorf("%w: 401", keystoneclient.ErrRejected))
+			wantEC2Error(t, h.post(rejected, nil), 401, "AuthFailure", "")
+			source.set(id, nil)
+			wantEC2Error(t, h.post(rejected, nil), 400, "RequestExpired", "already used")
+		})
 	}
 }

@@ -64,9 +64,16 @@ type fakeIdentity struct {
 
 func (f *fakeIdentity) Identity(_ context.Context, accessKey string, _ *sigv2.Key) (*keystoneclient.Identity, error) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.asked = accessKey
-	f.mu.Unlock()
 	return f.id, f.err
+}
+
+// set changes the answer while the server may be asking.
+func (f *fakeIdentity) set(id *keystoneclient.Identity, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.id, f.err = id, err
 }
 
 type harness struct {

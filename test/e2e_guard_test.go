@@ -1,6 +1,7 @@
 package test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,5 +38,36 @@ func TestLockoutSharedAcrossReplicas(t *testing.T) {
 	}
 	if n := a.metric("ec2proxy_lockouts_total", "kind", "access_key") + b.metric("ec2proxy_lockouts_total", "kind", "access_key"); n < 1 {
 		t.Errorf("lockouts_total = %v", n)
+	}
+}
+
+// A throttled botocore client gets through: it retries RequestLimitExceeded
+// after rand × 2^n s, signing again, and SigV2's Timestamp counts whole
+// seconds, so a retry within the same second carries the same signature.
+// With replay protection on, the limited request's marker made that retry
+// a replay (400 RequestExpired, which botocore does not retry): the call
+// failed about half the times it was throttled.
+func TestThrottledBotocoreRetriesAreNotReplays(t *testing.T) {
+	for _, scope := range []string{configs.ScopeReplica, configs.ScopeFleet} {
+		t.Run(scope, func(t *testing.T) {
+			s := startStack(t, func(c *configs.Config) {
+				c.Protection.RateLimit = configs.RateLimit{RequestsPerSecond: 2, Burst: 1, Scope: scope}
+				c.Protection.Replay.Enabled = true
+			})
+			access, secret := s.putDemoCredential()
+			const calls = 6
+			r := s.call("--client", "botocore", "--sigv2", "HmacSHA256", "--endpoint", s.url+"/",
+				"--access", access, "--secret", secret, "--calls", strconv.Itoa(calls))
+			if !r.OK {
+				t.Fatalf("throttled client, %d calls in a row: %+v", calls, r)
+			}
+			if r.Retries == 0 {
+				t.Fatal("botocore never retried: the rate limit did not engage, and the test shows nothing")
+			}
+			if n := len(s.backend.Requests()); n != calls {
+				t.Errorf("backend saw %d requests, want %d", n, calls)
+			}
+			t.Logf("%d calls, %d retries", calls, r.Retries)
+		})
 	}
 }

@@ -151,6 +151,7 @@ type callResult struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Body    string `json:"body"`
+	Retries int    `json:"retries"` // botocore's, with --calls
 }
 
 // call runs one EC2 call with a real client library.

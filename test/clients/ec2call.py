@@ -25,6 +25,14 @@ Options:
   --tamper-header Name=Value  botocore: set a header after signing
   --presign SECONDS           botocore: print {"url": ...}, a presigned GET URL
                               valid that long, instead of calling
+  --calls N                   botocore: make the call N times in a row, with
+                              botocore's own retries (legacy mode: up to 4,
+                              after rand * 2^n s), each with a filter
+                              ec2call-n=<its number> (two identical SigV2
+                              calls in one second are the same bytes: replay
+                              protection refuses the second); print the first
+                              failure or the last success, with "retries":
+                              the retries of all calls together
 """
 import argparse
 import json
@@ -51,6 +59,7 @@ def parse_args():
     p.add_argument("--tamper-body", action="store_true")
     p.add_argument("--tamper-header", action="append", default=[])
     p.add_argument("--presign", type=int, default=0)
+    p.add_argument("--calls", type=int, default=1)
     return p.parse_args()
 
 
@@ -154,14 +163,21 @@ def call_botocore(a, params):
     if a.presign:
         return {"ok": True, "url": client.generate_presigned_url(
             botocore_method(a.action), Params=kwargs, ExpiresIn=a.presign, HttpMethod="GET")}
-    try:
-        getattr(client, botocore_method(a.action))(**kwargs)
-        return {"ok": True, "status": result.get("status", 200), "body": result.get("body", "")}
-    except client.exceptions.ClientError as e:
-        status = e.response["ResponseMetadata"]["HTTPStatusCode"]
-        out = error_fields(status, result.get("body", ""))
-        out["code"] = out["code"] or e.response["Error"]["Code"]
-        return out
+    retries = 0
+    for n in range(a.calls):
+        if a.calls > 1:
+            kwargs["Filters"] = [f for f in kwargs.get("Filters", []) if f["Name"] != "ec2call-n"] + \
+                [{"Name": "ec2call-n", "Values": [str(n)]}]
+        try:
+            resp = getattr(client, botocore_method(a.action))(**kwargs)
+            retries += resp["ResponseMetadata"].get("RetryAttempts", 0)
+        except client.exceptions.ClientError as e:
+            status = e.response["ResponseMetadata"]["HTTPStatusCode"]
+            out = error_fields(status, result.get("body", ""))
+            out["code"] = out["code"] or e.response["Error"]["Code"]
+            out["retries"] = retries + e.response["ResponseMetadata"].get("RetryAttempts", 0)
+            return out
+    return {"ok": True, "status": result.get("status", 200), "body": result.get("body", ""), "retries": retries}
 
 
 def botocore_method(action):
