@@ -202,7 +202,7 @@ func (s *Server) markerTTL(st *state) time.Duration {
 
 // admission is the guards' answer on a verified request.
 type admission struct {
-	verdict guard.Admission
+	verdict    guard.Admission
 	err        error // the replay store failed: the request fails closed
 	rateErr    error // the fleet rate limit failed: this replica's bucket answered
 	releaseErr error // a limited request's replay marker stayed
