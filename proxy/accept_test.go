@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -272,6 +273,47 @@ func TestFrontEndsOutOfFileDescriptors(t *testing.T) {
 			defer fresh.Close()
 			if code, err := askOn(fresh, bufio.NewReader(fresh), req, 3*time.Second); code != 200 {
 				t.Fatalf("a new connection once descriptors are freed: %d %v", code, err)
+			}
+		})
+	}
+}
+
+// A request the event loop hands to the goroutine server (here one with
+// Connection: close) while the process is out of descriptors: the hand-over
+// needs one more (net.FileConn dups the socket). The client gets a 503 that
+// says why, and the shortage is logged, where the connection used to be
+// closed without an answer or a word in the log.
+func TestLoopHandoffOutOfFileDescriptors(t *testing.T) {
+	for _, mode := range frontEnds[1:] {
+		t.Run(mode, func(t *testing.T) {
+			b := startScriptedBackend(t, answerWith("<ok/>"))
+			s, good := warmServer(t, b.addr)
+			core, logs := observer.New(zap.WarnLevel)
+			s.log = zap.New(core)
+			addr := startMode(t, s, mode)
+			keep, err := net.DialTimeout("tcp", addr, 2*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer keep.Close()
+			kr := bufio.NewReader(keep)
+			if code, err := askOn(keep, kr, modesForm(good), 3*time.Second); code != 200 {
+				t.Fatalf("before: %d %v", code, err)
+			}
+
+			release := exhaustDescriptors(t, addr, 0)
+			_ = keep.SetDeadline(time.Now().Add(3 * time.Second))
+			_, werr := io.WriteString(keep, modesForm(good, "Connection: close"))
+			resp, body, rerr := readAnswer(kr)
+			release()
+			if werr != nil || rerr != nil {
+				t.Fatalf("hand-over out of descriptors: no answer (write %v, read %v)", werr, rerr)
+			}
+			if resp.StatusCode != 503 || !strings.Contains(body, "<Code>ServiceUnavailable</Code>") || !strings.Contains(body, "file descriptors") {
+				t.Errorf("hand-over out of descriptors: %d %s", resp.StatusCode, body)
+			}
+			if logs.FilterMessageSnippet("out of file descriptors").Len() == 0 {
+				t.Error("the failed hand-over was not logged")
 			}
 		})
 	}

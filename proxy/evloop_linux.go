@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"sync"
@@ -459,12 +460,16 @@ func (l *EventLoop) refuse(fd int) {
 	syscall.Close(fd)
 }
 
-var tooManyConnections = func() []byte {
-	e := errorTable[errServiceUnavailable]
-	body := appendErrorXML(nil, e, "Too many concurrent connections to this replica (server.concurrency); retry shortly.", nil)
-	head := fmt.Sprintf("HTTP/1.1 %d Service Unavailable\r\nConnection: close\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n", e.status, len(body))
+var tooManyConnections = closingError(errServiceUnavailable, "Too many concurrent connections to this replica (server.concurrency); retry shortly.")
+
+// closingError is a whole EC2 error answer that closes the connection,
+// for the loop to write on a connection it gives up.
+func closingError(code errorCode, message string) []byte {
+	e := errorTable[code]
+	body := appendErrorXML(nil, e, message, nil)
+	head := fmt.Sprintf("HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n", e.status, http.StatusText(e.status), len(body))
 	return append([]byte(head), body...)
-}()
+}
 
 func tcpAddr(sa syscall.Sockaddr) *net.TCPAddr {
 	switch a := sa.(type) {

@@ -468,7 +468,15 @@ func (l *EventLoop) handoff(c *loopConn) {
 	l.clients.Add(-1) // the goroutine server's concurrency counts it now
 	_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, c.fd, nil)
 	f := os.NewFile(uintptr(c.fd), "ec2-client")
-	nc, err := net.FileConn(f) // a copy, in Go's poller
+	nc, err := net.FileConn(f) // a copy, in Go's poller: one more descriptor
+	if err != nil {
+		// Out of descriptors: the request is answered here (unless answers
+		// before it are still unsent: the 503 would be taken for theirs).
+		if len(unsent) == 0 {
+			_, _ = rawsock.Write(c.fd, noDescriptorForHandoff)
+		}
+		l.shortage.failed(err, "a request the event loop hands to the goroutine server is answered 503 ServiceUnavailable and its connection closed")
+	}
 	f.Close()
 	if err != nil {
 		return
@@ -492,6 +500,8 @@ func (l *EventLoop) handoff(c *loopConn) {
 		_ = l.serve(conn)
 	}()
 }
+
+var noDescriptorForHandoff = closingError(errServiceUnavailable, "This replica is out of file descriptors; retry shortly.")
 
 // replayConn returns what the loop read before the rest of the stream.
 type replayConn struct {

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-	"go.uber.org/zap"
 
 	"github.com/ec2proxy/ec2proxy/configs"
 )
@@ -120,7 +119,7 @@ func startMode(t testing.TB, s *Server, mode string) string {
 		t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
 		return ln.Addr().String()
 	}
-	loops, err := NewEventLoops(1, ln, func() *Server { return s }, s.http.ServeConn, zap.NewNop(), false, mode == "uring")
+	loops, err := NewEventLoops(1, ln, func() *Server { return s }, s.http.ServeConn, s.log, false, mode == "uring")
 	if err != nil {
 		t.Fatal(err)
 	}
