@@ -211,7 +211,7 @@ func identityHeaders(id *keystoneclient.Identity) [14][2]string {
 func (s *Server) setForwardedFor(ctx *fasthttp.RequestCtx, req *fasthttp.Request) {
 	var b [128]byte
 	xff, proto := s.forwardedFor(b[:0], ctx)
-	req.Header.SetBytesV("X-Forwarded-For", xff)
+	req.Header.SetBytesV(headerForwardedFor, xff)
 	req.Header.Set("X-Forwarded-Proto", proto)
 }
 
@@ -224,8 +224,12 @@ func (s *Server) forwardedFor(dst []byte, ctx *fasthttp.RequestCtx) ([]byte, str
 		proto = "https"
 	}
 	if s.isTrusted(peer) {
-		if prior := ctx.Request.Header.Peek("X-Forwarded-For"); len(prior) > 0 {
-			dst = append(append(dst, prior...), ", "...)
+		// Every header, in order: haproxy's "option forwardfor" adds one
+		// of its own after any the client sent.
+		for _, prior := range ctx.Request.Header.PeekAll(headerForwardedFor) {
+			if prior = bytes.TrimSpace(prior); len(prior) > 0 {
+				dst = append(append(dst, prior...), ", "...)
+			}
 		}
 		if p := ctx.Request.Header.Peek("X-Forwarded-Proto"); len(p) > 0 {
 			proto = string(p) // rare enough: a trusted balancer only
@@ -341,6 +345,50 @@ func (o *hostOverride) PeekBytes(name []byte) []byte {
 		return o.host
 	}
 	return o.h.PeekBytes(name)
+}
+
+const headerForwardedFor = "X-Forwarded-For"
+
+// clientAddr is the client's address: the peer's, or from a trusted
+// balancer the last X-Forwarded-For entry that no trusted balancer wrote
+// (entries before it are whatever the client sent). An entry that is not
+// an address ends the walk at the last trusted hop.
+func (s *Server) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	client := remoteAddr(ctx)
+	if !s.isTrusted(client) {
+		return client
+	}
+	all := ctx.Request.Header.PeekAll(headerForwardedFor)
+	for i := len(all) - 1; i >= 0; i-- {
+		for list := all[i]; len(list) > 0; {
+			j := bytes.LastIndexByte(list, ',')
+			entry := bytes.TrimSpace(list[j+1:])
+			list = list[:max(j, 0)]
+			if len(entry) == 0 {
+				continue
+			}
+			a, ok := parseForwardedAddr(entry)
+			if !ok {
+				return client
+			}
+			if client = a; !s.isTrusted(a) {
+				return a
+			}
+		}
+	}
+	return client
+}
+
+// parseForwardedAddr reads an X-Forwarded-For entry: an address, or one
+// with a port ("192.0.2.1:4711", "[2001:db8::1]:4711").
+func parseForwardedAddr(b []byte) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(string(b)); err == nil {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(string(b)); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
 }
 
 func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {

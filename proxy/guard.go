@@ -104,7 +104,7 @@ func (s *Server) unknownKey(ctx *fasthttp.RequestCtx, st *state, accessKey []byt
 	if s.guards.Lockout == nil {
 		return false
 	}
-	wasLocked, _ := s.countFailure(ctx, st, "client", clientKey(remoteAddr(ctx)), fingerprint(accessKey))
+	wasLocked, _ := s.countFailure(ctx, st, "client", clientKey(s.clientAddr(ctx)), fingerprint(accessKey))
 	return wasLocked
 }
 
@@ -141,7 +141,7 @@ func (s *Server) countFailure(ctx *fasthttp.RequestCtx, st *state, kind, key, fp
 	if locked && !wasLocked {
 		s.m.lockout(kind)
 		s.log.Warn("locked after too many failures", zap.String("kind", kind), zap.String("key", key),
-			zap.Time("until", until), zap.String("client", remoteAddr(ctx).String()))
+			zap.Time("until", until), zap.String("client", s.clientAddr(ctx).String()))
 	}
 	return wasLocked, true
 }

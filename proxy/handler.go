@@ -124,6 +124,7 @@ func (s *Server) handleAdmitted(ctx *fasthttp.RequestCtx, admitted bool) {
 func (s *Server) logAccess(ctx *fasthttp.RequestCtx, st *state, start time.Time) {
 	s.log.Info("request",
 		zap.String("request_id", string(st.requestID)),
+		zap.String("client", s.clientAddr(ctx).String()),
 		zap.String("access_key", string(st.accessKey())),
 		zap.String("action", string(st.action())),
 		zap.Int("status", ctx.Response.StatusCode()),
@@ -511,7 +512,7 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, st *state, code errorCode, messa
 			zap.String("request_id", string(st.requestID)),
 			zap.String("code", e.code),
 			zap.Int("status", e.status),
-			zap.String("client", ctx.RemoteIP().String()),
+			zap.String("client", s.clientAddr(ctx).String()),
 			zap.String("access_key", string(st.accessKey())),
 			zap.String("action", string(st.action())),
 		}
