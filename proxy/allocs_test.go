@@ -3,6 +3,7 @@
 package proxy
 
 import (
+	"net/netip"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -13,10 +14,19 @@ import (
 func TestWarmPathAllocs(t *testing.T) {
 	t.Run("SigV2", func(t *testing.T) { testWarmPathAllocs(t, 2) })
 	t.Run("SigV4", func(t *testing.T) { testWarmPathAllocs(t, 4) })
+	t.Run("SigV2 behind a balancer", func(t *testing.T) { testWarmPathAllocs(t, 2, behindBalancer) })
 }
 
-func testWarmPathAllocs(t *testing.T, version int) {
-	run := warmPath(t, version)
+// behindBalancer makes the warm request come from a trusted balancer that
+// sent X-Forwarded-For twice (the client's, and haproxy's own).
+func behindBalancer(w *warm) {
+	w.s.trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	w.req.Header.Add("X-Forwarded-For", "198.51.100.9")
+	w.req.Header.Add("X-Forwarded-For", "203.0.113.7")
+}
+
+func testWarmPathAllocs(t *testing.T, version int, edit ...func(*warm)) {
+	run := warmPath(t, version, edit...)
 	for i := 0; i < 10; i++ {
 		run()
 	}
@@ -41,8 +51,11 @@ func BenchmarkWarmPath(b *testing.B) {
 
 // warmPath returns a function serving one signed request through a server
 // whose caches are warm (credential and identity fixed, shipped policy on).
-func warmPath(t testing.TB, version int) func() {
+func warmPath(t testing.TB, version int, edit ...func(*warm)) func() {
 	w := newWarm(t, version)
+	for _, e := range edit {
+		e(w)
+	}
 	var ctx fasthttp.RequestCtx
 	ctx.Init(w.req, w.peer, nil)
 	return func() {

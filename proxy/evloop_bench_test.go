@@ -29,19 +29,26 @@ func BenchmarkLoopWork(b *testing.B) {
 }
 
 func TestLoopWorkAllocs(t *testing.T) {
-	for _, v := range []int{2, 4} {
-		work := loopWork(t, v)
+	for _, c := range []struct {
+		name    string
+		version int
+		edit    []func(*warm)
+	}{{"SigV2", 2, nil}, {"SigV4", 4, nil}, {"SigV2 behind a balancer", 2, []func(*warm){behindBalancer}}} {
+		work := loopWork(t, c.version, c.edit...)
 		for i := 0; i < 10; i++ {
 			work()
 		}
 		if n := testing.AllocsPerRun(200, work); n > 0 {
-			t.Errorf("SigV%d: the loop's work allocates %v times per request; want 0", v, n)
+			t.Errorf("%s: the loop's work allocates %v times per request; want 0", c.name, n)
 		}
 	}
 }
 
-func loopWork(t testing.TB, version int) func() {
+func loopWork(t testing.TB, version int, edit ...func(*warm)) func() {
 	w := newWarm(t, version)
+	for _, e := range edit {
+		e(w)
+	}
 	var fill fasthttp.RequestCtx // the goroutine pipeline fills the credential cache the loop peeks
 	fill.Init(w.req, w.peer, nil)
 	w.s.handle(&fill)
