@@ -20,25 +20,27 @@ const (
 // admit is replay protection and the fleet rate limit in one script, so a
 // request costs one Redis command instead of two. The marker is set first:
 // a replay is refused without spending the key's tokens. A limited request
-// was not used, so its marker goes again: botocore's retry of it, signed
-// within the same second, carries the same signature, and must be limited
-// again or admitted, not refused as a replay. KEYS: the bucket (as
-// gcraLua), the replay marker; ARGV: as gcraLua, then the marker's TTL
-// (ms), the call's nonce. Returns 1 (admitted), 0 (limited) or -1
-// (replayed). A marker holding the call's own nonce was set by a first try
-// of this call whose answer was lost (see nonces): that try admitted it,
-// and the bucket is not charged again. (A first try that was limited left
-// no marker: the retry is decided afresh, as the client's own retry is.)
+// was not used: its marker is freed (see ReuseWindow), so botocore's retry
+// of it, signed within the same second, is limited again or admitted, not
+// refused as a replay. KEYS: the bucket (as gcraLua), the replay marker;
+// ARGV: as gcraLua, then the marker's TTL (ms), the call's nonce,
+// ReuseWindow (ms). Returns 1 (admitted), 0 (limited) or -1 (replayed). A
+// marker holding the call's own nonce was set by a first try of this call
+// whose answer was lost (see nonces): that try admitted it, and the bucket
+// is not charged again (a first try that was limited freed the marker: the
+// retry is decided afresh, as the client's own would be).
 var admit = redis.NewScript(`
 if not redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3], 'NX') then
-	if redis.call('GET', KEYS[2]) == ARGV[4] then return 1 end
-	return -1
+	local v = redis.call('GET', KEYS[2])
+	if v == ARGV[4] then return 1 end
+	if v ~= '` + freeMarker + `' or tonumber(ARGV[3]) - redis.call('PTTL', KEYS[2]) >= tonumber(ARGV[5]) then return -1 end
+	redis.call('SET', KEYS[2], ARGV[4], 'KEEPTTL')
 end
 local function gcra()
 ` + gcraLua + `
 end
 local verdict = gcra()
-if verdict == 0 then redis.call('DEL', KEYS[2]) end
+if verdict == 0 then redis.call('SET', KEYS[2], '` + freeMarker + `', 'KEEPTTL') end
 return verdict
 `)
 
@@ -58,21 +60,29 @@ func (r *Redis) NewAdmission(rate *SharedRateLimit) *SharedAdmission {
 // error means neither could be decided: replay protection must then fail
 // closed, so unlike SharedRateLimit.Take there is no local fallback.
 func (a *SharedAdmission) Admit(ctx context.Context, accessKey []byte, signatureHash string, ttl time.Duration) (Admission, error) {
-	keys := []string{rateKey(a.rate.prefix, accessKey), seenKey(a.redis.prefix, accessKey, signatureHash)}
-	n, err := a.redis.batch.run(ctx, admit, keys, a.rate.interval, a.rate.burst, max(ttl.Milliseconds(), 1), a.redis.nonces.next())
-	switch {
-	case err != nil:
-		return Admitted, fmt.Errorf("guard: redis: %w", err)
-	case n < 0:
-		return Replayed, nil
-	case n == 0:
-		return Limited, nil
-	}
-	return Admitted, nil
+	v, _, err := a.AdmitMarked(ctx, accessKey, signatureHash, ttl)
+	return v, err
 }
 
-// Release deletes the replay marker Admit set: its request was not used
-// after all (see proxy.Replayer).
-func (a *SharedAdmission) Release(ctx context.Context, accessKey []byte, signatureHash string) error {
-	return a.redis.Release(ctx, accessKey, signatureHash)
+// AdmitMarked is Admit for a caller that may Release the marker: it
+// returns the nonce the marker holds.
+func (a *SharedAdmission) AdmitMarked(ctx context.Context, accessKey []byte, signatureHash string, ttl time.Duration) (Admission, string, error) {
+	keys := []string{rateKey(a.rate.prefix, accessKey), seenKey(a.redis.prefix, accessKey, signatureHash)}
+	nonce := a.redis.nonces.next()
+	n, err := a.redis.batch.run(ctx, admit, keys, a.rate.interval, a.rate.burst, max(ttl.Milliseconds(), 1), nonce, a.redis.reuse.Milliseconds())
+	switch {
+	case err != nil:
+		return Admitted, "", fmt.Errorf("guard: redis: %w", err)
+	case n < 0:
+		return Replayed, "", nil
+	case n == 0:
+		return Limited, "", nil
+	}
+	return Admitted, nonce, nil
+}
+
+// Release frees the replay marker AdmitMarked set with nonce: its request
+// was not used after all (see ReuseWindow).
+func (a *SharedAdmission) Release(ctx context.Context, accessKey []byte, signatureHash, nonce string) error {
+	return a.redis.Release(ctx, accessKey, signatureHash, nonce)
 }

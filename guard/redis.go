@@ -18,7 +18,8 @@ import (
 //
 //	<prefix>fail:{<key>}    set of failure fingerprints, expiring with the window
 //	<prefix>lock:{<key>}    present while the key is locked (value: unix ms of the end)
-//	<prefix>seen:{<key>}:<hash>  a signature already used (replay protection)
+//	<prefix>seen:{<key>}:<hash>  a signature already used (replay protection):
+//	                        the nonce of the call that set it, or "free" (see ReuseWindow)
 //	<prefix>rate:{<key>}    the fleet rate limit's bucket (SharedRateLimit)
 //
 // <key> is an access key, or "client:<address>" for unknown keys. The braces
@@ -29,11 +30,12 @@ type Redis struct {
 	batch  *batcher // the per-request commands: replay markers and rate limits
 	prefix string
 	nonces nonces
+	reuse  time.Duration // ReuseWindow (shorter in tests)
 }
 
 // NewRedis uses client with key prefix (the credential store's).
 func NewRedis(client redis.UniversalClient, prefix string) *Redis {
-	return &Redis{client: client, batch: newBatcher(client), prefix: prefix, nonces: newNonces()}
+	return &Redis{client: client, batch: newBatcher(client), prefix: prefix, nonces: newNonces(), reuse: ReuseWindow}
 }
 
 // nonces are the values of the replay markers this process sets, each
@@ -114,27 +116,53 @@ func ParseLockEvent(payload string) (key string, until time.Time, ok bool) {
 }
 
 // firstUse sets a replay marker unless one is there, and reports whether
-// it is this call's (see nonces). KEYS[1]: the marker; ARGV: the call's
-// nonce, the marker's TTL (ms). Returns 1 (first use) or 0.
+// it is this call's (see nonces), or a released one it may take (see
+// ReuseWindow: its age is its TTL's start less what is left). KEYS[1]: the
+// marker; ARGV: the call's nonce, the marker's TTL (ms), ReuseWindow (ms).
+// Returns 1 (first use) or 0.
 var firstUse = redis.NewScript(`
-if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') or redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 1 end
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then return 1 end
+if v == '` + freeMarker + `' and tonumber(ARGV[2]) - redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
+	redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+	return 1
+end
 return 0
+`)
+
+// release frees a marker that holds the caller's nonce (KEYS[1]; ARGV[1]):
+// only the call that set it may, so a late retry of this command (go-redis
+// sends it again when its answer times out) cannot free the marker of the
+// request that took it since (found by a review).
+var release = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], '` + freeMarker + `', 'KEEPTTL')
+return 1
 `)
 
 // FirstUse records a request signature and reports whether it is new
 // (SET NX with expiry ttl): replay protection.
 func (r *Redis) FirstUse(ctx context.Context, accessKey []byte, signatureHash string, ttl time.Duration) (bool, error) {
-	n, err := r.batch.run(ctx, firstUse, []string{seenKey(r.prefix, accessKey, signatureHash)}, r.nonces.next(), max(ttl.Milliseconds(), 1))
-	if err != nil {
-		return false, fmt.Errorf("guard: redis: %w", err)
-	}
-	return n == 1, nil
+	_, first, err := r.Mark(ctx, accessKey, signatureHash, ttl)
+	return first, err
 }
 
-// Release deletes a replay marker FirstUse (or SharedAdmission.Admit) set:
-// its request was not used after all (see proxy.Replayer).
-func (r *Redis) Release(ctx context.Context, accessKey []byte, signatureHash string) error {
-	if err := r.client.Del(ctx, seenKey(r.prefix, accessKey, signatureHash)).Err(); err != nil {
+// Mark is FirstUse for a caller that may Release the marker: it returns
+// the nonce the marker holds.
+func (r *Redis) Mark(ctx context.Context, accessKey []byte, signatureHash string, ttl time.Duration) (string, bool, error) {
+	nonce := r.nonces.next()
+	n, err := r.batch.run(ctx, firstUse, []string{seenKey(r.prefix, accessKey, signatureHash)}, nonce, max(ttl.Milliseconds(), 1), r.reuse.Milliseconds())
+	if err != nil {
+		return "", false, fmt.Errorf("guard: redis: %w", err)
+	}
+	return nonce, n == 1, nil
+}
+
+// Release frees the marker Mark (or SharedAdmission.AdmitMarked) set with
+// nonce: its request was not used after all (see ReuseWindow).
+func (r *Redis) Release(ctx context.Context, accessKey []byte, signatureHash, nonce string) error {
+	if _, err := r.batch.run(ctx, release, []string{seenKey(r.prefix, accessKey, signatureHash)}, nonce); err != nil {
 		return fmt.Errorf("guard: redis: %w", err)
 	}
 	return nil

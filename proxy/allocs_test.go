@@ -18,11 +18,13 @@ func TestWarmPathAllocs(t *testing.T) {
 }
 
 // behindBalancer makes the warm request come from a trusted balancer that
-// sent X-Forwarded-For twice (the client's, and haproxy's own).
+// sent X-Forwarded-For and -Proto twice (the client's, and haproxy's own).
 func behindBalancer(w *warm) {
 	w.s.trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	w.req.Header.Add("X-Forwarded-For", "198.51.100.9")
 	w.req.Header.Add("X-Forwarded-For", "203.0.113.7")
+	w.req.Header.Add("X-Forwarded-Proto", "http")
+	w.req.Header.Add("X-Forwarded-Proto", "https")
 }
 
 func testWarmPathAllocs(t *testing.T, version int, edit ...func(*warm)) {

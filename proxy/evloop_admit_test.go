@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/ec2proxy/ec2proxy/guard"
+	"github.com/ec2proxy/ec2proxy/keystoneclient"
 )
 
 // scriptedAdmitter answers Admit with the next of its verdicts, from any
@@ -33,12 +34,18 @@ type scriptedAdmitter struct {
 	verdicts []admission
 	calls    int
 	gate     chan struct{}
+	released []string // nonces
 }
 
-// Release keeps nothing: the scripted verdicts stand.
-func (a *scriptedAdmitter) Release(context.Context, []byte, string) error { return nil }
+// Release records the nonce; the scripted verdicts stand.
+func (a *scriptedAdmitter) Release(_ context.Context, _ []byte, _, nonce string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.released = append(a.released, nonce)
+	return nil
+}
 
-func (a *scriptedAdmitter) Admit(_ context.Context, _ []byte, fp string, _ time.Duration) (guard.Admission, error) {
+func (a *scriptedAdmitter) AdmitMarked(_ context.Context, _ []byte, fp string, _ time.Duration) (guard.Admission, string, error) {
 	if a.gate != nil {
 		<-a.gate
 	}
@@ -46,14 +53,14 @@ func (a *scriptedAdmitter) Admit(_ context.Context, _ []byte, fp string, _ time.
 	defer a.mu.Unlock()
 	a.calls++
 	if fp == "" {
-		return 0, errors.New("no replay marker")
+		return 0, "", errors.New("no replay marker")
 	}
 	if len(a.verdicts) == 0 {
-		return guard.Admitted, nil
+		return guard.Admitted, "", nil
 	}
 	v := a.verdicts[0]
 	a.verdicts = a.verdicts[1:]
-	return v.verdict, v.err
+	return v.verdict, v.nonce, v.err
 }
 
 func (a *scriptedAdmitter) called() int {
@@ -160,6 +167,36 @@ func TestEventLoopAdmittedHandover(t *testing.T) {
 		t.Errorf("%v requests went to the goroutine pipeline; want 1 (the identity was not cached)", n)
 	}
 	waitIdle(t, s)
+}
+
+// The marker's nonce goes with a request the loop admitted and handed to
+// a goroutine: there the identity service fails (503: retry), and the
+// marker it set is released, by its own nonce.
+func TestEventLoopAdmittedHandoverReleasesItsMarker(t *testing.T) {
+	s, good := loopServer(t)
+	admitter := &scriptedAdmitter{verdicts: []admission{{verdict: guard.Admitted, nonce: "nonce-1"}}}
+	s.guards = Guards{Admit: admitter}
+	s.identity = &fakeIdentity{err: fmt.Errorf("%w: connection refused", keystoneclient.ErrUnavailable)}
+	c, err := net.Dial("tcp", startLoop(t, s, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, seqRequest(good, "1"))
+	resp, body, err := readAnswer(bufio.NewReader(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 503 || !strings.Contains(body, "identity service") {
+		t.Errorf("answer: %d %s; want 503, the identity service unavailable", resp.StatusCode, body)
+	}
+	waitIdle(t, s)
+	admitter.mu.Lock()
+	defer admitter.mu.Unlock()
+	if len(admitter.released) != 1 || admitter.released[0] != "nonce-1" {
+		t.Errorf("released %q; want the admitted request's marker, nonce-1", admitter.released)
+	}
 }
 
 // A client that leaves while the guards are being asked costs nothing
@@ -317,12 +354,12 @@ func TestEventLoopAdmissionConcurrent(t *testing.T) {
 // millisecond, so that answers come back out of order.
 type delayedAdmitter struct{}
 
-func (delayedAdmitter) Admit(context.Context, []byte, string, time.Duration) (guard.Admission, error) {
+func (delayedAdmitter) AdmitMarked(context.Context, []byte, string, time.Duration) (guard.Admission, string, error) {
 	time.Sleep(time.Duration(rand.IntN(1000)) * time.Microsecond)
-	return guard.Admitted, nil
+	return guard.Admitted, "", nil
 }
 
-func (delayedAdmitter) Release(context.Context, []byte, string) error { return nil }
+func (delayedAdmitter) Release(context.Context, []byte, string, string) error { return nil }
 
 // Guards that answer from memory are asked in the loop; a request handed
 // to a goroutine after that (its identity not cached; the loop's backend

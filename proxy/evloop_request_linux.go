@@ -344,7 +344,7 @@ func (l *EventLoop) admit(c *loopConn, s *Server, size int) {
 // replay).
 func (l *EventLoop) resume(c *loopConn, s *Server, a admission) {
 	c.busy, c.away = false, false
-	c.st.admitted = true
+	c.st.admitted, c.st.markerNonce = true, a.nonce
 	goOn := l.proceed(c, s, l.afterGuards(s, c, a), c.held)
 	s.inflight.Add(-1) // after proceed, which counts a forward again
 	if goOn && !c.busy && l.flush(c) && len(c.in) > 0 {
@@ -388,11 +388,11 @@ func (l *EventLoop) dispatch(c *loopConn, s *Server, size int) {
 	c.in = c.in[:copy(c.in, c.in[size:])]
 	c.held = 0
 	c.busy, c.away = true, true
-	admitted := c.st.admitted
+	admitted, markerNonce := c.st.admitted, c.st.markerNonce
 	s.inflight.Add(1) // now, not on the goroutine: a resumed request counts without a gap (Wait)
 	l.pending++
 	go func() {
-		s.handleAdmitted(ctx, admitted)
+		s.handleAdmitted(ctx, admitted, markerNonce)
 		s.inflight.Add(-1)
 		l.mu.Lock()
 		l.done = append(l.done, dispatched{c: c, ctx: ctx})

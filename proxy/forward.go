@@ -212,16 +212,18 @@ func (s *Server) setForwardedFor(ctx *fasthttp.RequestCtx, req *fasthttp.Request
 	var b [128]byte
 	xff, proto := s.forwardedFor(b[:0], ctx)
 	req.Header.SetBytesV(headerForwardedFor, xff)
-	req.Header.Set("X-Forwarded-Proto", proto)
+	req.Header.SetBytesV("X-Forwarded-Proto", proto)
 }
+
+var protoHTTP, protoHTTPS = []byte("http"), []byte("https")
 
 // forwardedFor appends the X-Forwarded-For value to dst and returns the
 // X-Forwarded-Proto value.
-func (s *Server) forwardedFor(dst []byte, ctx *fasthttp.RequestCtx) ([]byte, string) {
+func (s *Server) forwardedFor(dst []byte, ctx *fasthttp.RequestCtx) ([]byte, []byte) {
 	peer := remoteAddr(ctx)
-	proto := "http"
+	proto := protoHTTP
 	if ctx.IsTLS() {
-		proto = "https"
+		proto = protoHTTPS
 	}
 	if s.isTrusted(peer) {
 		// Every header, in order: haproxy's "option forwardfor" adds one
@@ -231,11 +233,28 @@ func (s *Server) forwardedFor(dst []byte, ctx *fasthttp.RequestCtx) ([]byte, str
 				dst = append(append(dst, prior...), ", "...)
 			}
 		}
-		if p := ctx.Request.Header.Peek("X-Forwarded-Proto"); len(p) > 0 {
-			proto = string(p) // rare enough: a trusted balancer only
+		if p := lastForwarded(&ctx.Request.Header, "X-Forwarded-Proto"); len(p) > 0 {
+			proto = p
 		}
 	}
 	return peer.AppendTo(dst), proto
+}
+
+// lastForwarded is the last entry of a trusted balancer's header name: the
+// nearest balancer's, whether it replaced the client's header, appended to
+// it, or added its own after it (haproxy's "http-request add-header").
+func lastForwarded(h *fasthttp.RequestHeader, name string) []byte {
+	all := h.PeekAll(name)
+	for i := len(all) - 1; i >= 0; i-- {
+		v := all[i]
+		if j := bytes.LastIndexByte(v, ','); j >= 0 {
+			v = v[j+1:]
+		}
+		if v = bytes.TrimSpace(v); len(v) > 0 {
+			return v
+		}
+	}
+	return nil
 }
 
 // signedHost is the host the client signed: the Host header, or the first
@@ -285,7 +304,7 @@ func (s *Server) otherHosts(ctx *fasthttp.RequestCtx, st *state, first []byte, f
 	if len(s.trusted) == 0 || len(h.Peek("X-Forwarded-Host")) == 0 || !s.isTrusted(remoteAddr(ctx)) {
 		return nil // no balancer's names to try
 	}
-	if port := h.Peek("X-Forwarded-Port"); len(port) > 0 && portStart(first) < 0 && !isDefaultPort(port, s.forwardedTLS(ctx)) {
+	if port := lastForwarded(h, "X-Forwarded-Port"); len(port) > 0 && portStart(first) < 0 && !isDefaultPort(port, s.forwardedTLS(ctx)) {
 		st.hostBuf = append(append(append(st.hostBuf[:0], first...), ':'), port...)
 		st.hosts = append(st.hosts, st.hostBuf)
 	}
@@ -310,8 +329,8 @@ func (s *Server) otherHosts(ctx *fasthttp.RequestCtx, st *state, first []byte, f
 // forwardedTLS reports whether the client reached the balancer (or this
 // listener) over TLS, for the default port.
 func (s *Server) forwardedTLS(ctx *fasthttp.RequestCtx) bool {
-	if p := ctx.Request.Header.Peek("X-Forwarded-Proto"); len(p) > 0 {
-		return bytes.EqualFold(p, []byte("https"))
+	if p := lastForwarded(&ctx.Request.Header, "X-Forwarded-Proto"); len(p) > 0 {
+		return bytes.EqualFold(p, protoHTTPS)
 	}
 	return ctx.IsTLS()
 }

@@ -46,6 +46,31 @@ func TestForwardedForKeepsEveryHeaderOfATrustedBalancer(t *testing.T) {
 	}
 }
 
+// haproxy's "http-request add-header X-Forwarded-Proto https if { ssl_fc }"
+// adds its header after any the client sent: the balancer's, the last,
+// is the one that counts (found by a review: the client's was forwarded).
+func TestForwardedProtoIsTheBalancers(t *testing.T) {
+	for _, mode := range frontEnds {
+		t.Run(mode, func(t *testing.T) {
+			b := startScriptedBackend(t, answerWith("<ok/>"))
+			s, good := warmServer(t, b.addr)
+			s.trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+			addr := startMode(t, s, mode)
+			resp, body, _ := askOnce(t, addr, modesForm(good, "X-Forwarded-Proto: https", "X-Forwarded-Proto: http"))
+			if resp.StatusCode != 200 {
+				t.Fatalf("%d %s", resp.StatusCode, body)
+			}
+			req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(b.received()[0])))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := req.Header.Values("X-Forwarded-Proto"); len(got) != 1 || got[0] != "http" {
+				t.Errorf("backend's X-Forwarded-Proto %q; want the balancer's, http", got)
+			}
+		})
+	}
+}
+
 // Behind a balancer that passes the client's address in X-Forwarded-For
 // only (no PROXY protocol), unknown-key guesses are counted per client,
 // the last address no trusted balancer wrote, not per balancer: one
@@ -94,7 +119,7 @@ func TestUnknownKeyLockoutBehindABalancer(t *testing.T) {
 	})
 }
 
-// forwardedFor's value for a trusted peer, header by header.
+// clientAddr, for trusted and untrusted peers, header by header.
 func TestClientAddrFromForwardedFor(t *testing.T) {
 	s := &Server{trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}}
 	for _, c := range []struct {

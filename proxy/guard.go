@@ -14,20 +14,24 @@ import (
 	"github.com/ec2proxy/ec2proxy/guard"
 )
 
-// Replayer records request signatures for replay protection.
+// Replayer records request signatures for replay protection (guard.Seen in
+// this process, guard.Redis for the fleet). Mark reports whether the
+// signature is new, and the nonce its marker holds, for Release.
 type Replayer interface {
-	FirstUse(ctx context.Context, accessKey []byte, signatureHash string, ttl time.Duration) (bool, error)
+	Mark(ctx context.Context, accessKey []byte, signatureHash string, ttl time.Duration) (nonce string, first bool, err error)
 	markerReleaser
 }
 
-// markerReleaser forgets the marker of a request refused, before the
-// backend saw it, with an answer that asks for a retry (RequestLimitExceeded,
-// the identity service unavailable): the request was not used, and the
-// client's retry may carry the very same signature (botocore signs it again
-// within the same second: SigV2's Timestamp and SigV4's X-Amz-Date count
-// whole seconds). Other refusals keep their markers.
+// markerReleaser frees the marker of a request refused, before the backend
+// saw it, with an answer that asks for a retry (RequestLimitExceeded, the
+// identity service unavailable): the request was not used, and the
+// client's retry may carry the very same signature (boto 2 and botocore
+// sign it again within the same second: SigV2's Timestamp and SigV4's
+// X-Amz-Date count whole seconds). The signature then passes once more
+// within guard.ReuseWindow of its first use. Other refusals keep their
+// markers.
 type markerReleaser interface {
-	Release(ctx context.Context, accessKey []byte, signatureHash string) error
+	Release(ctx context.Context, accessKey []byte, signatureHash, nonce string) error
 }
 
 // RateLimiter takes a token for an access key (guard.RateLimit per replica,
@@ -39,9 +43,10 @@ type RateLimiter interface {
 
 // Admitter does Replayer's and RateLimiter's work in one step
 // (guard.SharedAdmission: one Redis command for both). An error must fail
-// the request closed, as Replayer's does. Its verdict Limited leaves no marker.
+// the request closed, as Replayer's does. Its verdict Limited frees the
+// marker itself.
 type Admitter interface {
-	Admit(ctx context.Context, accessKey []byte, signatureHash string, ttl time.Duration) (guard.Admission, error)
+	AdmitMarked(ctx context.Context, accessKey []byte, signatureHash string, ttl time.Duration) (guard.Admission, string, error)
 	markerReleaser
 }
 
@@ -166,10 +171,11 @@ func (s *Server) afterVerify(ctx *fasthttp.RequestCtx, st *state) (outcome, bool
 	if st.inLoop && !g.local() {
 		return outcomeAdmit, true
 	}
-	out, refused := s.applyAdmission(ctx, st, g.admit(ctx, st.accessKey(), g.replayMarker(st), s.markerTTL(st), s.requestTime(st)))
+	a := g.admit(ctx, st.accessKey(), g.replayMarker(st), s.markerTTL(st), s.requestTime(st))
+	out, refused := s.applyAdmission(ctx, st, a)
 	// Asked once: a hand-over to a goroutine after this must not ask again
 	// (the replay marker is set: the request would be its own replay).
-	st.admitted = !refused
+	st.admitted, st.markerNonce = !refused, a.nonce
 	return out, refused
 }
 
@@ -203,9 +209,10 @@ func (s *Server) markerTTL(st *state) time.Duration {
 // admission is the guards' answer on a verified request.
 type admission struct {
 	verdict    guard.Admission
-	err        error // the replay store failed: the request fails closed
-	rateErr    error // the fleet rate limit failed: this replica's bucket answered
-	releaseErr error // a limited request's replay marker stayed
+	nonce      string // of the replay marker the request set, for Release
+	err        error  // the replay store failed: the request fails closed
+	rateErr    error  // the fleet rate limit failed: this replica's bucket answered
+	releaseErr error  // a limited request's replay marker stayed
 }
 
 // active reports whether any guard applies to a verified request.
@@ -231,27 +238,28 @@ func (g *Guards) local() bool {
 // state: the event loop calls it on a goroutine.
 func (g *Guards) admit(ctx context.Context, accessKey []byte, fp string, ttl time.Duration, now time.Time) admission {
 	if g.Admit != nil {
-		verdict, err := g.Admit.Admit(ctx, accessKey, fp, ttl)
-		return admission{verdict: verdict, err: err}
+		verdict, nonce, err := g.Admit.AdmitMarked(ctx, accessKey, fp, ttl)
+		return admission{verdict: verdict, nonce: nonce, err: err}
 	}
+	var a admission
 	if g.Replay != nil {
-		first, err := g.Replay.FirstUse(ctx, accessKey, fp, ttl)
+		nonce, first, err := g.Replay.Mark(ctx, accessKey, fp, ttl)
 		switch {
 		case err != nil:
 			return admission{err: err}
 		case !first:
 			return admission{verdict: guard.Replayed}
 		}
+		a.nonce = nonce
 	}
 	// After the replay check: replays of a captured request must not spend
 	// its owner's tokens.
-	var a admission
 	if g.RateLimit != nil {
 		allowed, err := g.RateLimit.Take(ctx, accessKey, now)
 		if !allowed {
 			a.verdict = guard.Limited
 			if g.Replay != nil {
-				a.releaseErr = g.Replay.Release(ctx, accessKey, fp)
+				a.releaseErr = g.Replay.Release(ctx, accessKey, fp, a.nonce)
 			}
 		}
 		a.rateErr = err
@@ -275,7 +283,7 @@ func (s *Server) releaseMarker(ctx context.Context, st *state) {
 	default:
 		return
 	}
-	if err := r.Release(ctx, st.accessKey(), g.replayMarker(st)); err != nil {
+	if err := r.Release(ctx, st.accessKey(), g.replayMarker(st), st.markerNonce); err != nil {
 		s.log.Warn("replay marker of a request not served left in place: a retry with the same signature is refused", zap.Error(err))
 	}
 }

@@ -40,13 +40,16 @@ type state struct {
 	route    *route      // the event loop's backend for a forwarded request
 	cred     *credential // the verified request's, while the loop asks the guards
 	admitted bool        // the guards after verification admitted it already
-	identity *keystoneclient.Identity
-	now      time.Time // the request's one clock reading (requestTime), zero until read
+	// markerNonce is what the replay marker the request set holds (guard
+	// nonces), for releasing it.
+	markerNonce string
+	identity    *keystoneclient.Identity
+	now         time.Time // the request's one clock reading (requestTime), zero until read
 }
 
 func (st *state) reset() {
 	st.version = 0
-	st.inLoop, st.peeked, st.admitted = false, false, false
+	st.inLoop, st.peeked, st.admitted, st.markerNonce = false, false, false, ""
 	st.identity, st.cred, st.route = nil, nil, nil
 	st.now = time.Time{}
 	st.v2.Reset()
@@ -89,16 +92,17 @@ func (st *state) action() []byte {
 const headerRequestID = "X-Request-Id"
 
 // handle runs the pipeline: parse, credential, verify, identity, forward.
-func (s *Server) handle(ctx *fasthttp.RequestCtx) { s.handleAdmitted(ctx, false) }
+func (s *Server) handle(ctx *fasthttp.RequestCtx) { s.handleAdmitted(ctx, false, "") }
 
 // handleAdmitted runs the pipeline; admitted skips the guards after
-// verification, which the event loop asked already.
-func (s *Server) handleAdmitted(ctx *fasthttp.RequestCtx, admitted bool) {
+// verification, which the event loop asked already (markerNonce: what
+// they answered).
+func (s *Server) handleAdmitted(ctx *fasthttp.RequestCtx, admitted bool, markerNonce string) {
 	start := time.Now()
 	st := s.pool.Get().(*state)
 	defer s.pool.Put(st)
 	st.reset()
-	st.admitted = admitted
+	st.admitted, st.markerNonce = admitted, markerNonce
 	st.requestID = appendRequestID(st.requestID)
 	defer func() {
 		// A bug must cost one request a 500, not the whole proxy (fasthttp

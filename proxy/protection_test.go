@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -132,20 +133,20 @@ type admitterStub struct {
 	err      error
 	keys     []string
 	ttls     []time.Duration
-	released []string // access keys
+	released []string // nonces
 }
 
-func (a *admitterStub) Admit(_ context.Context, accessKey []byte, _ string, ttl time.Duration) (guard.Admission, error) {
+func (a *admitterStub) AdmitMarked(_ context.Context, accessKey []byte, _ string, ttl time.Duration) (guard.Admission, string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.keys, a.ttls = append(a.keys, string(accessKey)), append(a.ttls, ttl)
-	return a.verdict, a.err
+	return a.verdict, fmt.Sprint("nonce-", len(a.keys)), a.err
 }
 
-func (a *admitterStub) Release(_ context.Context, accessKey []byte, _ string) error {
+func (a *admitterStub) Release(_ context.Context, _ []byte, _, nonce string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.released = append(a.released, string(accessKey))
+	a.released = append(a.released, nonce)
 	return nil
 }
 
@@ -221,8 +222,8 @@ func TestReplayMarkerReleasedWhenIdentityUnavailable(t *testing.T) {
 			wantEC2Error(t, h.post(req, nil), 503, "ServiceUnavailable", "identity service")
 			source.set(id, nil)
 			if stub != nil {
-				if len(stub.released) != 1 || stub.released[0] != testAccess {
-					t.Fatalf("released %q after the 503, want the request's marker", stub.released)
+				if len(stub.released) != 1 || stub.released[0] != "nonce-1" {
+					t.Fatalf("released %q after the 503, want the request's marker (nonce-1)", stub.released)
 				}
 				return // the stub keeps no markers: what Release does is guard's test
 			}
@@ -237,5 +238,46 @@ func TestReplayMarkerReleasedWhenIdentityUnavailable(t *testing.T) {
 			source.set(id, nil)
 			wantEC2Error(t, h.post(rejected, nil), 400, "RequestExpired", "already used")
 		})
+	}
+}
+
+// A limited request's freed marker lets its signature through only within
+// guard.ReuseWindow of its first use (the client's retry signed in the
+// same second). A copy sent later, after the client's own retry (signed
+// anew) has run, is a replay (found by a review: the marker was deleted,
+// and the copy ran the client's one call a second time).
+func TestLimitedRequestCopyIsAReplayAfterTheReuseWindow(t *testing.T) {
+	var offset atomic.Int64
+	clock := func() time.Time { return testNow.Add(time.Duration(offset.Load())) }
+	seen := guard.NewSeen(100)
+	seen.SetClock(clock)
+	h := newHarness(t, func(_ *configs.Config, o *Options) {
+		o.Now = clock
+		o.Guards = Guards{RateLimit: guard.NewRateLimit(1, 1, 100), Replay: seen}
+	})
+	at := func(d time.Duration) map[string]string {
+		return map[string]string{"Version": "run", "Timestamp": testNow.Add(d).Format("2006-01-02T15:04:05Z")}
+	}
+	if resp := h.post(signed("POST", h.host(), "/", testSecret, map[string]string{"Version": "other"}).Encode(), nil); resp.StatusCode != 200 {
+		t.Fatalf("spending the token: %d", resp.StatusCode)
+	}
+	limited := signed("POST", h.host(), "/", testSecret, at(0)).Encode()
+	wantEC2Error(t, h.post(limited, nil), 503, "RequestLimitExceeded", "")
+	offset.Store(int64(500 * time.Millisecond)) // retried in the same second: the same bytes, still limited
+	wantEC2Error(t, h.post(limited, nil), 503, "RequestLimitExceeded", "")
+	offset.Store(int64(2 * time.Second)) // backed off, signed again
+	if resp := h.post(signed("POST", h.host(), "/", testSecret, at(2*time.Second)).Encode(), nil); resp.StatusCode != 200 {
+		t.Fatalf("the client's retry: %d %s", resp.StatusCode, bodyOf(resp))
+	}
+	offset.Store(int64(time.Minute)) // a copy of the limited request's bytes
+	wantEC2Error(t, h.post(limited, nil), 400, "RequestExpired", "already used")
+	runs := 0
+	for _, r := range h.backend.Requests() {
+		if strings.Contains(r.Body, "Version=run") {
+			runs++
+		}
+	}
+	if runs != 1 {
+		t.Errorf("the backend ran the client's one call %d times", runs)
 	}
 }
