@@ -51,7 +51,11 @@ func TestThrottledBotocoreRetriesAreNotReplays(t *testing.T) {
 	for _, scope := range []string{configs.ScopeReplica, configs.ScopeFleet} {
 		t.Run(scope, func(t *testing.T) {
 			s := startStack(t, func(c *configs.Config) {
-				c.Protection.RateLimit = configs.RateLimit{RequestsPerSecond: 2, Burst: 1, Scope: scope}
+				// A token every 250 ms: each call but the first is limited
+				// (botocore answers in milliseconds), and a retry (after
+				// rand × 2^n s, up to 4) is limited again rarely enough
+				// that 5 attempts always get through.
+				c.Protection.RateLimit = configs.RateLimit{RequestsPerSecond: 4, Burst: 1, Scope: scope}
 				c.Protection.Replay.Enabled = true
 			})
 			access, secret := s.putDemoCredential()
