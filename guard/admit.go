@@ -24,23 +24,28 @@ const (
 // of it, signed within the same second, is limited again or admitted, not
 // refused as a replay. KEYS: the bucket (as gcraLua), the replay marker;
 // ARGV: as gcraLua, then the marker's TTL (ms), the call's nonce,
-// ReuseWindow (ms). Returns 1 (admitted), 0 (limited) or -1 (replayed). A
+// ReuseWindow (ms); the marker's value as firstUse's. Returns 1 (admitted), 0 (limited) or -1 (replayed). A
 // marker holding the call's own nonce was set by a first try of this call
 // whose answer was lost (see nonces): that try admitted it, and the bucket
 // is not charged again (a first try that was limited freed the marker: the
 // retry is decided afresh, as the client's own would be).
 var admit = redis.NewScript(`
-if not redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3], 'NX') then
+local ttl = ARGV[3]
+if not redis.call('SET', KEYS[2], ARGV[4] .. '/' .. ARGV[3], 'PX', ARGV[3], 'NX') then
 	local v = redis.call('GET', KEYS[2])
-	if v == ARGV[4] then return 1 end
-	if v ~= '` + freeMarker + `' or tonumber(ARGV[3]) - redis.call('PTTL', KEYS[2]) >= tonumber(ARGV[5]) then return -1 end
-	redis.call('SET', KEYS[2], ARGV[4], 'KEEPTTL')
+	local i = string.find(v, '/', 1, true)
+	local who = v
+	ttl = nil
+	if i then who, ttl = string.sub(v, 1, i - 1), string.sub(v, i + 1) end
+	if who == ARGV[4] then return 1 end
+	if who ~= '` + freeMarker + `' or not ttl or tonumber(ttl) - redis.call('PTTL', KEYS[2]) >= tonumber(ARGV[5]) then return -1 end
+	redis.call('SET', KEYS[2], ARGV[4] .. '/' .. ttl, 'KEEPTTL')
 end
 local function gcra()
 ` + gcraLua + `
 end
 local verdict = gcra()
-if verdict == 0 then redis.call('SET', KEYS[2], '` + freeMarker + `', 'KEEPTTL') end
+if verdict == 0 then redis.call('SET', KEYS[2], '` + freeMarker + `/' .. ttl, 'KEEPTTL') end
 return verdict
 `)
 

@@ -19,7 +19,7 @@ import (
 //	<prefix>fail:{<key>}    set of failure fingerprints, expiring with the window
 //	<prefix>lock:{<key>}    present while the key is locked (value: unix ms of the end)
 //	<prefix>seen:{<key>}:<hash>  a signature already used (replay protection):
-//	                        the nonce of the call that set it, or "free" (see ReuseWindow)
+//	                        "<nonce of the call that set it>/<its TTL>", or "free/<TTL>" (see ReuseWindow)
 //	<prefix>rate:{<key>}    the fleet rate limit's bucket (SharedRateLimit)
 //
 // <key> is an access key, or "client:<address>" for unknown keys. The braces
@@ -115,17 +115,26 @@ func ParseLockEvent(payload string) (key string, until time.Time, ok bool) {
 	return key, time.UnixMilli(n), true
 }
 
+// A marker's value is "<nonce>/<TTL ms>": the nonce of the call that set
+// or took it, or "free" once released; and the TTL it was first set with,
+// which KEEPTTL keeps counting down, so that its age is that TTL less
+// PTTL. Its own TTL, not the asking replica's: replicas in a rolling change
+// of auth.timestamp_window compute different ones (found by a review: a
+// shorter one read a released marker as younger, for minutes).
+
 // firstUse sets a replay marker unless one is there, and reports whether
 // it is this call's (see nonces), or a released one it may take (see
-// ReuseWindow: its age is its TTL's start less what is left). KEYS[1]: the
-// marker; ARGV: the call's nonce, the marker's TTL (ms), ReuseWindow (ms).
-// Returns 1 (first use) or 0.
+// ReuseWindow). KEYS[1]: the marker; ARGV: the call's nonce, the marker's
+// TTL (ms), ReuseWindow (ms). Returns 1 (first use) or 0.
 var firstUse = redis.NewScript(`
-if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 1 end
+if redis.call('SET', KEYS[1], ARGV[1] .. '/' .. ARGV[2], 'PX', ARGV[2], 'NX') then return 1 end
 local v = redis.call('GET', KEYS[1])
-if v == ARGV[1] then return 1 end
-if v == '` + freeMarker + `' and tonumber(ARGV[2]) - redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
-	redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+local i = string.find(v, '/', 1, true)
+local who, ttl = v, nil
+if i then who, ttl = string.sub(v, 1, i - 1), tonumber(string.sub(v, i + 1)) end
+if who == ARGV[1] then return 1 end
+if who == '` + freeMarker + `' and ttl and ttl - redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
+	redis.call('SET', KEYS[1], ARGV[1] .. '/' .. ttl, 'KEEPTTL')
 	return 1
 end
 return 0
@@ -136,8 +145,11 @@ return 0
 // sends it again when its answer times out) cannot free the marker of the
 // request that took it since (found by a review).
 var release = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], '` + freeMarker + `', 'KEEPTTL')
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local i = string.find(v, '/', 1, true)
+if not i or string.sub(v, 1, i - 1) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], '` + freeMarker + `' .. string.sub(v, i), 'KEEPTTL')
 return 1
 `)
 

@@ -2,6 +2,7 @@ package guard
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 )
@@ -142,7 +143,7 @@ func TestSlowRedisLateReleaseKeepsTheRetrysMarker(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- slow.Release(ctx, ak, "S", nonce) }()
 	for i := 0; i < 40; i++ { // the first try has run; its answer is held
-		if v, _ := direct.Get(ctx, seenKey(prefix, ak, "S")).Result(); v == freeMarker {
+		if v, _ := direct.Get(ctx, seenKey(prefix, ak, "S")).Result(); strings.HasPrefix(v, freeMarker+"/") {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -155,5 +156,117 @@ func TestSlowRedisLateReleaseKeepsTheRetrysMarker(t *testing.T) {
 	}
 	if first, _ := other.FirstUse(ctx, ak, "S", time.Minute); first {
 		t.Error("the late Release freed the marker of the served retry: a third copy of the signature is admitted")
+	}
+}
+
+// A released marker's age is counted from the TTL it was set with, not the
+// asking replica's: in a rolling change of auth.timestamp_window replicas
+// compute different TTLs for one signature (found by a review: one with a
+// shorter TTL read the marker as younger, and let a copy through minutes
+// after the first use).
+func TestReleasedMarkerAgeIsItsOwn(t *testing.T) {
+	client, prefix := testRedis(t, "own-ttl")
+	ctx := context.Background()
+	for _, c := range []struct {
+		name  string
+		claim func(b *Redis, sig string) bool
+	}{
+		{"Mark", func(b *Redis, sig string) bool {
+			_, ok, err := b.Mark(ctx, ak, sig, 30*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		}},
+		{"AdmitMarked", func(b *Redis, sig string) bool {
+			v, _, err := b.NewAdmission(b.NewRateLimit(1000, 1000, 100)).AdmitMarked(ctx, ak, sig, 30*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v == Admitted
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := NewRedis(client, prefix) // marker TTL 60 s
+			b := NewRedis(client, prefix) // marker TTL 30 s
+			a.reuse, b.reuse = 100*time.Millisecond, 100*time.Millisecond
+			sig := "sig-" + c.name
+			nonce, first, err := a.Mark(ctx, ak, sig, time.Minute)
+			if !first || err != nil {
+				t.Fatalf("first use: %v %v", first, err)
+			}
+			if err := a.Release(ctx, ak, sig, nonce); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(300 * time.Millisecond)
+			if c.claim(b, sig) {
+				t.Error("replica b took a released marker 300 ms after its first use; the reuse window is 100 ms")
+			}
+		})
+	}
+}
+
+// With the fleet rate limit the admission script frees a limited
+// request's marker; a copy after the window is a replay.
+func TestAdmitLimitedCopyAfterTheWindowIsAReplay(t *testing.T) {
+	client, prefix := testRedis(t, "admit-window")
+	ctx := context.Background()
+	r := NewRedis(client, prefix)
+	r.reuse = 100 * time.Millisecond
+	adm := r.NewAdmission(r.NewRateLimit(5, 1, 100)) // a token every 200 ms
+	if v, _, err := adm.AdmitMarked(ctx, ak, "spend", time.Minute); v != Admitted || err != nil {
+		t.Fatalf("spending the token: %v %v", v, err)
+	}
+	if v, _, err := adm.AdmitMarked(ctx, ak, "L", time.Minute); v != Limited || err != nil {
+		t.Fatalf("the limited request: %v %v", v, err)
+	}
+	if v, _, err := adm.AdmitMarked(ctx, ak, "L", time.Minute); v != Limited || err != nil {
+		t.Fatalf("the limited request again, within the window: %v %v; want Limited", v, err)
+	}
+	time.Sleep(400 * time.Millisecond) // a token is back; the window is over
+	if v, _, err := adm.AdmitMarked(ctx, ak, "L", time.Minute); v != Replayed || err != nil {
+		t.Errorf("a copy of the limited request after the reuse window: %v %v; want Replayed", v, err)
+	}
+}
+
+// Taking a released marker does not restart its window: a request limited
+// again and again is a replay once its first use is ReuseWindow old.
+func TestReuseWindowRunsFromFirstUse(t *testing.T) {
+	client, prefix := testRedis(t, "first-use")
+	ctx := context.Background()
+	r := NewRedis(client, prefix)
+	r.reuse = 300 * time.Millisecond
+	nonce, first, err := r.Mark(ctx, ak, "S", time.Minute)
+	if !first || err != nil {
+		t.Fatal(first, err)
+	}
+	_ = r.Release(ctx, ak, "S", nonce)
+	time.Sleep(200 * time.Millisecond)
+	nonce, first, err = r.Mark(ctx, ak, "S", time.Minute)
+	if !first || err != nil {
+		t.Fatalf("Redis: taken within the window: %v %v", first, err)
+	}
+	if ttl := client.PTTL(ctx, seenKey(prefix, ak, "S")).Val(); ttl > time.Minute-150*time.Millisecond {
+		t.Errorf("Redis: the marker taken again has %v left: its TTL restarted", ttl)
+	}
+	_ = r.Release(ctx, ak, "S", nonce)
+	time.Sleep(200 * time.Millisecond) // 400 ms after first use, 200 ms after it was taken
+	if _, first, _ := r.Mark(ctx, ak, "S", time.Minute); first {
+		t.Error("Redis: taking the marker restarted the reuse window")
+	}
+
+	s := NewSeen(10)
+	now := t0
+	s.SetClock(func() time.Time { return now })
+	s.Mark(ctx, ak, "S", time.Minute)
+	_ = s.Release(ctx, ak, "S", "")
+	now = now.Add(ReuseWindow - time.Millisecond)
+	if _, first, _ := s.Mark(ctx, ak, "S", time.Minute); !first {
+		t.Fatal("Seen: taken within the window: refused")
+	}
+	_ = s.Release(ctx, ak, "S", "")
+	now = now.Add(time.Second)
+	if _, first, _ := s.Mark(ctx, ak, "S", time.Minute); first {
+		t.Error("Seen: taking the marker restarted the reuse window")
 	}
 }

@@ -281,3 +281,33 @@ func TestLimitedRequestCopyIsAReplayAfterTheReuseWindow(t *testing.T) {
 		t.Errorf("the backend ran the client's one call %d times", runs)
 	}
 }
+
+// nonceReplayer marks every signature new, with nonce "n1", and records
+// what it is asked to release.
+type nonceReplayer struct{ released []string }
+
+func (r *nonceReplayer) Mark(context.Context, []byte, string, time.Duration) (string, bool, error) {
+	return "n1", true, nil
+}
+
+func (r *nonceReplayer) Release(_ context.Context, _ []byte, _, nonce string) error {
+	r.released = append(r.released, nonce)
+	return nil
+}
+
+// With Redis replay markers and a per-replica rate limit, a limited
+// request's marker is released by the nonce its Mark returned.
+func TestLimitedReleaseCarriesTheMarkersNonce(t *testing.T) {
+	r := &nonceReplayer{}
+	g := &Guards{Replay: r, RateLimit: guard.NewRateLimit(1, 1, 10)}
+	ctx := context.Background()
+	if a := g.admit(ctx, []byte("AK"), "fp1", time.Minute, testNow); a.verdict != guard.Admitted {
+		t.Fatalf("first: %v", a.verdict)
+	}
+	if a := g.admit(ctx, []byte("AK"), "fp2", time.Minute, testNow); a.verdict != guard.Limited {
+		t.Fatalf("second: %v", a.verdict)
+	}
+	if len(r.released) != 1 || r.released[0] != "n1" {
+		t.Errorf("released %q; want the limited request's nonce, n1", r.released)
+	}
+}
