@@ -471,11 +471,12 @@ func (l *EventLoop) handoff(c *loopConn) {
 	nc, err := net.FileConn(f) // a copy, in Go's poller: one more descriptor
 	if err != nil {
 		// Out of descriptors: the request is answered here (unless answers
-		// before it are still unsent: the 503 would be taken for theirs).
+		// before it are still unsent: the 503 would be taken for theirs),
+		// after the warning (a client that has its answer finds it logged).
+		l.shortage.failed(err, "a request the event loop hands to the goroutine server is answered 503 ServiceUnavailable and its connection closed")
 		if len(unsent) == 0 {
 			_, _ = rawsock.Write(c.fd, noDescriptorForHandoff)
 		}
-		l.shortage.failed(err, "a request the event loop hands to the goroutine server is answered 503 ServiceUnavailable and its connection closed")
 	}
 	f.Close()
 	if err != nil {
