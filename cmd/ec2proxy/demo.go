@@ -137,21 +137,39 @@ func writePrivate(path string, data []byte) error {
 }
 
 func ec2rcScript(url, region string, r credstore.Record) string {
+	url, region = shellWord(url), shellWord(region)
+	access, secret := shellWord(r.AccessKey), shellWord(r.Secret)
 	return strings.Join([]string{
 		"# ec2rc.sh for ec2proxy: source it, then use euca2ools, boto or awscli.",
 		"# awscli before 2.13 (Debian 12 has 2.9) ignores AWS_ENDPOINT_URL_EC2:",
 		"# aws --endpoint-url \"$EC2_URL\" ec2 describe-instances",
 		"export EC2_URL=" + url,
-		"export EC2_ACCESS_KEY=" + r.AccessKey,
-		"export EC2_SECRET_KEY=" + r.Secret,
-		"export AWS_ACCESS_KEY_ID=" + r.AccessKey,
-		"export AWS_SECRET_ACCESS_KEY=" + r.Secret,
-		"export AWS_ACCESS_KEY=" + r.AccessKey,
-		"export AWS_SECRET_KEY=" + r.Secret,
+		"export EC2_ACCESS_KEY=" + access,
+		"export EC2_SECRET_KEY=" + secret,
+		"export AWS_ACCESS_KEY_ID=" + access,
+		"export AWS_SECRET_ACCESS_KEY=" + secret,
+		"export AWS_ACCESS_KEY=" + access,
+		"export AWS_SECRET_KEY=" + secret,
 		"export AWS_ENDPOINT_URL_EC2=" + url,
 		"export AWS_DEFAULT_REGION=" + region,
 		"",
 	}, "\n")
+}
+
+// shellWord is s as one shell word: as it is when it holds nothing the
+// shell reads specially (the usual keys and URLs), else single-quoted. Keys
+// are any string, and a sourced script must not run one (found by a
+// review: a secret "x$(touch F)" ran touch).
+func shellWord(s string) string {
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("+-./:=@_%,", c) >= 0) {
+			return shellQuote(s)
+		}
+	}
+	if s == "" {
+		return "''"
+	}
+	return s
 }
 
 func hostPort(listen string) string {

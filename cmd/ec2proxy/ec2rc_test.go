@@ -1,0 +1,40 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ec2proxy/ec2proxy/credstore"
+)
+
+// Keys are any string (Keystone's, or creds create -access/-secret): the
+// script must hand them over as they are, never run them (found by a
+// review: a secret "x$(touch F)" ran touch when the script was sourced).
+func TestEC2rcQuotesWhatItWrites(t *testing.T) {
+	dir := t.TempDir()
+	ran := filepath.Join(dir, "ran")
+	r := credstore.Record{AccessKey: "AK with 'quotes' and spaces", Secret: "x$(touch " + ran + ")`id`;\"$HOME\"\\"}
+	url, region := "http://ec2.example.com:8773/services/Cloud/?a=1&b=2", "Region One"
+	script := filepath.Join(dir, "ec2rc.sh")
+	if err := os.WriteFile(script, []byte(ec2rcScript(url, region, r)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("bash", "-c", `source "$1" && printf '%s\n' "$EC2_ACCESS_KEY" "$EC2_SECRET_KEY" "$AWS_SECRET_ACCESS_KEY" "$EC2_URL" "$AWS_DEFAULT_REGION"`, "bash", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sourcing the script: %v\n%s", err, out)
+	}
+	if want := strings.Join([]string{r.AccessKey, r.Secret, r.Secret, url, region}, "\n") + "\n"; string(out) != want {
+		t.Errorf("sourced values:\n%s\nwant:\n%s", out, want)
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Error("sourcing the script ran a command from the secret")
+	}
+	// Plain keys stay as they always were: a line anyone can read.
+	plain := ec2rcScript("http://127.0.0.1:8773/services/Cloud/", "RegionOne", credstore.Record{AccessKey: "AK0123", Secret: "abc+/=xyz"})
+	if !strings.Contains(plain, "\nexport EC2_SECRET_KEY=abc+/=xyz\n") || !strings.Contains(plain, "\nexport EC2_URL=http://127.0.0.1:8773/services/Cloud/\n") {
+		t.Errorf("plain values quoted needlessly:\n%s", plain)
+	}
+}
