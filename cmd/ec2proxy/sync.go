@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -52,25 +54,36 @@ func credsSync(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	store, done, err := openStore(cfg)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if *watch == 0 {
-		_, err := syncOnce(kc, store, *dryRun, stdout, stderr)
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	return syncRounds(ctx, kc, func() (credStore, func(), error) { return openStore(cfg) }, *dryRun, *watch, stdout, stderr)
+}
+
+// syncRounds syncs once, or every watch until ctx ends. The store is
+// opened afresh for every round: a file store read once would be written
+// back whole from that copy, undoing what 'creds disable' or 'creds
+// create' changed meanwhile (found by a review).
+func syncRounds(ctx context.Context, kc ec2CredentialLister, open func() (credStore, func(), error), dryRun bool, watch time.Duration, stdout, stderr io.Writer) error {
+	round := func() error {
+		store, done, err := open()
+		if err != nil {
+			return err
+		}
+		defer done()
+		_, err = syncOnce(kc, store, dryRun, stdout, stderr)
+		return err
+	}
+	if watch == 0 {
+		return round()
+	}
 	for {
-		if _, err := syncOnce(kc, store, *dryRun, stdout, stderr); err != nil {
+		if err := round(); err != nil {
 			fmt.Fprintf(stderr, "%s sync failed (will retry): %v\n", time.Now().Format(time.RFC3339), err)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(*watch):
+		case <-time.After(watch):
 		}
 	}
 }
@@ -89,19 +102,41 @@ func adminKeystone(cfg *configs.Config) (*keystoneclient.Client, error) {
 	if url == "" || user == "" || password == "" {
 		return nil, errors.New("creds sync needs an admin account: set OS_AUTH_URL (or keystone.auth_url), OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME, e.g. by sourcing an admin-openrc.sh")
 	}
+	// keystone.tls, with the openrc's OS_CACERT, OS_CERT and OS_KEY over
+	// it (found by a review: a private CA's Keystone was refused).
+	t := cfg.Keystone.TLS
+	t.CAFile, t.CertFile, t.KeyFile = env("OS_CACERT", t.CAFile), env("OS_CERT", t.CertFile), env("OS_KEY", t.KeyFile)
+	var tlsConfig *tls.Config
+	if strings.HasPrefix(url, "https://") {
+		var err error
+		if tlsConfig, err = configs.ClientTLS(t); err != nil {
+			return nil, fmt.Errorf("keystone.tls (or OS_CACERT, OS_CERT, OS_KEY): %w", err)
+		}
+	}
 	return keystoneclient.New(keystoneclient.Config{
 		AuthURL: url, Username: user, Password: password,
 		UserDomainName:    env("OS_USER_DOMAIN_NAME", "Default"),
 		ProjectName:       env("OS_PROJECT_NAME", "admin"),
 		ProjectDomainName: env("OS_PROJECT_DOMAIN_NAME", "Default"),
 		Timeout:           30 * time.Second,
+		TLS:               tlsConfig,
 	})
 }
 
-type syncCounts struct{ added, updated, removed, unchanged, skipped int }
+type syncCounts struct{ added, updated, removed, unchanged, skipped, failed int }
 
-// syncOnce makes the store match Keystone and reports what changed.
-func syncOnce(kc *keystoneclient.Client, store credStore, dryRun bool, stdout, stderr io.Writer) (syncCounts, error) {
+// ec2CredentialLister is Keystone's list of EC2 credentials
+// (*keystoneclient.Client).
+type ec2CredentialLister interface {
+	ListEC2Credentials(ctx context.Context) ([]keystoneclient.EC2Credential, error)
+}
+
+// syncOnce makes the store match Keystone and reports what changed. A
+// credential that cannot be imported (invalid here, its write failed, or
+// a record with its access key that cannot be read) is reported and
+// counted, and the rest is synced, removals included: one bad credential
+// must not keep revoked ones in the store. It then returns an error.
+func syncOnce(kc ec2CredentialLister, store credStore, dryRun bool, stdout, stderr io.Writer) (syncCounts, error) {
 	var n syncCounts
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -111,9 +146,13 @@ func syncOnce(kc *keystoneclient.Client, store credStore, dryRun bool, stdout, s
 	}
 	fmt.Fprintf(stderr, "keystone has %d EC2 credential(s)\n", len(fromKeystone))
 	existing := map[string]credstore.Record{}
+	unreadable := map[string]error{}
 	err = store.List(ctx, func(r credstore.Record, err error) error {
-		if err == nil {
+		switch {
+		case err == nil:
 			existing[r.AccessKey] = r
+		case r.AccessKey != "":
+			unreadable[r.AccessKey] = err
 		}
 		return nil
 	})
@@ -124,6 +163,10 @@ func syncOnce(kc *keystoneclient.Client, store credStore, dryRun bool, stdout, s
 	if dryRun {
 		verb = "would be "
 	}
+	failed := func(access, why string) {
+		n.failed++
+		fmt.Fprintf(stderr, "not synced %s: %s\n", shownKey(access), why)
+	}
 	progress := newProgress(stderr, len(fromKeystone))
 	seen := map[string]bool{}
 	for _, kr := range fromKeystone {
@@ -131,7 +174,16 @@ func syncOnce(kc *keystoneclient.Client, store credStore, dryRun bool, stdout, s
 		seen[kr.Access] = true
 		want := credstore.Record{AccessKey: kr.Access, Secret: kr.Secret, UserID: kr.UserID, ProjectID: kr.ProjectID,
 			TrustID: kr.TrustID, Enabled: true, Source: "keystone", CreatedAt: time.Now().UTC().Truncate(time.Second)}
+		if err := want.Validate(); err != nil {
+			failed(kr.Access, "Keystone's credential is not valid here: "+err.Error())
+			continue
+		}
+		if err, ok := unreadable[kr.Access]; ok {
+			failed(kr.Access, "the stored record cannot be read ("+err.Error()+"); left as it is")
+			continue
+		}
 		old, ok := existing[kr.Access]
+		change := "added"
 		switch {
 		case ok && old.Source != "keystone":
 			fmt.Fprintf(stderr, "skipped %s: a credential created here has the same access key\n", kr.Access)
@@ -142,34 +194,54 @@ func syncOnce(kc *keystoneclient.Client, store credStore, dryRun bool, stdout, s
 			continue
 		case ok:
 			want.Enabled, want.CreatedAt = old.Enabled, old.CreatedAt // a local disable survives a sync
-			n.updated++
-			fmt.Fprintf(stdout, "%supdated %s (user %s, project %s)\n", verb, kr.Access, kr.UserID, kr.ProjectID)
-		default:
-			n.added++
-			fmt.Fprintf(stdout, "%sadded %s (user %s, project %s)\n", verb, kr.Access, kr.UserID, kr.ProjectID)
+			change = "updated"
 		}
 		if !dryRun {
 			if err := store.Put(ctx, want); err != nil {
-				return n, err
+				failed(kr.Access, err.Error())
+				continue
 			}
+		}
+		if change == "added" {
+			n.added++
+		} else {
+			n.updated++
+		}
+		fmt.Fprintf(stdout, "%s%s %s (user %s, project %s)\n", verb, change, kr.Access, kr.UserID, kr.ProjectID)
+	}
+	for access, err := range unreadable {
+		if !seen[access] {
+			failed(access, "the stored record cannot be read ("+err.Error()+"): if it came from Keystone, where it is gone, it is not removed")
 		}
 	}
 	for access, r := range existing {
 		if r.Source != "keystone" || seen[access] {
 			continue
 		}
-		n.removed++
-		fmt.Fprintf(stdout, "%sremoved %s (gone from Keystone)\n", verb, access)
 		if !dryRun {
 			if err := store.Delete(ctx, access); err != nil && !errors.Is(err, credstore.ErrNotFound) {
-				return n, err
+				failed(access, "removing it (gone from Keystone): "+err.Error())
+				continue
 			}
 		}
+		n.removed++
+		fmt.Fprintf(stdout, "%sremoved %s (gone from Keystone)\n", verb, access)
 	}
 	progress.done()
-	fmt.Fprintf(stdout, "sync%s: %d added, %d updated, %d removed, %d unchanged, %d skipped\n",
-		map[bool]string{true: " (dry run, nothing changed)", false: ""}[dryRun], n.added, n.updated, n.removed, n.unchanged, n.skipped)
+	fmt.Fprintf(stdout, "sync%s: %d added, %d updated, %d removed, %d unchanged, %d skipped, %d failed\n",
+		map[bool]string{true: " (dry run, nothing changed)", false: ""}[dryRun], n.added, n.updated, n.removed, n.unchanged, n.skipped, n.failed)
+	if n.failed > 0 {
+		return n, fmt.Errorf("%d credential(s) not synced (listed above)", n.failed)
+	}
 	return n, nil
+}
+
+// shownKey is an access key for a message, cut short if it is long.
+func shownKey(access string) string {
+	if len(access) > 40 {
+		return fmt.Sprintf("%.40s... (%d bytes)", access, len(access))
+	}
+	return access
 }
 
 // progress prints a line every 10% of a long run (over 1000 items).

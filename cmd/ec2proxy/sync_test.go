@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ec2proxy/ec2proxy/configs"
+	"github.com/ec2proxy/ec2proxy/credstore"
+	"github.com/ec2proxy/ec2proxy/keystoneclient"
+)
+
+// keystoneList stands in for Keystone's credential list where it must
+// hold what a real Keystone rarely does (an invalid credential), or change
+// between rounds.
+type keystoneList struct {
+	mu    sync.Mutex
+	creds []keystoneclient.EC2Credential
+}
+
+func (k *keystoneList) ListEC2Credentials(context.Context) ([]keystoneclient.EC2Credential, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]keystoneclient.EC2Credential(nil), k.creds...), nil
+}
+
+func (k *keystoneList) set(creds ...keystoneclient.EC2Credential) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.creds = creds
+}
+
+func ksCred(access string) keystoneclient.EC2Credential {
+	return keystoneclient.EC2Credential{Access: access, Secret: "s-" + access, UserID: "u1", ProjectID: "p1"}
+}
+
+func fileStoreAt(t *testing.T, path string, records ...credstore.Record) func() (credStore, func(), error) {
+	t.Helper()
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := credstore.LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range records {
+		if err := f.Put(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return func() (credStore, func(), error) {
+		f, err := credstore.LoadFile(path)
+		return f, func() {}, err
+	}
+}
+
+func storedKeys(t *testing.T, open func() (credStore, func(), error)) map[string]credstore.Record {
+	t.Helper()
+	store, done, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	got := map[string]credstore.Record{}
+	store.List(context.Background(), func(r credstore.Record, err error) error {
+		if err == nil {
+			got[r.AccessKey] = r
+		}
+		return nil
+	})
+	return got
+}
+
+// One credential Keystone holds that is not valid here (an access key over
+// 128 bytes, no project) is reported and counted, and the sync goes on: the
+// others are added and a credential gone from Keystone is removed (found by
+// a review: the first failed write ended the sync, before its removals, so
+// every sync kept revoked keys; and "added" was printed before the write).
+func TestSyncGoesOnPastABadCredential(t *testing.T) {
+	long := strings.Repeat("A", 130)
+	noProject := ksCred("NOPROJECT")
+	noProject.ProjectID = ""
+	kc := &keystoneList{}
+	kc.set(ksCred("K1"), ksCred(long), noProject, ksCred("K3"))
+	open := fileStoreAt(t, filepath.Join(t.TempDir(), "creds.yaml"),
+		credstore.Record{AccessKey: "K2", Secret: "s", UserID: "u1", ProjectID: "p1", Enabled: true, Source: "keystone"},
+		credstore.Record{AccessKey: "LOCAL", Secret: "s", UserID: "u1", ProjectID: "p1", Enabled: true})
+	var stdout, stderr bytes.Buffer
+	err := syncRounds(context.Background(), kc, open, false, 0, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "2 credential(s) not synced") {
+		t.Errorf("sync with two bad credentials: %v; want an error counting them", err)
+	}
+	got := storedKeys(t, open)
+	for _, k := range []string{"K1", "K3", "LOCAL"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("%s missing from the store after the sync", k)
+		}
+	}
+	for _, k := range []string{"K2", long, "NOPROJECT"} {
+		if _, ok := got[k]; ok {
+			t.Errorf("%.20s... in the store after the sync", k)
+		}
+	}
+	if strings.Contains(stdout.String(), "added "+long) || strings.Contains(stdout.String(), "NOPROJECT") {
+		t.Errorf("a credential not written is reported as added:\n%s", stdout.String())
+	}
+	for _, want := range []string{"not synced " + strings.Repeat("A", 40) + "... (130 bytes)", "longer than 128 bytes", "not synced NOPROJECT", "project id is empty"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	if !strings.Contains(stdout.String(), "2 added, 0 updated, 1 removed, 0 unchanged, 0 skipped, 2 failed") {
+		t.Errorf("summary:\n%s", stdout.String())
+	}
+}
+
+// -watch on a file store: what an operator changes between rounds (a
+// local disable, a credential created here) stays (found by a review: the
+// store was read once and each round wrote that copy back whole).
+func TestSyncWatchKeepsChangesMadeMeanwhile(t *testing.T) {
+	kc := &keystoneList{}
+	kc.set(ksCred("K1"))
+	path := filepath.Join(t.TempDir(), "creds.yaml")
+	open := fileStoreAt(t, path)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var stdout, stderr syncBuffer
+	go func() { done <- syncRounds(ctx, kc, open, false, time.Second, &stdout, &stderr) }()
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 5 s\nstdout:\n%s\nstderr:\n%s", what, stdout.String(), stderr.String())
+			}
+		}
+	}
+	waitFor("first round", func() bool { _, ok := storedKeys(t, open)["K1"]; return ok })
+	// The operator, between rounds (each a one-off, as the CLI is).
+	store, _, _ := open()
+	r := storedKeys(t, open)["K1"]
+	r.Enabled = false
+	if err := store.Put(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Put(ctx, credstore.Record{AccessKey: "LOCAL", Secret: "s", UserID: "u", ProjectID: "p", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	rounds := strings.Count(stdout.String(), "sync: ")
+	kc.set(ksCred("K1"), ksCred("K2"))
+	waitFor("next round", func() bool { return strings.Count(stdout.String(), "sync: ") > rounds })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := storedKeys(t, open)
+	if got["K1"].Enabled {
+		t.Error("a local disable was undone by the next round")
+	}
+	if _, ok := got["LOCAL"]; !ok {
+		t.Error("a credential created meanwhile was deleted by the next round")
+	}
+	if _, ok := got["K2"]; !ok {
+		t.Error("the next round did not add Keystone's new credential")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while the sync writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// An https Keystone with a private CA: sync trusts OS_CACERT (or
+// keystone.tls.ca_file), as openstackclient does (found by a review: the
+// CA was ignored, and sync failed on an unknown authority).
+func TestSyncTrustsTheOpenrcCA(t *testing.T) {
+	ks := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, `{"error": {"code": 401}}`, http.StatusUnauthorized)
+	}))
+	defer ks.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ks.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("OS_AUTH_URL", ks.URL+"/v3")
+	t.Setenv("OS_USERNAME", "admin")
+	t.Setenv("OS_PASSWORD", "pw")
+	for _, c := range []struct {
+		name, cacert string
+		want         string
+	}{
+		{"no CA", "", "certificate"},
+		{"OS_CACERT", ca, "401"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("OS_CACERT", c.cacert)
+			cfg := configs.Default()
+			kc, err := adminKeystone(&cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = kc.ListEC2Credentials(context.Background())
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("listing with %s: %v; want an error naming %q", c.name, err, c.want)
+			}
+		})
+	}
+}
