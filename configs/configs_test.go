@@ -252,3 +252,34 @@ func TestSameSocket(t *testing.T) {
 		}
 	}
 }
+
+// A second YAML document (a "---" and more settings after it) was read by
+// nobody: a file that looked valid was served with the first document's
+// settings only (found by a review).
+func TestParseRefusesASecondDocument(t *testing.T) {
+	_, err := Parse([]byte(minimalStandalone+"---\nprotection: {lockout: {enabled: false}}\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "one YAML document") {
+		t.Errorf("a file of two YAML documents: %v; want it refused", err)
+	}
+	for _, one := range []string{"---\n" + minimalStandalone, minimalStandalone + "---\n", minimalStandalone + "---\n# nothing else\n"} {
+		if _, err := Parse([]byte(one), nil); err != nil {
+			t.Errorf("one document (and an empty one) %q: %v", one, err)
+		}
+	}
+}
+
+// Redis addresses' ports are checked as listen's are (found by a review:
+// 127.0.0.1:abc and :99999 passed check-config).
+func TestRedisAddrPorts(t *testing.T) {
+	_, err := Parse([]byte(minimalStandalone+"redis: {addrs: ['127.0.0.1:abc', '127.0.0.1:99999', '127.0.0.1:6379']}\n"), nil)
+	p, _ := err.(Problems)
+	var named []string
+	for _, s := range p {
+		if strings.Contains(s, "redis.addrs") {
+			named = append(named, s)
+		}
+	}
+	if len(named) != 2 || !strings.Contains(named[0], "redis.addrs[0]") || !strings.Contains(named[1], "redis.addrs[1]") {
+		t.Errorf("problems %q; want redis.addrs[0] and [1] named", err)
+	}
+}

@@ -72,7 +72,21 @@ func decodeYAML(data []byte, cfg *Config) (p Problems, readable bool) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	err := dec.Decode(cfg)
-	if err == nil || errors.Is(err, io.EOF) { // io.EOF: an empty file
+	if err == nil {
+		// Nobody reads a second document: its settings would look set
+		// and do nothing (found by a review).
+		for {
+			var more yaml.Node
+			err := dec.Decode(&more)
+			if errors.Is(err, io.EOF) {
+				return nil, true
+			}
+			if err != nil || len(more.Content) > 0 && more.Content[0].Tag != "!!null" {
+				return Problems{"the file must hold one YAML document: remove the '---' line and merge what follows it into the settings above"}, false
+			}
+		}
+	}
+	if errors.Is(err, io.EOF) { // an empty file
 		return nil, true
 	}
 	var te *yaml.TypeError

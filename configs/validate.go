@@ -143,9 +143,7 @@ func (c *Config) Validate() Problems {
 	positive("credentials.unsubscribed_ttl", c.Credentials.UnsubscribedTTL)
 
 	for i, a := range c.Redis.Addrs {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			add("redis.addrs[%d]: %q is not host:port", i, a)
-		}
+		checkAddr(fmt.Sprintf("redis.addrs[%d]", i), a, false)
 	}
 	if c.Redis.Password != "" && c.Redis.PasswordFile != "" {
 		add("redis: set password or password_file, not both")
