@@ -290,12 +290,16 @@ func noteFileReload(store credStore, stderr io.Writer) {
 
 func credsDelete(args []string, stdout, stderr io.Writer) error {
 	return onCredential("creds delete", args, stderr, nil, func(ctx context.Context, store credStore, access string) error {
+		r, _ := store.Get(ctx, access) // unreadable or gone: deleted all the same
 		if err := store.Delete(ctx, access); errors.Is(err, credstore.ErrNotFound) {
 			return fmt.Errorf("no credential with access key %s", access)
 		} else if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "deleted %s\n", access)
+		if r.Source == "keystone" {
+			fmt.Fprintf(stderr, "note: %s came from Keystone: the next 'creds sync -keystone' adds it again, enabled. To refuse it for good, delete it in Keystone (openstack ec2 credentials delete %s); to refuse it here, 'creds disable' it (a sync keeps that)\n", access, access)
+		}
 		noteFileReload(store, stderr)
 		return nil
 	})

@@ -226,3 +226,25 @@ func TestSyncTrustsTheOpenrcCA(t *testing.T) {
 		})
 	}
 }
+
+// Deleting a credential sync manages says that the next sync brings it
+// back, and what to do instead (found by a review: "deleted", then the
+// sync re-added it, enabled).
+func TestDeleteOfAKeystoneCredentialWarns(t *testing.T) {
+	t.Setenv("EC2PROXY_CONFIG", "")
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials.yaml")
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("identity: {mode: standalone}\ncredentials: {store: file, file: "+creds+"}\nroutes: [{path_prefix: /, backend: 'http://127.0.0.1:9'}]\n"), 0o600)
+	fileStoreAt(t, creds,
+		credstore.Record{AccessKey: "KS1", Secret: "s", UserID: "u", ProjectID: "p", Enabled: true, Source: "keystone"},
+		credstore.Record{AccessKey: "LOCAL1", Secret: "s", UserID: "u", ProjectID: "p", Enabled: true})
+	code, stdout, stderr := runCLI("creds", "delete", "-config", cfg, "KS1")
+	if code != 0 || !strings.Contains(stdout, "deleted KS1") || !strings.Contains(stderr, "adds it again") || !strings.Contains(stderr, "creds disable") {
+		t.Errorf("deleting a Keystone credential: %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCLI("creds", "delete", "-config", cfg, "LOCAL1")
+	if code != 0 || !strings.Contains(stdout, "deleted LOCAL1") || strings.Contains(stderr, "adds it again") {
+		t.Errorf("deleting a local credential: %d\n%s\n%s", code, stdout, stderr)
+	}
+}
