@@ -127,7 +127,7 @@ func (c *Config) Validate() Problems {
 		add("redis.addrs: required when credentials.store is redis")
 	}
 	if c.Credentials.Store == StoreRedis && c.Credentials.EncryptionKeyFile == "" && !c.Credentials.AllowPlaintext {
-		add("credentials.encryption_key_file: required for the redis store, so secrets are not kept in plain text (create one with `ec2proxy creds genkey`; or set credentials.allow_plaintext: true)")
+		add("credentials.encryption_key_file: required for the redis store, so secrets are not kept in plain text (create one with `ec2proxy creds genkey -o FILE`; or set credentials.allow_plaintext: true)")
 	}
 	if len(c.Credentials.OldEncryptionKeyFiles) > 0 && c.Credentials.EncryptionKeyFile == "" {
 		add("credentials.old_encryption_key_files: needs credentials.encryption_key_file, the current key")

@@ -31,7 +31,7 @@ Commands:
   rotate     give a credential a new secret key
   sync       import EC2 credentials from Keystone (see 'creds sync -h')
   reencrypt  re-seal every secret with the current encryption key
-  genkey     print a new encryption key (for credentials.encryption_key_file)
+  genkey     a new encryption key (for credentials.encryption_key_file): -o FILE writes a new file, mode 0600
 
 Every command takes -config FILE (default $EC2PROXY_CONFIG).
 `
@@ -325,11 +325,36 @@ func credsRotate(args []string, stdout, stderr io.Writer) error {
 }
 
 func credsGenkey(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("creds genkey", "", stderr)
+	fs := newFlags("creds genkey", "[-o FILE]", stderr)
+	out := fs.String("o", "", "write the key to FILE, a new file of mode 0600 (else: standard output)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	fmt.Fprint(stdout, credstore.GenerateKey())
+	key := credstore.GenerateKey()
+	if *out == "" {
+		// "genkey > FILE" makes FILE with the shell's umask: often 0644.
+		if f, ok := stdout.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o077 != 0 {
+				fmt.Fprintf(stderr, "warning: the key goes to a file of mode %04o that others can read: chmod 600 it, or use -o FILE\n", st.Mode().Perm())
+			}
+		}
+		fmt.Fprint(stdout, key)
+		return nil
+	}
+	// O_EXCL: a new file, never an existing one (or what a symlink there
+	// points to) overwritten with a key, or a key lost.
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(f, key); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "wrote a new encryption key to %s (mode 0600)\n", *out)
 	return nil
 }
 

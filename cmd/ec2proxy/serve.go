@@ -92,6 +92,9 @@ func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), star
 		zap.String("admin_listen", cfg.AdminListen),
 		zap.String("identity", cfg.Identity.Mode),
 		zap.String("credentials", cfg.Credentials.Store))
+	for _, w := range app.ExposedFiles(cfg) {
+		logger.Warn("a file holding secrets is open to every user: " + w)
+	}
 	if started != nil {
 		started()
 	}

@@ -248,3 +248,38 @@ func TestDeleteOfAKeystoneCredentialWarns(t *testing.T) {
 		t.Errorf("deleting a local credential: %d\n%s\n%s", code, stdout, stderr)
 	}
 }
+
+// The encryption key in a file only its owner reads: genkey -o makes one
+// (never over an existing file), and check-config warns of secrets every
+// user can read (found by a review: the documented "genkey > FILE" made
+// a 0644 key under the usual umask, and nothing said so).
+func TestKeyFilesStayPrivate(t *testing.T) {
+	t.Setenv("EC2PROXY_CONFIG", "")
+	dir := t.TempDir()
+	key := filepath.Join(dir, "secret.key")
+	if code, _, stderr := runCLI("creds", "genkey", "-o", key); code != 0 || !strings.Contains(stderr, "mode 0600") {
+		t.Fatalf("genkey -o: %d %s", code, stderr)
+	}
+	before, _ := os.ReadFile(key)
+	if st, err := os.Stat(key); err != nil || st.Mode().Perm() != 0o600 || len(bytes.TrimSpace(before)) != 64 {
+		t.Errorf("the key file: %v %v %q", st, err, before)
+	}
+	if code, _, stderr := runCLI("creds", "genkey", "-o", key); code != 1 || !strings.Contains(stderr, "exists") {
+		t.Errorf("genkey -o over an existing key: %d %s; want it refused", code, stderr)
+	}
+	if after, _ := os.ReadFile(key); !bytes.Equal(before, after) {
+		t.Error("genkey -o replaced an existing key")
+	}
+
+	creds := filepath.Join(dir, "credentials.yaml")
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("identity: {mode: standalone}\ncredentials: {store: file, file: "+creds+"}\nroutes: [{path_prefix: /, backend: 'http://127.0.0.1:9'}]\n"), 0o600)
+	os.WriteFile(creds, nil, 0o640)
+	if code, _, stderr := runCLI("check-config", "-config", cfg); code != 0 || strings.Contains(stderr, "warning") {
+		t.Errorf("check-config, credentials file 0640: %d %s; want OK without a warning", code, stderr)
+	}
+	os.Chmod(creds, 0o644)
+	if code, _, stderr := runCLI("check-config", "-config", cfg); code != 0 || !strings.Contains(stderr, "warning: credentials.file: "+creds+" is mode 0644") {
+		t.Errorf("check-config, credentials file 0644: %d %s; want OK with a warning naming it", code, stderr)
+	}
+}

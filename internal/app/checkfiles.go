@@ -78,3 +78,29 @@ func CheckFiles(cfg *configs.Config) configs.Problems {
 	}
 	return problems
 }
+
+// ExposedFiles names the files holding secrets (keys, passwords, plaintext
+// credentials, the TLS key) that every user of the machine can read or
+// write, each with its setting: check-config and serve warn of them. A
+// group bit is not flagged: root:ec2proxy 0640 is the usual way to share
+// a file with the service.
+func ExposedFiles(cfg *configs.Config) []string {
+	files := []namedFile{{"redis.password_file", cfg.Redis.PasswordFile},
+		{"keystone.service_user.password_file", cfg.Keystone.ServiceUser.PasswordFile},
+		{"server.tls.key_file", cfg.Server.TLS.KeyFile}}
+	if cfg.Credentials.Store == configs.StoreFile {
+		files = append(files, namedFile{"credentials.file", cfg.Credentials.File})
+	} else if cfg.Credentials.EncryptionKeyFile != "" {
+		files = append(files, keyFiles(cfg.Credentials)...)
+	}
+	var exposed []string
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		if st, err := os.Stat(f.path); err == nil && st.Mode().Perm()&0o006 != 0 {
+			exposed = append(exposed, fmt.Sprintf("%s: %s is mode %04o: every user of this machine can read it; chmod o-rwx %s", f.setting, f.path, st.Mode().Perm(), f.path))
+		}
+	}
+	return exposed
+}
