@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -26,6 +27,9 @@ func demo(args []string, stdout, stderr io.Writer) error {
 	adminListen := fs.String("admin-listen", "127.0.0.1:8774", "address of /metrics, /healthz and /readyz")
 	dir := fs.String("dir", filepath.Join(os.TempDir(), "ec2proxy-demo"), "where the demo keeps its keys and ec2rc.sh")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := privateDir(*dir); err != nil {
 		return err
 	}
 	rec, credFile, err := demoCredential(*dir)
@@ -92,6 +96,31 @@ PY
 	})
 }
 
+// privateDir makes dir (mode 0700) or checks that the one there is a
+// directory of this user's that nobody else can change: the demo trusts
+// the key pair it finds there and writes its ec2rc.sh into it, and the
+// default is in /tmp, where anyone could have made it first, with keys of
+// their own or a symlink to a file of the user's (found by a review).
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	switch {
+	case !st.IsDir():
+		return fmt.Errorf("%s is not a directory (a symlink?): remove it, or choose another with -dir", dir)
+	case ok && int(sys.Uid) != os.Getuid():
+		return fmt.Errorf("%s belongs to uid %d, not you: choose another with -dir", dir, sys.Uid)
+	case st.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("%s is mode %04o: others could change what the demo trusts there; chmod 700 it, or choose another with -dir", dir, st.Mode().Perm())
+	}
+	return nil
+}
+
 // demoCredential reuses the demo's key pair from dir, or creates one.
 func demoCredential(dir string) (credstore.Record, string, error) {
 	path := filepath.Join(dir, "credentials.yaml")
@@ -114,9 +143,6 @@ func demoCredential(dir string) (credstore.Record, string, error) {
 	}
 	data, err := yaml.Marshal(map[string]any{"credentials": []credstore.Record{rec}})
 	if err != nil {
-		return rec, "", err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return rec, "", err
 	}
 	return rec, path, writePrivate(path, data)

@@ -38,3 +38,42 @@ func TestEC2rcQuotesWhatItWrites(t *testing.T) {
 		t.Errorf("plain values quoted needlessly:\n%s", plain)
 	}
 }
+
+// The demo's directory is trusted (its key pair is reused, ec2rc.sh
+// written there) only if it is this user's and nobody else can change it:
+// the default is in /tmp (found by a review: a directory made there first
+// by someone else was used, keys and symlinks included).
+func TestDemoDirMustBePrivate(t *testing.T) {
+	base := t.TempDir()
+	fresh := filepath.Join(base, "fresh")
+	if err := privateDir(fresh); err != nil {
+		t.Fatalf("a new directory: %v", err)
+	}
+	if st, _ := os.Stat(fresh); st.Mode().Perm() != 0o700 {
+		t.Errorf("made with mode %04o, want 0700", st.Mode().Perm())
+	}
+	if err := privateDir(fresh); err != nil {
+		t.Errorf("reusing it: %v", err)
+	}
+	open := filepath.Join(base, "open")
+	os.Mkdir(open, 0o700)
+	os.Chmod(open, 0o777)
+	if err := privateDir(open); err == nil || !strings.Contains(err.Error(), "mode 0777") {
+		t.Errorf("a directory anyone can write: %v", err)
+	}
+	link := filepath.Join(base, "link")
+	os.Symlink(fresh, link)
+	if err := privateDir(link); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("a symlink: %v", err)
+	}
+	if os.Getuid() == 0 {
+		theirs := filepath.Join(base, "theirs")
+		os.Mkdir(theirs, 0o700)
+		if err := os.Chown(theirs, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if err := privateDir(theirs); err == nil || !strings.Contains(err.Error(), "uid 65534") {
+			t.Errorf("another user's directory: %v", err)
+		}
+	}
+}
