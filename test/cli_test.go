@@ -298,3 +298,16 @@ func TestCLISyncFromKeystone(t *testing.T) {
 		t.Errorf("credential deleted in Keystone and synced: %+v", got)
 	}
 }
+
+// Redis down: one clear error, not go-redis's own log lines before it
+// (found by a review: two "pool.go:...: failed to dial" lines each time).
+func TestCLIRedisDownSaysItOnce(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("identity: {mode: standalone}\ncredentials: {store: redis, allow_plaintext: true}\nredis: {addrs: ['127.0.0.1:1']}\nroutes: [{path_prefix: /, backend: 'http://127.0.0.1:9'}]\n"), 0o600)
+	r := cli(t, nil, "creds", "list", "-config", cfg)
+	r.want(t, 1, "127.0.0.1:1")
+	if strings.Contains(r.stderr, "pool.go") || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+		t.Errorf("creds list with Redis down printed more than its error:\n%s", r.stderr)
+	}
+}

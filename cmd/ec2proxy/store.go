@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/ec2proxy/ec2proxy/configs"
 	"github.com/ec2proxy/ec2proxy/credstore"
 	"github.com/ec2proxy/ec2proxy/internal/app"
@@ -46,6 +48,7 @@ func openStore(cfg *configs.Config) (credStore, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	redis.SetLogger(quietRedis{}) // the commands say what failed, once; go-redis would add a line per dial
 	client, err := app.NewRedisClient(cfg.Redis)
 	if err != nil {
 		return nil, nil, err
@@ -72,3 +75,8 @@ func openConfiguredStore(path string) (*configs.Config, credStore, func(), error
 	}
 	return cfg, store, done, nil
 }
+
+// quietRedis drops go-redis's own log lines.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
