@@ -148,17 +148,17 @@ func (s *Redis) decodeHash(accessKey string, h map[string]string) (Record, error
 	}
 	if sealed := h["secret_enc"]; sealed != "" {
 		if s.keyring == nil {
-			return Record{}, fmt.Errorf("%w: the secret of %s is encrypted but no encryption key is configured", ErrNoKey, accessKey)
+			return Record{AccessKey: accessKey}, fmt.Errorf("%w: the secret of %s is encrypted but no encryption key is configured", ErrNoKey, accessKey)
 		}
 		secret, _, err := s.keyring.Decrypt(accessKey, sealed)
 		if err != nil {
-			return Record{}, err
+			return Record{AccessKey: accessKey}, err
 		}
 		r.Secret = secret
 	}
 	if r.Secret == "" || r.UserID == "" || r.ProjectID == "" {
 		// A half-written or foreign hash: treat as absent, but say so.
-		return Record{}, fmt.Errorf("%w: record %s lacks secret, user_id or project_id", ErrCorrupt, accessKey)
+		return Record{AccessKey: accessKey}, fmt.Errorf("%w: record %s lacks secret, user_id or project_id", ErrCorrupt, accessKey)
 	}
 	return r, nil
 }
@@ -168,7 +168,8 @@ var ErrCorrupt = errors.New("credstore: corrupt record")
 
 // List calls fn for every record, in no particular order; on a Cluster it
 // scans every master. A record that cannot be decoded is passed with its
-// error (fn decides whether to go on); an error from fn stops the listing.
+// error and its access key only (fn decides whether to go on); an error
+// from fn stops the listing.
 func (s *Redis) List(ctx context.Context, fn func(Record, error) error) error {
 	return s.scanRaw(ctx, func(access string, h map[string]string) error {
 		return fn(s.decodeHash(access, h))

@@ -283,3 +283,47 @@ func TestKeyFilesStayPrivate(t *testing.T) {
 		t.Errorf("check-config, credentials file 0644: %d %s; want OK with a warning naming it", code, stderr)
 	}
 }
+
+// unreadableStore is a store holding records it cannot read (sealed with
+// a key no longer configured), as the Redis store lists them: the access
+// key and the error.
+type unreadableStore struct {
+	credStore
+	unreadable []string
+}
+
+func (u unreadableStore) List(ctx context.Context, fn func(credstore.Record, error) error) error {
+	for _, a := range u.unreadable {
+		if err := fn(credstore.Record{AccessKey: a}, credstore.ErrNoKey); err != nil {
+			return err
+		}
+	}
+	return u.credStore.List(ctx, fn)
+}
+
+// A stored record that cannot be read is neither overwritten (its source
+// is unknown) nor silently kept when Keystone no longer has it: each is
+// named, and the sync fails (found by a review: skipped without a word,
+// exit 0).
+func TestSyncNamesUnreadableRecords(t *testing.T) {
+	kc := &keystoneList{}
+	kc.set(ksCred("K1"), ksCred("SEALED"))
+	open := fileStoreAt(t, filepath.Join(t.TempDir(), "creds.yaml"))
+	wrapped := func() (credStore, func(), error) {
+		s, done, err := open()
+		return unreadableStore{credStore: s, unreadable: []string{"SEALED", "GONE"}}, done, err
+	}
+	var stdout, stderr bytes.Buffer
+	err := syncRounds(context.Background(), kc, wrapped, false, 0, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "2 credential(s) not synced") {
+		t.Errorf("sync: %v; want the two unreadable records counted", err)
+	}
+	for _, want := range []string{"not synced SEALED: the stored record cannot be read", "not synced GONE: the stored record cannot be read", "it is not removed"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	if got := storedKeys(t, open); len(got) != 1 || got["K1"].AccessKey != "K1" {
+		t.Errorf("store after the sync: %v; want K1 only (SEALED left as it is)", got)
+	}
+}
