@@ -20,7 +20,7 @@ func (c *Config) Validate() Problems {
 	checkAddr := func(key, addr string, optional bool) {
 		if addr == "" {
 			if !optional {
-				add("%s: an address such as :8773 is required", key)
+				add("%s: an address (host:port, such as 127.0.0.1:6379 or :8773) is required", key)
 			}
 			return
 		}
