@@ -32,7 +32,8 @@ func TestCLI(t *testing.T) {
 		stdout string
 		stderr string
 	}{
-		{"no command", nil, 2, "Usage: ec2proxy", ""},
+		{"no command", nil, 2, "", "Usage: ec2proxy"}, // a usage error: on stderr
+		{"help", []string{"-h"}, 0, "Usage: ec2proxy", ""},
 		{"help", []string{"help"}, 0, "check-config", ""},
 		{"unknown command", []string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
 		{"version", []string{"version"}, 0, "ec2proxy ", ""},

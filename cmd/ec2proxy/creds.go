@@ -37,11 +37,12 @@ Every command takes -config FILE (default $EC2PROXY_CONFIG).
 `
 
 func creds(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 { // a usage error: the help goes with the other errors
+		fmt.Fprint(stderr, credsUsage)
+		return errUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, credsUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
 		return nil
 	}
 	sub := map[string]func([]string, io.Writer, io.Writer) error{

@@ -24,11 +24,12 @@ Without -file, check and lint use the shipped default policy.
 `
 
 func policyCmd(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 { // a usage error: the help goes with the other errors
+		fmt.Fprint(stderr, policyUsage)
+		return errUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, policyUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
 		return nil
 	}
 	sub := map[string]func([]string, io.Writer, io.Writer) error{

@@ -24,7 +24,7 @@ func TestPolicyCLI(t *testing.T) {
 		stderr string
 	}{
 		{"help", []string{"policy", "-h"}, 0, "Commands:\n  check", ""},
-		{"no subcommand", []string{"policy"}, 2, "Usage: ec2proxy policy", ""},
+		{"no subcommand", []string{"policy"}, 2, "", "Usage: ec2proxy policy"},
 		{"unknown subcommand", []string{"policy", "frob"}, 2, "", `unknown command "frob"`},
 		{"listed", []string{"help"}, 0, "policy        check what the authorization policy allows", ""},
 
