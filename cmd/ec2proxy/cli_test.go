@@ -88,6 +88,17 @@ func TestCLIFlagsReadAsMeant(t *testing.T) {
 	if code, _, stderr := runCLI("sign", "-url", "http://127.0.0.1:9/", "-access", "AK", "-secret", "SK", "-sigv", "4", "-presign", "-5m", "Action=DescribeRegions"); code == 0 || !strings.Contains(stderr, "must be positive") {
 		t.Errorf("sign -presign -5m: %d %s; want a refusal", code, stderr)
 	}
+	// Flags the request would ignore are refused (found by a review).
+	sign := []string{"sign", "-url", "http://127.0.0.1:9/", "-access", "AK", "-secret", "SK", "-dry-run"}
+	if code, _, stderr := runCLI(append(sign, "-presign", "5m", "-method", "POST", "Action=DescribeRegions")...); code != 2 || !strings.Contains(stderr, "presigned URL is a GET") {
+		t.Errorf("sign -presign -method POST: %d %s; want a usage error", code, stderr)
+	}
+	if code, _, stderr := runCLI(append(sign, "-sha1", "Action=DescribeRegions")...); code != 2 || !strings.Contains(stderr, "-sha1 is for -sigv 2") {
+		t.Errorf("sign -sha1 under SigV4: %d %s; want a usage error", code, stderr)
+	}
+	if code, stdout, stderr := runCLI(append(sign, "-sigv", "2", "-sha1", "Action=DescribeRegions")...); code != 0 || !strings.Contains(stdout+stderr, "HmacSHA1") {
+		t.Errorf("sign -sigv 2 -sha1: %d %s %s", code, stdout, stderr)
+	}
 }
 
 // A file store starts from nothing: creds create makes the file (0600),

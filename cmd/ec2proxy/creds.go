@@ -122,7 +122,10 @@ func credsCreate(args []string, stdout, stderr io.Writer) error {
 		return json.NewEncoder(stdout).Encode(r)
 	}
 	fmt.Fprintf(stdout, "access key  %s\nsecret key  %s\nuser        %s\nproject     %s\n", r.AccessKey, r.Secret, r.UserID, r.ProjectID)
-	fmt.Fprintln(stderr, "Keep the secret key now: `creds list` does not show it.")
+	fmt.Fprintf(stderr, "Keep the secret key now: `creds list` hides it (`creds show %s -show-secret` prints it).\n", r.AccessKey)
+	if cfg.Identity.Mode == configs.ModeKeystone {
+		fmt.Fprintln(stderr, "note: identity.mode is keystone: Keystone must hold this credential too, or every request with it is refused (AuthFailure). Create credentials in Keystone (openstack ec2 credentials create) and 'creds sync -keystone' them instead.")
+	}
 	return nil
 }
 
@@ -131,6 +134,7 @@ func credsList(args []string, stdout, stderr io.Writer) error {
 	path := configFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON, one record per line")
 	showSecrets := fs.Bool("show-secrets", false, "include secret keys")
+	fs.BoolVar(showSecrets, "show-secret", false, "the same, as creds show spells it")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -252,6 +256,7 @@ func credsShow(args []string, stdout, stderr io.Writer) error {
 	return onCredential("creds show", args, stderr, func(fs *flagSet) {
 		asJSON = fs.Bool("json", false, "print JSON")
 		showSecret = fs.Bool("show-secret", false, "include the secret key")
+		fs.BoolVar(showSecret, "show-secrets", false, "the same, as creds list spells it")
 	}, func(ctx context.Context, store credStore, access string) error {
 		r, err := getRecord(ctx, store, access)
 		if err != nil {

@@ -346,7 +346,9 @@ func NewKeystoneClient(k configs.Keystone, m *metrics.Metrics, shared keystonecl
 		if err != nil {
 			return nil, fmt.Errorf("keystone.service_user.password_file: %w", err)
 		}
-		password = strings.TrimSpace(string(b))
+		if password = strings.TrimSpace(string(b)); password == "" {
+			return nil, fmt.Errorf("keystone.service_user.password_file: %s is empty", k.ServiceUser.PasswordFile)
+		}
 	}
 	var t *tls.Config
 	if strings.HasPrefix(k.AuthURL, "https://") {

@@ -33,11 +33,18 @@ func CheckFiles(cfg *configs.Config) configs.Problems {
 			problems = append(problems, setting+": "+err.Error())
 		}
 	}
-	readable := func(setting, path string) {
-		if path != "" {
-			_, err := os.ReadFile(path)
-			check(setting, err)
+	// A password file must hold one (found by a review: an empty one got
+	// "auth URL, username and password are required" from Keystone's
+	// client, naming neither the setting nor the file).
+	password := func(setting, path string) {
+		if path == "" {
+			return
 		}
+		b, err := os.ReadFile(path)
+		if err == nil && strings.TrimSpace(string(b)) == "" {
+			err = fmt.Errorf("%s is empty", path)
+		}
+		check(setting, err)
 	}
 	switch cfg.Credentials.Store {
 	case configs.StoreFile:
@@ -50,14 +57,14 @@ func CheckFiles(cfg *configs.Config) configs.Problems {
 				check(f.setting, err)
 			}
 		}
-		readable("redis.password_file", cfg.Redis.PasswordFile)
+		password("redis.password_file", cfg.Redis.PasswordFile)
 		if cfg.Redis.TLS.Enabled {
 			_, err := configs.ClientTLS(cfg.Redis.TLS.TLSClient)
 			check("redis.tls", err)
 		}
 	}
 	if cfg.Identity.Mode == configs.ModeKeystone {
-		readable("keystone.service_user.password_file", cfg.Keystone.ServiceUser.PasswordFile)
+		password("keystone.service_user.password_file", cfg.Keystone.ServiceUser.PasswordFile)
 		if strings.HasPrefix(cfg.Keystone.AuthURL, "https://") {
 			_, err := configs.ClientTLS(cfg.Keystone.TLS)
 			check("keystone.tls", err)
