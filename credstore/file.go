@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -116,28 +118,53 @@ func (s *File) Put(_ context.Context, r Record) error {
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("credstore: %w", err)
 	}
-	old, had := s.records[r.AccessKey]
-	s.records[r.AccessKey] = r
-	if err := s.save(); err != nil {
-		if had {
-			s.records[r.AccessKey] = old
-		} else {
-			delete(s.records, r.AccessKey)
-		}
-		return err
-	}
-	return nil
+	return s.change(func(records map[string]Record) error {
+		records[r.AccessKey] = r
+		return nil
+	})
 }
 
 // Delete removes a record and rewrites the file.
 func (s *File) Delete(_ context.Context, accessKey string) error {
-	old, ok := s.records[accessKey]
-	if !ok {
-		return ErrNotFound
+	return s.change(func(records map[string]Record) error {
+		if _, ok := records[accessKey]; !ok {
+			return ErrNotFound
+		}
+		delete(records, accessKey)
+		return nil
+	})
+}
+
+// change applies fn to the records the file holds now, read again under
+// an exclusive lock (a lock file beside it), and saves them: two commands
+// changing one file keep each other's changes (found by a review: each
+// wrote back the copy it had read, and 'creds sync -watch' undid a 'creds
+// disable' made while it ran). On failure the records are the file's.
+func (s *File) change(fn func(map[string]Record) error) error {
+	if s.path == "" {
+		return errors.New("credstore: this credential file was not loaded from a path")
 	}
-	delete(s.records, accessKey)
+	lock, err := os.OpenFile(filepath.Join(filepath.Dir(s.path), "."+filepath.Base(s.path)+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("credstore: %w", err)
+	}
+	defer lock.Close() // and the lock with it
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("credstore: locking %s: %w", lock.Name(), err)
+	}
+	switch cur, err := LoadFile(s.path); {
+	case err == nil:
+		s.records = cur.records
+	case errors.Is(err, os.ErrNotExist): // a new file (NewFile): what it holds so far
+	default:
+		return err
+	}
+	saved := maps.Clone(s.records)
+	if err := fn(s.records); err != nil {
+		return err
+	}
 	if err := s.save(); err != nil {
-		s.records[accessKey] = old
+		s.records = saved
 		return err
 	}
 	return nil

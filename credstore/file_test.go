@@ -99,3 +99,50 @@ func TestFileWrite(t *testing.T) {
 		t.Errorf("second Delete = %v", err)
 	}
 }
+
+// Two processes changing one credentials file (creds sync -watch and a
+// creds disable, two operators) keep each other's changes: each change is
+// made to the file as it is, under a lock (found by a review: each wrote
+// back the copy it had read).
+func TestFileChangesDoNotUndoEachOther(t *testing.T) {
+	path := t.TempDir() + "/creds.yaml"
+	if err := os.WriteFile(path, []byte("credentials: [{access_key: K, secret: s, user_id: u, project_id: p}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	k, _ := a.Get(ctx, "K")
+	k.Enabled = false
+	if err := a.Put(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, Record{AccessKey: "NEW", Secret: "s", UserID: "u", ProjectID: "p", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Delete(ctx, "NEW"); err != nil {
+		t.Errorf("a deleting what b added: %v", err)
+	}
+	if err := b.Put(ctx, Record{AccessKey: "NEW2", Secret: "s", UserID: "u", ProjectID: "p", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	now, err := LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := now.Get(ctx, "K"); r.Enabled {
+		t.Error("b's write undid a's disable")
+	}
+	if _, err := now.Get(ctx, "NEW"); err == nil {
+		t.Error("b's write brought back what a deleted")
+	}
+	if _, err := now.Get(ctx, "NEW2"); err != nil {
+		t.Error("b's last write is missing")
+	}
+}
