@@ -3,11 +3,13 @@ package test
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -309,5 +311,36 @@ func TestCLIRedisDownSaysItOnce(t *testing.T) {
 	r.want(t, 1, "127.0.0.1:1")
 	if strings.Contains(r.stderr, "pool.go") || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
 		t.Errorf("creds list with Redis down printed more than its error:\n%s", r.stderr)
+	}
+}
+
+// A one-off creds sync stopped by SIGTERM stops at once (found by a
+// review: it caught the signal only to ignore it until its round ended,
+// 30 s later against a Keystone that did not answer, and exited 1).
+func TestCLISyncStopsOnSignal(t *testing.T) {
+	hang, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hang.Close()
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials.yaml")
+	os.WriteFile(creds, nil, 0o600)
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("identity: {mode: standalone}\ncredentials: {store: file, file: "+creds+"}\nroutes: [{path_prefix: /, backend: 'http://127.0.0.1:9'}]\n"), 0o600)
+	cmd := exec.Command(binary(t), "creds", "sync", "-keystone", "-config", cfg)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "OS_AUTH_URL=http://" + hang.Addr().String() + "/v3", "OS_USERNAME=admin", "OS_PASSWORD=x"}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	err = cmd.Wait()
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("creds sync took %v to stop after SIGTERM", took)
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+		t.Errorf("creds sync after SIGTERM: %v; want killed by the signal", err)
 	}
 }

@@ -54,8 +54,12 @@ func credsSync(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	ctx := context.Background()
+	if *watch > 0 { // a one-off sync dies of a signal, as it always did (found by a review)
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+	}
 	return syncRounds(ctx, kc, func() (credStore, func(), error) { return openStore(cfg) }, *dryRun, *watch, stdout, stderr)
 }
 
