@@ -67,6 +67,16 @@ func ParseFile(data []byte, name string) (*File, error) {
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) { // io.EOF: empty, no credentials yet
 		return nil, fmt.Errorf("credstore: %s: %w", name, err)
 	}
+	for { // a second document would be read by nobody, and erased by the next change
+		var more yaml.Node
+		err := dec.Decode(&more)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil || len(more.Content) > 0 && more.Content[0].Tag != "!!null" {
+			return nil, fmt.Errorf("credstore: %s: the file must hold one YAML document: merge what follows the '---' line into the list above", name)
+		}
+	}
 	s := &File{records: make(map[string]Record, len(f.Credentials))}
 	for i, fr := range f.Credentials {
 		r := fr.Record

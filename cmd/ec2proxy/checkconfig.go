@@ -38,7 +38,7 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 	if _, err := app.TLSListenerConfig(cfg.Server.TLS.CertFile, cfg.Server.TLS.KeyFile, zap.NewNop()); err != nil {
 		return err
 	}
-	for _, w := range app.ExposedFiles(cfg) {
+	for _, w := range app.FileWarnings(cfg) {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	fmt.Fprintf(stdout, "%s: OK (listen %s, identity %s, credentials %s, %d route(s))\n",

@@ -339,12 +339,12 @@ func credsRotate(args []string, stdout, stderr io.Writer) error {
 
 func credsGenkey(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("creds genkey", "[-o FILE]", stderr)
-	out := fs.String("o", "", "write the key to FILE, a new file of mode 0600 (else: standard output)")
+	out := fs.String("o", "", "write the key to FILE, a new file of mode 0600 (\"-\" or none: standard output)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	key := credstore.GenerateKey()
-	if *out == "" {
+	if *out == "" || *out == "-" {
 		// "genkey > FILE" makes FILE with the shell's umask: often 0644.
 		if f, ok := stdout.(*os.File); ok {
 			if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o077 != 0 {
@@ -360,11 +360,15 @@ func credsGenkey(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.WriteString(f, key); err != nil {
-		f.Close()
-		return err
+	_, err = io.WriteString(f, key)
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Close(); err != nil {
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(*out) // ours (O_EXCL): no half-written key left behind
 		return err
 	}
 	fmt.Fprintf(stderr, "wrote a new encryption key to %s (mode 0600)\n", *out)

@@ -92,8 +92,8 @@ func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), star
 		zap.String("admin_listen", cfg.AdminListen),
 		zap.String("identity", cfg.Identity.Mode),
 		zap.String("credentials", cfg.Credentials.Store))
-	for _, w := range app.ExposedFiles(cfg) {
-		logger.Warn("a file holding secrets is open to every user: " + w)
+	for _, w := range app.FileWarnings(cfg) {
+		logger.Warn("configuration file warning: " + w)
 	}
 	if started != nil {
 		started()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -190,7 +191,7 @@ func syncOnce(kc ec2CredentialLister, store credStore, dryRun bool, stdout, stde
 		change := "added"
 		switch {
 		case ok && old.Source != "keystone":
-			fmt.Fprintf(stderr, "skipped %s: a credential created here has the same access key\n", kr.Access)
+			fmt.Fprintf(stderr, "skipped %s: a credential created here has the same access key\n", shownKey(kr.Access))
 			n.skipped++
 			continue
 		case ok && old.Secret == want.Secret && old.UserID == want.UserID && old.ProjectID == want.ProjectID && old.TrustID == want.TrustID:
@@ -211,7 +212,7 @@ func syncOnce(kc ec2CredentialLister, store credStore, dryRun bool, stdout, stde
 		} else {
 			n.updated++
 		}
-		fmt.Fprintf(stdout, "%s%s %s (user %s, project %s)\n", verb, change, kr.Access, kr.UserID, kr.ProjectID)
+		fmt.Fprintf(stdout, "%s%s %s (user %s, project %s)\n", verb, change, shownKey(kr.Access), shownKey(kr.UserID), shownKey(kr.ProjectID))
 	}
 	for access, err := range unreadable {
 		if !seen[access] {
@@ -229,7 +230,7 @@ func syncOnce(kc ec2CredentialLister, store credStore, dryRun bool, stdout, stde
 			}
 		}
 		n.removed++
-		fmt.Fprintf(stdout, "%sremoved %s (gone from Keystone)\n", verb, access)
+		fmt.Fprintf(stdout, "%sremoved %s (gone from Keystone)\n", verb, shownKey(access))
 	}
 	progress.done()
 	fmt.Fprintf(stdout, "sync%s: %d added, %d updated, %d removed, %d unchanged, %d skipped, %d failed\n",
@@ -240,12 +241,25 @@ func syncOnce(kc ec2CredentialLister, store credStore, dryRun bool, stdout, stde
 	return n, nil
 }
 
-// shownKey is an access key for a message, cut short if it is long.
+// shownKey is an access key for a line of output: quoted if it holds
+// anything but printable ASCII (anyone can give a Keystone credential an
+// access key with a newline, to forge lines a script reads, or terminal
+// escapes: found by a review), cut short if it is long.
 func shownKey(access string) string {
-	if len(access) > 40 {
-		return fmt.Sprintf("%.40s... (%d bytes)", access, len(access))
+	cut := access
+	if len(cut) > 40 {
+		cut = cut[:40]
 	}
-	return access
+	for _, c := range []byte(access) {
+		if c < 0x21 || c > 0x7e {
+			cut = strconv.Quote(cut)
+			break
+		}
+	}
+	if len(access) > 40 {
+		return fmt.Sprintf("%s... (%d bytes)", cut, len(access))
+	}
+	return cut
 }
 
 // progress prints a line every 10% of a long run (over 1000 items).

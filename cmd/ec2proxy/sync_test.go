@@ -367,3 +367,38 @@ func TestCheckConfigNamesAnEmptyPasswordFile(t *testing.T) {
 		t.Errorf("check-config, empty password file: %d %s", code, stderr)
 	}
 }
+
+// An empty Redis password file means Redis without AUTH, and serve runs
+// so: check-config warns, it does not refuse (found by a review: this
+// session made it an error in check-config only).
+func TestCheckConfigWarnsOfAnEmptyRedisPasswordFile(t *testing.T) {
+	t.Setenv("EC2PROXY_CONFIG", "")
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "redis-password")
+	os.WriteFile(pw, nil, 0o600)
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("identity: {mode: standalone}\ncredentials: {store: redis, allow_plaintext: true}\nredis: {addrs: ['127.0.0.1:6379'], password_file: "+pw+"}\nroutes: [{path_prefix: /, backend: 'http://127.0.0.1:9'}]\n"), 0o600)
+	if code, _, stderr := runCLI("check-config", "-config", cfg); code != 0 || !strings.Contains(stderr, "warning: redis.password_file: "+pw+" is empty") {
+		t.Errorf("check-config, empty Redis password file: %d %s; want OK with a warning", code, stderr)
+	}
+}
+
+// An access key with a newline or a terminal escape cannot forge lines of
+// sync's output (found by a review: a key ending "\nsync: 0 added, ..."
+// printed a summary line of its own).
+func TestSyncOutputQuotesOddKeys(t *testing.T) {
+	odd := "K1 (user u1, project p1)\nsync: 0 added, 0 updated, 0 removed\n\x1b[2J"
+	kc := &keystoneList{}
+	kc.set(ksCred(odd))
+	open := fileStoreAt(t, filepath.Join(t.TempDir(), "creds.yaml"))
+	var stdout, stderr bytes.Buffer
+	if err := syncRounds(context.Background(), kc, open, false, 0, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(stdout.String(), "\n"); n != 2 || strings.Contains(stdout.String(), "\x1b") {
+		t.Errorf("stdout has %d lines (want 2: the addition, the summary), or an escape:\n%q", n, stdout.String())
+	}
+	if _, ok := storedKeys(t, open)[odd]; !ok {
+		t.Error("the odd key was not stored as it is")
+	}
+}

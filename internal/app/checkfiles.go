@@ -33,6 +33,12 @@ func CheckFiles(cfg *configs.Config) configs.Problems {
 			problems = append(problems, setting+": "+err.Error())
 		}
 	}
+	readable := func(setting, path string) {
+		if path != "" {
+			_, err := os.ReadFile(path)
+			check(setting, err)
+		}
+	}
 	// A password file must hold one (found by a review: an empty one got
 	// "auth URL, username and password are required" from Keystone's
 	// client, naming neither the setting nor the file).
@@ -57,7 +63,7 @@ func CheckFiles(cfg *configs.Config) configs.Problems {
 				check(f.setting, err)
 			}
 		}
-		password("redis.password_file", cfg.Redis.PasswordFile)
+		readable("redis.password_file", cfg.Redis.PasswordFile) // empty: no AUTH (a warning, see FileWarnings)
 		if cfg.Redis.TLS.Enabled {
 			_, err := configs.ClientTLS(cfg.Redis.TLS.TLSClient)
 			check("redis.tls", err)
@@ -86,28 +92,37 @@ func CheckFiles(cfg *configs.Config) configs.Problems {
 	return problems
 }
 
-// ExposedFiles names the files holding secrets (keys, passwords, plaintext
-// credentials, the TLS key) that every user of the machine can read or
-// write, each with its setting: check-config and serve warn of them. A
-// group bit is not flagged: root:ec2proxy 0640 is the usual way to share
-// a file with the service.
-func ExposedFiles(cfg *configs.Config) []string {
+// FileWarnings are what check-config and serve warn of in the files the
+// configuration names: secrets (keys, passwords, plaintext credentials,
+// TLS private keys) that every user of the machine can read or change,
+// and an empty Redis password file (Redis is then used without AUTH, as
+// before; an empty Keystone one is an error). A group bit is not flagged:
+// root:ec2proxy 0640 is the usual way to share a file with the service.
+func FileWarnings(cfg *configs.Config) []string {
 	files := []namedFile{{"redis.password_file", cfg.Redis.PasswordFile},
 		{"keystone.service_user.password_file", cfg.Keystone.ServiceUser.PasswordFile},
-		{"server.tls.key_file", cfg.Server.TLS.KeyFile}}
+		{"server.tls.key_file", cfg.Server.TLS.KeyFile},
+		{"redis.tls.key_file", cfg.Redis.TLS.KeyFile},
+		{"keystone.tls.key_file", cfg.Keystone.TLS.KeyFile},
+		{"backend.tls.key_file", cfg.Backend.TLS.KeyFile}}
 	if cfg.Credentials.Store == configs.StoreFile {
 		files = append(files, namedFile{"credentials.file", cfg.Credentials.File})
 	} else if cfg.Credentials.EncryptionKeyFile != "" {
 		files = append(files, keyFiles(cfg.Credentials)...)
 	}
-	var exposed []string
+	var warnings []string
 	for _, f := range files {
 		if f.path == "" {
 			continue
 		}
 		if st, err := os.Stat(f.path); err == nil && st.Mode().Perm()&0o006 != 0 {
-			exposed = append(exposed, fmt.Sprintf("%s: %s is mode %04o: every user of this machine can read it; chmod o-rwx %s", f.setting, f.path, st.Mode().Perm(), f.path))
+			warnings = append(warnings, fmt.Sprintf("%s: %s is mode %04o: every user of this machine can read or change it; chmod o-rwx %s", f.setting, f.path, st.Mode().Perm(), f.path))
 		}
 	}
-	return exposed
+	if p := cfg.Redis.PasswordFile; p != "" && cfg.Credentials.Store == configs.StoreRedis {
+		if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == "" {
+			warnings = append(warnings, fmt.Sprintf("redis.password_file: %s is empty: Redis is used without a password", p))
+		}
+	}
+	return warnings
 }
