@@ -134,6 +134,30 @@ func (s *File) Put(_ context.Context, r Record) error {
 	})
 }
 
+// Update replaces accessKey's record with fn's answer, given the record
+// as the file holds it now (exists false: none), under the file's lock. An
+// error from fn is returned as it is, and nothing is written.
+func (s *File) Update(_ context.Context, accessKey string, fn func(cur Record, exists bool) (Record, error)) error {
+	return s.change(func(records map[string]Record) error {
+		cur, ok := records[accessKey]
+		if !ok {
+			cur = Record{AccessKey: accessKey}
+		}
+		r, err := fn(cur, ok)
+		if err != nil {
+			return err
+		}
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("credstore: %w", err)
+		}
+		if r.AccessKey != accessKey {
+			return fmt.Errorf("credstore: Update of %s returned the record of %s", accessKey, r.AccessKey)
+		}
+		records[accessKey] = r
+		return nil
+	})
+}
+
 // Delete removes a record and rewrites the file.
 func (s *File) Delete(_ context.Context, accessKey string) error {
 	return s.change(func(records map[string]Record) error {

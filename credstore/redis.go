@@ -74,6 +74,51 @@ func (s *Redis) Put(ctx context.Context, r Record) error {
 	return s.changed(ctx, r.AccessKey)
 }
 
+// Update replaces accessKey's record with fn's answer, given the record
+// as it is now (exists false: there is none; one that cannot be read is
+// passed with what could be, its secret empty), atomically: if the record
+// changes meanwhile fn is asked again (WATCH). An error from fn is
+// returned as it is, and nothing is written.
+func (s *Redis) Update(ctx context.Context, accessKey string, fn func(cur Record, exists bool) (Record, error)) error {
+	key := s.Key(accessKey)
+	for range 16 {
+		err := s.client.Watch(ctx, func(tx *redis.Tx) error {
+			h, err := tx.HGetAll(ctx, key).Result()
+			if err != nil {
+				return fmt.Errorf("%w: redis HGETALL: %w", ErrUnavailable, err)
+			}
+			cur := Record{AccessKey: accessKey}
+			if len(h) > 0 {
+				cur, _ = s.decodeHash(accessKey, h)
+			}
+			r, err := fn(cur, len(h) > 0)
+			if err != nil {
+				return err
+			}
+			if err := r.Validate(); err != nil {
+				return fmt.Errorf("credstore: %w", err)
+			}
+			if r.AccessKey != accessKey {
+				return fmt.Errorf("credstore: Update of %s returned the record of %s", accessKey, r.AccessKey)
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Del(ctx, key)
+				p.HSet(ctx, key, s.encodeHash(r))
+				return nil
+			})
+			return err
+		}, key)
+		if errors.Is(err, redis.TxFailedErr) {
+			continue // changed meanwhile: ask fn again
+		}
+		if err != nil {
+			return err
+		}
+		return s.changed(ctx, accessKey)
+	}
+	return fmt.Errorf("%w: the record of %s kept changing", ErrUnavailable, accessKey)
+}
+
 // Delete removes a record; deleting a missing record is ErrNotFound.
 func (s *Redis) Delete(ctx context.Context, accessKey string) error {
 	n, err := s.client.Del(ctx, s.Key(accessKey)).Result()
@@ -148,17 +193,20 @@ func (s *Redis) decodeHash(accessKey string, h map[string]string) (Record, error
 	}
 	if sealed := h["secret_enc"]; sealed != "" {
 		if s.keyring == nil {
-			return Record{AccessKey: accessKey}, fmt.Errorf("%w: the secret of %s is encrypted but no encryption key is configured", ErrNoKey, accessKey)
+			r.Secret = ""
+			return r, fmt.Errorf("%w: the secret of %s is encrypted but no encryption key is configured", ErrNoKey, accessKey)
 		}
 		secret, _, err := s.keyring.Decrypt(accessKey, sealed)
 		if err != nil {
-			return Record{AccessKey: accessKey}, err
+			r.Secret = ""
+			return r, err
 		}
 		r.Secret = secret
 	}
 	if r.Secret == "" || r.UserID == "" || r.ProjectID == "" {
 		// A half-written or foreign hash: treat as absent, but say so.
-		return Record{AccessKey: accessKey}, fmt.Errorf("%w: record %s lacks secret, user_id or project_id", ErrCorrupt, accessKey)
+		r.Secret = ""
+		return r, fmt.Errorf("%w: record %s lacks secret, user_id or project_id", ErrCorrupt, accessKey)
 	}
 	return r, nil
 }
@@ -168,8 +216,8 @@ var ErrCorrupt = errors.New("credstore: corrupt record")
 
 // List calls fn for every record, in no particular order; on a Cluster it
 // scans every master. A record that cannot be decoded is passed with its
-// error and its access key only (fn decides whether to go on); an error
-// from fn stops the listing.
+// error and what could be read of it, its secret empty (fn decides whether
+// to go on); an error from fn stops the listing.
 func (s *Redis) List(ctx context.Context, fn func(Record, error) error) error {
 	return s.scanRaw(ctx, func(access string, h map[string]string) error {
 		return fn(s.decodeHash(access, h))

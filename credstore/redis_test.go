@@ -106,3 +106,46 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 		t.Errorf("Ping = %v; want ErrUnavailable", err)
 	}
 }
+
+// Update reads, asks fn and writes atomically: a change made between its
+// read and its write makes it ask fn again, with the changed record, so
+// the change is not undone (creds sync against a creds disable).
+func TestRedisUpdate(t *testing.T) {
+	s, client := newTestRedis(t)
+	ctx := context.Background()
+	rec := Record{AccessKey: "UPD", Secret: "s1", UserID: "u", ProjectID: "p", Enabled: true, Source: "keystone"}
+	err := s.Update(ctx, "UPD", func(cur Record, exists bool) (Record, error) {
+		if exists {
+			t.Errorf("a missing record passed as existing: %+v", cur)
+		}
+		return rec, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	err = s.Update(ctx, "UPD", func(cur Record, exists bool) (Record, error) {
+		calls++
+		if calls == 1 { // another command disables it meanwhile
+			if err := client.HSet(ctx, s.Key("UPD"), "enabled", "0").Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		next := cur
+		next.Secret = "s2"
+		return next, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, "UPD")
+	if err != nil || calls != 2 || got.Secret != "s2" || got.Enabled {
+		t.Errorf("after a change between read and write: %+v %v, fn asked %d times; want s2, disabled, asked twice", got, err, calls)
+	}
+	if err := s.Update(ctx, "UPD", func(Record, bool) (Record, error) { return Record{}, ErrNotFound }); !errors.Is(err, ErrNotFound) {
+		t.Errorf("fn's error: %v", err)
+	}
+	if err := s.Update(ctx, "UPD", func(cur Record, _ bool) (Record, error) { cur.AccessKey = "OTHER"; return cur, nil }); err == nil {
+		t.Error("an Update that returned another key's record was written")
+	}
+}

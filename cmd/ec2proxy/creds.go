@@ -275,12 +275,16 @@ func credsShow(args []string, stdout, stderr io.Writer) error {
 
 func credsSetEnabled(verb string, enabled bool, args []string, stdout, stderr io.Writer) error {
 	return onCredential("creds "+verb, args, stderr, nil, func(ctx context.Context, store credStore, access string) error {
-		r, err := getRecord(ctx, store, access)
+		// An Update, not a Get and a Put: a sync that rewrites the record
+		// meanwhile (a new secret) is not undone (found by a review).
+		err := store.Update(ctx, access, func(cur credstore.Record, exists bool) (credstore.Record, error) {
+			if !exists {
+				return cur, fmt.Errorf("no credential with access key %s", access)
+			}
+			cur.Enabled = enabled
+			return cur, nil
+		})
 		if err != nil {
-			return err
-		}
-		r.Enabled = enabled
-		if err := store.Put(ctx, r); err != nil {
 			return err
 		}
 		if _, file := store.(*credstore.File); file {
@@ -320,15 +324,19 @@ func credsDelete(args []string, stdout, stderr io.Writer) error {
 
 func credsRotate(args []string, stdout, stderr io.Writer) error {
 	return onCredential("creds rotate", args, stderr, nil, func(ctx context.Context, store credStore, access string) error {
-		r, err := getRecord(ctx, store, access)
+		var r credstore.Record
+		err := store.Update(ctx, access, func(cur credstore.Record, exists bool) (credstore.Record, error) {
+			switch {
+			case !exists:
+				return cur, fmt.Errorf("no credential with access key %s", access)
+			case cur.Source == "keystone":
+				return cur, fmt.Errorf("%s is managed by Keystone (creds sync): rotate it in Keystone, then sync; a different secret here would make Keystone refuse it", access)
+			}
+			cur.Secret = randomKey()
+			r = cur
+			return cur, nil
+		})
 		if err != nil {
-			return err
-		}
-		if r.Source == "keystone" {
-			return fmt.Errorf("%s is managed by Keystone (creds sync): rotate it in Keystone, then sync; a different secret here would make Keystone refuse it", access)
-		}
-		r.Secret = randomKey()
-		if err := store.Put(ctx, r); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "access key  %s\nsecret key  %s\n", r.AccessKey, r.Secret)

@@ -17,6 +17,9 @@ import (
 type credStore interface {
 	Get(ctx context.Context, accessKey string) (credstore.Record, error)
 	Put(ctx context.Context, r credstore.Record) error
+	// Update replaces a record with fn's answer on the record as it is
+	// then (exists false: none), so a change made meanwhile is not undone.
+	Update(ctx context.Context, accessKey string, fn func(cur credstore.Record, exists bool) (credstore.Record, error)) error
 	Delete(ctx context.Context, accessKey string) error
 	List(ctx context.Context, fn func(credstore.Record, error) error) error
 }

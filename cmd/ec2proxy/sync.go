@@ -75,7 +75,7 @@ func syncRounds(ctx context.Context, kc ec2CredentialLister, open func() (credSt
 			return err
 		}
 		defer done()
-		_, err = syncOnce(kc, store, dryRun, stdout, stderr)
+		_, err = syncOnce(ctx, kc, store, dryRun, stdout, stderr)
 		return err
 	}
 	if watch == 0 {
@@ -128,6 +128,9 @@ func adminKeystone(cfg *configs.Config) (*keystoneclient.Client, error) {
 	})
 }
 
+// errLocalRecord: the access key is a credential created here.
+var errLocalRecord = errors.New("a credential created here has this access key")
+
 type syncCounts struct{ added, updated, removed, unchanged, skipped, failed int }
 
 // ec2CredentialLister is Keystone's list of EC2 credentials
@@ -137,13 +140,18 @@ type ec2CredentialLister interface {
 }
 
 // syncOnce makes the store match Keystone and reports what changed. A
-// credential that cannot be imported (invalid here, its write failed, or
-// a record with its access key that cannot be read) is reported and
-// counted, and the rest is synced, removals included: one bad credential
-// must not keep revoked ones in the store. It then returns an error.
-func syncOnce(kc ec2CredentialLister, store credStore, dryRun bool, stdout, stderr io.Writer) (syncCounts, error) {
+// credential that cannot be imported (not valid here, or its write
+// failed) is reported and counted, and the rest is synced, removals
+// included: one bad credential must not keep revoked ones in the store.
+// It then returns an error. A stored record that cannot be read (sealed
+// with a key no longer configured) is judged by what can be: one that came
+// from Keystone is rewritten from Keystone's credential, or removed if
+// Keystone no longer has it; another is left alone. Every write is an
+// Update of the record as it is then: a 'creds disable' made while the
+// round runs stays (found by a review).
+func syncOnce(ctx context.Context, kc ec2CredentialLister, store credStore, dryRun bool, stdout, stderr io.Writer) (syncCounts, error) {
 	var n syncCounts
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	fromKeystone, err := kc.ListEC2Credentials(ctx)
 	if err != nil {
@@ -151,13 +159,13 @@ func syncOnce(kc ec2CredentialLister, store credStore, dryRun bool, stdout, stde
 	}
 	fmt.Fprintf(stderr, "keystone has %d EC2 credential(s)\n", len(fromKeystone))
 	existing := map[string]credstore.Record{}
-	unreadable := map[string]error{}
+	unreadable := map[string]credstore.Record{} // what could be read of them
 	err = store.List(ctx, func(r credstore.Record, err error) error {
 		switch {
 		case err == nil:
 			existing[r.AccessKey] = r
 		case r.AccessKey != "":
-			unreadable[r.AccessKey] = err
+			unreadable[r.AccessKey] = r
 		}
 		return nil
 	})
@@ -172,6 +180,10 @@ func syncOnce(kc ec2CredentialLister, store credStore, dryRun bool, stdout, stde
 		n.failed++
 		fmt.Fprintf(stderr, "not synced %s: %s\n", shownKey(access), why)
 	}
+	skipped := func(access string) {
+		n.skipped++
+		fmt.Fprintf(stderr, "skipped %s: a credential created here has the same access key\n", shownKey(access))
+	}
 	progress := newProgress(stderr, len(fromKeystone))
 	seen := map[string]bool{}
 	for _, kr := range fromKeystone {
@@ -183,29 +195,44 @@ func syncOnce(kc ec2CredentialLister, store credStore, dryRun bool, stdout, stde
 			failed(kr.Access, "Keystone's credential is not valid here: "+err.Error())
 			continue
 		}
-		if err, ok := unreadable[kr.Access]; ok {
-			failed(kr.Access, "the stored record cannot be read ("+err.Error()+"); left as it is")
-			continue
-		}
 		old, ok := existing[kr.Access]
-		change := "added"
+		if !ok {
+			old, ok = unreadable[kr.Access]
+		}
 		switch {
 		case ok && old.Source != "keystone":
-			fmt.Fprintf(stderr, "skipped %s: a credential created here has the same access key\n", shownKey(kr.Access))
-			n.skipped++
+			skipped(kr.Access)
 			continue
 		case ok && old.Secret == want.Secret && old.UserID == want.UserID && old.ProjectID == want.ProjectID && old.TrustID == want.TrustID:
 			n.unchanged++
 			continue
-		case ok:
-			want.Enabled, want.CreatedAt = old.Enabled, old.CreatedAt // a local disable survives a sync
-			change = "updated"
 		}
+		change := "added"
 		if !dryRun {
-			if err := store.Put(ctx, want); err != nil {
+			err := store.Update(ctx, kr.Access, func(cur credstore.Record, exists bool) (credstore.Record, error) {
+				change = "added"
+				if exists {
+					if cur.Source != "keystone" {
+						return cur, errLocalRecord
+					}
+					change = "updated"
+					want.Enabled, want.CreatedAt = cur.Enabled, cur.CreatedAt // a local disable survives a sync
+				}
+				return want, nil
+			})
+			switch {
+			case errors.Is(err, errLocalRecord):
+				skipped(kr.Access)
+				continue
+			case err != nil:
 				failed(kr.Access, err.Error())
 				continue
 			}
+		} else if ok {
+			change = "updated"
+		}
+		if _, unread := unreadable[kr.Access]; unread && change == "updated" {
+			change = "repaired" // its stored record could not be read
 		}
 		if change == "added" {
 			n.added++
@@ -214,23 +241,24 @@ func syncOnce(kc ec2CredentialLister, store credStore, dryRun bool, stdout, stde
 		}
 		fmt.Fprintf(stdout, "%s%s %s (user %s, project %s)\n", verb, change, shownKey(kr.Access), shownKey(kr.UserID), shownKey(kr.ProjectID))
 	}
-	for access, err := range unreadable {
-		if !seen[access] {
-			failed(access, "the stored record cannot be read ("+err.Error()+"): if it came from Keystone, where it is gone, it is not removed")
-		}
-	}
-	for access, r := range existing {
+	gone := func(access string, r credstore.Record) {
 		if r.Source != "keystone" || seen[access] {
-			continue
+			return
 		}
 		if !dryRun {
 			if err := store.Delete(ctx, access); err != nil && !errors.Is(err, credstore.ErrNotFound) {
 				failed(access, "removing it (gone from Keystone): "+err.Error())
-				continue
+				return
 			}
 		}
 		n.removed++
 		fmt.Fprintf(stdout, "%sremoved %s (gone from Keystone)\n", verb, shownKey(access))
+	}
+	for access, r := range existing {
+		gone(access, r)
+	}
+	for access, r := range unreadable {
+		gone(access, r)
 	}
 	progress.done()
 	fmt.Fprintf(stdout, "sync%s: %d added, %d updated, %d removed, %d unchanged, %d skipped, %d failed\n",

@@ -284,47 +284,102 @@ func TestKeyFilesStayPrivate(t *testing.T) {
 	}
 }
 
-// unreadableStore is a store holding records it cannot read (sealed with
-// a key no longer configured), as the Redis store lists them: the access
-// key and the error.
+// unreadableStore lists some of its records as unreadable (sealed with a
+// key no longer configured), as the Redis store does: what could be read,
+// the secret empty, and the error.
 type unreadableStore struct {
 	credStore
-	unreadable []string
+	unreadable map[string]bool
 }
 
 func (u unreadableStore) List(ctx context.Context, fn func(credstore.Record, error) error) error {
-	for _, a := range u.unreadable {
-		if err := fn(credstore.Record{AccessKey: a}, credstore.ErrNoKey); err != nil {
-			return err
+	return u.credStore.List(ctx, func(r credstore.Record, err error) error {
+		if u.unreadable[r.AccessKey] {
+			r.Secret = ""
+			return fn(r, credstore.ErrNoKey)
 		}
-	}
-	return u.credStore.List(ctx, fn)
+		return fn(r, err)
+	})
 }
 
-// A stored record that cannot be read is neither overwritten (its source
-// is unknown) nor silently kept when Keystone no longer has it: each is
-// named, and the sync fails (found by a review: skipped without a word,
-// exit 0).
-func TestSyncNamesUnreadableRecords(t *testing.T) {
+// A stored record that cannot be read is judged by what can be (found by
+// a review: such records were skipped without a word; a first fix failed
+// every sync on them): from Keystone and still there, it is rewritten
+// from Keystone's credential, keeping a local disable; from Keystone and
+// gone there, removed; created here, left alone.
+func TestSyncRepairsOrRemovesUnreadableRecords(t *testing.T) {
 	kc := &keystoneList{}
-	kc.set(ksCred("K1"), ksCred("SEALED"))
-	open := fileStoreAt(t, filepath.Join(t.TempDir(), "creds.yaml"))
+	kc.set(ksCred("SEALED"))
+	open := fileStoreAt(t, filepath.Join(t.TempDir(), "creds.yaml"),
+		credstore.Record{AccessKey: "SEALED", Secret: "old", UserID: "u1", ProjectID: "p1", Enabled: false, Source: "keystone"},
+		credstore.Record{AccessKey: "GONE", Secret: "s", UserID: "u1", ProjectID: "p1", Enabled: true, Source: "keystone"},
+		credstore.Record{AccessKey: "LOCALSEALED", Secret: "s", UserID: "u1", ProjectID: "p1", Enabled: true})
 	wrapped := func() (credStore, func(), error) {
 		s, done, err := open()
-		return unreadableStore{credStore: s, unreadable: []string{"SEALED", "GONE"}}, done, err
+		return unreadableStore{credStore: s, unreadable: map[string]bool{"SEALED": true, "GONE": true, "LOCALSEALED": true}}, done, err
 	}
 	var stdout, stderr bytes.Buffer
-	err := syncRounds(context.Background(), kc, wrapped, false, 0, &stdout, &stderr)
-	if err == nil || !strings.Contains(err.Error(), "2 credential(s) not synced") {
-		t.Errorf("sync: %v; want the two unreadable records counted", err)
+	if err := syncRounds(context.Background(), kc, wrapped, false, 0, &stdout, &stderr); err != nil {
+		t.Fatalf("sync: %v\n%s%s", err, stdout.String(), stderr.String())
 	}
-	for _, want := range []string{"not synced SEALED: the stored record cannot be read", "not synced GONE: the stored record cannot be read", "it is not removed"} {
-		if !strings.Contains(stderr.String(), want) {
-			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+	for _, want := range []string{"repaired SEALED", "removed GONE", "0 added, 1 updated, 1 removed, 0 unchanged, 0 skipped, 0 failed"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
 		}
 	}
-	if got := storedKeys(t, open); len(got) != 1 || got["K1"].AccessKey != "K1" {
-		t.Errorf("store after the sync: %v; want K1 only (SEALED left as it is)", got)
+	got := storedKeys(t, open)
+	if r := got["SEALED"]; r.Secret != "s-SEALED" || r.Enabled {
+		t.Errorf("SEALED after the sync: %+v; want Keystone's secret, still disabled", r)
+	}
+	if _, ok := got["GONE"]; ok {
+		t.Error("GONE, from Keystone and gone there, was kept")
+	}
+	if _, ok := got["LOCALSEALED"]; !ok {
+		t.Error("a record created here was removed")
+	}
+}
+
+// interleaved runs hook before its first write: another command changing
+// the store while a sync round runs.
+type interleaved struct {
+	credStore
+	once *sync.Once
+	hook func()
+}
+
+func (s interleaved) Update(ctx context.Context, key string, fn func(credstore.Record, bool) (credstore.Record, error)) error {
+	s.once.Do(s.hook)
+	return s.credStore.Update(ctx, key, fn)
+}
+
+// A 'creds disable' made while a sync round runs stays disabled when the
+// round updates that credential (found by a review: the round wrote back
+// the enabled flag it had listed at its start).
+func TestSyncKeepsADisableMadeDuringTheRound(t *testing.T) {
+	kc := &keystoneList{}
+	k1 := ksCred("K1")
+	k1.Secret = "rotated-in-keystone"
+	kc.set(k1)
+	open := fileStoreAt(t, filepath.Join(t.TempDir(), "creds.yaml"),
+		credstore.Record{AccessKey: "K1", Secret: "s-K1", UserID: "u1", ProjectID: "p1", Enabled: true, Source: "keystone"})
+	disable := func() {
+		other, _, _ := open()
+		r, _ := other.Get(context.Background(), "K1")
+		r.Enabled = false
+		if err := other.Put(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wrapped := func() (credStore, func(), error) {
+		s, done, err := open()
+		return interleaved{s, &sync.Once{}, disable}, done, err
+	}
+	var stdout, stderr bytes.Buffer
+	if err := syncRounds(context.Background(), kc, wrapped, false, 0, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if r := storedKeys(t, open)["K1"]; r.Enabled || r.Secret != "rotated-in-keystone" {
+		t.Errorf("K1 after the round: %+v; want Keystone's new secret, and disabled", r)
 	}
 }
 
