@@ -75,10 +75,12 @@ func (s *Redis) Put(ctx context.Context, r Record) error {
 }
 
 // Update replaces accessKey's record with fn's answer, given the record
-// as it is now (exists false: there is none; one that cannot be read is
-// passed with what could be, its secret empty), atomically: if the record
-// changes meanwhile fn is asked again (WATCH). An error from fn is
-// returned as it is, and nothing is written.
+// as it is now (exists false: there is none), atomically: if the record
+// changes meanwhile fn is asked again (WATCH). A record that cannot be
+// read is not updated: its error is returned (ErrNoKey is this host's key
+// configuration, not the record: rewriting it with this host's keyring
+// would seal it with a key the proxies may lack, or in plain text; found
+// by a review). An error from fn is returned as it is; nothing is written.
 func (s *Redis) Update(ctx context.Context, accessKey string, fn func(cur Record, exists bool) (Record, error)) error {
 	key := s.Key(accessKey)
 	for range 16 {
@@ -89,35 +91,52 @@ func (s *Redis) Update(ctx context.Context, accessKey string, fn func(cur Record
 			}
 			cur := Record{AccessKey: accessKey}
 			if len(h) > 0 {
-				cur, _ = s.decodeHash(accessKey, h)
+				if cur, err = s.decodeHash(accessKey, h); err != nil {
+					return updateErr{err}
+				}
 			}
 			r, err := fn(cur, len(h) > 0)
 			if err != nil {
-				return err
+				return updateErr{err}
 			}
 			if err := r.Validate(); err != nil {
-				return fmt.Errorf("credstore: %w", err)
+				return updateErr{fmt.Errorf("credstore: %w", err)}
 			}
 			if r.AccessKey != accessKey {
-				return fmt.Errorf("credstore: Update of %s returned the record of %s", accessKey, r.AccessKey)
+				return updateErr{fmt.Errorf("credstore: Update of %s returned the record of %s", accessKey, r.AccessKey)}
 			}
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Del(ctx, key)
 				p.HSet(ctx, key, s.encodeHash(r))
 				return nil
 			})
+			if err != nil && !errors.Is(err, redis.TxFailedErr) {
+				return fmt.Errorf("%w: redis write: %w", ErrUnavailable, err)
+			}
 			return err
 		}, key)
 		if errors.Is(err, redis.TxFailedErr) {
 			continue // changed meanwhile: ask fn again
 		}
-		if err != nil {
+		var mine updateErr
+		switch {
+		case errors.As(err, &mine):
+			return mine.err // fn's, or the record's: as it is
+		case err != nil && !errors.Is(err, ErrUnavailable):
+			return fmt.Errorf("%w: redis WATCH: %w", ErrUnavailable, err) // go-redis's own (a connection)
+		case err != nil:
 			return err
 		}
 		return s.changed(ctx, accessKey)
 	}
 	return fmt.Errorf("%w: the record of %s kept changing", ErrUnavailable, accessKey)
 }
+
+// updateErr carries an error of Update's own (fn's, the record's) out of
+// go-redis's Watch, told apart from go-redis's.
+type updateErr struct{ err error }
+
+func (e updateErr) Error() string { return e.err.Error() }
 
 // Delete removes a record; deleting a missing record is ErrNotFound.
 func (s *Redis) Delete(ctx context.Context, accessKey string) error {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -147,5 +149,29 @@ func TestRedisUpdate(t *testing.T) {
 	}
 	if err := s.Update(ctx, "UPD", func(cur Record, _ bool) (Record, error) { cur.AccessKey = "OTHER"; return cur, nil }); err == nil {
 		t.Error("an Update that returned another key's record was written")
+	}
+}
+
+// Update does not rewrite a record it cannot read, and says why (found by
+// a review: "secret is empty" instead of the missing key).
+func TestRedisUpdateRefusesUnreadable(t *testing.T) {
+	_, client := newTestRedis(t)
+	prefix := "ec2proxy-test:" + t.Name() + ":"
+	path := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(path, []byte(GenerateKey()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ring, err := LoadKeyring(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := NewRedis(client, prefix, ring).Put(ctx, Record{AccessKey: "K1", Secret: "s", UserID: "u", ProjectID: "p", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	called := false
+	err = NewRedis(client, prefix, nil).Update(ctx, "K1", func(cur Record, _ bool) (Record, error) { called = true; cur.Enabled = false; return cur, nil })
+	if !errors.Is(err, ErrNoKey) || called {
+		t.Errorf("Update of a record sealed with a key not configured: %v (fn called: %v); want ErrNoKey, fn not asked", err, called)
 	}
 }

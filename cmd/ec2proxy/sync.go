@@ -75,7 +75,7 @@ func syncRounds(ctx context.Context, kc ec2CredentialLister, open func() (credSt
 			return err
 		}
 		defer done()
-		_, err = syncOnce(ctx, kc, store, dryRun, stdout, stderr)
+		_, err = syncOnce(context.Background(), kc, store, dryRun, stdout, stderr) // a round runs to its end: a signal ends the loop between rounds
 		return err
 	}
 	if watch == 0 {
@@ -140,14 +140,13 @@ type ec2CredentialLister interface {
 }
 
 // syncOnce makes the store match Keystone and reports what changed. A
-// credential that cannot be imported (not valid here, or its write
-// failed) is reported and counted, and the rest is synced, removals
-// included: one bad credential must not keep revoked ones in the store.
-// It then returns an error. A stored record that cannot be read (sealed
-// with a key no longer configured) is judged by what can be: one that came
-// from Keystone is rewritten from Keystone's credential, or removed if
-// Keystone no longer has it; another is left alone. Every write is an
-// Update of the record as it is then: a 'creds disable' made while the
+// credential that cannot be imported (not valid here, its write failed,
+// or its stored record cannot be read here) is reported and counted, and
+// the rest is synced, removals included: one bad credential must not keep
+// revoked ones in the store. It then returns an error. A stored record
+// that cannot be read (sealed with a key not configured here) is never
+// rewritten; one from Keystone and gone there is removed. Every write is
+// an Update of the record as it is then: a 'creds disable' made while the
 // round runs stays (found by a review).
 func syncOnce(ctx context.Context, kc ec2CredentialLister, store credStore, dryRun bool, stdout, stderr io.Writer) (syncCounts, error) {
 	var n syncCounts
@@ -160,12 +159,13 @@ func syncOnce(ctx context.Context, kc ec2CredentialLister, store credStore, dryR
 	fmt.Fprintf(stderr, "keystone has %d EC2 credential(s)\n", len(fromKeystone))
 	existing := map[string]credstore.Record{}
 	unreadable := map[string]credstore.Record{} // what could be read of them
+	unreadableWhy := map[string]string{}
 	err = store.List(ctx, func(r credstore.Record, err error) error {
 		switch {
 		case err == nil:
 			existing[r.AccessKey] = r
 		case r.AccessKey != "":
-			unreadable[r.AccessKey] = r
+			unreadable[r.AccessKey], unreadableWhy[r.AccessKey] = r, err.Error()
 		}
 		return nil
 	})
@@ -195,6 +195,13 @@ func syncOnce(ctx context.Context, kc ec2CredentialLister, store credStore, dryR
 			failed(kr.Access, "Keystone's credential is not valid here: "+err.Error())
 			continue
 		}
+		if r, ok := unreadable[kr.Access]; ok && r.Source == "keystone" {
+			// Perhaps this host's key configuration, not the record: a
+			// rewrite would seal it with a key the proxies may lack, or in
+			// plain text (found by a review).
+			failed(kr.Access, "the stored record cannot be read here ("+unreadableWhy[kr.Access]+"): check credentials.encryption_key_file and old_encryption_key_files on this host; if the record itself is lost, 'creds delete' it and sync again")
+			continue
+		}
 		old, ok := existing[kr.Access]
 		if !ok {
 			old, ok = unreadable[kr.Access]
@@ -210,15 +217,16 @@ func syncOnce(ctx context.Context, kc ec2CredentialLister, store credStore, dryR
 		change := "added"
 		if !dryRun {
 			err := store.Update(ctx, kr.Access, func(cur credstore.Record, exists bool) (credstore.Record, error) {
+				w := want // a copy: asked again after a change, fn starts afresh (found by a review)
 				change = "added"
 				if exists {
 					if cur.Source != "keystone" {
 						return cur, errLocalRecord
 					}
 					change = "updated"
-					want.Enabled, want.CreatedAt = cur.Enabled, cur.CreatedAt // a local disable survives a sync
+					w.Enabled, w.CreatedAt = cur.Enabled, cur.CreatedAt // a local disable survives a sync
 				}
-				return want, nil
+				return w, nil
 			})
 			switch {
 			case errors.Is(err, errLocalRecord):
@@ -230,9 +238,6 @@ func syncOnce(ctx context.Context, kc ec2CredentialLister, store credStore, dryR
 			}
 		} else if ok {
 			change = "updated"
-		}
-		if _, unread := unreadable[kr.Access]; unread && change == "updated" {
-			change = "repaired" // its stored record could not be read
 		}
 		if change == "added" {
 			n.added++
