@@ -16,6 +16,28 @@ import (
 	"github.com/ec2proxy/ec2proxy/guard"
 )
 
+// fromTrustedBalancer sends a warm request with extra headers from a
+// trusted peer in mode, and returns the request the backend received.
+func fromTrustedBalancer(t *testing.T, mode string, headers ...string) *http.Request {
+	t.Helper()
+	b := startScriptedBackend(t, answerWith("<ok/>"))
+	s, good := warmServer(t, b.addr)
+	s.trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	resp, body, _ := askOnce(t, startMode(t, s, mode), modesForm(good, headers...))
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	got := b.received()
+	if len(got) != 1 {
+		t.Fatalf("backend got %d requests", len(got))
+	}
+	req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(got[0])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
 // haproxy's "option forwardfor" adds an X-Forwarded-For header of its own
 // and leaves the client's: a request from a trusted balancer may carry
 // two. Only the first was read, so the backend got the client's invented
@@ -23,22 +45,7 @@ import (
 func TestForwardedForKeepsEveryHeaderOfATrustedBalancer(t *testing.T) {
 	for _, mode := range frontEnds {
 		t.Run(mode, func(t *testing.T) {
-			b := startScriptedBackend(t, answerWith("<ok/>"))
-			s, good := warmServer(t, b.addr)
-			s.trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-			addr := startMode(t, s, mode)
-			resp, body, _ := askOnce(t, addr, modesForm(good, "X-Forwarded-For: 6.6.6.6", "X-Forwarded-For: 203.0.113.7"))
-			if resp.StatusCode != 200 {
-				t.Fatalf("%d %s", resp.StatusCode, body)
-			}
-			got := b.received()
-			if len(got) != 1 {
-				t.Fatalf("backend got %d requests", len(got))
-			}
-			req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(got[0])))
-			if err != nil {
-				t.Fatal(err)
-			}
+			req := fromTrustedBalancer(t, mode, "X-Forwarded-For: 6.6.6.6", "X-Forwarded-For: 203.0.113.7")
 			if xff := req.Header.Values("X-Forwarded-For"); len(xff) != 1 || xff[0] != "6.6.6.6, 203.0.113.7, 127.0.0.1" {
 				t.Errorf("backend's X-Forwarded-For: %q; want one header, every hop in order", xff)
 			}
@@ -52,18 +59,7 @@ func TestForwardedForKeepsEveryHeaderOfATrustedBalancer(t *testing.T) {
 func TestForwardedProtoIsTheBalancers(t *testing.T) {
 	for _, mode := range frontEnds {
 		t.Run(mode, func(t *testing.T) {
-			b := startScriptedBackend(t, answerWith("<ok/>"))
-			s, good := warmServer(t, b.addr)
-			s.trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
-			addr := startMode(t, s, mode)
-			resp, body, _ := askOnce(t, addr, modesForm(good, "X-Forwarded-Proto: https", "X-Forwarded-Proto: http"))
-			if resp.StatusCode != 200 {
-				t.Fatalf("%d %s", resp.StatusCode, body)
-			}
-			req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(b.received()[0])))
-			if err != nil {
-				t.Fatal(err)
-			}
+			req := fromTrustedBalancer(t, mode, "X-Forwarded-Proto: https", "X-Forwarded-Proto: http")
 			if got := req.Header.Values("X-Forwarded-Proto"); len(got) != 1 || got[0] != "http" {
 				t.Errorf("backend's X-Forwarded-Proto %q; want the balancer's, http", got)
 			}
