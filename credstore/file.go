@@ -147,11 +147,8 @@ func (s *File) Update(_ context.Context, accessKey string, fn func(cur Record, e
 		if err != nil {
 			return err
 		}
-		if err := r.Validate(); err != nil {
-			return fmt.Errorf("credstore: %w", err)
-		}
-		if r.AccessKey != accessKey {
-			return fmt.Errorf("credstore: Update of %s returned the record of %s", accessKey, r.AccessKey)
+		if err := checkUpdated(accessKey, r); err != nil {
+			return err
 		}
 		records[accessKey] = r
 		return nil

@@ -5,6 +5,7 @@ package credstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -56,6 +57,17 @@ func (r *Record) Validate() error {
 		return errors.New("user id is empty")
 	case r.ProjectID == "":
 		return errors.New("project id is empty")
+	}
+	return nil
+}
+
+// checkUpdated checks the record an Update's fn returned for accessKey.
+func checkUpdated(accessKey string, r Record) error {
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("credstore: %w", err)
+	}
+	if r.AccessKey != accessKey {
+		return fmt.Errorf("credstore: Update of %s returned the record of %s", accessKey, r.AccessKey)
 	}
 	return nil
 }

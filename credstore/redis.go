@@ -62,16 +62,20 @@ func (s *Redis) Put(ctx context.Context, r Record) error {
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("credstore: %w", err)
 	}
-	key := s.Key(r.AccessKey)
-	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, key)
-		p.HSet(ctx, key, s.encodeHash(r))
-		return nil
-	})
+	_, err := s.client.TxPipelined(ctx, s.replace(ctx, s.Key(r.AccessKey), r))
 	if err != nil {
 		return fmt.Errorf("%w: redis write: %w", ErrUnavailable, err)
 	}
 	return s.changed(ctx, r.AccessKey)
+}
+
+// replace queues the commands that make key hold r, and r alone.
+func (s *Redis) replace(ctx context.Context, key string, r Record) func(redis.Pipeliner) error {
+	return func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		p.HSet(ctx, key, s.encodeHash(r))
+		return nil
+	}
 }
 
 // Update replaces accessKey's record with fn's answer, given the record
@@ -99,17 +103,10 @@ func (s *Redis) Update(ctx context.Context, accessKey string, fn func(cur Record
 			if err != nil {
 				return updateErr{err}
 			}
-			if err := r.Validate(); err != nil {
-				return updateErr{fmt.Errorf("credstore: %w", err)}
+			if err := checkUpdated(accessKey, r); err != nil {
+				return updateErr{err}
 			}
-			if r.AccessKey != accessKey {
-				return updateErr{fmt.Errorf("credstore: Update of %s returned the record of %s", accessKey, r.AccessKey)}
-			}
-			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				p.Del(ctx, key)
-				p.HSet(ctx, key, s.encodeHash(r))
-				return nil
-			})
+			_, err = tx.TxPipelined(ctx, s.replace(ctx, key, r))
 			if err != nil && !errors.Is(err, redis.TxFailedErr) {
 				return fmt.Errorf("%w: redis write: %w", ErrUnavailable, err)
 			}
@@ -211,13 +208,12 @@ func (s *Redis) decodeHash(accessKey string, h map[string]string) (Record, error
 		r.CreatedAt = t
 	}
 	if sealed := h["secret_enc"]; sealed != "" {
+		r.Secret = "" // until it is opened: an unreadable record is passed without one
 		if s.keyring == nil {
-			r.Secret = ""
 			return r, fmt.Errorf("%w: the secret of %s is encrypted but no encryption key is configured", ErrNoKey, accessKey)
 		}
 		secret, _, err := s.keyring.Decrypt(accessKey, sealed)
 		if err != nil {
-			r.Secret = ""
 			return r, err
 		}
 		r.Secret = secret

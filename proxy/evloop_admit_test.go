@@ -138,6 +138,24 @@ func TestEventLoopAdmission(t *testing.T) {
 	}
 }
 
+// askLoopOnce serves s in an event loop and sends it one request on a new
+// connection; it returns the answer.
+func askLoopOnce(t *testing.T, s *Server, request string) (*http.Response, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", startLoop(t, s, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, request)
+	resp, body, err := readAnswer(bufio.NewReader(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
 // A request the guards admitted, whose identity is not cached, goes on on
 // a goroutine without asking them again: asked twice, a replay marker
 // would call the request its own replay.
@@ -146,17 +164,7 @@ func TestEventLoopAdmittedHandover(t *testing.T) {
 	admitter := &scriptedAdmitter{verdicts: []admission{{verdict: guard.Admitted}, {verdict: guard.Replayed}}}
 	s.guards = Guards{Admit: admitter}
 	s.identity = &s.identity.(*cachedFake).fakeIdentity // no cache: the loop hands over
-	c, err := net.Dial("tcp", startLoop(t, s, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, seqRequest(good, "1"))
-	resp, body, err := readAnswer(bufio.NewReader(c))
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := askLoopOnce(t, s, seqRequest(good, "1"))
 	if resp.StatusCode != 200 { // from the warm server's first backend, whose connection fasthttp's client keeps
 		t.Errorf("answer: %d %s; want 200 from the backend", resp.StatusCode, body)
 	}
@@ -177,17 +185,7 @@ func TestEventLoopAdmittedHandoverReleasesItsMarker(t *testing.T) {
 	admitter := &scriptedAdmitter{verdicts: []admission{{verdict: guard.Admitted, nonce: "nonce-1"}}}
 	s.guards = Guards{Admit: admitter}
 	s.identity = &fakeIdentity{err: fmt.Errorf("%w: connection refused", keystoneclient.ErrUnavailable)}
-	c, err := net.Dial("tcp", startLoop(t, s, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, seqRequest(good, "1"))
-	resp, body, err := readAnswer(bufio.NewReader(c))
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := askLoopOnce(t, s, seqRequest(good, "1"))
 	if resp.StatusCode != 503 || !strings.Contains(body, "identity service") {
 		t.Errorf("answer: %d %s; want 503, the identity service unavailable", resp.StatusCode, body)
 	}

@@ -8,6 +8,17 @@ import (
 	"testing"
 )
 
+// standaloneFileConfig writes dir/c.yaml: standalone identity, the file
+// store at creds, one route; it returns its path.
+func standaloneFileConfig(t *testing.T, dir, creds string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(cfg, []byte("identity: {mode: standalone}\ncredentials: {store: file, file: "+creds+"}\nroutes: [{path_prefix: /, backend: 'http://127.0.0.1:9'}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 func runCLI(args ...string) (int, string, string) {
 	var stdout, stderr bytes.Buffer
 	code := run(args, &stdout, &stderr)
@@ -107,8 +118,7 @@ func TestFileStoreFromNothing(t *testing.T) {
 	t.Setenv("EC2PROXY_CONFIG", "")
 	dir := t.TempDir()
 	creds := filepath.Join(dir, "credentials.yaml")
-	cfg := filepath.Join(dir, "c.yaml")
-	os.WriteFile(cfg, []byte("identity: {mode: standalone}\ncredentials: {store: file, file: "+creds+"}\nroutes: [{path_prefix: /, backend: 'http://127.0.0.1:9'}]\n"), 0o600)
+	cfg := standaloneFileConfig(t, dir, creds)
 	if code, _, stderr := runCLI("check-config", "-config", cfg); code != 1 || !strings.Contains(stderr, "no such file") {
 		t.Errorf("check-config with no credentials file: %d %s; want the missing file named", code, stderr)
 	}

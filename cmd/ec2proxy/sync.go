@@ -158,14 +158,17 @@ func syncOnce(ctx context.Context, kc ec2CredentialLister, store credStore, dryR
 	}
 	fmt.Fprintf(stderr, "keystone has %d EC2 credential(s)\n", len(fromKeystone))
 	existing := map[string]credstore.Record{}
-	unreadable := map[string]credstore.Record{} // what could be read of them
-	unreadableWhy := map[string]string{}
+	type unreadableRecord struct {
+		credstore.Record // what could be read of it
+		err              error
+	}
+	unreadable := map[string]unreadableRecord{}
 	err = store.List(ctx, func(r credstore.Record, err error) error {
 		switch {
 		case err == nil:
 			existing[r.AccessKey] = r
 		case r.AccessKey != "":
-			unreadable[r.AccessKey], unreadableWhy[r.AccessKey] = r, err.Error()
+			unreadable[r.AccessKey] = unreadableRecord{r, err}
 		}
 		return nil
 	})
@@ -199,12 +202,14 @@ func syncOnce(ctx context.Context, kc ec2CredentialLister, store credStore, dryR
 			// Perhaps this host's key configuration, not the record: a
 			// rewrite would seal it with a key the proxies may lack, or in
 			// plain text (found by a review).
-			failed(kr.Access, "the stored record cannot be read here ("+unreadableWhy[kr.Access]+"): check credentials.encryption_key_file and old_encryption_key_files on this host; if the record itself is lost, 'creds delete' it and sync again")
+			failed(kr.Access, "the stored record cannot be read here ("+r.err.Error()+"): check credentials.encryption_key_file and old_encryption_key_files on this host; if the record itself is lost, 'creds delete' it and sync again")
 			continue
 		}
 		old, ok := existing[kr.Access]
 		if !ok {
-			old, ok = unreadable[kr.Access]
+			var u unreadableRecord
+			u, ok = unreadable[kr.Access]
+			old = u.Record
 		}
 		switch {
 		case ok && old.Source != "keystone":
@@ -263,7 +268,7 @@ func syncOnce(ctx context.Context, kc ec2CredentialLister, store credStore, dryR
 		gone(access, r)
 	}
 	for access, r := range unreadable {
-		gone(access, r)
+		gone(access, r.Record)
 	}
 	progress.done()
 	fmt.Fprintf(stdout, "sync%s: %d added, %d updated, %d removed, %d unchanged, %d skipped, %d failed\n",

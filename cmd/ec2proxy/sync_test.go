@@ -234,8 +234,7 @@ func TestDeleteOfAKeystoneCredentialWarns(t *testing.T) {
 	t.Setenv("EC2PROXY_CONFIG", "")
 	dir := t.TempDir()
 	creds := filepath.Join(dir, "credentials.yaml")
-	cfg := filepath.Join(dir, "c.yaml")
-	os.WriteFile(cfg, []byte("identity: {mode: standalone}\ncredentials: {store: file, file: "+creds+"}\nroutes: [{path_prefix: /, backend: 'http://127.0.0.1:9'}]\n"), 0o600)
+	cfg := standaloneFileConfig(t, dir, creds)
 	fileStoreAt(t, creds,
 		credstore.Record{AccessKey: "KS1", Secret: "s", UserID: "u", ProjectID: "p", Enabled: true, Source: "keystone"},
 		credstore.Record{AccessKey: "LOCAL1", Secret: "s", UserID: "u", ProjectID: "p", Enabled: true})
@@ -272,8 +271,7 @@ func TestKeyFilesStayPrivate(t *testing.T) {
 	}
 
 	creds := filepath.Join(dir, "credentials.yaml")
-	cfg := filepath.Join(dir, "c.yaml")
-	os.WriteFile(cfg, []byte("identity: {mode: standalone}\ncredentials: {store: file, file: "+creds+"}\nroutes: [{path_prefix: /, backend: 'http://127.0.0.1:9'}]\n"), 0o600)
+	cfg := standaloneFileConfig(t, dir, creds)
 	os.WriteFile(creds, nil, 0o640)
 	if code, _, stderr := runCLI("check-config", "-config", cfg); code != 0 || strings.Contains(stderr, "warning") {
 		t.Errorf("check-config, credentials file 0640: %d %s; want OK without a warning", code, stderr)
