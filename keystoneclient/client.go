@@ -42,8 +42,9 @@ type Config struct {
 	RejectTTL time.Duration
 
 	Now func() time.Time
-	// Observe is told about every Keystone call: op is "auth" or
-	// "ec2tokens", result is "ok", "rejected" or "error".
+	// Observe is told about every Keystone call: op is "auth",
+	// "ec2tokens" or "validate" (see BackendRejected), result is "ok",
+	// "rejected" or "error".
 	Observe func(op, result string, d time.Duration)
 	// CacheObserve is told how each Identity lookup was answered.
 	CacheObserve func(flightcache.Outcome)
@@ -84,6 +85,7 @@ type Client struct {
 	// forgets counts Forget calls: a token exchanged across one is not
 	// shared (see Forget).
 	forgets atomic.Uint64
+	held    holds // access keys rechecked lately (see BackendRejected)
 }
 
 type serviceToken struct {
@@ -211,12 +213,7 @@ func (c *Client) loadIdentity(ctx context.Context, accessKey string, key *sigv2.
 }
 
 // exchange signs an ec2tokens request for accessKey with key and asks
-// Keystone. A 401 with a service token older than a few seconds, which
-// Keystone then says is no longer valid, is retried once with a new
-// service token (Keystone may have rotated its keys). Keystone's 401 body
-// is the same for a bad credential: without the check, each rejected
-// credential cost a password authentication (bcrypt) and a second call,
-// while other keys' exchanges waited for it (found by a review).
+// Keystone.
 func (c *Client) exchange(ctx context.Context, accessKey string, key *sigv2.Key) (*Identity, error) {
 	select {
 	case c.calls <- struct{}{}:
@@ -225,17 +222,33 @@ func (c *Client) exchange(ctx context.Context, accessKey string, key *sigv2.Key)
 		return nil, errorf(ErrUnavailable, "no ec2tokens call could start: the %d allowed at once (keystone.max_concurrent) were all in flight until the timeout", cap(c.calls))
 	}
 	body := c.exchangeBody(accessKey, key)
+	var id *Identity
+	_, err := c.withServiceToken(ctx, func(svc string) (status int, err error) {
+		id, status, err = c.postEC2Tokens(ctx, svc, body)
+		return status, err
+	})
+	return id, err
+}
+
+// withServiceToken makes a Keystone call with the service token. A 401
+// with a service token older than a few seconds, which Keystone then says
+// is no longer valid, is retried once with a new service token (Keystone
+// may have rotated its keys). Keystone's 401 body is the same for a bad
+// credential: without the check, each rejected credential cost a password
+// authentication (bcrypt) and a second call, while other keys' exchanges
+// waited for it (found by a review).
+func (c *Client) withServiceToken(ctx context.Context, call func(svc string) (int, error)) (int, error) {
 	for attempt := 0; ; attempt++ {
 		svc, err := c.serviceToken(ctx)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
-		id, status, err := c.postEC2Tokens(ctx, svc.token, body)
+		status, err := call(svc.token)
 		if status == http.StatusUnauthorized && attempt == 0 && c.cfg.Now().Sub(svc.obtained) > 10*time.Second && !c.serviceTokenValid(ctx, svc) {
 			c.dropServiceToken(svc)
 			continue
 		}
-		return id, err
+		return status, err
 	}
 }
 

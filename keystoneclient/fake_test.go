@@ -24,6 +24,7 @@ type fakeKeystone struct {
 	mu            sync.Mutex
 	serviceToken  string          // the newest
 	valid         map[string]bool // every service token not revoked
+	users         map[string]bool // every ec2tokens token not revoked
 	authCalls     atomic.Int64
 	validateCalls atomic.Int64
 	ec2Calls      atomic.Int64
@@ -46,11 +47,17 @@ func (f *fakeKeystone) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet { // validation: a token may validate itself
 			f.validateCalls.Add(1)
 			f.mu.Lock()
-			ok := f.valid[r.Header.Get("X-Auth-Token")] && f.valid[r.Header.Get("X-Subject-Token")]
+			caller, subject := f.valid[r.Header.Get("X-Auth-Token")], r.Header.Get("X-Subject-Token")
+			known := f.valid[subject] || f.users[subject]
 			f.mu.Unlock()
-			if !ok {
+			if !caller {
 				w.WriteHeader(401)
 				fmt.Fprint(w, `{"error":{"code":401,"message":"The request you have made requires authentication."}}`)
+				return
+			}
+			if !known {
+				w.WriteHeader(404)
+				fmt.Fprint(w, `{"error":{"code":404,"message":"Could not find token: x.","title":"Not Found"}}`)
 				return
 			}
 			fmt.Fprintf(w, `{"token":{"expires_at":%q}}`, f.now().Add(f.tokenTTL).UTC().Format("2006-01-02T15:04:05.000000Z"))
@@ -132,7 +139,14 @@ func (f *fakeKeystone) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if f.trust {
 			trust = `,"OS-TRUST:trust":{"id":"tr1","trustor_user":{"id":"u-trustor"},"trustee_user":{"id":"u-trustee"},"impersonation":false}`
 		}
-		w.Header().Set("X-Subject-Token", fmt.Sprintf("gAAAA-%d", f.ec2Calls.Load()))
+		token := fmt.Sprintf("gAAAA-%d", f.ec2Calls.Load())
+		f.mu.Lock()
+		if f.users == nil {
+			f.users = map[string]bool{}
+		}
+		f.users[token] = true
+		f.mu.Unlock()
+		w.Header().Set("X-Subject-Token", token)
 		fmt.Fprintf(w, `{"token":{"methods":["ec2credential"],"expires_at":%q,"issued_at":%q,
 			"user":{"id":"u1","name":"demo","domain":{"id":"d1","name":"demo"}},
 			"project":{"id":"p1","name":"demo","domain":{"id":"d1","name":"demo"}},
@@ -148,6 +162,13 @@ func (f *fakeKeystone) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (f *fakeKeystone) revokeServiceTokens() {
 	f.mu.Lock()
 	f.valid = nil
+	f.mu.Unlock()
+}
+
+// revokeUserTokens makes every token ec2tokens gave so far invalid.
+func (f *fakeKeystone) revokeUserTokens() {
+	f.mu.Lock()
+	f.users = nil
 	f.mu.Unlock()
 }
 

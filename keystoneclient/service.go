@@ -36,7 +36,7 @@ func (c *Client) serviceTokenValid(ctx context.Context, t *serviceToken) bool {
 	if checked := t.checked.Load(); checked != 0 && now.Sub(time.Unix(0, checked)) < 10*time.Second {
 		return true
 	}
-	status, err := c.getStatus(ctx, c.base+"/auth/tokens", t.token)
+	status, err := c.getStatus(ctx, c.base+"/auth/tokens", t.token, t.token)
 	if err == nil && (status == http.StatusUnauthorized || status == http.StatusNotFound) {
 		return false
 	}
@@ -131,7 +131,7 @@ func (c *Client) Ready(ctx context.Context) error {
 	if _, err := c.serviceToken(ctx); err != nil || held == nil {
 		return err // nil: Keystone just gave the token
 	}
-	status, err := c.getStatus(ctx, c.base, "")
+	status, err := c.getStatus(ctx, c.base, "", "")
 	switch {
 	case err != nil:
 		return errorf(ErrUnavailable, "Keystone does not answer: %v", err)
@@ -141,17 +141,19 @@ func (c *Client) Ready(ctx context.Context) error {
 	return nil
 }
 
-// getStatus sends GET url (with token as both the caller's and the
-// subject's, if set: a token may validate itself) and returns the status;
-// the body is read and dropped.
-func (c *Client) getStatus(ctx context.Context, url, token string) (int, error) {
+// getStatus sends GET url, with the caller's token and the subject token
+// (a token being validated) if set, and returns the status; the body is
+// read and dropped.
+func (c *Client) getStatus(ctx context.Context, url, token, subject string) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, err
 	}
 	if token != "" {
 		req.Header.Set("X-Auth-Token", token)
-		req.Header.Set("X-Subject-Token", token)
+	}
+	if subject != "" {
+		req.Header.Set("X-Subject-Token", subject)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -251,6 +251,7 @@ func (l *EventLoop) relay(c, b *loopConn, head answerHead) {
 	s := c.srv
 	c.backend, b.client = nil, nil
 	s.m.backendDone(head.status, nil, l.now.Sub(c.active))
+	s.backendAnswered(&c.st, head.status)
 	c.ctx.Response.SetStatusCode(head.status) // for the access log
 	c.out = appendRelayed(c.out, b.in[:head.end], c.st.requestID)
 	b.in = shrunk(b.in[:copy(b.in, b.in[head.end:])], readSize)

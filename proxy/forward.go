@@ -89,6 +89,7 @@ func (s *Server) route(path []byte) *route {
 // forward sends the verified request to the backend with the identity
 // headers, and copies the answer back.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, id *keystoneclient.Identity) outcome {
+	st.identity = id
 	s.prepareForward(ctx, st, id)
 	// The backend answers straight into the client's response: no copy.
 	req, resp := &st.out, &ctx.Response
@@ -136,12 +137,32 @@ func (s *Server) forwarded(ctx *fasthttp.RequestCtx, st *state, rt *route, err e
 		}
 		return s.fail(ctx, st, code, "", fmt.Errorf("backend %s: %w", rt.addr(), err))
 	}
+	s.backendAnswered(st, resp.StatusCode())
 	st.scratch = dropNotRelayed(&resp.Header, st.scratch[:0])
 	resp.Header.SetBytesV(headerRequestID, st.requestID)
 	if s.log.Core().Enabled(zap.DebugLevel) {
 		s.log.Debug("forwarded", zap.ByteString("request_id", st.requestID), zap.Int("status", resp.StatusCode()))
 	}
 	return outcomeForwarded
+}
+
+// backendAnswered looks at the status of the backend's answer to st. A 401
+// may mean Keystone revoked the token sent (see
+// keystoneclient.Client.BackendRejected).
+func (s *Server) backendAnswered(st *state, status int) {
+	if status != fasthttp.StatusUnauthorized || st.identity == nil {
+		return
+	}
+	if r, ok := s.identity.(rejectedTokens); ok && r.BackendRejected(string(st.accessKey()), st.identity) {
+		s.log.Info("the backend refused the token sent for this access key: asking Keystone whether it was revoked",
+			zap.ByteString("request_id", st.requestID), zap.ByteString("access_key", st.accessKey()))
+	}
+}
+
+// rejectedTokens is an IdentitySource that can be told a backend refused
+// one of its tokens (*keystoneclient.Client).
+type rejectedTokens interface {
+	BackendRejected(accessKey string, id *keystoneclient.Identity) bool
 }
 
 // dropNotRelayed deletes the backend's headers the client must not get

@@ -3,7 +3,6 @@ package test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -247,17 +246,10 @@ func TestAdminEndpoints(t *testing.T) {
 // middleware would, and returns its project id.
 func validateToken(t *testing.T, ks testenv.Keystone, token string) string {
 	t.Helper()
-	auth := fmt.Sprintf(`{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":%q,"password":%q,"domain":{"name":%q}}}},"scope":{"project":{"name":%q,"domain":{"name":%q}}}}}`,
-		ks.ServiceUser, ks.ServicePassword, ks.ServiceDomain, ks.ServiceProject, ks.ServiceDomain)
-	resp, err := http.Post(ks.URL+"/v3/auth/tokens?nocatalog", "application/json", strings.NewReader(auth))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
 	req, _ := http.NewRequest("GET", ks.URL+"/v3/auth/tokens?nocatalog", nil)
-	req.Header.Set("X-Auth-Token", resp.Header.Get("X-Subject-Token"))
+	req.Header.Set("X-Auth-Token", serviceToken(t, ks))
 	req.Header.Set("X-Subject-Token", token)
-	resp, err = http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -448,6 +448,23 @@ func (c *Cache[A, V]) Invalidate(key string) {
 	s.mu.Unlock()
 }
 
+// InvalidateIf forgets key as Invalidate does, but only if the value
+// cached for it is one stale says is out of date: a value loaded since the
+// caller saw the stale one is kept. It reports whether key was forgotten.
+func (c *Cache[A, V]) InvalidateIf(key string, stale func(V) bool) bool {
+	s := c.shard([]byte(key))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.entries[key]
+	if !ok || e.failed() || !stale(e.value) {
+		return false
+	}
+	s.delete(key)
+	delete(s.inflight, key)
+	s.gen++
+	return true
+}
+
 // ExpireWithin shortens every entry's freshness to at most d from now, so
 // that each is loaded again within d. Entries stay servable stale (on load
 // errors) as before: this is for "the cache may be out of date", not for

@@ -56,6 +56,39 @@ func TestInvalidateDuringLoadIsNotCached(t *testing.T) {
 	}
 }
 
+// InvalidateIf forgets only the value the caller found stale: one loaded
+// since is kept, and so is a remembered failure.
+func TestInvalidateIfKeepsANewerValue(t *testing.T) {
+	clk := newClock()
+	var loads atomic.Int64
+	c := New(func(ctx context.Context, key string, _ int) (int, time.Time, error) {
+		return int(loads.Add(1)), clk.now().Add(time.Hour), nil
+	}, Options{Now: clk.now})
+	is := func(v int) func(int) bool { return func(got int) bool { return got == v } }
+	if c.InvalidateIf("k", is(1)) {
+		t.Fatal("InvalidateIf forgot a key that was never cached")
+	}
+	get(t, c, "k")
+	if c.InvalidateIf("k", is(2)) {
+		t.Fatal("InvalidateIf forgot a value its test said is current")
+	}
+	if v := get(t, c, "k"); v != 1 {
+		t.Fatalf("Get = %d after a refused InvalidateIf, want the cached 1", v)
+	}
+	if !c.InvalidateIf("k", is(1)) {
+		t.Fatal("InvalidateIf kept the stale value")
+	}
+	if v := get(t, c, "k"); v != 2 {
+		t.Fatalf("Get = %d after InvalidateIf, want a reload (2)", v)
+	}
+	if c.InvalidateIf("k", is(1)) {
+		t.Fatal("a second InvalidateIf of the old value forgot the new one")
+	}
+	if v := get(t, c, "k"); v != 2 {
+		t.Fatalf("Get = %d, want the value loaded since (2)", v)
+	}
+}
+
 func TestExpireWithin(t *testing.T) {
 	clk := newClock()
 	var loads atomic.Int64

@@ -1,0 +1,204 @@
+package keystoneclient
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// validations returns a channel that gets the result of each token check
+// c makes after a backend's 401.
+func validations(c *Client) <-chan string {
+	results := make(chan string, 8)
+	c.cfg.Observe = func(op, result string, _ time.Duration) {
+		if op == "validate" {
+			results <- result
+		}
+	}
+	return results
+}
+
+func wantValidation(t *testing.T, results <-chan string, want string) {
+	t.Helper()
+	select {
+	case got := <-results:
+		if got != want {
+			t.Fatalf("the token check's result is %q, want %q", got, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no token check was made")
+	}
+}
+
+func identity(t *testing.T, c *Client) *Identity {
+	t.Helper()
+	id, err := c.Identity(context.Background(), "AK", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// A token Keystone revoked before it expires (user disabled, role taken
+// away) is dropped once a backend refuses it: the next request exchanges
+// again instead of failing until the token's renewal.
+func TestRevokedTokenDroppedAfterBackend401(t *testing.T) {
+	f, srv := newFakeKeystone(t)
+	var clock testClock
+	c := newTestClient(t, srv.URL, &clock)
+	results := validations(c)
+	old := identity(t, c)
+	f.revokeUserTokens()
+	if !c.BackendRejected("AK", old) {
+		t.Fatal("BackendRejected started no check")
+	}
+	wantValidation(t, results, "rejected")
+	if id := identity(t, c); id.Token() == old.Token() {
+		t.Fatalf("the revoked token %s is still served", old.Token())
+	}
+	if n := f.ec2Calls.Load(); n != 2 {
+		t.Errorf("%d ec2tokens calls, want 2 (one exchange after the drop)", n)
+	}
+}
+
+// A backend may answer 401 for its own reasons: a token Keystone still
+// accepts is kept, and the key is not checked again for RecheckHold.
+func TestValidTokenKeptAfterBackend401(t *testing.T) {
+	f, srv := newFakeKeystone(t)
+	var clock testClock
+	c := newTestClient(t, srv.URL, &clock)
+	results := validations(c)
+	id := identity(t, c)
+	if !c.BackendRejected("AK", id) {
+		t.Fatal("BackendRejected started no check")
+	}
+	wantValidation(t, results, "ok")
+	if got := identity(t, c); got.Token() != id.Token() {
+		t.Errorf("a valid token was replaced: %s, was %s", got.Token(), id.Token())
+	}
+	for range 100 {
+		if c.BackendRejected("AK", id) {
+			t.Fatal("a second 401 within RecheckHold started another check")
+		}
+	}
+	clock.advance(RecheckHold)
+	if !c.BackendRejected("AK", id) {
+		t.Fatal("a 401 after RecheckHold started no check")
+	}
+	wantValidation(t, results, "ok")
+	if n, v := f.ec2Calls.Load(), f.validateCalls.Load(); n != 1 || v != 2 {
+		t.Errorf("%d ec2tokens calls and %d validations, want 1 and 2", n, v)
+	}
+}
+
+// A check that finds the token it was asked about revoked leaves a newer
+// token, obtained meanwhile, in place.
+func TestRecheckLeavesANewerTokenAlone(t *testing.T) {
+	f, srv := newFakeKeystone(t)
+	var clock testClock
+	c := newTestClient(t, srv.URL, &clock)
+	results := validations(c)
+	old := identity(t, c)
+	f.revokeUserTokens()
+	c.Forget("AK")
+	current := identity(t, c)
+	c.BackendRejected("AK", old)
+	wantValidation(t, results, "rejected")
+	if got := identity(t, c); got.Token() != current.Token() {
+		t.Errorf("the newer token %s was dropped for the old one; now %s", current.Token(), got.Token())
+	}
+	if n := f.ec2Calls.Load(); n != 2 {
+		t.Errorf("%d ec2tokens calls, want 2", n)
+	}
+}
+
+// Keystone's keys rotated past both the service token and the cached
+// token (ceph issue 71359): the check gets a new service token, and the
+// cached token is dropped.
+func TestRecheckAfterKeyRotation(t *testing.T) {
+	f, srv := newFakeKeystone(t)
+	var clock testClock
+	c := newTestClient(t, srv.URL, &clock)
+	results := validations(c)
+	old := identity(t, c)
+	f.revokeServiceTokens()
+	f.revokeUserTokens()
+	clock.advance(time.Minute)
+	c.BackendRejected("AK", old)
+	wantValidation(t, results, "rejected")
+	if id := identity(t, c); id.Token() == old.Token() {
+		t.Fatal("the token from before the rotation is still served")
+	}
+	if n := f.authCalls.Load(); n != 2 {
+		t.Errorf("%d service authentications, want 2", n)
+	}
+}
+
+// When Keystone cannot say, the token is kept: a Keystone outage must not
+// also cost the tokens that still work.
+func TestRecheckKeepsTheTokenWhenKeystoneIsDown(t *testing.T) {
+	_, srv := newFakeKeystone(t)
+	var clock testClock
+	c := newTestClient(t, srv.URL, &clock)
+	results := validations(c)
+	id := identity(t, c)
+	srv.Close()
+	c.BackendRejected("AK", id)
+	wantValidation(t, results, "error")
+	if got, ok := c.CachedIdentity("AK"); !ok || got != id {
+		t.Error("the token was dropped though Keystone could not be asked")
+	}
+}
+
+// Replicas sharing tokens: the replica that finds the shared token revoked
+// deletes it from the store (or it would read it back at once); a replica
+// that finds its own copy revoked later leaves the new one there.
+func TestRevokedSharedToken(t *testing.T) {
+	f, srv := newFakeKeystone(t)
+	var clock testClock
+	shared := &memShared{tokens: map[string][]byte{}, ttl: map[string]time.Duration{}}
+	a, b := newTestClient(t, srv.URL, &clock), newTestClient(t, srv.URL, &clock)
+	a.cfg.Shared, b.cfg.Shared = shared, shared
+	aResults, bResults := validations(a), validations(b)
+	old := identity(t, a)
+	if got := identity(t, b); got.Token() != old.Token() {
+		t.Fatalf("b did not take a's shared token: %s, want %s", got.Token(), old.Token())
+	}
+	f.revokeUserTokens()
+
+	a.BackendRejected("AK", old)
+	wantValidation(t, aResults, "rejected")
+	renewed := identity(t, a)
+	if renewed.Token() == old.Token() {
+		t.Fatal("a took the revoked token back from the shared store")
+	}
+	b.BackendRejected("AK", old)
+	wantValidation(t, bResults, "rejected")
+	if got := identity(t, b); got.Token() != renewed.Token() {
+		t.Errorf("b got %s after its drop, want a's new shared token %s", got.Token(), renewed.Token())
+	}
+	if n := f.ec2Calls.Load(); n != 2 {
+		t.Errorf("%d ec2tokens calls for two replicas, want 2", n)
+	}
+}
+
+// The remembered checks are bounded; past the bound, expired ones go.
+func TestRecheckHoldsBounded(t *testing.T) {
+	var h holds
+	now := time.Unix(1e9, 0)
+	for i := range maxHeld {
+		if !h.hold(strconv.Itoa(i), now) {
+			t.Fatalf("key %d refused below the bound", i)
+		}
+	}
+	if h.hold("one more", now) {
+		t.Fatal("a key past the bound was held while every other hold is current")
+	}
+	if !h.hold("one more", now.Add(RecheckHold)) {
+		t.Fatal("expired holds were not forgotten to make room")
+	}
+	if len(h.until) != 1 {
+		t.Errorf("%d holds remembered after the sweep, want 1", len(h.until))
+	}
+}
