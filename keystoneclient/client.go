@@ -24,6 +24,9 @@ type Config struct {
 	AuthURL string
 	// The service account; it needs role service (or admin).
 	Username, Password, UserDomainName, ProjectName, ProjectDomainName string
+	// IDs, where set, are used instead of the names (as keystoneauth
+	// does with OS_USER_DOMAIN_ID, OS_PROJECT_ID, OS_PROJECT_DOMAIN_ID).
+	UserDomainID, ProjectID, ProjectDomainID string
 
 	Timeout time.Duration // per Keystone call
 	TLS     *tls.Config   // nil: system roots
@@ -64,6 +67,14 @@ type SharedTokens interface {
 	GetToken(ctx context.Context, accessKey string) ([]byte, error)
 	PutToken(ctx context.Context, accessKey string, token []byte, ttl time.Duration) error
 	DeleteToken(ctx context.Context, accessKey string) error
+}
+
+// project names the service account's project in messages.
+func (c *Client) project() string {
+	if c.cfg.ProjectName != "" {
+		return c.cfg.ProjectName
+	}
+	return c.cfg.ProjectID
 }
 
 // ExchangeHost is the host in the request ec2proxy signs for ec2tokens.
@@ -327,7 +338,7 @@ func (c *Client) postEC2Tokens(ctx context.Context, serviceToken string, body []
 		return id, status, err
 	case status == http.StatusForbidden && bytes.Contains(data, []byte("identity:ec2tokens_validate")):
 		c.cfg.Observe("ec2tokens", "error", time.Since(start))
-		return nil, status, errorf(ErrUnavailable, "the service user %q may not call ec2tokens: give it role service on project %q", c.cfg.Username, c.cfg.ProjectName)
+		return nil, status, errorf(ErrUnavailable, "the service user %q may not call ec2tokens: give it role service on project %q", c.cfg.Username, c.project())
 	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusNotFound:
 		c.cfg.Observe("ec2tokens", "rejected", time.Since(start))
 		return nil, status, errorf(ErrRejected, "keystone answered %d: %s", status, keystoneMessage(data))

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -276,5 +278,43 @@ func TestExchangeBodyUnchanged(t *testing.T) {
 	}})
 	if string(got) != string(want) {
 		t.Errorf("body\n%s\nwant\n%s", got, want)
+	}
+}
+
+// Ids, where given, name the service account's domains and project instead
+// of the names (Horizon's openrc sets OS_PROJECT_ID and
+// OS_PROJECT_DOMAIN_ID, and a name may be absent or stale).
+func TestServiceAuthenticationByID(t *testing.T) {
+	bodies := make(chan string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies <- string(b)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	t.Cleanup(srv.Close)
+	cases := []struct {
+		name string
+		cfg  func(*Config)
+		want string
+	}{
+		{"names", func(*Config) {}, `"scope":{"project":{"domain":{"name":"Default"},"name":"service"}}`},
+		{"user domain id", func(c *Config) { c.UserDomainID = "d-user" }, `"domain":{"id":"d-user"},"name":"ec2proxy"`},
+		{"project domain id", func(c *Config) { c.ProjectDomainID = "d-proj" }, `"project":{"domain":{"id":"d-proj"},"name":"service"}`},
+		{"project id", func(c *Config) { c.ProjectID, c.ProjectDomainID = "p-1", "d-proj" }, `"scope":{"project":{"id":"p-1"}}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{AuthURL: srv.URL, Username: "ec2proxy", Password: "svcpass", UserDomainName: "Default",
+				ProjectName: "service", ProjectDomainName: "Default", Timeout: time.Second}
+			tc.cfg(&cfg)
+			c, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Ready(context.Background()) //nolint:errcheck // refused: only the body matters
+			if body := <-bodies; !strings.Contains(body, tc.want) {
+				t.Errorf("authentication body %s lacks %s", body, tc.want)
+			}
+		})
 	}
 }

@@ -29,7 +29,7 @@ func (c *Client) ListEC2Credentials(ctx context.Context) ([]EC2Credential, error
 	}
 	if !slices.ContainsFunc(svc.roles, isAdminRole) {
 		return nil, errorf(ErrNotPermitted, "user %q has no admin role in project %q (its roles: %s): Keystone would list only its own credentials; use an admin account",
-			c.cfg.Username, c.cfg.ProjectName, strings.Join(svc.roles, ", "))
+			c.cfg.Username, c.project(), strings.Join(svc.roles, ", "))
 	}
 	start := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/credentials?type=ec2", nil)

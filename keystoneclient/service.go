@@ -66,19 +66,29 @@ func (c *Client) authenticate(ctx context.Context, stale *serviceToken) (*servic
 	return t, nil
 }
 
+// byIDOrName names a domain by id if one is given, as keystoneauth does.
+func byIDOrName(id, name string) map[string]string {
+	if id != "" {
+		return map[string]string{"id": id}
+	}
+	return map[string]string{"name": name}
+}
+
 func (c *Client) passwordAuth(ctx context.Context) (*serviceToken, error) {
 	start := time.Now()
+	project := map[string]any{"id": c.cfg.ProjectID}
+	if c.cfg.ProjectID == "" {
+		project = map[string]any{"name": c.cfg.ProjectName, "domain": byIDOrName(c.cfg.ProjectDomainID, c.cfg.ProjectDomainName)}
+	}
 	body, _ := json.Marshal(map[string]any{"auth": map[string]any{
 		"identity": map[string]any{
 			"methods": []string{"password"},
 			"password": map[string]any{"user": map[string]any{
 				"name": c.cfg.Username, "password": c.cfg.Password,
-				"domain": map[string]string{"name": c.cfg.UserDomainName},
+				"domain": byIDOrName(c.cfg.UserDomainID, c.cfg.UserDomainName),
 			}},
 		},
-		"scope": map[string]any{"project": map[string]any{
-			"name": c.cfg.ProjectName, "domain": map[string]string{"name": c.cfg.ProjectDomainName},
-		}},
+		"scope": map[string]any{"project": project},
 	}})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/auth/tokens?nocatalog", bytes.NewReader(body))
 	if err != nil {

@@ -344,3 +344,17 @@ func TestCLISyncStopsOnSignal(t *testing.T) {
 		t.Errorf("creds sync after SIGTERM: %v; want killed by the signal", err)
 	}
 }
+
+// An openrc that names the project and domains by id (Horizon's sets
+// OS_PROJECT_ID and OS_PROJECT_DOMAIN_ID) is read as the openstack CLI
+// reads it: the ids win over names, here ones that name nothing.
+func TestCLISyncWithOpenrcIDs(t *testing.T) {
+	s := startStack(t, nil)
+	ks := testenv.KeystoneEnv(t)
+	env := []string{"EC2PROXY_CONFIG=" + s.cliConfig(), "OS_AUTH_URL=" + ks.URL + "/v3",
+		"OS_USERNAME=" + ks.Var(t, "EC2PROXY_TEST_KEYSTONE_ADMIN_USER"), "OS_PASSWORD=" + ks.Var(t, "EC2PROXY_TEST_KEYSTONE_ADMIN_PASSWORD"),
+		"OS_PROJECT_ID=" + ks.Var(t, "EC2PROXY_TEST_KEYSTONE_ADMIN_PROJECT_ID"), "OS_PROJECT_NAME=no-such-project",
+		"OS_USER_DOMAIN_ID=" + ks.Var(t, "EC2PROXY_TEST_KEYSTONE_DEFAULT_DOMAIN_ID"), "OS_USER_DOMAIN_NAME=no-such-domain",
+		"OS_PROJECT_DOMAIN_ID=no-such-domain-id"}
+	cli(t, env, "creds", "sync", "-keystone", "-dry-run").want(t, 0, "dry run, nothing changed")
+}

@@ -23,9 +23,10 @@ into the store, so the proxy can verify them: new ones are added, changed ones
 updated, and ones that came from Keystone but are gone there removed. Records
 created with 'creds create' are never touched; a credential disabled here stays
 disabled. Listing all credentials needs an account with the admin role, taken
-from the usual OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME,
-OS_USER_DOMAIN_NAME and OS_PROJECT_DOMAIN_NAME variables (source an
-admin-openrc.sh); any other account is refused (Keystone would show it only
+from the usual OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME or
+OS_PROJECT_ID, and OS_USER_DOMAIN_NAME/_ID and OS_PROJECT_DOMAIN_NAME/_ID
+variables (source an admin-openrc.sh; an _ID is used over its name, as the
+openstack CLI does); any other account is refused (Keystone would show it only
 its own credentials, and the sync would remove the rest).`
 
 func credsSync(args []string, stdout, stderr io.Writer) error {
@@ -105,7 +106,7 @@ func adminKeystone(cfg *configs.Config) (*keystoneclient.Client, error) {
 	url := env("OS_AUTH_URL", cfg.Keystone.AuthURL)
 	user, password := os.Getenv("OS_USERNAME"), os.Getenv("OS_PASSWORD")
 	if url == "" || user == "" || password == "" {
-		return nil, errors.New("creds sync needs an admin account: set OS_AUTH_URL (or keystone.auth_url), OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME, e.g. by sourcing an admin-openrc.sh")
+		return nil, errors.New("creds sync needs an admin account: set OS_AUTH_URL (or keystone.auth_url), OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME (or OS_PROJECT_ID), e.g. by sourcing an admin-openrc.sh")
 	}
 	// keystone.tls, with the openrc's OS_CACERT, OS_CERT and OS_KEY over
 	// it (found by a review: a private CA's Keystone was refused).
@@ -118,10 +119,20 @@ func adminKeystone(cfg *configs.Config) (*keystoneclient.Client, error) {
 			return nil, fmt.Errorf("keystone.tls (or OS_CACERT, OS_CERT, OS_KEY): %w", err)
 		}
 	}
+	// As keystoneauth reads an openrc: an id, where given, over the name
+	// (Horizon's openrc sets OS_PROJECT_ID and OS_PROJECT_DOMAIN_ID).
+	projectID := os.Getenv("OS_PROJECT_ID")
+	projectName := os.Getenv("OS_PROJECT_NAME")
+	if projectID == "" && projectName == "" {
+		projectName = "admin"
+	}
 	return keystoneclient.New(keystoneclient.Config{
 		AuthURL: url, Username: user, Password: password,
+		UserDomainID:      os.Getenv("OS_USER_DOMAIN_ID"),
 		UserDomainName:    env("OS_USER_DOMAIN_NAME", "Default"),
-		ProjectName:       env("OS_PROJECT_NAME", "admin"),
+		ProjectID:         projectID,
+		ProjectName:       projectName,
+		ProjectDomainID:   os.Getenv("OS_PROJECT_DOMAIN_ID"),
 		ProjectDomainName: env("OS_PROJECT_DOMAIN_NAME", "Default"),
 		Timeout:           30 * time.Second,
 		TLS:               tlsConfig,
