@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestParseFile(t *testing.T) {
@@ -187,5 +188,97 @@ func TestParseFileRefusesASecondDocument(t *testing.T) {
 	}
 	if _, err := ParseFile([]byte("credentials: []\n---\n"), "trailing.yaml"); err != nil {
 		t.Errorf("an empty second document: %v", err)
+	}
+}
+
+// Batch applies every change made in it to the file at once: the file is
+// written at the end (not each time), a failed batch writes nothing, and
+// another writer waits for the batch and keeps its changes.
+func TestFileBatch(t *testing.T) {
+	path := t.TempDir() + "/creds.yaml"
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rec := func(key string) Record {
+		return Record{AccessKey: key, Secret: "s", UserID: "u", ProjectID: "p", Enabled: true, Source: "keystone"}
+	}
+	onDisk := func() int {
+		t.Helper()
+		g, err := LoadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.Len()
+	}
+	other := make(chan error)
+	err = f.Batch(func() error {
+		for _, k := range []string{"A", "B", "C"} {
+			if err := f.Put(ctx, rec(k)); err != nil {
+				return err
+			}
+		}
+		if deleted, err := f.DeleteIf(ctx, "B", func(cur Record, _ error) bool { return cur.Source == "keystone" }); !deleted || err != nil {
+			t.Errorf("DeleteIf in a batch: %v, %v", deleted, err)
+		}
+		if err := f.Update(ctx, "C", func(cur Record, _ bool) (Record, error) { cur.Enabled = false; return cur, nil }); err != nil {
+			return err
+		}
+		if n := onDisk(); n != 0 {
+			t.Errorf("%d records on disk during the batch, want 0", n)
+		}
+		go func() {
+			g, err := LoadFile(path)
+			if err == nil {
+				err = g.Put(ctx, rec("D"))
+			}
+			other <- err
+		}()
+		select {
+		case err := <-other:
+			t.Errorf("another writer wrote during the batch (%v)", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-other; err != nil {
+		t.Fatal(err)
+	}
+	g, err := LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, errA := g.Get(ctx, "A")
+	c, errC := g.Get(ctx, "C")
+	_, errB := g.Get(ctx, "B")
+	_, errD := g.Get(ctx, "D")
+	if g.Len() != 3 || errA != nil || !a.Enabled || errC != nil || c.Enabled || !errors.Is(errB, ErrNotFound) || errD != nil {
+		t.Errorf("after the batch and the other writer: %d records (A %v, B %v, C %v enabled %v, D %v); want A, C disabled, D", g.Len(), errA, errB, errC, c.Enabled, errD)
+	}
+
+	before, _ := os.Stat(path)
+	if err := f.Batch(func() error { return f.Put(ctx, a) }); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.Stat(path); !os.SameFile(before, after) {
+		t.Error("a batch that changed nothing rewrote the file (every proxy watching it reloads)")
+	}
+
+	failed := errors.New("stop")
+	if err := f.Batch(func() error { _ = f.Put(ctx, rec("E")); return failed }); !errors.Is(err, failed) {
+		t.Fatalf("a failed batch returned %v", err)
+	}
+	if _, err := f.Get(ctx, "E"); !errors.Is(err, ErrNotFound) {
+		t.Error("a failed batch's change is still held in memory")
+	}
+	if n := onDisk(); n != 3 {
+		t.Errorf("%d records on disk after a failed batch, want 3", n)
 	}
 }

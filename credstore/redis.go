@@ -87,33 +87,44 @@ func (s *Redis) replace(ctx context.Context, key string, r Record) func(redis.Pi
 // by a review). An error from fn is returned as it is; nothing is written.
 func (s *Redis) Update(ctx context.Context, accessKey string, fn func(cur Record, exists bool) (Record, error)) error {
 	key := s.Key(accessKey)
+	err := s.watched(ctx, accessKey, func(tx *redis.Tx) error {
+		h, err := tx.HGetAll(ctx, key).Result()
+		if err != nil {
+			return fmt.Errorf("%w: redis HGETALL: %w", ErrUnavailable, err)
+		}
+		cur := Record{AccessKey: accessKey}
+		if len(h) > 0 {
+			if cur, err = s.decodeHash(accessKey, h); err != nil {
+				return updateErr{err}
+			}
+		}
+		r, err := fn(cur, len(h) > 0)
+		if err != nil {
+			return updateErr{err}
+		}
+		if err := checkUpdated(accessKey, r); err != nil {
+			return updateErr{err}
+		}
+		_, err = tx.TxPipelined(ctx, s.replace(ctx, key, r))
+		if err != nil && !errors.Is(err, redis.TxFailedErr) {
+			return fmt.Errorf("%w: redis write: %w", ErrUnavailable, err)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return s.changed(ctx, accessKey)
+}
+
+// watched runs fn in a WATCH of accessKey's record, again while the
+// record changes under it (fn then reads it afresh). An error of fn's own
+// (an updateErr) is returned as it is, go-redis's as ErrUnavailable.
+func (s *Redis) watched(ctx context.Context, accessKey string, fn func(*redis.Tx) error) error {
 	for range 16 {
-		err := s.client.Watch(ctx, func(tx *redis.Tx) error {
-			h, err := tx.HGetAll(ctx, key).Result()
-			if err != nil {
-				return fmt.Errorf("%w: redis HGETALL: %w", ErrUnavailable, err)
-			}
-			cur := Record{AccessKey: accessKey}
-			if len(h) > 0 {
-				if cur, err = s.decodeHash(accessKey, h); err != nil {
-					return updateErr{err}
-				}
-			}
-			r, err := fn(cur, len(h) > 0)
-			if err != nil {
-				return updateErr{err}
-			}
-			if err := checkUpdated(accessKey, r); err != nil {
-				return updateErr{err}
-			}
-			_, err = tx.TxPipelined(ctx, s.replace(ctx, key, r))
-			if err != nil && !errors.Is(err, redis.TxFailedErr) {
-				return fmt.Errorf("%w: redis write: %w", ErrUnavailable, err)
-			}
-			return err
-		}, key)
+		err := s.client.Watch(ctx, fn, s.Key(accessKey))
 		if errors.Is(err, redis.TxFailedErr) {
-			continue // changed meanwhile: ask fn again
+			continue
 		}
 		var mine updateErr
 		switch {
@@ -121,10 +132,8 @@ func (s *Redis) Update(ctx context.Context, accessKey string, fn func(cur Record
 			return mine.err // fn's, or the record's: as it is
 		case err != nil && !errors.Is(err, ErrUnavailable):
 			return fmt.Errorf("%w: redis WATCH: %w", ErrUnavailable, err) // go-redis's own (a connection)
-		case err != nil:
-			return err
 		}
-		return s.changed(ctx, accessKey)
+		return err
 	}
 	return fmt.Errorf("%w: the record of %s kept changing", ErrUnavailable, accessKey)
 }
@@ -134,6 +143,37 @@ func (s *Redis) Update(ctx context.Context, accessKey string, fn func(cur Record
 type updateErr struct{ err error }
 
 func (e updateErr) Error() string { return e.err.Error() }
+
+// DeleteIf removes accessKey's record if remove says so of the record as
+// Redis holds it then; it reports whether it did. remove is given what
+// could be read of a record that cannot be used, with the error. A missing
+// record is ErrNotFound.
+func (s *Redis) DeleteIf(ctx context.Context, accessKey string, remove func(cur Record, err error) bool) (bool, error) {
+	key := s.Key(accessKey)
+	deleted := false
+	err := s.watched(ctx, accessKey, func(tx *redis.Tx) error {
+		deleted = false
+		h, err := tx.HGetAll(ctx, key).Result()
+		switch {
+		case err != nil:
+			return fmt.Errorf("%w: redis HGETALL: %w", ErrUnavailable, err)
+		case len(h) == 0:
+			return updateErr{ErrNotFound}
+		case !remove(s.decodeHash(accessKey, h)):
+			return nil
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error { p.Del(ctx, key); return nil })
+		if err != nil && !errors.Is(err, redis.TxFailedErr) {
+			return fmt.Errorf("%w: redis DEL: %w", ErrUnavailable, err)
+		}
+		deleted = err == nil
+		return err
+	})
+	if err != nil || !deleted {
+		return false, err
+	}
+	return true, s.changed(ctx, accessKey)
+}
 
 // Delete removes a record; deleting a missing record is ErrNotFound.
 func (s *Redis) Delete(ctx context.Context, accessKey string) error {

@@ -175,3 +175,51 @@ func TestRedisUpdateRefusesUnreadable(t *testing.T) {
 		t.Errorf("Update of a record sealed with a key not configured: %v (fn called: %v); want ErrNoKey, fn not asked", err, called)
 	}
 }
+
+// DeleteIf removes a record only as remove judges it when it is removed:
+// a change between its read and its delete makes it ask again (creds sync
+// removing a Keystone credential that was just re-created here).
+func TestRedisDeleteIf(t *testing.T) {
+	s, client := newTestRedis(t)
+	ctx := context.Background()
+	put := func() {
+		t.Helper()
+		if err := s.Put(ctx, Record{AccessKey: "DEL", Secret: "s", UserID: "u", ProjectID: "p", Enabled: true, Source: "keystone"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fromKeystone := func(cur Record, err error) bool { return err == nil && cur.Source == "keystone" }
+	if _, err := s.DeleteIf(ctx, "DEL", fromKeystone); !errors.Is(err, ErrNotFound) {
+		t.Errorf("DeleteIf of a missing record: %v, want ErrNotFound", err)
+	}
+	put()
+	calls := 0
+	deleted, err := s.DeleteIf(ctx, "DEL", func(cur Record, err error) bool {
+		calls++
+		if calls == 1 { // made local meanwhile
+			if err := client.HSet(ctx, s.Key("DEL"), "source", "").Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return fromKeystone(cur, err)
+	})
+	if _, gerr := s.Get(ctx, "DEL"); deleted || err != nil || calls != 2 || gerr != nil {
+		t.Fatalf("a record changed under DeleteIf: deleted %v (%v), remove asked %d times, Get: %v; want kept, asked twice", deleted, err, calls, gerr)
+	}
+	put()
+	if deleted, err := s.DeleteIf(ctx, "DEL", fromKeystone); !deleted || err != nil {
+		t.Fatalf("DeleteIf = %v, %v; want deleted", deleted, err)
+	}
+	if _, err := s.Get(ctx, "DEL"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("after DeleteIf, Get: %v", err)
+	}
+	// A record that cannot be read is judged on what can be.
+	if err := client.HSet(ctx, s.Key("HALF"), "source", "keystone", "user_id", "u").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var seen error
+	deleted, err = s.DeleteIf(ctx, "HALF", func(cur Record, err error) bool { seen = err; return cur.Source == "keystone" })
+	if !deleted || err != nil || !errors.Is(seen, ErrCorrupt) {
+		t.Errorf("DeleteIf of a corrupt record: deleted %v (%v), remove given %v; want deleted, given ErrCorrupt", deleted, err, seen)
+	}
+}

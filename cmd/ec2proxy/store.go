@@ -21,6 +21,8 @@ type credStore interface {
 	// then (exists false: none), so a change made meanwhile is not undone.
 	Update(ctx context.Context, accessKey string, fn func(cur credstore.Record, exists bool) (credstore.Record, error)) error
 	Delete(ctx context.Context, accessKey string) error
+	// DeleteIf removes a record if remove says so of it as it is then.
+	DeleteIf(ctx context.Context, accessKey string, remove func(cur credstore.Record, err error) bool) (bool, error)
 	List(ctx context.Context, fn func(credstore.Record, error) error) error
 }
 

@@ -157,137 +157,182 @@ type ec2CredentialLister interface {
 // revoked ones in the store. It then returns an error. A stored record
 // that cannot be read (sealed with a key not configured here) is never
 // rewritten; one from Keystone and gone there is removed. Every write is
-// an Update of the record as it is then: a 'creds disable' made while the
-// round runs stays (found by a review).
+// an Update of the record as it is then, and every removal a DeleteIf: a
+// 'creds disable' or 'creds create' made while the round runs stays
+// (found by a review). The file store takes a round as one change.
 func syncOnce(ctx context.Context, kc ec2CredentialLister, store credStore, dryRun bool, stdout, stderr io.Writer) (syncCounts, error) {
-	var n syncCounts
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	fromKeystone, err := kc.ListEC2Credentials(ctx)
 	if err != nil {
-		return n, fmt.Errorf("listing Keystone's EC2 credentials: %w", err)
+		return syncCounts{}, fmt.Errorf("listing Keystone's EC2 credentials: %w", err)
 	}
 	fmt.Fprintf(stderr, "keystone has %d EC2 credential(s)\n", len(fromKeystone))
-	existing := map[string]credstore.Record{}
-	type unreadableRecord struct {
-		credstore.Record // what could be read of it
-		err              error
+	r := &syncRound{ctx: ctx, store: store, dryRun: dryRun, stdout: stdout, stderr: stderr,
+		existing: map[string]credstore.Record{}, unreadable: map[string]unreadableRecord{}, seen: map[string]bool{}}
+	if dryRun {
+		r.verb = "would be "
 	}
-	unreadable := map[string]unreadableRecord{}
-	err = store.List(ctx, func(r credstore.Record, err error) error {
+	err = store.List(ctx, func(rec credstore.Record, err error) error {
 		switch {
 		case err == nil:
-			existing[r.AccessKey] = r
-		case r.AccessKey != "":
-			unreadable[r.AccessKey] = unreadableRecord{r, err}
+			r.existing[rec.AccessKey] = rec
+		case rec.AccessKey != "":
+			r.unreadable[rec.AccessKey] = unreadableRecord{rec, err}
 		}
 		return nil
 	})
 	if err != nil {
-		return n, fmt.Errorf("listing the store: %w", err)
-	}
-	verb := ""
-	if dryRun {
-		verb = "would be "
-	}
-	failed := func(access, why string) {
-		n.failed++
-		fmt.Fprintf(stderr, "not synced %s: %s\n", shownKey(access), why)
-	}
-	skipped := func(access string) {
-		n.skipped++
-		fmt.Fprintf(stderr, "skipped %s: a credential created here has the same access key\n", shownKey(access))
+		return r.n, fmt.Errorf("listing the store: %w", err)
 	}
 	progress := newProgress(stderr, len(fromKeystone))
-	seen := map[string]bool{}
-	for _, kr := range fromKeystone {
-		progress.step()
-		seen[kr.Access] = true
-		want := credstore.Record{AccessKey: kr.Access, Secret: kr.Secret, UserID: kr.UserID, ProjectID: kr.ProjectID,
-			TrustID: kr.TrustID, Enabled: true, Source: "keystone", CreatedAt: time.Now().UTC().Truncate(time.Second)}
-		if err := want.Validate(); err != nil {
-			failed(kr.Access, "Keystone's credential is not valid here: "+err.Error())
-			continue
+	apply := func() error {
+		for _, kr := range fromKeystone {
+			progress.step()
+			r.importCredential(kr)
 		}
-		if r, ok := unreadable[kr.Access]; ok && r.Source == "keystone" {
-			// Perhaps this host's key configuration, not the record: a
-			// rewrite would seal it with a key the proxies may lack, or in
-			// plain text (found by a review).
-			failed(kr.Access, "the stored record cannot be read here ("+r.err.Error()+"): check credentials.encryption_key_file and old_encryption_key_files on this host; if the record itself is lost, 'creds delete' it and sync again")
-			continue
+		for access, rec := range r.existing {
+			r.removeIfGone(access, rec)
 		}
-		old, ok := existing[kr.Access]
-		if !ok {
-			var u unreadableRecord
-			u, ok = unreadable[kr.Access]
-			old = u.Record
+		for access, u := range r.unreadable {
+			r.removeIfGone(access, u.Record)
 		}
-		switch {
-		case ok && old.Source != "keystone":
-			skipped(kr.Access)
-			continue
-		case ok && old.Secret == want.Secret && old.UserID == want.UserID && old.ProjectID == want.ProjectID && old.TrustID == want.TrustID:
-			n.unchanged++
-			continue
-		}
-		change := "added"
-		if !dryRun {
-			err := store.Update(ctx, kr.Access, func(cur credstore.Record, exists bool) (credstore.Record, error) {
-				w := want // a copy: asked again after a change, fn starts afresh (found by a review)
-				change = "added"
-				if exists {
-					if cur.Source != "keystone" {
-						return cur, errLocalRecord
-					}
-					change = "updated"
-					w.Enabled, w.CreatedAt = cur.Enabled, cur.CreatedAt // a local disable survives a sync
-				}
-				return w, nil
-			})
-			switch {
-			case errors.Is(err, errLocalRecord):
-				skipped(kr.Access)
-				continue
-			case err != nil:
-				failed(kr.Access, err.Error())
-				continue
-			}
-		} else if ok {
-			change = "updated"
-		}
-		if change == "added" {
-			n.added++
-		} else {
-			n.updated++
-		}
-		fmt.Fprintf(stdout, "%s%s %s (user %s, project %s)\n", verb, change, shownKey(kr.Access), shownKey(kr.UserID), shownKey(kr.ProjectID))
+		return nil
 	}
-	gone := func(access string, r credstore.Record) {
-		if r.Source != "keystone" || seen[access] {
-			return
+	if b, ok := store.(batcher); ok && !dryRun {
+		if err := b.Batch(apply); err != nil {
+			return r.n, fmt.Errorf("writing the store: %w (none of the changes above were made)", err)
 		}
-		if !dryRun {
-			if err := store.Delete(ctx, access); err != nil && !errors.Is(err, credstore.ErrNotFound) {
-				failed(access, "removing it (gone from Keystone): "+err.Error())
-				return
-			}
-		}
-		n.removed++
-		fmt.Fprintf(stdout, "%sremoved %s (gone from Keystone)\n", verb, shownKey(access))
-	}
-	for access, r := range existing {
-		gone(access, r)
-	}
-	for access, r := range unreadable {
-		gone(access, r.Record)
+	} else {
+		_ = apply()
 	}
 	progress.done()
+	n := r.n
 	fmt.Fprintf(stdout, "sync%s: %d added, %d updated, %d removed, %d unchanged, %d skipped, %d failed\n",
 		map[bool]string{true: " (dry run, nothing changed)", false: ""}[dryRun], n.added, n.updated, n.removed, n.unchanged, n.skipped, n.failed)
 	if n.failed > 0 {
 		return n, fmt.Errorf("%d credential(s) not synced (listed above)", n.failed)
 	}
 	return n, nil
+}
+
+// batcher is a store that applies many changes as one (credstore.File: one
+// lock, one rewrite, where each change rewrote the whole file: a first
+// sync of 1000 credentials took 45 s).
+type batcher interface{ Batch(fn func() error) error }
+
+// syncRound is one sync's view of the store and its counts.
+type syncRound struct {
+	ctx            context.Context
+	store          credStore
+	dryRun         bool
+	verb           string // "would be " in a dry run
+	stdout, stderr io.Writer
+	existing       map[string]credstore.Record
+	unreadable     map[string]unreadableRecord
+	seen           map[string]bool // access keys Keystone has
+	n              syncCounts
+}
+
+type unreadableRecord struct {
+	credstore.Record // what could be read of it
+	err              error
+}
+
+func (r *syncRound) failed(access, why string) {
+	r.n.failed++
+	fmt.Fprintf(r.stderr, "not synced %s: %s\n", shownKey(access), why)
+}
+
+func (r *syncRound) skipped(access string) {
+	r.n.skipped++
+	fmt.Fprintf(r.stderr, "skipped %s: a credential created here has the same access key\n", shownKey(access))
+}
+
+// importCredential adds or updates Keystone's credential kr.
+func (r *syncRound) importCredential(kr keystoneclient.EC2Credential) {
+	r.seen[kr.Access] = true
+	want := credstore.Record{AccessKey: kr.Access, Secret: kr.Secret, UserID: kr.UserID, ProjectID: kr.ProjectID,
+		TrustID: kr.TrustID, Enabled: true, Source: "keystone", CreatedAt: time.Now().UTC().Truncate(time.Second)}
+	if err := want.Validate(); err != nil {
+		r.failed(kr.Access, "Keystone's credential is not valid here: "+err.Error())
+		return
+	}
+	if u, ok := r.unreadable[kr.Access]; ok && u.Source == "keystone" {
+		// Perhaps this host's key configuration, not the record: a
+		// rewrite would seal it with a key the proxies may lack, or in
+		// plain text (found by a review).
+		r.failed(kr.Access, "the stored record cannot be read here ("+u.err.Error()+"): check credentials.encryption_key_file and old_encryption_key_files on this host; if the record itself is lost, 'creds delete' it and sync again")
+		return
+	}
+	old, ok := r.existing[kr.Access]
+	if !ok {
+		var u unreadableRecord
+		u, ok = r.unreadable[kr.Access]
+		old = u.Record
+	}
+	switch {
+	case ok && old.Source != "keystone":
+		r.skipped(kr.Access)
+		return
+	case ok && old.Secret == want.Secret && old.UserID == want.UserID && old.ProjectID == want.ProjectID && old.TrustID == want.TrustID:
+		r.n.unchanged++
+		return
+	}
+	change := "added"
+	if !r.dryRun {
+		err := r.store.Update(r.ctx, kr.Access, func(cur credstore.Record, exists bool) (credstore.Record, error) {
+			w := want // a copy: asked again after a change, fn starts afresh (found by a review)
+			change = "added"
+			if exists {
+				if cur.Source != "keystone" {
+					return cur, errLocalRecord
+				}
+				change = "updated"
+				w.Enabled, w.CreatedAt = cur.Enabled, cur.CreatedAt // a local disable survives a sync
+			}
+			return w, nil
+		})
+		switch {
+		case errors.Is(err, errLocalRecord):
+			r.skipped(kr.Access)
+			return
+		case err != nil:
+			r.failed(kr.Access, err.Error())
+			return
+		}
+	} else if ok {
+		change = "updated"
+	}
+	if change == "added" {
+		r.n.added++
+	} else {
+		r.n.updated++
+	}
+	fmt.Fprintf(r.stdout, "%s%s %s (user %s, project %s)\n", r.verb, change, shownKey(kr.Access), shownKey(kr.UserID), shownKey(kr.ProjectID))
+}
+
+// removeIfGone removes the stored record rec of access if it came from
+// Keystone and Keystone no longer has it, and is still so when removed: a
+// record made here with that key meanwhile stays.
+func (r *syncRound) removeIfGone(access string, rec credstore.Record) {
+	if rec.Source != "keystone" || r.seen[access] {
+		return
+	}
+	if !r.dryRun {
+		removed, err := r.store.DeleteIf(r.ctx, access, func(cur credstore.Record, _ error) bool { return cur.Source == "keystone" })
+		switch {
+		case errors.Is(err, credstore.ErrNotFound):
+		case err != nil:
+			r.failed(access, "removing it (gone from Keystone): "+err.Error())
+			return
+		case !removed:
+			r.skipped(access)
+			return
+		}
+	}
+	r.n.removed++
+	fmt.Fprintf(r.stdout, "%sremoved %s (gone from Keystone)\n", r.verb, shownKey(access))
 }
 
 // shownKey is an access key for a line of output: quoted if it holds

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/pem"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -457,5 +459,137 @@ func TestSyncOutputQuotesOddKeys(t *testing.T) {
 	}
 	if _, ok := storedKeys(t, open)[odd]; !ok {
 		t.Error("the odd key was not stored as it is")
+	}
+}
+
+// batchCounter counts a file store's batches, and the writes made outside
+// one.
+type batchCounter struct {
+	*credstore.File
+	inBatch          bool
+	batches, outside int
+}
+
+func (b *batchCounter) Batch(fn func() error) error {
+	b.batches++
+	return b.File.Batch(func() error {
+		b.inBatch = true
+		defer func() { b.inBatch = false }()
+		return fn()
+	})
+}
+
+func (b *batchCounter) Update(ctx context.Context, key string, fn func(credstore.Record, bool) (credstore.Record, error)) error {
+	if !b.inBatch {
+		b.outside++
+	}
+	return b.File.Update(ctx, key, fn)
+}
+
+func (b *batchCounter) DeleteIf(ctx context.Context, key string, remove func(credstore.Record, error) bool) (bool, error) {
+	if !b.inBatch {
+		b.outside++
+	}
+	return b.File.DeleteIf(ctx, key, remove)
+}
+
+// A sync round changes a file store in one batch: each change on its own
+// read and rewrote the whole file (a first sync of 1000 credentials took
+// 45 s; BenchmarkSyncIntoAFile).
+func TestSyncChangesAFileInOneBatch(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "creds.yaml")
+	fileStoreAt(t, path,
+		credstore.Record{AccessKey: "LOCAL", Secret: "s", UserID: "u1", ProjectID: "p1", Enabled: true},
+		credstore.Record{AccessKey: "GONE", Secret: "s", UserID: "u1", ProjectID: "p1", Enabled: true, Source: "keystone"})
+	f, err := credstore.LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := &keystoneList{}
+	var creds []keystoneclient.EC2Credential
+	for i := range 50 {
+		creds = append(creds, ksCred(fmt.Sprintf("K%02d", i)))
+	}
+	kc.set(creds...)
+	store := &batchCounter{File: f}
+	var stdout, stderr bytes.Buffer
+	if _, err := syncOnce(context.Background(), kc, store, false, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	if store.batches != 1 || store.outside != 0 {
+		t.Errorf("%d batches and %d writes outside one; want 1 and 0", store.batches, store.outside)
+	}
+	got := storedKeys(t, func() (credStore, func(), error) { f, err := credstore.LoadFile(path); return f, func() {}, err })
+	if _, gone := got["GONE"]; len(got) != 51 || gone || !strings.Contains(stdout.String(), "50 added, 0 updated, 1 removed") {
+		t.Errorf("%d records after the sync (GONE kept: %v)\n%s", len(got), gone, stdout.String())
+	}
+	before, _ := os.Stat(path)
+	if _, err := syncOnce(context.Background(), kc, store, false, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.Stat(path); !os.SameFile(before, after) {
+		t.Error("a round that changed nothing rewrote the file")
+	}
+}
+
+// recreateBeforeRemoval runs hook before the sync removes a record: a
+// 'creds create' of the same access key racing the sync.
+type recreateBeforeRemoval struct {
+	credStore
+	hook func()
+}
+
+func (s recreateBeforeRemoval) DeleteIf(ctx context.Context, key string, remove func(credstore.Record, error) bool) (bool, error) {
+	s.hook()
+	return s.credStore.DeleteIf(ctx, key, remove)
+}
+
+// A credential gone from Keystone is removed only if it is still the one
+// from Keystone when it is removed: one made here with the same access key
+// since the round listed the store stays (a removal was an unconditional
+// delete).
+func TestSyncKeepsARecordMadeHereMeanwhile(t *testing.T) {
+	open := fileStoreAt(t, filepath.Join(t.TempDir(), "creds.yaml"),
+		credstore.Record{AccessKey: "GONE", Secret: "s", UserID: "u1", ProjectID: "p1", Enabled: true, Source: "keystone"})
+	recreate := func() {
+		other, _, _ := open()
+		if err := other.Put(context.Background(), credstore.Record{AccessKey: "GONE", Secret: "local", UserID: "u2", ProjectID: "p2", Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store, _, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if _, err := syncOnce(context.Background(), &keystoneList{}, recreateBeforeRemoval{store, recreate}, false, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := storedKeys(t, open)["GONE"]; !ok || r.Secret != "local" || !strings.Contains(stderr.String(), "skipped GONE") {
+		t.Errorf("GONE after the sync: %+v (kept: %v)\n%s%s; want the record made here, kept and reported", r, ok, stdout.String(), stderr.String())
+	}
+}
+
+// BenchmarkSyncIntoAFile: the first sync of 1000 Keystone credentials
+// into an empty credentials file.
+func BenchmarkSyncIntoAFile(b *testing.B) {
+	kc := &keystoneList{}
+	var creds []keystoneclient.EC2Credential
+	for i := range 1000 {
+		creds = append(creds, ksCred(fmt.Sprintf("AKIA%016d", i)))
+	}
+	kc.set(creds...)
+	for b.Loop() {
+		path := filepath.Join(b.TempDir(), "creds.yaml")
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		f, err := credstore.LoadFile(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := syncOnce(context.Background(), kc, f, false, io.Discard, io.Discard); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
