@@ -253,6 +253,10 @@ func TestCLISyncFromKeystone(t *testing.T) {
 	}
 	cli(t, admin, "creds", "sync").want(t, 2, "-keystone")
 	cli(t, []string{"EC2PROXY_CONFIG=" + conf}, "creds", "sync", "-keystone").want(t, 1, "needs an admin account")
+	// Horizon's application-credential openrc: refused before Keystone is
+	// asked (Keystone lists no credentials to such a token: all removed).
+	cli(t, append(append([]string{}, admin...), "OS_AUTH_TYPE=v3applicationcredential", "OS_APPLICATION_CREDENTIAL_ID=x", "OS_APPLICATION_CREDENTIAL_SECRET=y"),
+		"creds", "sync", "-keystone").want(t, 1, "cannot use an application credential")
 	// Keystone answers a non-admin's list with its own credentials only:
 	// synced, that would remove everyone else's. Refused, nothing changed.
 	cli(t, append([]string{"EC2PROXY_CONFIG=" + conf}, demo...), "creds", "sync", "-keystone").

@@ -103,6 +103,12 @@ func adminKeystone(cfg *configs.Config) (*keystoneclient.Client, error) {
 		}
 		return fallback
 	}
+	if strings.Contains(os.Getenv("OS_AUTH_TYPE"), "applicationcredential") {
+		// Measured: Keystone answers an application credential's token,
+		// even one with the admin role, with an empty list, which a sync
+		// would take as every credential gone.
+		return nil, errors.New("creds sync cannot use an application credential (OS_AUTH_TYPE=" + os.Getenv("OS_AUTH_TYPE") + "): Keystone lists no EC2 credentials to its tokens; source an admin-openrc.sh with OS_USERNAME and OS_PASSWORD")
+	}
 	url := env("OS_AUTH_URL", cfg.Keystone.AuthURL)
 	user, password := os.Getenv("OS_USERNAME"), os.Getenv("OS_PASSWORD")
 	if url == "" || user == "" || password == "" {
