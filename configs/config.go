@@ -256,9 +256,12 @@ type Identity struct {
 type Keystone struct {
 	// AuthURL is Keystone's base URL, e.g. http://keystone:5000 (with or
 	// without /v3).
-	AuthURL     string        `yaml:"auth_url"`
-	ServiceUser ServiceUser   `yaml:"service_user"`
-	Timeout     time.Duration `yaml:"timeout"`
+	AuthURL     string      `yaml:"auth_url"`
+	ServiceUser ServiceUser `yaml:"service_user"`
+	// ApplicationCredential authenticates the service account instead of
+	// ServiceUser's password (one of the two is set).
+	ApplicationCredential ApplicationCredential `yaml:"application_credential"`
+	Timeout               time.Duration         `yaml:"timeout"`
 	// TokenMargin: cached tokens are dropped this long before they expire.
 	TokenMargin time.Duration `yaml:"token_margin"`
 	// MaxTokens bounds the per-access-key token cache.
@@ -294,6 +297,16 @@ type ServiceUser struct {
 	DomainName        string `yaml:"domain_name"`
 	ProjectName       string `yaml:"project_name"`
 	ProjectDomainName string `yaml:"project_domain_name"`
+}
+
+// ApplicationCredential is an application credential of the service
+// account (openstack application credential create): its token has the
+// project and roles it was made with, role service included; it can be
+// revoked or replaced without changing the user's password.
+type ApplicationCredential struct {
+	ID         string `yaml:"id"`
+	Secret     string `yaml:"secret"`
+	SecretFile string `yaml:"secret_file"`
 }
 
 // Log configures zap.

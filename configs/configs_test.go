@@ -80,6 +80,13 @@ routes: [{path_prefix: /, backend: "http://127.0.0.1:8788"}]
 identity: {mode: keystone}
 keystone: {auth_url: "http://ks:5000", service_user: {name: ec2proxy, project_name: service, password: a, password_file: /f}}
 `, nil, []string{"set exactly one of password and password_file"}},
+		{"service user and application credential", `
+credentials: {file: /etc/ec2proxy/credentials.yaml}
+routes: [{path_prefix: /, backend: "http://127.0.0.1:8788"}]
+identity: {mode: keystone}
+keystone: {auth_url: "http://ks:5000", service_user: {name: ec2proxy, password: a}, application_credential: {secret: s, secret_file: /f}}
+`, nil, []string{"set service_user (name and password) or application_credential, not both",
+			"keystone.application_credential.id: required", "keystone.application_credential: set exactly one of secret and secret_file"}},
 		{"unknown env var", minimalStandalone, []string{"EC2PROXY_LISTNE=:1"}, []string{"EC2PROXY_LISTNE does not match any setting"}},
 		{"bad env value", minimalStandalone, []string{"EC2PROXY_AUTH_TIMESTAMP_WINDOW=5"}, []string{"is not a duration"}},
 		{"admin_listen on listen's port", minimalStandalone + "listen: 0.0.0.0:8773\nadmin_listen: 127.0.0.1:8773\n", nil, []string{`admin_listen: "127.0.0.1:8773" and listen "0.0.0.0:8773" would bind the same port`}},
@@ -281,5 +288,21 @@ func TestRedisAddrPorts(t *testing.T) {
 	}
 	if len(named) != 2 || !strings.Contains(named[0], "redis.addrs[0]") || !strings.Contains(named[1], "redis.addrs[1]") {
 		t.Errorf("problems %q; want redis.addrs[0] and [1] named", err)
+	}
+}
+
+// An application credential stands in for the service user's password.
+func TestApplicationCredentialInsteadOfServiceUser(t *testing.T) {
+	cfg, err := Parse([]byte(`
+credentials: {file: /etc/ec2proxy/credentials.yaml}
+routes: [{path_prefix: /, backend: "http://127.0.0.1:8788"}]
+identity: {mode: keystone}
+keystone: {auth_url: "http://ks:5000", application_credential: {id: 0123abcd, secret_file: /etc/ec2proxy/app-cred-secret}}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ac := cfg.Keystone.ApplicationCredential; ac.ID != "0123abcd" || ac.SecretFile != "/etc/ec2proxy/app-cred-secret" {
+		t.Errorf("application_credential = %+v", ac)
 	}
 }

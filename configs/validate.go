@@ -175,14 +175,27 @@ func (c *Config) Validate() Problems {
 		} else {
 			checkURL(&p, "keystone.auth_url", k.AuthURL)
 		}
-		if k.ServiceUser.Name == "" {
-			add("keystone.service_user.name: required; Keystone refuses ec2tokens calls without a service token")
-		}
-		if (k.ServiceUser.Password == "") == (k.ServiceUser.PasswordFile == "") {
-			add("keystone.service_user: set exactly one of password and password_file")
-		}
-		if k.ServiceUser.ProjectName == "" {
-			add("keystone.service_user.project_name: required")
+		switch ac := k.ApplicationCredential; {
+		case ac != ApplicationCredential{}:
+			if k.ServiceUser.Name != "" || k.ServiceUser.Password != "" || k.ServiceUser.PasswordFile != "" {
+				add("keystone: set service_user (name and password) or application_credential, not both")
+			}
+			if ac.ID == "" {
+				add("keystone.application_credential.id: required (openstack application credential show NAME -c id)")
+			}
+			if (ac.Secret == "") == (ac.SecretFile == "") {
+				add("keystone.application_credential: set exactly one of secret and secret_file")
+			}
+		default:
+			if k.ServiceUser.Name == "" {
+				add("keystone.service_user.name: required (or keystone.application_credential); Keystone refuses ec2tokens calls without a service token")
+			}
+			if (k.ServiceUser.Password == "") == (k.ServiceUser.PasswordFile == "") {
+				add("keystone.service_user: set exactly one of password and password_file")
+			}
+			if k.ServiceUser.ProjectName == "" {
+				add("keystone.service_user.project_name: required")
+			}
 		}
 		positive("keystone.timeout", k.Timeout)
 		if k.TokenMargin < 0 {

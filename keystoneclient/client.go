@@ -27,6 +27,10 @@ type Config struct {
 	// IDs, where set, are used instead of the names (as keystoneauth
 	// does with OS_USER_DOMAIN_ID, OS_PROJECT_ID, OS_PROJECT_DOMAIN_ID).
 	UserDomainID, ProjectID, ProjectDomainID string
+	// An application credential of the service account, instead of the
+	// user and password: its token has the project and roles it was made
+	// with.
+	ApplicationCredentialID, ApplicationCredentialSecret string
 
 	Timeout time.Duration // per Keystone call
 	TLS     *tls.Config   // nil: system roots
@@ -69,6 +73,14 @@ type SharedTokens interface {
 	DeleteToken(ctx context.Context, accessKey string) error
 }
 
+// account names the service account in messages.
+func (c *Client) account() string {
+	if c.cfg.ApplicationCredentialID != "" {
+		return fmt.Sprintf("application credential %q", c.cfg.ApplicationCredentialID)
+	}
+	return fmt.Sprintf("user %q", c.cfg.Username)
+}
+
 // project names the service account's project in messages.
 func (c *Client) project() string {
 	if c.cfg.ProjectName != "" {
@@ -109,8 +121,8 @@ type serviceToken struct {
 
 // New returns a client; it does not contact Keystone.
 func New(cfg Config) (*Client, error) {
-	if cfg.AuthURL == "" || cfg.Username == "" || cfg.Password == "" {
-		return nil, errors.New("keystoneclient: auth URL, username and password are required")
+	if cfg.AuthURL == "" || (cfg.Username == "" || cfg.Password == "") && (cfg.ApplicationCredentialID == "" || cfg.ApplicationCredentialSecret == "") {
+		return nil, errors.New("keystoneclient: auth URL, and username and password or an application credential's id and secret, are required")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -338,7 +350,7 @@ func (c *Client) postEC2Tokens(ctx context.Context, serviceToken string, body []
 		return id, status, err
 	case status == http.StatusForbidden && bytes.Contains(data, []byte("identity:ec2tokens_validate")):
 		c.cfg.Observe("ec2tokens", "error", time.Since(start))
-		return nil, status, errorf(ErrUnavailable, "the service user %q may not call ec2tokens: give it role service on project %q", c.cfg.Username, c.project())
+		return nil, status, errorf(ErrUnavailable, "the service %s may not call ec2tokens: give it role service on project %q", c.account(), c.project())
 	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusNotFound:
 		c.cfg.Observe("ec2tokens", "rejected", time.Since(start))
 		return nil, status, errorf(ErrRejected, "keystone answered %d: %s", status, keystoneMessage(data))

@@ -213,7 +213,7 @@ func TestBadServicePassword(t *testing.T) {
 	clock.t.Store(time.Now().UnixNano())
 	c, _ := New(Config{AuthURL: srv.URL, Username: "ec2proxy", Password: "wrong", Now: clock.now, Timeout: time.Second})
 	_, err := c.Identity(context.Background(), "AK", key)
-	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), `service authentication as "ec2proxy" answered 401`) {
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), `service authentication as user "ec2proxy" answered 401`) {
 		t.Errorf("Identity = %v", err)
 	}
 	if err := c.Ready(context.Background()); err == nil {
@@ -301,6 +301,9 @@ func TestServiceAuthenticationByID(t *testing.T) {
 		{"user domain id", func(c *Config) { c.UserDomainID = "d-user" }, `"domain":{"id":"d-user"},"name":"ec2proxy"`},
 		{"project domain id", func(c *Config) { c.ProjectDomainID = "d-proj" }, `"project":{"domain":{"id":"d-proj"},"name":"service"}`},
 		{"project id", func(c *Config) { c.ProjectID, c.ProjectDomainID = "p-1", "d-proj" }, `"scope":{"project":{"id":"p-1"}}`},
+		{"application credential", func(c *Config) {
+			*c = Config{AuthURL: c.AuthURL, ApplicationCredentialID: "ac-1", ApplicationCredentialSecret: "acs", Timeout: time.Second}
+		}, `{"auth":{"identity":{"application_credential":{"id":"ac-1","secret":"acs"},"methods":["application_credential"]}}}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -28,8 +28,8 @@ func (c *Client) ListEC2Credentials(ctx context.Context) ([]EC2Credential, error
 		return nil, err
 	}
 	if !slices.ContainsFunc(svc.roles, isAdminRole) {
-		return nil, errorf(ErrNotPermitted, "user %q has no admin role in project %q (its roles: %s): Keystone would list only its own credentials; use an admin account",
-			c.cfg.Username, c.project(), strings.Join(svc.roles, ", "))
+		return nil, errorf(ErrNotPermitted, "%s has no admin role in project %q (its roles: %s): Keystone would list only its own credentials; use an admin account",
+			c.account(), c.project(), strings.Join(svc.roles, ", "))
 	}
 	start := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/credentials?type=ec2", nil)
@@ -51,7 +51,7 @@ func (c *Client) ListEC2Credentials(ctx context.Context) ([]EC2Credential, error
 	case http.StatusOK:
 	case http.StatusForbidden, http.StatusUnauthorized:
 		c.cfg.Observe("credentials", "rejected", time.Since(start))
-		return nil, errorf(ErrNotPermitted, "user %q may not list credentials (%d: %s); use an admin account", c.cfg.Username, resp.StatusCode, keystoneMessage(data))
+		return nil, errorf(ErrNotPermitted, "%s may not list credentials (%d: %s); use an admin account", c.account(), resp.StatusCode, keystoneMessage(data))
 	default:
 		c.cfg.Observe("credentials", "error", time.Since(start))
 		return nil, errorf(ErrUnavailable, "GET /v3/credentials answered %d: %s", resp.StatusCode, keystoneMessage(data))

@@ -58,7 +58,7 @@ func (c *Client) authenticate(ctx context.Context, stale *serviceToken) (*servic
 	if t := c.svc.Load(); t != nil && t != stale && c.cfg.Now().Before(t.renew) {
 		return t, nil
 	}
-	t, err := c.passwordAuth(ctx)
+	t, err := c.serviceAuth(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -74,8 +74,17 @@ func byIDOrName(id, name string) map[string]string {
 	return map[string]string{"name": name}
 }
 
-func (c *Client) passwordAuth(ctx context.Context) (*serviceToken, error) {
-	start := time.Now()
+// authBody is the service account's POST /v3/auth/tokens body: its
+// password and project, or its application credential (which is scoped
+// to the project it was made in, and takes no scope).
+func (c *Client) authBody() []byte {
+	if c.cfg.ApplicationCredentialID != "" {
+		body, _ := json.Marshal(map[string]any{"auth": map[string]any{"identity": map[string]any{
+			"methods":                []string{"application_credential"},
+			"application_credential": map[string]string{"id": c.cfg.ApplicationCredentialID, "secret": c.cfg.ApplicationCredentialSecret},
+		}}})
+		return body
+	}
 	project := map[string]any{"id": c.cfg.ProjectID}
 	if c.cfg.ProjectID == "" {
 		project = map[string]any{"name": c.cfg.ProjectName, "domain": byIDOrName(c.cfg.ProjectDomainID, c.cfg.ProjectDomainName)}
@@ -90,6 +99,12 @@ func (c *Client) passwordAuth(ctx context.Context) (*serviceToken, error) {
 		},
 		"scope": map[string]any{"project": project},
 	}})
+	return body
+}
+
+func (c *Client) serviceAuth(ctx context.Context) (*serviceToken, error) {
+	start := time.Now()
+	body := c.authBody()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/auth/tokens?nocatalog", bytes.NewReader(body))
 	if err != nil {
 		return nil, errorf(ErrUnavailable, "%v", err)
@@ -104,7 +119,7 @@ func (c *Client) passwordAuth(ctx context.Context) (*serviceToken, error) {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusCreated {
 		c.cfg.Observe("auth", "error", time.Since(start))
-		return nil, errorf(ErrUnavailable, "service authentication as %q answered %d: %s", c.cfg.Username, resp.StatusCode, keystoneMessage(data))
+		return nil, errorf(ErrUnavailable, "service authentication as %s answered %d: %s", c.account(), resp.StatusCode, keystoneMessage(data))
 	}
 	var tb struct {
 		Token struct {

@@ -337,18 +337,32 @@ func (a *App) background(run func(ctx context.Context)) {
 	a.closers = append(a.closers, func() error { cancel(); <-done; return nil })
 }
 
+// secretValue is a secret given in the configuration, or read from the
+// file setting names (trimmed; an empty file is an error).
+func secretValue(setting, value, file string) (string, error) {
+	if file == "" {
+		return value, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", setting, err)
+	}
+	if value = strings.TrimSpace(string(b)); value == "" {
+		return "", fmt.Errorf("%s: %s is empty", setting, file)
+	}
+	return value, nil
+}
+
 // NewKeystoneClient builds the Keystone client and wires its metrics;
 // shared, if not nil, shares tokens with other replicas.
 func NewKeystoneClient(k configs.Keystone, m *metrics.Metrics, shared keystoneclient.SharedTokens) (*keystoneclient.Client, error) {
-	password := k.ServiceUser.Password
-	if k.ServiceUser.PasswordFile != "" {
-		b, err := os.ReadFile(k.ServiceUser.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("keystone.service_user.password_file: %w", err)
-		}
-		if password = strings.TrimSpace(string(b)); password == "" {
-			return nil, fmt.Errorf("keystone.service_user.password_file: %s is empty", k.ServiceUser.PasswordFile)
-		}
+	password, err := secretValue("keystone.service_user.password_file", k.ServiceUser.Password, k.ServiceUser.PasswordFile)
+	if err != nil {
+		return nil, err
+	}
+	appSecret, err := secretValue("keystone.application_credential.secret_file", k.ApplicationCredential.Secret, k.ApplicationCredential.SecretFile)
+	if err != nil {
+		return nil, err
 	}
 	var t *tls.Config
 	if strings.HasPrefix(k.AuthURL, "https://") {
@@ -362,17 +376,19 @@ func NewKeystoneClient(k configs.Keystone, m *metrics.Metrics, shared keystonecl
 		tokenCache[o] = m.CacheLookups.WithLabelValues("token", o.String())
 	}
 	return keystoneclient.New(keystoneclient.Config{
-		AuthURL:           k.AuthURL,
-		Username:          k.ServiceUser.Name,
-		Password:          password,
-		UserDomainName:    k.ServiceUser.DomainName,
-		ProjectName:       k.ServiceUser.ProjectName,
-		ProjectDomainName: k.ServiceUser.ProjectDomainName,
-		Timeout:           k.Timeout,
-		TLS:               t,
-		TokenMargin:       k.TokenMargin,
-		MaxTokens:         k.MaxTokens,
-		MaxConcurrent:     k.MaxConcurrent,
+		AuthURL:                     k.AuthURL,
+		Username:                    k.ServiceUser.Name,
+		Password:                    password,
+		ApplicationCredentialID:     k.ApplicationCredential.ID,
+		ApplicationCredentialSecret: appSecret,
+		UserDomainName:              k.ServiceUser.DomainName,
+		ProjectName:                 k.ServiceUser.ProjectName,
+		ProjectDomainName:           k.ServiceUser.ProjectDomainName,
+		Timeout:                     k.Timeout,
+		TLS:                         t,
+		TokenMargin:                 k.TokenMargin,
+		MaxTokens:                   k.MaxTokens,
+		MaxConcurrent:               k.MaxConcurrent,
 		Observe: func(op, result string, d time.Duration) {
 			m.KeystoneCalls.WithLabelValues(op, result).Inc()
 			m.KeystoneLatency.WithLabelValues(op).Observe(d.Seconds())

@@ -71,6 +71,7 @@ func CheckFiles(cfg *configs.Config) configs.Problems {
 	}
 	if cfg.Identity.Mode == configs.ModeKeystone {
 		password("keystone.service_user.password_file", cfg.Keystone.ServiceUser.PasswordFile)
+		password("keystone.application_credential.secret_file", cfg.Keystone.ApplicationCredential.SecretFile)
 		if strings.HasPrefix(cfg.Keystone.AuthURL, "https://") {
 			_, err := configs.ClientTLS(cfg.Keystone.TLS)
 			check("keystone.tls", err)
@@ -101,6 +102,7 @@ func CheckFiles(cfg *configs.Config) configs.Problems {
 func FileWarnings(cfg *configs.Config) []string {
 	files := []namedFile{{"redis.password_file", cfg.Redis.PasswordFile},
 		{"keystone.service_user.password_file", cfg.Keystone.ServiceUser.PasswordFile},
+		{"keystone.application_credential.secret_file", cfg.Keystone.ApplicationCredential.SecretFile},
 		{"server.tls.key_file", cfg.Server.TLS.KeyFile},
 		{"redis.tls.key_file", cfg.Redis.TLS.KeyFile},
 		{"keystone.tls.key_file", cfg.Keystone.TLS.KeyFile},
