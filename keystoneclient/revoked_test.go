@@ -31,6 +31,15 @@ func wantValidation(t *testing.T, results <-chan string, want string) {
 	}
 }
 
+// recheckClient is a client of a fake Keystone, with the results of its
+// token checks.
+func recheckClient(t *testing.T) (*fakeKeystone, *Client, <-chan string, *testClock) {
+	f, srv := newFakeKeystone(t)
+	clock := new(testClock)
+	c := newTestClient(t, srv.URL, clock)
+	return f, c, validations(c), clock
+}
+
 func identity(t *testing.T, c *Client) *Identity {
 	t.Helper()
 	id, err := c.Identity(context.Background(), "AK", key)
@@ -44,10 +53,7 @@ func identity(t *testing.T, c *Client) *Identity {
 // away) is dropped once a backend refuses it: the next request exchanges
 // again instead of failing until the token's renewal.
 func TestRevokedTokenDroppedAfterBackend401(t *testing.T) {
-	f, srv := newFakeKeystone(t)
-	var clock testClock
-	c := newTestClient(t, srv.URL, &clock)
-	results := validations(c)
+	f, c, results, _ := recheckClient(t)
 	old := identity(t, c)
 	f.revokeUserTokens()
 	if !c.BackendRejected("AK", old) {
@@ -65,10 +71,7 @@ func TestRevokedTokenDroppedAfterBackend401(t *testing.T) {
 // A backend may answer 401 for its own reasons: a token Keystone still
 // accepts is kept, and the key is not checked again for RecheckHold.
 func TestValidTokenKeptAfterBackend401(t *testing.T) {
-	f, srv := newFakeKeystone(t)
-	var clock testClock
-	c := newTestClient(t, srv.URL, &clock)
-	results := validations(c)
+	f, c, results, clock := recheckClient(t)
 	id := identity(t, c)
 	if !c.BackendRejected("AK", id) {
 		t.Fatal("BackendRejected started no check")
@@ -95,10 +98,7 @@ func TestValidTokenKeptAfterBackend401(t *testing.T) {
 // A check that finds the token it was asked about revoked leaves a newer
 // token, obtained meanwhile, in place.
 func TestRecheckLeavesANewerTokenAlone(t *testing.T) {
-	f, srv := newFakeKeystone(t)
-	var clock testClock
-	c := newTestClient(t, srv.URL, &clock)
-	results := validations(c)
+	f, c, results, _ := recheckClient(t)
 	old := identity(t, c)
 	f.revokeUserTokens()
 	c.Forget("AK")
@@ -117,10 +117,7 @@ func TestRecheckLeavesANewerTokenAlone(t *testing.T) {
 // token (ceph issue 71359): the check gets a new service token, and the
 // cached token is dropped.
 func TestRecheckAfterKeyRotation(t *testing.T) {
-	f, srv := newFakeKeystone(t)
-	var clock testClock
-	c := newTestClient(t, srv.URL, &clock)
-	results := validations(c)
+	f, c, results, clock := recheckClient(t)
 	old := identity(t, c)
 	f.revokeServiceTokens()
 	f.revokeUserTokens()
