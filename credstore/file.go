@@ -197,7 +197,8 @@ func (s *File) DeleteIf(_ context.Context, accessKey string, remove func(cur Rec
 // otherwise reads and rewrites the whole file: a sync of n credentials
 // into an empty file cost n rewrites of up to n records (45 s for 1000).
 // If fn fails, or the file cannot be written, nothing is written and the
-// error is returned.
+// error is returned. Like the rest of File, not for concurrent use: other
+// processes wait for the lock, other goroutines must not use s meanwhile.
 func (s *File) Batch(fn func() error) error {
 	if s.batch {
 		return errors.New("credstore: Batch within Batch")
@@ -246,17 +247,19 @@ func (s *File) change(fn func(map[string]Record) error) error {
 	default:
 		return err
 	}
-	saved := maps.Clone(s.records)
+	saved, done := maps.Clone(s.records), false
+	defer func() {
+		if !done { // a Batch's fn may have changed some before it failed, or panicked
+			s.records = saved
+		}
+	}()
 	err = fn(s.records)
 	if errors.Is(err, errUnchanged) {
-		return nil
-	}
-	if err == nil {
+		err = nil
+	} else if err == nil {
 		err = s.save()
 	}
-	if err != nil {
-		s.records = saved // a Batch's fn may have changed some before it failed
-	}
+	done = err == nil
 	return err
 }
 

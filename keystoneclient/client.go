@@ -81,12 +81,22 @@ func (c *Client) account() string {
 	return fmt.Sprintf("user %q", c.cfg.Username)
 }
 
-// project names the service account's project in messages.
-func (c *Client) project() string {
-	if c.cfg.ProjectName != "" {
-		return c.cfg.ProjectName
+// serviceRoleHint says how the service account gets the role ec2tokens
+// needs.
+func (c *Client) serviceRoleHint() string {
+	if c.cfg.ApplicationCredentialID != "" {
+		return "create it again as a user with role service on its project (an application credential keeps the roles it was made with)"
 	}
-	return c.cfg.ProjectID
+	return "give it role service on project " + c.project()
+}
+
+// project names the service account's project in messages, as it is
+// scoped (an id over a name).
+func (c *Client) project() string {
+	if c.cfg.ProjectID != "" {
+		return "id " + c.cfg.ProjectID
+	}
+	return fmt.Sprintf("%q", c.cfg.ProjectName)
 }
 
 // ExchangeHost is the host in the request ec2proxy signs for ec2tokens.
@@ -350,7 +360,7 @@ func (c *Client) postEC2Tokens(ctx context.Context, serviceToken string, body []
 		return id, status, err
 	case status == http.StatusForbidden && bytes.Contains(data, []byte("identity:ec2tokens_validate")):
 		c.cfg.Observe("ec2tokens", "error", time.Since(start))
-		return nil, status, errorf(ErrUnavailable, "the service %s may not call ec2tokens: give it role service on project %q", c.account(), c.project())
+		return nil, status, errorf(ErrUnavailable, "the service %s may not call ec2tokens: %s", c.account(), c.serviceRoleHint())
 	case status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusNotFound:
 		c.cfg.Observe("ec2tokens", "rejected", time.Since(start))
 		return nil, status, errorf(ErrRejected, "keystone answered %d: %s", status, keystoneMessage(data))

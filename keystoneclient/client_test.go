@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -152,21 +153,45 @@ func TestErrorsClassified(t *testing.T) {
 	}
 }
 
+// The refusal of ec2tokens for a missing role says how to give it, naming
+// the project the account is scoped to as it is scoped (a stale
+// OS_PROJECT_NAME beside OS_PROJECT_ID was named: found by a review), or,
+// for an application credential, that it must be made again.
 func TestPolicyRefusalNamesTheServiceUser(t *testing.T) {
-	f, srv := newFakeKeystone(t)
-	var clock testClock
-	c := newTestClient(t, srv.URL, &clock)
-	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/ec2tokens") {
-			w.WriteHeader(403)
-			w.Write([]byte(`{"error":{"code":403,"message":"You are not authorized to perform the requested action: identity:ec2tokens_validate."}}`))
-			return
-		}
-		f.ServeHTTP(w, r)
-	})
-	_, err := c.Identity(context.Background(), "AK", key)
-	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "give it role service") {
-		t.Errorf("Identity = %v; want ErrUnavailable explaining the missing role", err)
+	for name, tc := range map[string]struct {
+		cfg  func(*Config)
+		want string
+	}{
+		"names":      {func(*Config) {}, `the service user "ec2proxy" may not call ec2tokens: give it role service on project "service"`},
+		"project id": {func(c *Config) { c.ProjectID = "p-1" }, `give it role service on project id p-1`},
+		"application credential": {func(c *Config) { c.Username, c.ApplicationCredentialID, c.ApplicationCredentialSecret = "", "ac-1", "acs" },
+			`the service application credential "ac-1" may not call ec2tokens: create it again as a user with role service`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f, srv := newFakeKeystone(t)
+			var clock testClock
+			c := newTestClient(t, srv.URL, &clock)
+			tc.cfg(&c.cfg)
+			srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasSuffix(r.URL.Path, "/ec2tokens") {
+					w.WriteHeader(403)
+					w.Write([]byte(`{"error":{"code":403,"message":"You are not authorized to perform the requested action: identity:ec2tokens_validate."}}`))
+					return
+				}
+				if r.Method == http.MethodPost { // any account authenticates here
+					f.set(func(f *fakeKeystone) { f.valid = map[string]bool{"svc": true} })
+					w.Header().Set("X-Subject-Token", "svc")
+					w.WriteHeader(201)
+					fmt.Fprintf(w, `{"token":{"expires_at":%q}}`, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+					return
+				}
+				f.ServeHTTP(w, r)
+			})
+			_, err := c.Identity(context.Background(), "AK", key)
+			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Identity = %v; want ErrUnavailable saying %s", err, tc.want)
+			}
+		})
 	}
 }
 

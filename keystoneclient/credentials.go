@@ -28,7 +28,7 @@ func (c *Client) ListEC2Credentials(ctx context.Context) ([]EC2Credential, error
 		return nil, err
 	}
 	if !slices.ContainsFunc(svc.roles, isAdminRole) {
-		return nil, errorf(ErrNotPermitted, "%s has no admin role in project %q (its roles: %s): Keystone would list only its own credentials; use an admin account",
+		return nil, errorf(ErrNotPermitted, "%s has no admin role in project %s (its roles: %s): Keystone would list only its own credentials; use an admin account",
 			c.account(), c.project(), strings.Join(svc.roles, ", "))
 	}
 	start := time.Now()

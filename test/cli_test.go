@@ -361,4 +361,9 @@ func TestCLISyncWithOpenrcIDs(t *testing.T) {
 		"OS_USER_DOMAIN_ID=" + ks.Var(t, "EC2PROXY_TEST_KEYSTONE_DEFAULT_DOMAIN_ID"), "OS_USER_DOMAIN_NAME=no-such-domain",
 		"OS_PROJECT_DOMAIN_ID=no-such-domain-id"}
 	cli(t, env, "creds", "sync", "-keystone", "-dry-run").want(t, 0, "dry run, nothing changed")
+	// The project by name, its domain by id (the last of a duplicated
+	// variable is the one the command sees).
+	byName := append(env[:len(env):len(env)], "OS_PROJECT_ID=", "OS_PROJECT_NAME="+ks.Var(t, "EC2PROXY_TEST_KEYSTONE_ADMIN_PROJECT"),
+		"OS_PROJECT_DOMAIN_ID="+ks.Var(t, "EC2PROXY_TEST_KEYSTONE_DEFAULT_DOMAIN_ID"), "OS_PROJECT_DOMAIN_NAME=no-such-domain")
+	cli(t, byName, "creds", "sync", "-keystone", "-dry-run").want(t, 0, "dry run, nothing changed")
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -206,9 +207,15 @@ func syncOnce(ctx context.Context, kc ec2CredentialLister, store credStore, dryR
 		return nil
 	}
 	if b, ok := store.(batcher); ok && !dryRun {
+		// The changes are printed once written: a failed write makes
+		// none, and nothing is printed while other commands wait for
+		// the lock (found by a review).
+		var changes bytes.Buffer
+		r.stdout = &changes
 		if err := b.Batch(apply); err != nil {
-			return r.n, fmt.Errorf("writing the store: %w (none of the changes above were made)", err)
+			return syncCounts{}, fmt.Errorf("changing the credentials file: %w (nothing was changed)", err)
 		}
+		_, _ = changes.WriteTo(stdout)
 	} else {
 		_ = apply()
 	}

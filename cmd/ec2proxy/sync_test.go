@@ -425,6 +425,18 @@ func TestCheckConfigNamesAnEmptyPasswordFile(t *testing.T) {
 	if code, _, stderr := runCLI("check-config", "-config", cfg); code != 1 || !strings.Contains(stderr, "keystone.service_user.password_file: "+pw+" is empty") {
 		t.Errorf("check-config, empty password file: %d %s", code, stderr)
 	}
+	// An application credential's secret file: the same checks, and the
+	// same warning when every user may read it.
+	os.Chmod(pw, 0o644)
+	os.WriteFile(cfg, []byte("identity: {mode: keystone}\nkeystone: {auth_url: 'http://127.0.0.1:5000', application_credential: {id: ac1, secret_file: "+pw+"}}\n"+
+		"credentials: {store: file, file: "+creds+"}\nroutes: [{path_prefix: /, backend: 'http://127.0.0.1:9'}]\n"), 0o600)
+	if code, _, stderr := runCLI("check-config", "-config", cfg); code != 1 || !strings.Contains(stderr, "keystone.application_credential.secret_file: "+pw+" is empty") {
+		t.Errorf("check-config, empty application credential secret file: %d %s", code, stderr)
+	}
+	os.WriteFile(pw, []byte("secret\n"), 0o644)
+	if code, out, stderr := runCLI("check-config", "-config", cfg); !strings.Contains(out+stderr, "keystone.application_credential.secret_file: "+pw+" is mode 0644") {
+		t.Errorf("check-config, world-readable application credential secret file: %d %s%s", code, out, stderr)
+	}
 }
 
 // An empty Redis password file means Redis without AUTH, and serve runs
@@ -591,5 +603,44 @@ func BenchmarkSyncIntoAFile(b *testing.B) {
 		if _, err := syncOnce(context.Background(), kc, f, false, io.Discard, io.Discard); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// dirAwayDuringBatch makes the batch's write fail: the file's directory
+// is moved away once the round's changes are made.
+type dirAwayDuringBatch struct {
+	*credstore.File
+	dir string
+}
+
+func (d dirAwayDuringBatch) Batch(fn func() error) error {
+	return d.File.Batch(func() error {
+		err := fn()
+		os.Rename(d.dir, d.dir+".away")
+		return err
+	})
+}
+
+// A round whose write fails prints none of its changes, and says nothing
+// was changed (found by a review: "removed K" was printed for a key the
+// file still held).
+func TestSyncFailedWritePrintsNoChanges(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "creds")
+	os.Mkdir(dir, 0o700)
+	path := filepath.Join(dir, "creds.yaml")
+	fileStoreAt(t, path, credstore.Record{AccessKey: "REVOKED", Secret: "s", UserID: "u1", ProjectID: "p1", Enabled: true, Source: "keystone"})
+	f, err := credstore.LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := &keystoneList{}
+	kc.set(ksCred("NEW1"))
+	var stdout, stderr bytes.Buffer
+	n, err := syncOnce(context.Background(), kc, dirAwayDuringBatch{f, dir}, false, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "nothing was changed") || n != (syncCounts{}) {
+		t.Errorf("sync = %+v, %v; want an error saying nothing was changed, no counts", n, err)
+	}
+	if strings.Contains(stdout.String(), "added") || strings.Contains(stdout.String(), "removed") {
+		t.Errorf("changes printed that were not made:\n%s", stdout.String())
 	}
 }
