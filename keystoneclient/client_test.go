@@ -164,7 +164,9 @@ func TestPolicyRefusalNamesTheServiceUser(t *testing.T) {
 	}{
 		"names":      {func(*Config) {}, `the service user "ec2proxy" may not call ec2tokens: give it role service on project "service"`},
 		"project id": {func(c *Config) { c.ProjectID = "p-1" }, `give it role service on project id p-1`},
-		"application credential": {func(c *Config) { c.Username, c.ApplicationCredentialID, c.ApplicationCredentialSecret = "", "ac-1", "acs" },
+		"application credential": {func(c *Config) {
+			c.Username, c.ApplicationCredentialID, c.ApplicationCredentialSecret = "", "ac-1", "acs"
+		},
 			`the service application credential "ac-1" may not call ec2tokens: create it again as a user with role service`},
 	} {
 		t.Run(name, func(t *testing.T) {
