@@ -117,8 +117,9 @@ type Client struct {
 	calls  chan struct{} // a slot per ec2tokens call in flight (MaxConcurrent)
 	// forgets counts Forget calls: a token exchanged across one is not
 	// shared (see Forget).
-	forgets atomic.Uint64
-	held    holds // access keys rechecked lately (see BackendRejected)
+	forgets  atomic.Uint64
+	held     holds         // access keys rechecked lately (see BackendRejected)
+	rechecks chan struct{} // a slot per check under way (maxRechecks)
 }
 
 type serviceToken struct {
@@ -159,7 +160,7 @@ func New(cfg Config) (*Client, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.TLSClientConfig = cfg.TLS
 	transport.MaxIdleConnsPerHost = 64
-	c := &Client{cfg: cfg, base: base, http: &http.Client{Transport: transport, Timeout: cfg.Timeout}, calls: make(chan struct{}, cfg.MaxConcurrent)}
+	c := &Client{cfg: cfg, base: base, http: &http.Client{Transport: transport, Timeout: cfg.Timeout}, calls: make(chan struct{}, cfg.MaxConcurrent), rechecks: make(chan struct{}, maxRechecks)}
 	c.tokens = flightcache.New(c.loadIdentity, flightcache.Options{
 		IsNegative:  func(err error) bool { return errors.Is(err, ErrRejected) },
 		NegativeTTL: cfg.RejectTTL,

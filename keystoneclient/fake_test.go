@@ -21,17 +21,18 @@ type fakeKeystone struct {
 	secrets map[string]string // access -> secret
 	now     func() time.Time
 
-	mu            sync.Mutex
-	serviceToken  string          // the newest
-	valid         map[string]bool // every service token not revoked
-	users         map[string]bool // every ec2tokens token not revoked
-	authCalls     atomic.Int64
-	validateCalls atomic.Int64
-	ec2Calls      atomic.Int64
-	ec2Status     int           // forced status for ec2tokens, 0 = normal
-	ec2Delay      time.Duration // before answering ec2tokens
-	tokenTTL      time.Duration
-	trust         bool
+	mu             sync.Mutex
+	serviceToken   string          // the newest
+	valid          map[string]bool // every service token not revoked
+	users          map[string]bool // every ec2tokens token not revoked
+	authCalls      atomic.Int64
+	validateCalls  atomic.Int64
+	ec2Calls       atomic.Int64
+	ec2Status      int           // forced status for ec2tokens, 0 = normal
+	validateStatus int           // forced status for token validation, 0 = normal
+	ec2Delay       time.Duration // before answering ec2tokens
+	tokenTTL       time.Duration
+	trust          bool
 }
 
 func newFakeKeystone(t *testing.T) (*fakeKeystone, *httptest.Server) {
@@ -48,8 +49,12 @@ func (f *fakeKeystone) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.validateCalls.Add(1)
 			f.mu.Lock()
 			caller, subject := f.valid[r.Header.Get("X-Auth-Token")], r.Header.Get("X-Subject-Token")
-			known := f.valid[subject] || f.users[subject]
+			known, forced := f.valid[subject] || f.users[subject], f.validateStatus
 			f.mu.Unlock()
+			if forced != 0 {
+				w.WriteHeader(forced)
+				return
+			}
 			if !caller {
 				w.WriteHeader(401)
 				fmt.Fprint(w, `{"error":{"code":401,"message":"The request you have made requires authentication."}}`)

@@ -2,7 +2,9 @@ package keystoneclient
 
 import (
 	"context"
+	"net/http"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -185,17 +187,100 @@ func TestRecheckHoldsBounded(t *testing.T) {
 	var h holds
 	now := time.Unix(1e9, 0)
 	for i := range maxHeld {
-		if !h.hold(strconv.Itoa(i), now) {
+		if !h.take(strconv.Itoa(i), now) {
 			t.Fatalf("key %d refused below the bound", i)
 		}
 	}
-	if h.hold("one more", now) {
+	if h.take("one more", now) {
 		t.Fatal("a key past the bound was held while every other hold is current")
 	}
-	if !h.hold("one more", now.Add(RecheckHold)) {
+	if !h.take("one more", now.Add(RecheckHold)) {
 		t.Fatal("expired holds were not forgotten to make room")
 	}
 	if len(h.until) != 1 {
 		t.Errorf("%d holds remembered after the sweep, want 1", len(h.until))
 	}
+}
+
+// pausingShared stops the first GetToken after it is armed until released.
+type pausingShared struct {
+	*memShared
+	armed            atomic.Bool
+	reached, release chan struct{}
+}
+
+func (p *pausingShared) GetToken(ctx context.Context, ak string) ([]byte, error) {
+	if p.armed.CompareAndSwap(true, false) {
+		close(p.reached)
+		<-p.release
+	}
+	return p.memShared.GetToken(ctx, ak)
+}
+
+// A request while a check deletes the revoked token from the shared store
+// does not get it back from there: the shared copy goes before the local
+// one (found by a review: dropped here first, the token was read back
+// from the store and kept for its lifetime, and the key held).
+func TestRecheckUnsharesBeforeItDrops(t *testing.T) {
+	f, srv := newFakeKeystone(t)
+	var clock testClock
+	shared := &pausingShared{memShared: &memShared{tokens: map[string][]byte{}, ttl: map[string]time.Duration{}},
+		reached: make(chan struct{}), release: make(chan struct{})}
+	c := newTestClient(t, srv.URL, &clock)
+	c.cfg.Shared = shared
+	results := validations(c)
+	old := identity(t, c)
+	f.revokeUserTokens()
+	shared.armed.Store(true)
+	c.BackendRejected("AK", old)
+	<-shared.reached // the check reads the store
+	if id := identity(t, c); id.Token() != old.Token() {
+		t.Fatalf("the token was dropped here before the shared copy (%s served)", id.Token())
+	}
+	close(shared.release)
+	wantValidation(t, results, "rejected")
+	if id := identity(t, c); id.Token() == old.Token() {
+		t.Error("the revoked token is served again after the check")
+	}
+}
+
+// Keystone refusing the check itself (the service account lacks a role:
+// 403) says nothing about the token: kept, and checked again soon rather
+// than after RecheckHold.
+func TestRecheckRefusedKeepsTheToken(t *testing.T) {
+	f, c, results, clock := recheckClient(t)
+	id := identity(t, c)
+	f.revokeUserTokens()
+	f.set(func(f *fakeKeystone) { f.validateStatus = http.StatusForbidden })
+	c.BackendRejected("AK", id)
+	wantValidation(t, results, "error")
+	if got, ok := c.CachedIdentity("AK"); !ok || got != id {
+		t.Fatal("a token was dropped on a 403 to the check")
+	}
+	if c.BackendRejected("AK", id) {
+		t.Error("checked again at once after a failed check")
+	}
+	clock.advance(recheckRetry)
+	if !c.BackendRejected("AK", id) {
+		t.Errorf("not checked again %v after a failed check", recheckRetry)
+	}
+	wantValidation(t, results, "error")
+}
+
+// At most maxRechecks checks run at once; a 401 that finds none free
+// starts none and leaves the key free for the next 401.
+func TestRechecksBounded(t *testing.T) {
+	_, c, results, _ := recheckClient(t)
+	id := identity(t, c)
+	for range maxRechecks {
+		c.rechecks <- struct{}{} // checks of other keys under way
+	}
+	if c.BackendRejected("AK", id) {
+		t.Fatal("a check started with every slot taken")
+	}
+	<-c.rechecks
+	if !c.BackendRejected("AK", id) {
+		t.Fatal("the key stayed held after a 401 that started no check")
+	}
+	wantValidation(t, results, "ok")
 }
