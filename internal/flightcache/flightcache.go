@@ -80,9 +80,6 @@ type shard[V any] struct {
 	failures map[string]error
 	inflight map[string]*flight[V]
 	sweepAt  int // sweep expired entries when the map reaches this size
-	// gen counts invalidations: a load that started before one must not
-	// store what it read, which may predate the change.
-	gen uint64
 }
 
 // minSweep is the shard size below which expired entries are left alone.
@@ -269,7 +266,7 @@ func (c *Cache[A, V]) hit(e *entry[V], failure error) (V, error) {
 }
 
 func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, old *entry[V], now time.Time, nowAt int64) (V, error) {
-	f, gen, waiting := s.join(key)
+	f, waiting := s.join(key)
 	if waiting {
 		select {
 		case <-f.done:
@@ -279,7 +276,7 @@ func (c *Cache[A, V]) miss(ctx context.Context, s *shard[V], key string, arg A, 
 			return zero, c.opts.WaitError
 		}
 	}
-	c.fly(ctx, s, key, arg, f, gen, old, now, nowAt)
+	c.fly(ctx, s, key, arg, f, old, now, nowAt)
 	return c.answer(f, old, nowAt)
 }
 
@@ -291,12 +288,12 @@ func (c *Cache[A, V]) servableAhead(e *entry[V], nowAt int64) bool {
 // refresh serves old, which is past its freshness, and loads key again in
 // the background unless a load is under way.
 func (c *Cache[A, V]) refresh(s *shard[V], key string, arg A, old *entry[V], now time.Time, nowAt int64) (V, error) {
-	if f, gen, waiting := s.join(key); !waiting {
+	if f, waiting := s.join(key); !waiting {
 		go func() {
 			defer func() { _ = recover() }() // fly ended the flight; the caller got old
 			// Not ctx, even detached: a request's context (fasthttp's
 			// RequestCtx) is reused once it is answered, which is now.
-			c.fly(context.Background(), s, key, arg, f, gen, old, now, nowAt)
+			c.fly(context.Background(), s, key, arg, f, old, now, nowAt)
 		}()
 	}
 	c.observe(Stale)
@@ -304,8 +301,8 @@ func (c *Cache[A, V]) refresh(s *shard[V], key string, arg A, old *entry[V], now
 }
 
 // join returns key's flight under way (waiting), or a new one the caller
-// must fly, with the shard's generation when it started.
-func (s *shard[V]) join(key string) (f *flight[V], gen uint64, waiting bool) {
+// must fly.
+func (s *shard[V]) join(key string) (f *flight[V], waiting bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f, waiting = s.inflight[key]
@@ -313,12 +310,13 @@ func (s *shard[V]) join(key string) (f *flight[V], gen uint64, waiting bool) {
 		f = &flight[V]{done: make(chan struct{})}
 		s.inflight[key] = f
 	}
-	return f, s.gen, waiting
+	return f, waiting
 }
 
 // fly loads key for flight f and stores the result, unless key was
-// invalidated since gen; old is the entry the load renews, if any.
-func (c *Cache[A, V]) fly(ctx context.Context, s *shard[V], key string, arg A, f *flight[V], gen uint64, old *entry[V], now time.Time, nowAt int64) {
+// invalidated since f started (Invalidate ends f's place in inflight);
+// old is the entry the load renews, if any.
+func (c *Cache[A, V]) fly(ctx context.Context, s *shard[V], key string, arg A, f *flight[V], old *entry[V], now time.Time, nowAt int64) {
 	// A panicking load (a bug) must still end the flight: its waiters, and
 	// every later Get of key, would wait on done for ever. The panic goes
 	// on to the caller.
@@ -361,7 +359,10 @@ func (c *Cache[A, V]) fly(ctx context.Context, s *shard[V], key string, arg A, f
 	f.value, f.err = value, err
 
 	s.mu.Lock()
-	if e != nil && s.gen == gen {
+	// Per key: a shard-wide count of invalidations also threw away other
+	// keys' loads (found by a review).
+	current := s.inflight[key] == f
+	if e != nil && current {
 		if _, present := s.entries[key]; !present {
 			if len(s.entries) >= max(s.sweepAt, minSweep) {
 				// Amortised O(1): the map doubles between sweeps. Without
@@ -382,7 +383,7 @@ func (c *Cache[A, V]) fly(ctx context.Context, s *shard[V], key string, arg A, f
 		} else if len(s.failures) > 0 {
 			delete(s.failures, key)
 		}
-	} else if e == nil && c.opts.RetryAfter > 0 && old != nil && s.gen == gen && s.entries[key] == old {
+	} else if e == nil && c.opts.RetryAfter > 0 && old != nil && current && s.entries[key] == old {
 		// The dependency failed: old is served, as fresh, for RetryAfter
 		// (within what it may be served stale), instead of every caller
 		// loading it again and waiting for the same failure.
@@ -392,7 +393,7 @@ func (c *Cache[A, V]) fly(ctx context.Context, s *shard[V], key string, arg A, f
 			s.entries[key] = &retry
 		}
 	}
-	if s.inflight[key] == f { // else Invalidate let a newer load start
+	if current { // else Invalidate let a newer load start
 		delete(s.inflight, key)
 	}
 	s.mu.Unlock()
@@ -444,7 +445,6 @@ func (c *Cache[A, V]) Invalidate(key string) {
 	s.mu.Lock()
 	s.delete(key)
 	delete(s.inflight, key)
-	s.gen++
 	s.mu.Unlock()
 }
 
@@ -461,7 +461,6 @@ func (c *Cache[A, V]) InvalidateIf(key string, stale func(V) bool) bool {
 	}
 	s.delete(key)
 	delete(s.inflight, key)
-	s.gen++
 	return true
 }
 
@@ -481,7 +480,7 @@ func (c *Cache[A, V]) ExpireWithin(d time.Duration) {
 				s.entries[k] = &short
 			}
 		}
-		// No s.gen++: loads under way compute their freshness when they
+		// Loads under way are not ended: they compute their freshness when they
 		// finish (the credential cache reads its TTL then), and they must
 		// still be cached, or a key being loaded at this moment would not
 		// be kept at all (and could not be served stale later).

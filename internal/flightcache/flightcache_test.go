@@ -3,6 +3,7 @@ package flightcache
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -86,6 +87,39 @@ func TestInvalidateIfKeepsANewerValue(t *testing.T) {
 	}
 	if v := get(t, c, "k"); v != 2 {
 		t.Fatalf("Get = %d, want the value loaded since (2)", v)
+	}
+}
+
+// Invalidating one key leaves the loads of the others under way alone,
+// in its shard too (found by a review: a shard-wide count of
+// invalidations threw them away, and each cost a second load).
+func TestInvalidateSparesOtherKeysLoads(t *testing.T) {
+	clk := newClock()
+	started, release := make(chan struct{}), make(chan struct{})
+	var loads atomic.Int64
+	c := New(func(ctx context.Context, key string, _ int) (int, time.Time, error) {
+		if key == "b" && loads.Add(1) == 1 {
+			close(started)
+			<-release
+		}
+		return 1, clk.now().Add(time.Hour), nil
+	}, Options{Now: clk.now})
+	other := ""
+	for i := 0; other == ""; i++ { // a key in b's shard
+		if k := "a" + strconv.Itoa(i); c.shardString(k) == c.shardString("b") {
+			other = k
+		}
+	}
+	done := make(chan struct{})
+	go func() { get(t, c, "b"); close(done) }()
+	<-started
+	c.Invalidate(other)
+	c.InvalidateIf(other, func(int) bool { return true })
+	close(release)
+	<-done
+	get(t, c, "b")
+	if n := loads.Load(); n != 1 {
+		t.Errorf("b loaded %d times, want 1: its load was not cached after %s was invalidated", n, other)
 	}
 }
 
