@@ -241,11 +241,12 @@ func writeStandaloneConf(t *testing.T, backend string, eventLoop bool) (addr, co
 	return addr, conf
 }
 
-// startServe runs `ec2proxy serve -config conf`, killed when the test
-// ends; exited delivers its exit.
-func startServe(t *testing.T, conf string) (cmd *exec.Cmd, stderr *syncBuffer, exited chan error) {
+// startServe runs `ec2proxy serve -config conf`, with env added to the
+// test's environment, killed when the test ends; exited delivers its exit.
+func startServe(t *testing.T, conf string, env ...string) (cmd *exec.Cmd, stderr *syncBuffer, exited chan error) {
 	t.Helper()
 	cmd = exec.Command(binary(t), "serve", "-config", conf)
+	cmd.Env = append(os.Environ(), env...)
 	stderr = new(syncBuffer)
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {

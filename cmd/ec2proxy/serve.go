@@ -101,6 +101,15 @@ func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), star
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
+	// Ready once signals are handled too: a reload right after would
+	// otherwise kill it (SIGHUP's default).
+	ready := "READY=1\nSTATUS=serving on " + ln.Addr().String()
+	notify := func(state string) {
+		if err := app.Notify(state); err != nil {
+			logger.Warn("could not tell systemd the service's state", zap.Error(err))
+		}
+	}
+	notify(ready)
 	for {
 		select {
 		case err := <-r.Failed():
@@ -109,7 +118,10 @@ func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), star
 			return err
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				if next, ok := reload(cfg, r.Current(), load, logger); ok {
+				notify(app.ReloadingState())
+				next, ok := reload(cfg, r.Current(), load, logger)
+				notify(ready) // also after a refused reload: the running configuration serves on
+				if ok {
 					drained, log := r.Swap(next), next.Logger
 					go func() {
 						if err := <-drained; err != nil {
@@ -122,6 +134,7 @@ func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), star
 				continue
 			}
 			logger.Info("stopping: no new connections, draining in-flight requests", zap.String("signal", sig.String()))
+			notify("STOPPING=1")
 			err := r.Stop()
 			logger.Info("ec2proxy stopped")
 			return err
