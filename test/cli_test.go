@@ -367,3 +367,35 @@ func TestCLISyncWithOpenrcIDs(t *testing.T) {
 		"OS_PROJECT_DOMAIN_ID="+ks.Var(t, "EC2PROXY_TEST_KEYSTONE_DEFAULT_DOMAIN_ID"), "OS_PROJECT_DOMAIN_NAME=no-such-domain")
 	cli(t, byName, "creds", "sync", "-keystone", "-dry-run").want(t, 0, "dry run, nothing changed")
 }
+
+// OS_CLOUD names a clouds.yaml cloud (password in secure.yaml), as the
+// openstack CLI reads it: the same files get a token from the real
+// openstack CLI, and creds sync reads the admin account from them.
+func TestCLISyncWithCloudsYaml(t *testing.T) {
+	s := startStack(t, nil)
+	ks := testenv.KeystoneEnv(t)
+	dir := t.TempDir()
+	clouds, secure := filepath.Join(dir, "clouds.yaml"), filepath.Join(dir, "secure.yaml")
+	os.WriteFile(clouds, []byte(fmt.Sprintf(`clouds:
+  ec2admin:
+    auth_type: password
+    identity_api_version: 3
+    auth:
+      auth_url: %s/v3
+      username: %s
+      project_name: %s
+      user_domain_name: Default
+      project_domain_id: %s
+`, ks.URL, ks.Var(t, "EC2PROXY_TEST_KEYSTONE_ADMIN_USER"), ks.Var(t, "EC2PROXY_TEST_KEYSTONE_ADMIN_PROJECT"), ks.Var(t, "EC2PROXY_TEST_KEYSTONE_DEFAULT_DOMAIN_ID"))), 0o600)
+	os.WriteFile(secure, []byte(fmt.Sprintf("clouds:\n  ec2admin:\n    auth:\n      password: %q\n", ks.Var(t, "EC2PROXY_TEST_KEYSTONE_ADMIN_PASSWORD"))), 0o600)
+	env := []string{"OS_CLOUD=ec2admin", "OS_CLIENT_CONFIG_FILE=" + clouds, "OS_CLIENT_SECURE_FILE=" + secure}
+
+	openstack := exec.Command("/usr/bin/openstack", "token", "issue", "-f", "value", "-c", "id")
+	openstack.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}, env...)
+	if out, err := openstack.CombinedOutput(); err != nil {
+		t.Fatalf("the openstack CLI refuses these files: %v\n%s", err, out)
+	}
+	cli(t, append(env, "EC2PROXY_CONFIG="+s.cliConfig()), "creds", "sync", "-keystone", "-dry-run").want(t, 0, "dry run, nothing changed")
+	cli(t, append(env[:1:1], "EC2PROXY_CONFIG="+s.cliConfig(), "OS_CLIENT_CONFIG_FILE="+filepath.Join(dir, "none.yaml")), "creds", "sync", "-keystone").
+		want(t, 1, "OS_CLOUD=ec2admin: no clouds.yaml names it")
+}

@@ -104,7 +104,11 @@ func TestRevokedTokenIsReplacedAfterTheBackendRefusesIt(t *testing.T) {
 		t.Fatalf("revoking the token: Keystone answered %d", status)
 	}
 
-	for name, s := range map[string]*stack{"a": a, "b": b} {
+	for _, r := range []struct { // in this order: b takes the token a got after its drop
+		name string
+		s    *stack
+	}{{"a", a}, {"b", b}} {
+		name, s := r.name, r.s
 		if r := ec2Call(s.url, "/", k.access, k.secret, nil); r.status != http.StatusUnauthorized {
 			t.Fatalf("replica %s with the revoked token: %s; want the backend's 401", name, r)
 		}

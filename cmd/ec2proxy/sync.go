@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -27,7 +26,8 @@ disabled. Listing all credentials needs an account with the admin role, taken
 from the usual OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME or
 OS_PROJECT_ID, and OS_USER_DOMAIN_NAME/_ID and OS_PROJECT_DOMAIN_NAME/_ID
 variables (source an admin-openrc.sh; an _ID is used over its name, as the
-openstack CLI does); any other account is refused (Keystone would show it only
+openstack CLI does), or, with OS_CLOUD set, that cloud of clouds.yaml (and
+secure.yaml) as the openstack CLI finds them; any other account is refused (Keystone would show it only
 its own credentials, and the sync would remove the rest).`
 
 func credsSync(args []string, stdout, stderr io.Writer) error {
@@ -95,25 +95,38 @@ func syncRounds(ctx context.Context, kc ec2CredentialLister, open func() (credSt
 	}
 }
 
-// adminKeystone builds a Keystone client from OS_* variables, falling back
-// to the configured auth URL.
+// adminKeystone builds a Keystone client from OS_* variables, or the
+// clouds.yaml cloud OS_CLOUD names, falling back to the configured auth
+// URL.
 func adminKeystone(cfg *configs.Config) (*keystoneclient.Client, error) {
+	get, from, err := openrcLookup()
+	if err != nil {
+		return nil, err
+	}
+	c, err := adminKeystoneFrom(cfg, get)
+	if err != nil && from != "" {
+		return nil, fmt.Errorf("%s: %w", from, err)
+	}
+	return c, err
+}
+
+func adminKeystoneFrom(cfg *configs.Config, get func(string) string) (*keystoneclient.Client, error) {
 	env := func(name, fallback string) string {
-		if v := os.Getenv(name); v != "" {
+		if v := get(name); v != "" {
 			return v
 		}
 		return fallback
 	}
-	if strings.Contains(os.Getenv("OS_AUTH_TYPE"), "applicationcredential") {
+	if strings.Contains(get("OS_AUTH_TYPE"), "applicationcredential") {
 		// Measured: Keystone answers an application credential's token,
 		// even one with the admin role, with an empty list, which a sync
 		// would take as every credential gone.
-		return nil, errors.New("creds sync cannot use an application credential (OS_AUTH_TYPE=" + os.Getenv("OS_AUTH_TYPE") + "): Keystone lists no EC2 credentials to its tokens; source an admin-openrc.sh with OS_USERNAME and OS_PASSWORD")
+		return nil, errors.New("creds sync cannot use an application credential (auth type " + get("OS_AUTH_TYPE") + "): Keystone lists no EC2 credentials to its tokens; use an admin user's password (an admin-openrc.sh)")
 	}
 	url := env("OS_AUTH_URL", cfg.Keystone.AuthURL)
-	user, password := os.Getenv("OS_USERNAME"), os.Getenv("OS_PASSWORD")
+	user, password := get("OS_USERNAME"), get("OS_PASSWORD")
 	if url == "" || user == "" || password == "" {
-		return nil, errors.New("creds sync needs an admin account: set OS_AUTH_URL (or keystone.auth_url), OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME (or OS_PROJECT_ID), e.g. by sourcing an admin-openrc.sh")
+		return nil, errors.New("creds sync needs an admin account: set OS_AUTH_URL (or keystone.auth_url), OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME (or OS_PROJECT_ID), e.g. by sourcing an admin-openrc.sh, or OS_CLOUD naming a clouds.yaml cloud that has them")
 	}
 	// keystone.tls, with the openrc's OS_CACERT, OS_CERT and OS_KEY over
 	// it (found by a review: a private CA's Keystone was refused).
@@ -128,18 +141,18 @@ func adminKeystone(cfg *configs.Config) (*keystoneclient.Client, error) {
 	}
 	// As keystoneauth reads an openrc: an id, where given, over the name
 	// (Horizon's openrc sets OS_PROJECT_ID and OS_PROJECT_DOMAIN_ID).
-	projectID := os.Getenv("OS_PROJECT_ID")
-	projectName := os.Getenv("OS_PROJECT_NAME")
+	projectID := get("OS_PROJECT_ID")
+	projectName := get("OS_PROJECT_NAME")
 	if projectID == "" && projectName == "" {
 		projectName = "admin"
 	}
 	return keystoneclient.New(keystoneclient.Config{
 		AuthURL: url, Username: user, Password: password,
-		UserDomainID:      os.Getenv("OS_USER_DOMAIN_ID"),
+		UserDomainID:      get("OS_USER_DOMAIN_ID"),
 		UserDomainName:    env("OS_USER_DOMAIN_NAME", "Default"),
 		ProjectID:         projectID,
 		ProjectName:       projectName,
-		ProjectDomainID:   os.Getenv("OS_PROJECT_DOMAIN_ID"),
+		ProjectDomainID:   get("OS_PROJECT_DOMAIN_ID"),
 		ProjectDomainName: env("OS_PROJECT_DOMAIN_NAME", "Default"),
 		Timeout:           30 * time.Second,
 		TLS:               tlsConfig,
