@@ -263,7 +263,8 @@ func (s *File) change(fn func(map[string]Record) error) error {
 	return err
 }
 
-// save writes the file atomically (temporary file, then rename), mode 0600.
+// save writes the file atomically (temporary file, then rename), with the
+// mode, owner and group the file had (0600 and the caller's for a new one).
 func (s *File) save() error {
 	if s.path == "" {
 		return errors.New("credstore: this credential file was not loaded from a path")
@@ -283,7 +284,10 @@ func (s *File) save() error {
 		return fmt.Errorf("credstore: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	_, err = tmp.Write(data)
+	err = keepOwnership(tmp, s.path)
+	if err == nil {
+		_, err = tmp.Write(data)
+	}
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -295,6 +299,33 @@ func (s *File) save() error {
 	}
 	if err != nil {
 		return fmt.Errorf("credstore: writing %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// keepOwnership gives tmp, which replaces path, path's permissions, owner
+// and group. The proxy, running as its own user, reads a file its
+// operator keeps as root:ec2proxy 0640: a rewrite as root's 0600 made it
+// unreadable to the service, which then kept the old records and failed
+// its next start (found by a review). An owner that cannot be kept (the
+// caller is neither root nor the owner) is an error, not a silent change.
+func keepOwnership(tmp *os.File, path string) error {
+	st, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := tmp.Chmod(st.Mode().Perm()); err != nil {
+		return err
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if err := tmp.Chown(int(sys.Uid), int(sys.Gid)); err != nil {
+		return fmt.Errorf("keeping its owner and group (%d:%d), which the proxy may need to read it: %w; run this as root or as its owner", sys.Uid, sys.Gid, err)
 	}
 	return nil
 }

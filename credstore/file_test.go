@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -280,5 +281,46 @@ func TestFileBatch(t *testing.T) {
 	}
 	if n := onDisk(); n != 3 {
 		t.Errorf("%d records on disk after a failed batch, want 3", n)
+	}
+}
+
+// A rewrite keeps the file's mode and group: the proxy reads a file kept
+// as root:ec2proxy 0640 (found by a review: each change left it 0600, and
+// the service could no longer read it).
+func TestFileRewriteKeepsModeAndGroup(t *testing.T) {
+	path := t.TempDir() + "/creds.yaml"
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	gid := os.Getgid() // another group than a new file's, where we may
+	if os.Geteuid() == 0 {
+		gid = 65534 // nogroup
+	} else if groups, _ := os.Getgroups(); len(groups) > 0 {
+		for _, g := range groups {
+			if g != gid {
+				gid = g
+				break
+			}
+		}
+	}
+	if err := os.Chown(path, -1, gid); err != nil {
+		t.Fatal(err)
+	}
+	f, err := LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Put(context.Background(), Record{AccessKey: "K", Secret: "s", UserID: "u", ProjectID: "p", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := int(st.Sys().(*syscall.Stat_t).Gid); st.Mode().Perm() != 0o640 || got != gid {
+		t.Errorf("after a rewrite: mode %04o group %d; want 0640 group %d", st.Mode().Perm(), got, gid)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +14,8 @@ import (
 // openrcLookup returns where creds sync reads the admin account from: the
 // OS_* variables, or, with OS_CLOUD set, that cloud of a clouds.yaml as
 // the openstack CLI finds it (kolla-ansible and openstack-ansible write
-// one), presented as the same OS_* names. from says which, for messages.
+// one), presented as the same OS_* names; an OS_* variable that is set
+// still wins, as with the openstack CLI. from says which, for messages.
 func openrcLookup() (lookup func(string) string, from string, err error) {
 	cloud := os.Getenv("OS_CLOUD")
 	if cloud == "" {
@@ -23,41 +25,79 @@ func openrcLookup() (lookup func(string) string, from string, err error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return func(name string) string { return vars[name] }, fmt.Sprintf("cloud %q of %s", cloud, path), nil
+	lookup = func(name string) string {
+		if v := os.Getenv(name); v != "" {
+			return v
+		}
+		return vars[name]
+	}
+	return lookup, fmt.Sprintf("cloud %q of %s", cloud, path), nil
 }
 
-// cloudFiles are the places a clouds.yaml (or secure.yaml) is looked for,
-// in the openstack CLI's order.
-func cloudFiles(name, envVar string) []string {
+// cloudFiles are the files a clouds.yaml (base "clouds") or secure.yaml
+// ("secure") is looked for in, in openstacksdk's order: the file envVar
+// names, then the working directory, the user's and the site's
+// configuration directories.
+func cloudFiles(base, envVar string) []string {
+	var files []string
 	if p := os.Getenv(envVar); p != "" {
-		return []string{p}
+		files = append(files, p)
 	}
-	files := []string{name}
-	if home, err := os.UserHomeDir(); err == nil {
-		files = append(files, filepath.Join(home, ".config", "openstack", name))
+	dirs := []string{"."}
+	if xdg := os.Getenv("XDG_CONFIG_HOME"); xdg != "" {
+		dirs = append(dirs, filepath.Join(xdg, "openstack"))
+	} else if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, ".config", "openstack"))
 	}
-	return append(files, filepath.Join("/etc/openstack", name))
+	dirs = append(dirs, "/etc/xdg/openstack", "/etc/openstack")
+	for _, d := range dirs {
+		for _, ext := range []string{".yaml", ".yml", ".json"} {
+			files = append(files, filepath.Join(d, base+ext))
+		}
+	}
+	return files
 }
 
 // cloudVars reads cloud from the first clouds.yaml found, with its
-// secure.yaml's values (passwords, usually) over it.
+// secure.yaml's values (passwords, usually) over it, as OS_* settings.
 func cloudVars(cloud string) (vars map[string]string, path string, err error) {
-	entry, path, err := cloudEntry(cloudFiles("clouds.yaml", "OS_CLIENT_CONFIG_FILE"), cloud)
+	entry, path, err := cloudEntry(cloudFiles("clouds", "OS_CLIENT_CONFIG_FILE"), cloud)
 	if err != nil {
 		return nil, "", err
 	}
 	if entry == nil {
-		return nil, "", fmt.Errorf("OS_CLOUD=%s: no clouds.yaml names it (looked in %s)", cloud, strings.Join(cloudFiles("clouds.yaml", "OS_CLIENT_CONFIG_FILE"), ", "))
+		return nil, "", fmt.Errorf("OS_CLOUD=%s: no clouds.yaml names it (looked in %s)", cloud, strings.Join(cloudFiles("clouds", "OS_CLIENT_CONFIG_FILE"), ", "))
 	}
-	secure, _, err := cloudEntry(cloudFiles("secure.yaml", "OS_CLIENT_SECURE_FILE"), cloud)
+	secure, _, err := cloudEntry(cloudFiles("secure", "OS_CLIENT_SECURE_FILE"), cloud)
 	if err != nil {
 		return nil, "", err
 	}
 	merge(entry, secure)
-	if v, ok := entry["verify"].(bool); ok && !v {
-		return nil, "", fmt.Errorf("cloud %q of %s: verify: false is not supported: give its CA as cacert", cloud, path)
+	where := fmt.Sprintf("cloud %q of %s", cloud, path)
+	switch {
+	case entry["verify"] == false || entry["insecure"] == true:
+		return nil, "", fmt.Errorf("%s: turning TLS verification off is not supported: give Keystone's CA as cacert", where)
+	case entry["profile"] != nil:
+		return nil, "", fmt.Errorf("%s: profile (a vendor's settings) is not supported: give auth.auth_url", where)
 	}
 	auth, _ := entry["auth"].(map[string]any)
+	if auth == nil {
+		auth = map[string]any{}
+	}
+	// As openstacksdk does: a project given beside auth, or as a tenant,
+	// and domain_* for both the user's and the project's domain.
+	for _, alias := range [][2]string{{"tenant_name", "project_name"}, {"tenant_id", "project_id"}} {
+		if auth[alias[1]] == nil {
+			auth[alias[1]] = firstOf(auth[alias[0]], entry[alias[1]], entry[alias[0]])
+		}
+	}
+	for _, kind := range []string{"user_domain_", "project_domain_"} {
+		for _, field := range []string{"name", "id"} {
+			if auth[kind+field] == nil {
+				auth[kind+field] = auth["domain_"+field]
+			}
+		}
+	}
 	vars = map[string]string{}
 	for name, key := range map[string]string{
 		"OS_AUTH_URL": "auth_url", "OS_USERNAME": "username", "OS_PASSWORD": "password",
@@ -70,17 +110,24 @@ func cloudVars(cloud string) (vars map[string]string, path string, err error) {
 	for name, key := range map[string]string{"OS_AUTH_TYPE": "auth_type", "OS_CACERT": "cacert", "OS_CERT": "cert", "OS_KEY": "key"} {
 		vars[name] = scalar(entry[key])
 	}
+	for _, name := range []string{"OS_CACERT", "OS_CERT", "OS_KEY"} {
+		if rest, ok := strings.CutPrefix(vars[name], "~/"); ok {
+			if home, err := os.UserHomeDir(); err == nil {
+				vars[name] = filepath.Join(home, rest)
+			}
+		}
+	}
 	return vars, path, nil
 }
 
-// cloudEntry returns clouds.<cloud> of the first of files that exists
-// (nil if none does, or it has no such cloud), with '-' in keys read as
-// '_', as the openstack CLI does.
+// cloudEntry returns clouds.<cloud> of the first of files that can be
+// read (nil if none can, or it has no such cloud), with '-' in keys read
+// as '_', as the openstack CLI does.
 func cloudEntry(files []string, cloud string) (map[string]any, string, error) {
 	for _, path := range files {
 		data, err := os.ReadFile(path)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			continue // as openstacksdk: someone else's file
 		}
 		if err != nil {
 			return nil, "", err
@@ -119,6 +166,15 @@ func merge(into, over map[string]any) {
 		}
 		into[k] = v
 	}
+}
+
+func firstOf(vs ...any) any {
+	for _, v := range vs {
+		if v != nil {
+			return v
+		}
+	}
+	return nil
 }
 
 func scalar(v any) string {

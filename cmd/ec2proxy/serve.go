@@ -120,8 +120,9 @@ func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), star
 			if sig == syscall.SIGHUP {
 				notify(app.ReloadingState())
 				next, ok := reload(cfg, r.Current(), load, logger)
-				notify(ready) // also after a refused reload: the running configuration serves on
-				if ok {
+				if !ok {
+					notify(ready) // the running configuration serves on
+				} else {
 					drained, log := r.Swap(next), next.Logger
 					go func() {
 						if err := <-drained; err != nil {
@@ -130,6 +131,7 @@ func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), star
 					}()
 					cfg, logger = next.Config, next.Logger
 					logger.Info("configuration reloaded")
+					notify(ready)
 				}
 				continue
 			}

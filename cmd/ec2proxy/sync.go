@@ -117,11 +117,16 @@ func adminKeystoneFrom(cfg *configs.Config, get func(string) string) (*keystonec
 		}
 		return fallback
 	}
-	if strings.Contains(get("OS_AUTH_TYPE"), "applicationcredential") {
+	switch authType := get("OS_AUTH_TYPE"); {
+	case strings.Contains(authType, "applicationcredential"):
 		// Measured: Keystone answers an application credential's token,
 		// even one with the admin role, with an empty list, which a sync
 		// would take as every credential gone.
-		return nil, errors.New("creds sync cannot use an application credential (auth type " + get("OS_AUTH_TYPE") + "): Keystone lists no EC2 credentials to its tokens; use an admin user's password (an admin-openrc.sh)")
+		return nil, errors.New("creds sync cannot use an application credential (auth type " + authType + "): Keystone lists no EC2 credentials to its tokens; use an admin user's password (an admin-openrc.sh)")
+	case authType != "" && authType != "password" && authType != "v3password":
+		// An identity provider's user name and password (v3oidcpassword)
+		// must not go to Keystone's password method.
+		return nil, errors.New("creds sync cannot use auth type " + authType + ": it authenticates with an admin user's password (auth type password)")
 	}
 	url := env("OS_AUTH_URL", cfg.Keystone.AuthURL)
 	user, password := get("OS_USERNAME"), get("OS_PASSWORD")
