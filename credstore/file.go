@@ -264,7 +264,8 @@ func (s *File) change(fn func(map[string]Record) error) error {
 }
 
 // save writes the file atomically (temporary file, then rename), with the
-// mode, owner and group the file had (0600 and the caller's for a new one).
+// owner, group and mode the file had, less any access for other users
+// (0600 and the caller's for a new one).
 func (s *File) save() error {
 	if s.path == "" {
 		return errors.New("credstore: this credential file was not loaded from a path")
@@ -303,8 +304,8 @@ func (s *File) save() error {
 	return nil
 }
 
-// keepOwnership gives tmp, which replaces path, path's permissions, owner
-// and group. The proxy, running as its own user, reads a file its
+// keepOwnership gives tmp, which replaces path, path's owner, group and
+// permissions, less other users' (the file holds secrets). The proxy, running as its own user, reads a file its
 // operator keeps as root:ec2proxy 0640: a rewrite as root's 0600 made it
 // unreadable to the service, which then kept the old records and failed
 // its next start (found by a review). An owner that cannot be kept (the
@@ -317,7 +318,7 @@ func keepOwnership(tmp *os.File, path string) error {
 	if err != nil {
 		return err
 	}
-	if err := tmp.Chmod(st.Mode().Perm()); err != nil {
+	if err := tmp.Chmod(st.Mode().Perm() &^ 0o007); err != nil { // secrets: never for every user
 		return err
 	}
 	sys, ok := st.Sys().(*syscall.Stat_t)

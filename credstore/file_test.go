@@ -93,8 +93,8 @@ func TestFileWrite(t *testing.T) {
 	if a, _ := again.Get(ctx, "A"); a.Source != "keystone" || !a.Enabled {
 		t.Errorf("A = %+v", a)
 	}
-	if info, _ := os.Stat(path); info.Mode().Perm() != 0o600 {
-		t.Errorf("file mode %v; want 0600", info.Mode().Perm())
+	if info, _ := os.Stat(path); info.Mode().Perm() != 0o640 {
+		t.Errorf("file mode %v; want 0640: the group kept (the service may read it so), others' access taken away", info.Mode().Perm())
 	}
 	if err := again.Delete(ctx, "A"); err != nil {
 		t.Fatal(err)
