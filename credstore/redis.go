@@ -87,7 +87,7 @@ func (s *Redis) replace(ctx context.Context, key string, r Record) func(redis.Pi
 // by a review). An error from fn is returned as it is; nothing is written.
 func (s *Redis) Update(ctx context.Context, accessKey string, fn func(cur Record, exists bool) (Record, error)) error {
 	key := s.Key(accessKey)
-	err := s.watched(ctx, accessKey, func(tx *redis.Tx) error {
+	err := s.watched(ctx, key, accessKey, func(tx *redis.Tx) error {
 		h, err := tx.HGetAll(ctx, key).Result()
 		if err != nil {
 			return fmt.Errorf("%w: redis HGETALL: %w", ErrUnavailable, err)
@@ -117,12 +117,13 @@ func (s *Redis) Update(ctx context.Context, accessKey string, fn func(cur Record
 	return s.changed(ctx, accessKey)
 }
 
-// watched runs fn in a WATCH of accessKey's record, again while the
-// record changes under it (fn then reads it afresh). An error of fn's own
-// (an updateErr) is returned as it is, go-redis's as ErrUnavailable.
-func (s *Redis) watched(ctx context.Context, accessKey string, fn func(*redis.Tx) error) error {
+// watched runs fn in a WATCH of key (accessKey's record or shared token),
+// again while it changes under fn (which then reads it afresh). An error
+// of fn's own (an updateErr) is returned as it is, go-redis's as
+// ErrUnavailable.
+func (s *Redis) watched(ctx context.Context, key, accessKey string, fn func(*redis.Tx) error) error {
 	for range 16 {
-		err := s.client.Watch(ctx, fn, s.Key(accessKey))
+		err := s.client.Watch(ctx, fn, key)
 		if errors.Is(err, redis.TxFailedErr) {
 			continue
 		}
@@ -151,7 +152,7 @@ func (e updateErr) Error() string { return e.err.Error() }
 func (s *Redis) DeleteIf(ctx context.Context, accessKey string, remove func(cur Record, err error) bool) (bool, error) {
 	key := s.Key(accessKey)
 	deleted := false
-	err := s.watched(ctx, accessKey, func(tx *redis.Tx) error {
+	err := s.watched(ctx, key, accessKey, func(tx *redis.Tx) error {
 		deleted = false
 		h, err := tx.HGetAll(ctx, key).Result()
 		switch {

@@ -75,6 +75,41 @@ func (s *Redis) DeleteToken(ctx context.Context, accessKey string) error {
 	return nil
 }
 
+// DeleteTokenIf removes the shared token of accessKey if stale says so of
+// it (opened), atomically: a token another replica shares meanwhile is not
+// removed (a GET then DEL removed it, costing that replica an exchange). An
+// unreadable token is left alone. It reports whether it removed one.
+func (s *Redis) DeleteTokenIf(ctx context.Context, accessKey string, stale func(token []byte) bool) (bool, error) {
+	key := s.TokenKey(accessKey)
+	deleted := false
+	err := s.watched(ctx, key, accessKey, func(tx *redis.Tx) error {
+		deleted = false
+		v, err := tx.Get(ctx, key).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			return nil
+		case err != nil:
+			return fmt.Errorf("%w: redis GET: %w", ErrUnavailable, err)
+		}
+		plain := []byte(v)
+		if s.keyring != nil {
+			if plain, _, err = s.keyring.open("token:"+accessKey, v); err != nil {
+				return nil
+			}
+		}
+		if !stale(plain) {
+			return nil
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error { p.Del(ctx, key); return nil })
+		if err != nil && !errors.Is(err, redis.TxFailedErr) {
+			return fmt.Errorf("%w: redis DEL: %w", ErrUnavailable, err)
+		}
+		deleted = err == nil
+		return err
+	})
+	return deleted, err
+}
+
 // sealBuffer is PutToken's scratch: a cold start shares a token for every
 // access key, and each one's copies were garbage that the GC, marking
 // while the caches fill, counted as live (a higher heap goal, RSS).

@@ -112,3 +112,38 @@ func TestWatchHearsChanges(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// DeleteTokenIf removes a shared token only as stale judges it when it is
+// removed: a token another replica shares between the read and the delete
+// stays (found by a review of the token recheck: GET then DEL removed it).
+func TestDeleteTokenIf(t *testing.T) {
+	s, _ := newTestRedis(t)
+	ring, err := LoadKeyring(writeKey(t, "k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.keyring = ring
+	ctx := context.Background()
+	is := func(want string) func([]byte) bool { return func(tok []byte) bool { return string(tok) == want } }
+	if deleted, err := s.DeleteTokenIf(ctx, "AK", is("old")); deleted || err != nil {
+		t.Fatalf("no token: %v, %v", deleted, err)
+	}
+	s.PutToken(ctx, "AK", []byte("old"), time.Minute)
+	calls := 0
+	deleted, err := s.DeleteTokenIf(ctx, "AK", func(tok []byte) bool {
+		calls++
+		if calls == 1 { // another replica shares its new token meanwhile
+			s.PutToken(ctx, "AK", []byte("new"), time.Minute)
+		}
+		return string(tok) == "old"
+	})
+	if tok, _ := s.GetToken(ctx, "AK"); deleted || err != nil || calls != 2 || string(tok) != "new" {
+		t.Fatalf("a token shared under DeleteTokenIf: deleted %v (%v), asked %d times, now %q; want the new one kept, asked twice", deleted, err, calls, tok)
+	}
+	if deleted, err := s.DeleteTokenIf(ctx, "AK", is("new")); !deleted || err != nil {
+		t.Fatalf("DeleteTokenIf = %v, %v; want deleted", deleted, err)
+	}
+	if tok, _ := s.GetToken(ctx, "AK"); tok != nil {
+		t.Errorf("after DeleteTokenIf the token is %q", tok)
+	}
+}

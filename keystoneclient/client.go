@@ -27,6 +27,8 @@ type Config struct {
 	// IDs, where set, are used instead of the names (as keystoneauth
 	// does with OS_USER_DOMAIN_ID, OS_PROJECT_ID, OS_PROJECT_DOMAIN_ID).
 	UserDomainID, ProjectID, ProjectDomainID string
+	// UserID, if set, names the user instead of Username and its domain.
+	UserID string
 	// An application credential of the service account, instead of the
 	// user and password: its token has the project and roles it was made
 	// with.
@@ -71,12 +73,17 @@ type SharedTokens interface {
 	GetToken(ctx context.Context, accessKey string) ([]byte, error)
 	PutToken(ctx context.Context, accessKey string, token []byte, ttl time.Duration) error
 	DeleteToken(ctx context.Context, accessKey string) error
+	// DeleteTokenIf removes the token if stale says so of it, atomically.
+	DeleteTokenIf(ctx context.Context, accessKey string, stale func(token []byte) bool) (bool, error)
 }
 
 // account names the service account in messages.
 func (c *Client) account() string {
 	if c.cfg.ApplicationCredentialID != "" {
 		return fmt.Sprintf("application credential %q", c.cfg.ApplicationCredentialID)
+	}
+	if c.cfg.UserID != "" {
+		return fmt.Sprintf("user id %s", c.cfg.UserID)
 	}
 	return fmt.Sprintf("user %q", c.cfg.Username)
 }
@@ -132,7 +139,7 @@ type serviceToken struct {
 
 // New returns a client; it does not contact Keystone.
 func New(cfg Config) (*Client, error) {
-	if cfg.AuthURL == "" || (cfg.Username == "" || cfg.Password == "") && (cfg.ApplicationCredentialID == "" || cfg.ApplicationCredentialSecret == "") {
+	if cfg.AuthURL == "" || (cfg.Username == "" && cfg.UserID == "" || cfg.Password == "") && (cfg.ApplicationCredentialID == "" || cfg.ApplicationCredentialSecret == "") {
 		return nil, errors.New("keystoneclient: auth URL, and username and password or an application credential's id and secret, are required")
 	}
 	if cfg.Now == nil {

@@ -328,6 +328,7 @@ func TestServiceAuthenticationByID(t *testing.T) {
 		{"user domain id", func(c *Config) { c.UserDomainID = "d-user" }, `"domain":{"id":"d-user"},"name":"ec2proxy"`},
 		{"project domain id", func(c *Config) { c.ProjectDomainID = "d-proj" }, `"project":{"domain":{"id":"d-proj"},"name":"service"}`},
 		{"project id", func(c *Config) { c.ProjectID, c.ProjectDomainID = "p-1", "d-proj" }, `"scope":{"project":{"id":"p-1"}}`},
+		{"user id", func(c *Config) { c.UserID = "u-1" }, `"password":{"user":{"id":"u-1","password":"svcpass"}}`},
 		{"application credential", func(c *Config) {
 			*c = Config{AuthURL: c.AuthURL, ApplicationCredentialID: "ac-1", ApplicationCredentialSecret: "acs", Timeout: time.Second}
 		}, `{"auth":{"identity":{"application_credential":{"id":"ac-1","secret":"acs"},"methods":["application_credential"]}}}`},

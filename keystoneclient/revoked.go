@@ -88,19 +88,18 @@ func (c *Client) recheck(accessKey string, id *Identity) bool {
 }
 
 // unshare deletes id's token from the shared store if it holds that one;
-// another replica's newer token is left alone.
+// another replica's newer token is left alone, even one shared meanwhile.
 func (c *Client) unshare(accessKey string, id *Identity) {
 	if c.cfg.Shared == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 	defer cancel()
-	blob, err := c.cfg.Shared.GetToken(ctx, accessKey)
-	var shared Identity
-	if err != nil || blob == nil || json.Unmarshal(blob, &shared) != nil || shared.token != id.token {
-		return
-	}
-	if err := c.cfg.Shared.DeleteToken(ctx, accessKey); err != nil {
+	_, err := c.cfg.Shared.DeleteTokenIf(ctx, accessKey, func(blob []byte) bool {
+		var shared Identity
+		return json.Unmarshal(blob, &shared) == nil && shared.token == id.token
+	})
+	if err != nil {
 		c.cfg.SharedObserve("store_error")
 	}
 }

@@ -202,19 +202,20 @@ func TestRecheckHoldsBounded(t *testing.T) {
 	}
 }
 
-// pausingShared stops the first GetToken after it is armed until released.
+// pausingShared stops the first DeleteTokenIf after it is armed until
+// released.
 type pausingShared struct {
 	*memShared
 	armed            atomic.Bool
 	reached, release chan struct{}
 }
 
-func (p *pausingShared) GetToken(ctx context.Context, ak string) ([]byte, error) {
+func (p *pausingShared) DeleteTokenIf(ctx context.Context, ak string, stale func([]byte) bool) (bool, error) {
 	if p.armed.CompareAndSwap(true, false) {
 		close(p.reached)
 		<-p.release
 	}
-	return p.memShared.GetToken(ctx, ak)
+	return p.memShared.DeleteTokenIf(ctx, ak, stale)
 }
 
 // A request while a check deletes the revoked token from the shared store
@@ -233,7 +234,7 @@ func TestRecheckUnsharesBeforeItDrops(t *testing.T) {
 	f.revokeUserTokens()
 	shared.armed.Store(true)
 	c.BackendRejected("AK", old)
-	<-shared.reached // the check reads the store
+	<-shared.reached // the check is at the store
 	if id := identity(t, c); id.Token() != old.Token() {
 		t.Fatalf("the token was dropped here before the shared copy (%s served)", id.Token())
 	}

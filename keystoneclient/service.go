@@ -89,13 +89,14 @@ func (c *Client) authBody() []byte {
 	if c.cfg.ProjectID == "" {
 		project = map[string]any{"name": c.cfg.ProjectName, "domain": byIDOrName(c.cfg.ProjectDomainID, c.cfg.ProjectDomainName)}
 	}
+	user := map[string]any{"id": c.cfg.UserID, "password": c.cfg.Password} // an id is unique: no domain
+	if c.cfg.UserID == "" {
+		user = map[string]any{"name": c.cfg.Username, "password": c.cfg.Password, "domain": byIDOrName(c.cfg.UserDomainID, c.cfg.UserDomainName)}
+	}
 	body, _ := json.Marshal(map[string]any{"auth": map[string]any{
 		"identity": map[string]any{
-			"methods": []string{"password"},
-			"password": map[string]any{"user": map[string]any{
-				"name": c.cfg.Username, "password": c.cfg.Password,
-				"domain": byIDOrName(c.cfg.UserDomainID, c.cfg.UserDomainName),
-			}},
+			"methods":  []string{"password"},
+			"password": map[string]any{"user": user},
 		},
 		"scope": map[string]any{"project": project},
 	}})

@@ -46,6 +46,19 @@ func (m *memShared) DeleteToken(_ context.Context, ak string) error {
 	return nil
 }
 
+func (m *memShared) DeleteTokenIf(_ context.Context, ak string, stale func([]byte) bool) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail {
+		return false, errors.New("redis down")
+	}
+	if tok, ok := m.tokens[ak]; ok && stale(tok) {
+		delete(m.tokens, ak)
+		return true, nil
+	}
+	return false, nil
+}
+
 func TestTokenSharedBetweenReplicas(t *testing.T) {
 	f, srv := newFakeKeystone(t)
 	var clock testClock

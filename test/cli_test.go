@@ -366,6 +366,9 @@ func TestCLISyncWithOpenrcIDs(t *testing.T) {
 	byName := append(env[:len(env):len(env)], "OS_PROJECT_ID=", "OS_PROJECT_NAME="+ks.Var(t, "EC2PROXY_TEST_KEYSTONE_ADMIN_PROJECT"),
 		"OS_PROJECT_DOMAIN_ID="+ks.Var(t, "EC2PROXY_TEST_KEYSTONE_DEFAULT_DOMAIN_ID"), "OS_PROJECT_DOMAIN_NAME=no-such-domain")
 	cli(t, byName, "creds", "sync", "-keystone", "-dry-run").want(t, 0, "dry run, nothing changed")
+	// The user by id: its name and domain are not needed.
+	byUserID := append(env[:len(env):len(env)], "OS_USER_ID="+ks.Var(t, "EC2PROXY_TEST_KEYSTONE_ADMIN_USER_ID"), "OS_USERNAME=no-such-user", "OS_USER_DOMAIN_ID=")
+	cli(t, byUserID, "creds", "sync", "-keystone", "-dry-run").want(t, 0, "dry run, nothing changed")
 }
 
 // OS_CLOUD names a clouds.yaml cloud (password in secure.yaml), as the

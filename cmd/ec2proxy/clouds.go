@@ -100,7 +100,7 @@ func cloudVars(cloud string) (vars map[string]string, path string, err error) {
 	}
 	vars = map[string]string{}
 	for name, key := range map[string]string{
-		"OS_AUTH_URL": "auth_url", "OS_USERNAME": "username", "OS_PASSWORD": "password",
+		"OS_AUTH_URL": "auth_url", "OS_USERNAME": "username", "OS_USER_ID": "user_id", "OS_PASSWORD": "password",
 		"OS_PROJECT_NAME": "project_name", "OS_PROJECT_ID": "project_id",
 		"OS_USER_DOMAIN_NAME": "user_domain_name", "OS_USER_DOMAIN_ID": "user_domain_id",
 		"OS_PROJECT_DOMAIN_NAME": "project_domain_name", "OS_PROJECT_DOMAIN_ID": "project_domain_id",

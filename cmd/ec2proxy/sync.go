@@ -129,9 +129,9 @@ func adminKeystoneFrom(cfg *configs.Config, get func(string) string) (*keystonec
 		return nil, errors.New("creds sync cannot use auth type " + authType + ": it authenticates with an admin user's password (auth type password)")
 	}
 	url := env("OS_AUTH_URL", cfg.Keystone.AuthURL)
-	user, password := get("OS_USERNAME"), get("OS_PASSWORD")
-	if url == "" || user == "" || password == "" {
-		return nil, errors.New("creds sync needs an admin account: set OS_AUTH_URL (or keystone.auth_url), OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME (or OS_PROJECT_ID), e.g. by sourcing an admin-openrc.sh, or OS_CLOUD naming a clouds.yaml cloud that has them")
+	user, userID, password := get("OS_USERNAME"), get("OS_USER_ID"), get("OS_PASSWORD")
+	if url == "" || user == "" && userID == "" || password == "" {
+		return nil, errors.New("creds sync needs an admin account: set OS_AUTH_URL (or keystone.auth_url), OS_USERNAME (or OS_USER_ID), OS_PASSWORD and OS_PROJECT_NAME (or OS_PROJECT_ID), e.g. by sourcing an admin-openrc.sh, or OS_CLOUD naming a clouds.yaml cloud that has them")
 	}
 	// keystone.tls, with the openrc's OS_CACERT, OS_CERT and OS_KEY over
 	// it (found by a review: a private CA's Keystone was refused).
@@ -152,7 +152,7 @@ func adminKeystoneFrom(cfg *configs.Config, get func(string) string) (*keystonec
 		projectName = "admin"
 	}
 	return keystoneclient.New(keystoneclient.Config{
-		AuthURL: url, Username: user, Password: password,
+		AuthURL: url, Username: user, UserID: userID, Password: password,
 		UserDomainID:      get("OS_USER_DOMAIN_ID"),
 		UserDomainName:    env("OS_USER_DOMAIN_NAME", "Default"),
 		ProjectID:         projectID,
