@@ -151,29 +151,39 @@ func (e updateErr) Error() string { return e.err.Error() }
 // record is ErrNotFound.
 func (s *Redis) DeleteIf(ctx context.Context, accessKey string, remove func(cur Record, err error) bool) (bool, error) {
 	key := s.Key(accessKey)
-	deleted := false
-	err := s.watched(ctx, key, accessKey, func(tx *redis.Tx) error {
-		deleted = false
+	deleted, err := s.deleteWatched(ctx, key, accessKey, func(tx *redis.Tx) (bool, error) {
 		h, err := tx.HGetAll(ctx, key).Result()
 		switch {
 		case err != nil:
-			return fmt.Errorf("%w: redis HGETALL: %w", ErrUnavailable, err)
+			return false, fmt.Errorf("%w: redis HGETALL: %w", ErrUnavailable, err)
 		case len(h) == 0:
-			return updateErr{ErrNotFound}
-		case !remove(s.decodeHash(accessKey, h)):
-			return nil
+			return false, updateErr{ErrNotFound}
 		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error { p.Del(ctx, key); return nil })
+		return remove(s.decodeHash(accessKey, h)), nil
+	})
+	if err != nil || !deleted {
+		return false, err
+	}
+	return true, s.changed(ctx, accessKey)
+}
+
+// deleteWatched deletes key if judge, reading it within a WATCH (see
+// watched), says so; it reports whether it did.
+func (s *Redis) deleteWatched(ctx context.Context, key, accessKey string, judge func(*redis.Tx) (bool, error)) (bool, error) {
+	deleted := false
+	err := s.watched(ctx, key, accessKey, func(tx *redis.Tx) error {
+		deleted = false
+		if remove, err := judge(tx); err != nil || !remove {
+			return err
+		}
+		_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error { p.Del(ctx, key); return nil })
 		if err != nil && !errors.Is(err, redis.TxFailedErr) {
 			return fmt.Errorf("%w: redis DEL: %w", ErrUnavailable, err)
 		}
 		deleted = err == nil
 		return err
 	})
-	if err != nil || !deleted {
-		return false, err
-	}
-	return true, s.changed(ctx, accessKey)
+	return deleted, err
 }
 
 // Delete removes a record; deleting a missing record is ErrNotFound.

@@ -41,6 +41,11 @@ func (s *Redis) GetToken(ctx context.Context, accessKey string) ([]byte, error) 
 	case err != nil:
 		return nil, fmt.Errorf("%w: redis GET: %w", ErrUnavailable, err)
 	}
+	return s.openToken(accessKey, v)
+}
+
+// openToken is the token stored as v for accessKey (sealed with a keyring).
+func (s *Redis) openToken(accessKey, v string) ([]byte, error) {
 	if s.keyring == nil {
 		return []byte(v), nil
 	}
@@ -81,33 +86,17 @@ func (s *Redis) DeleteToken(ctx context.Context, accessKey string) error {
 // unreadable token is left alone. It reports whether it removed one.
 func (s *Redis) DeleteTokenIf(ctx context.Context, accessKey string, stale func(token []byte) bool) (bool, error) {
 	key := s.TokenKey(accessKey)
-	deleted := false
-	err := s.watched(ctx, key, accessKey, func(tx *redis.Tx) error {
-		deleted = false
+	return s.deleteWatched(ctx, key, accessKey, func(tx *redis.Tx) (bool, error) {
 		v, err := tx.Get(ctx, key).Result()
 		switch {
 		case errors.Is(err, redis.Nil):
-			return nil
+			return false, nil
 		case err != nil:
-			return fmt.Errorf("%w: redis GET: %w", ErrUnavailable, err)
+			return false, fmt.Errorf("%w: redis GET: %w", ErrUnavailable, err)
 		}
-		plain := []byte(v)
-		if s.keyring != nil {
-			if plain, _, err = s.keyring.open("token:"+accessKey, v); err != nil {
-				return nil
-			}
-		}
-		if !stale(plain) {
-			return nil
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error { p.Del(ctx, key); return nil })
-		if err != nil && !errors.Is(err, redis.TxFailedErr) {
-			return fmt.Errorf("%w: redis DEL: %w", ErrUnavailable, err)
-		}
-		deleted = err == nil
-		return err
+		plain, err := s.openToken(accessKey, v)
+		return err == nil && stale(plain), nil
 	})
-	return deleted, err
 }
 
 // sealBuffer is PutToken's scratch: a cold start shares a token for every
