@@ -233,6 +233,9 @@ func (c *Client) loadIdentity(ctx context.Context, accessKey string, key *sigv2.
 		return id, id.ExpiresAt().Add(-c.cfg.TokenMargin), nil
 	}
 	id, err := c.exchange(ctx, accessKey, key)
+	if err == nil {
+		id, err = c.afterRevocation(ctx, accessKey, key, id)
+	}
 	if err != nil {
 		return nil, time.Time{}, err
 	}

@@ -30,6 +30,8 @@ type fakeKeystone struct {
 	ec2Calls       atomic.Int64
 	ec2Status      int           // forced status for ec2tokens, 0 = normal
 	validateStatus int           // forced status for token validation, 0 = normal
+	validateGate   chan struct{} // if set, validations wait until it is closed
+	revokeNext     int           // ec2tokens tokens to issue revoked already (a revocation in their second)
 	ec2Delay       time.Duration // before answering ec2tokens
 	tokenTTL       time.Duration
 	trust          bool
@@ -47,6 +49,12 @@ func (f *fakeKeystone) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/v3/auth/tokens":
 		if r.Method == http.MethodGet { // validation: a token may validate itself
 			f.validateCalls.Add(1)
+			f.mu.Lock()
+			gate := f.validateGate
+			f.mu.Unlock()
+			if gate != nil {
+				<-gate
+			}
 			f.mu.Lock()
 			caller, subject := f.valid[r.Header.Get("X-Auth-Token")], r.Header.Get("X-Subject-Token")
 			known, forced := f.valid[subject] || f.users[subject], f.validateStatus
@@ -149,7 +157,11 @@ func (f *fakeKeystone) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if f.users == nil {
 			f.users = map[string]bool{}
 		}
-		f.users[token] = true
+		if f.revokeNext > 0 {
+			f.revokeNext--
+		} else {
+			f.users[token] = true
+		}
 		f.mu.Unlock()
 		w.Header().Set("X-Subject-Token", token)
 		fmt.Fprintf(w, `{"token":{"methods":["ec2credential"],"expires_at":%q,"issued_at":%q,

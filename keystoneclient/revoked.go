@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/ec2proxy/ec2proxy/sigv2"
 )
 
 const (
@@ -26,42 +29,86 @@ const (
 	// maxHeld bounds the access keys whose recent check is remembered;
 	// past it, backend 401s start no check until older ones expire.
 	maxHeld = 1 << 16
+	// revocationGrain: Keystone revokes every token issued up to a
+	// revocation event's second, not instant, so for up to a second after
+	// a password change, ec2tokens hands out tokens that are revoked
+	// already (measured on Keystone 22). An exchange this soon after a
+	// check dropped a key's token validates the new one, and if it is
+	// revoked, waits this long and exchanges again.
+	revocationGrain = time.Second
 )
 
 // BackendRejected is told that a backend answered 401 to a request sent
 // with id, the cached identity of accessKey. Keystone may have revoked the
-// token before it expires (the user disabled or removed from the project,
-// Fernet keys rotated past it): every request would then fail until the
-// token's renewal, an hour or more. Client asks Keystone, in the
-// background, whether the token is still valid; if not, it drops the token
-// from the shared store if that holds the same one, then here, so that the
-// next request exchanges again. A backend may answer 401 for its own
-// reasons too (a policy): a key is checked at most once per RecheckHold.
-// It reports whether it started a check; it never waits.
+// token before it expires (the user's password changed, the user disabled
+// or removed from the project, Fernet keys rotated past it): every request
+// would then fail until the token's renewal, an hour or more. Client asks
+// Keystone, in the background, whether the token is still valid; if not,
+// it drops the token from the shared store if that holds the same one,
+// then here, so that the next request exchanges again. A backend may
+// answer 401 for its own reasons too (a policy): a key is checked at most
+// once per RecheckHold. It reports whether it started a check; it never
+// waits.
 func (c *Client) BackendRejected(accessKey string, id *Identity) bool {
-	now := c.cfg.Now()
-	if id == nil || id.token == "" || !c.held.take(accessKey, now) {
+	if id == nil || id.token == "" {
+		return false
+	}
+	chk, fresh := c.held.take(accessKey, id.token, c.cfg.Now())
+	return fresh && c.startCheck(accessKey, id, chk)
+}
+
+// Replaced is BackendRejected for a caller that can send the request
+// again: it waits for the check (its own, or one of the same token under
+// way or done lately) and reports whether id's token is no longer the one
+// to use for accessKey, because Keystone revoked it and it was dropped, or
+// because another token took its place meanwhile. The wait is bounded by
+// the client's timeouts, or ctx.
+func (c *Client) Replaced(ctx context.Context, accessKey string, id *Identity) bool {
+	if id == nil || id.token == "" {
+		return false
+	}
+	if cur, ok := c.tokens.PeekString(accessKey); ok && cur.token != id.token {
+		return true
+	}
+	chk, fresh := c.held.take(accessKey, id.token, c.cfg.Now())
+	if chk == nil || fresh && !c.startCheck(accessKey, id, chk) {
 		return false
 	}
 	select {
+	case <-chk.done:
+		return chk.dropped
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// startCheck runs chk, the check of id's token just taken for accessKey,
+// on a goroutine (one waiting for it may give up; the others may not), if
+// a slot is free; it reports whether it started it.
+func (c *Client) startCheck(accessKey string, id *Identity, chk *check) bool {
+	select {
 	case c.rechecks <- struct{}{}:
 	default:
-		c.held.shorten(accessKey, now) // none started: a later 401 may
+		c.held.shorten(accessKey, c.cfg.Now()) // none started: a later 401 may
+		close(chk.done)
 		return false
 	}
 	go func() {
 		defer func() { <-c.rechecks }()
-		if !c.recheck(accessKey, id) {
+		dropped, answered := c.recheck(accessKey, id, chk)
+		if !answered {
 			c.held.shorten(accessKey, c.cfg.Now().Add(recheckRetry))
 		}
+		chk.dropped = dropped
+		close(chk.done)
 	}()
 	return true
 }
 
 // recheck asks Keystone whether id's token is still valid and drops it if
-// Keystone says no; any failure to ask keeps it. It reports whether
-// Keystone answered.
-func (c *Client) recheck(accessKey string, id *Identity) bool {
+// Keystone says no; any failure to ask keeps it. It reports whether it
+// dropped it, and whether Keystone answered.
+func (c *Client) recheck(accessKey string, id *Identity, chk *check) (dropped, answered bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*c.cfg.Timeout) // service token, then validation
 	defer cancel()
 	start := time.Now()
@@ -73,18 +120,19 @@ func (c *Client) recheck(accessKey string, id *Identity) bool {
 	case err != nil || status != http.StatusOK && status != http.StatusNotFound:
 		// A 401 or 403 here is about the service account, not the token.
 		c.cfg.Observe("validate", "error", time.Since(start))
-		return false
+		return false, false
 	case status == http.StatusOK:
 		c.cfg.Observe("validate", "ok", time.Since(start))
-		return true
+		return false, true
 	}
+	chk.droppedAt.Store(c.cfg.Now().UnixNano()) // before the drop: the exchange after it reads it
 	// The shared copy first: a request between a local drop and this
 	// would read it back from the store and keep it for its lifetime
 	// (found by a review).
 	c.unshare(accessKey, id)
 	c.tokens.InvalidateIf(accessKey, func(cur *Identity) bool { return cur.token == id.token })
 	c.cfg.Observe("validate", "rejected", time.Since(start))
-	return true
+	return true, true
 }
 
 // unshare deletes id's token from the shared store if it holds that one;
@@ -104,49 +152,121 @@ func (c *Client) unshare(accessKey string, id *Identity) {
 	}
 }
 
-// holds remembers until when each access key is not to be checked again.
+// holds remembers, for each access key checked lately, until when it is
+// not to be checked again, and its last check.
 type holds struct {
 	mu        sync.Mutex
-	until     map[string]time.Time
+	keys      map[string]hold
 	nextSweep time.Time
 }
 
-// take holds key for RecheckHold from now if it is free, and reports
-// whether it was.
-func (h *holds) take(key string, now time.Time) bool {
+type hold struct {
+	until time.Time
+	check *check
+}
+
+// check is one token check; dropped is set before done is closed.
+type check struct {
+	token     string
+	done      chan struct{}
+	dropped   bool
+	droppedAt atomic.Int64 // Unix ns, once Keystone said the token is revoked
+}
+
+// take returns the check to wait for about token: a new one, fresh, to
+// start (the key is then held for RecheckHold), if the key is free or its
+// last check dropped another token; the key's last check if that is of
+// the same token; or nil if the key is held for another token, or too
+// many keys are held.
+func (h *holds) take(key, token string, now time.Time) (chk *check, fresh bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if until, ok := h.until[key]; ok && now.Before(until) {
-		return false
+	if k, ok := h.keys[key]; ok && now.Before(k.until) {
+		switch {
+		case k.check.token == token:
+			return k.check, false
+		case !k.check.finished() || !k.check.dropped:
+			return nil, false
+		} // a newer token than the one dropped: it may be revoked too
 	}
-	if h.until == nil {
-		h.until = make(map[string]time.Time)
+	if h.keys == nil {
+		h.keys = make(map[string]hold)
 	}
-	if len(h.until) >= maxHeld {
+	if _, ok := h.keys[key]; !ok && len(h.keys) >= maxHeld {
 		// Swept at most once a second: a backend answering 401 to every
 		// key made each 401 walk the whole map (found by a review).
 		if now.Before(h.nextSweep) {
-			return false
+			return nil, false
 		}
 		h.nextSweep = now.Add(time.Second)
-		for k, until := range h.until {
-			if !now.Before(until) {
-				delete(h.until, k)
+		for k, held := range h.keys {
+			if !now.Before(held.until) {
+				delete(h.keys, k)
 			}
 		}
-		if len(h.until) >= maxHeld {
-			return false
+		if len(h.keys) >= maxHeld {
+			return nil, false
 		}
 	}
-	h.until[key] = now.Add(RecheckHold)
-	return true
+	chk = &check{token: token, done: make(chan struct{})}
+	h.keys[key] = hold{until: now.Add(RecheckHold), check: chk}
+	return chk, true
+}
+
+func (c *check) finished() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// droppedSince reports whether a check dropped key's token at since or
+// later.
+func (h *holds) droppedSince(key string, since time.Time) bool {
+	h.mu.Lock()
+	k, ok := h.keys[key]
+	h.mu.Unlock()
+	return ok && k.check.droppedAt.Load() >= since.UnixNano()
+}
+
+// afterRevocation is the exchange after a check dropped accessKey's token
+// within revocationGrain: id, the token it got, may be revoked already, if
+// the revocation was in the same second. id is validated; if Keystone says
+// it is revoked, the exchange is made again revocationGrain later.
+func (c *Client) afterRevocation(ctx context.Context, accessKey string, key *sigv2.Key, id *Identity) (*Identity, error) {
+	if !c.held.droppedSince(accessKey, c.cfg.Now().Add(-revocationGrain)) {
+		return id, nil
+	}
+	start := time.Now()
+	subject := id.Token()
+	status, err := c.withServiceToken(ctx, func(svc string) (int, error) {
+		return c.getStatus(ctx, c.base+"/auth/tokens?nocatalog", svc, subject)
+	})
+	if err != nil || status != http.StatusNotFound {
+		result := "ok"
+		if err != nil || status != http.StatusOK {
+			result = "error"
+		}
+		c.cfg.Observe("validate", result, time.Since(start))
+		return id, nil // valid, or unknown: the backend will say
+	}
+	c.cfg.Observe("validate", "rejected", time.Since(start))
+	select {
+	case <-time.After(revocationGrain):
+	case <-ctx.Done():
+		return nil, errorf(ErrUnavailable, "Keystone revoked the token it had just issued (a revocation within the same second), and there was no time left to ask again")
+	}
+	return c.exchange(ctx, accessKey, key)
 }
 
 // shorten makes key's hold end at until (now: free it).
 func (h *holds) shorten(key string, until time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.until[key]; ok {
-		h.until[key] = until
+	if k, ok := h.keys[key]; ok {
+		k.until = until
+		h.keys[key] = k
 	}
 }

@@ -187,18 +187,18 @@ func TestRecheckHoldsBounded(t *testing.T) {
 	var h holds
 	now := time.Unix(1e9, 0)
 	for i := range maxHeld {
-		if !h.take(strconv.Itoa(i), now) {
+		if _, fresh := h.take(strconv.Itoa(i), "token", now); !fresh {
 			t.Fatalf("key %d refused below the bound", i)
 		}
 	}
-	if h.take("one more", now) {
+	if chk, _ := h.take("one more", "token", now); chk != nil {
 		t.Fatal("a key past the bound was held while every other hold is current")
 	}
-	if !h.take("one more", now.Add(RecheckHold)) {
+	if _, fresh := h.take("one more", "token", now.Add(RecheckHold)); !fresh {
 		t.Fatal("expired holds were not forgotten to make room")
 	}
-	if len(h.until) != 1 {
-		t.Errorf("%d holds remembered after the sweep, want 1", len(h.until))
+	if len(h.keys) != 1 {
+		t.Errorf("%d holds remembered after the sweep, want 1", len(h.keys))
 	}
 }
 
@@ -284,4 +284,130 @@ func TestRechecksBounded(t *testing.T) {
 		t.Fatal("the key stayed held after a 401 that started no check")
 	}
 	wantValidation(t, results, "ok")
+}
+
+// A caller that can send the request again (Replaced) waits for the
+// check: a revoked token is replaced before it answers, and every request
+// the backend refused meanwhile, or later, with the same token is told so
+// after one validation.
+func TestReplacedWaitsForOneCheck(t *testing.T) {
+	f, c, results, _ := recheckClient(t)
+	old := identity(t, c)
+	f.revokeUserTokens()
+	gate := make(chan struct{})
+	f.set(func(f *fakeKeystone) { f.validateGate = gate })
+	const callers = 8
+	answers := make(chan bool, callers)
+	for range callers {
+		go func() { answers <- c.Replaced(context.Background(), "AK", old) }()
+	}
+	select {
+	case <-answers:
+		t.Fatal("Replaced answered before Keystone did")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(gate)
+	for range callers {
+		if !<-answers {
+			t.Fatal("Replaced = false for a revoked token")
+		}
+	}
+	wantValidation(t, results, "rejected")
+	if id := identity(t, c); id.Token() == old.Token() {
+		t.Fatal("the revoked token is still served")
+	}
+	wantValidation(t, results, "ok") // the new token, exchanged right after the revocation
+	if !c.Replaced(context.Background(), "AK", old) {
+		t.Error("a late 401 with the revoked token: Replaced = false")
+	}
+	if v, n := f.validateCalls.Load(), f.ec2Calls.Load(); v != 2 || n != 2 {
+		t.Errorf("%d validations and %d ec2tokens calls, want 2 (the check, the new token) and 2", v, n)
+	}
+}
+
+// A token Keystone still accepts is not replaced; the key is then held:
+// the next 401s are answered at once, without asking Keystone.
+func TestReplacedKeepsAValidToken(t *testing.T) {
+	f, c, results, _ := recheckClient(t)
+	id := identity(t, c)
+	for range 3 {
+		if c.Replaced(context.Background(), "AK", id) {
+			t.Fatal("Replaced = true for a valid token")
+		}
+	}
+	wantValidation(t, results, "ok")
+	if got := identity(t, c); got.Token() != id.Token() {
+		t.Errorf("a valid token was replaced: %s, was %s", got.Token(), id.Token())
+	}
+	if v := f.validateCalls.Load(); v != 1 {
+		t.Errorf("%d validations, want 1", v)
+	}
+}
+
+// The token that replaced a revoked one may be revoked in turn within
+// RecheckHold (a password change, then a role taken away): it is checked
+// too, not held back by the first check.
+func TestReplacedTwiceWithinTheHold(t *testing.T) {
+	f, c, results, _ := recheckClient(t)
+	first := identity(t, c)
+	f.revokeUserTokens()
+	if !c.Replaced(context.Background(), "AK", first) {
+		t.Fatal("the first revoked token was not replaced")
+	}
+	wantValidation(t, results, "rejected")
+	second := identity(t, c)
+	wantValidation(t, results, "ok")
+	f.revokeUserTokens()
+	if !c.Replaced(context.Background(), "AK", second) {
+		t.Fatal("the second revoked token was not replaced")
+	}
+	wantValidation(t, results, "rejected")
+	if third := identity(t, c); third.Token() == second.Token() || third.Token() == first.Token() {
+		t.Fatal("a revoked token is still served")
+	}
+}
+
+// Keystone unreachable: nothing is replaced, and the wait ends.
+func TestReplacedWhenKeystoneIsDown(t *testing.T) {
+	f, c, results, _ := recheckClient(t)
+	id := identity(t, c)
+	f.set(func(f *fakeKeystone) { f.validateStatus = http.StatusServiceUnavailable })
+	if c.Replaced(context.Background(), "AK", id) {
+		t.Fatal("Replaced = true without an answer from Keystone")
+	}
+	wantValidation(t, results, "error")
+	if got, ok := c.CachedIdentity("AK"); !ok || got != id {
+		t.Fatal("the token was dropped without an answer from Keystone")
+	}
+}
+
+// Keystone revokes every token issued up to the second of a revocation
+// event: the exchange right after a password change got a token revoked
+// already, and the request sent again with it failed too (measured with
+// Keystone 22). Right after a check dropped a token, the new token is
+// validated, and exchanged again a second later if it is revoked.
+func TestExchangeRightAfterARevocation(t *testing.T) {
+	f, c, results, _ := recheckClient(t)
+	old := identity(t, c)
+	f.revokeUserTokens()
+	f.set(func(f *fakeKeystone) { f.revokeNext = 1 })
+	if !c.Replaced(context.Background(), "AK", old) {
+		t.Fatal("the revoked token was not replaced")
+	}
+	wantValidation(t, results, "rejected")
+	start := time.Now()
+	id := identity(t, c)
+	wantValidation(t, results, "rejected") // the token issued in the revocation's second
+	if took := time.Since(start); took < revocationGrain {
+		t.Errorf("exchanged again after %v, want %v", took, revocationGrain)
+	}
+	f.mu.Lock()
+	valid := f.users[id.Token()]
+	f.mu.Unlock()
+	if !valid {
+		t.Fatalf("the token served, %s, is revoked", id.Token())
+	}
+	if n := f.ec2Calls.Load(); n != 3 {
+		t.Errorf("%d ec2tokens calls, want 3 (the first, the revoked one, the one after a second)", n)
+	}
 }

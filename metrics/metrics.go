@@ -118,7 +118,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}, []string{"result"}),
 		EventLoop: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "event_loop_requests_total",
-			Help: "With server.event_loop: requests by where they were served (loop: entirely in the event loop, forwarded or refused; goroutine: they needed Redis or Keystone (a cache miss, a Redis-backed protection, a failed signature not yet counted for the lockout) and ran on a goroutine; handoff: connections given to the goroutine server for a request the loop does not parse; refused: connections answered 503 and closed because server.concurrency were open).",
+			Help: "With server.event_loop: requests by where they were served (loop: entirely in the event loop, forwarded or refused, or forwarded and refused by a backend with a revoked token, then sent again from a goroutine; goroutine: they needed Redis or Keystone (a cache miss, a Redis-backed protection, a failed signature not yet counted for the lockout) and ran on a goroutine; handoff: connections given to the goroutine server for a request the loop does not parse; refused: connections answered 503 and closed because server.concurrency were open).",
 		}, []string{"path"}),
 	}
 	m.reg = reg

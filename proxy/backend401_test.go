@@ -3,6 +3,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -31,10 +32,18 @@ func (r *rejectionRecorder) BackendRejected(accessKey string, id *keystoneclient
 	return true
 }
 
+// Replaced records as BackendRejected does, and says Keystone still
+// accepts the token: nothing to send again.
+func (r *rejectionRecorder) Replaced(_ context.Context, accessKey string, id *keystoneclient.Identity) bool {
+	r.BackendRejected(accessKey, id)
+	return false
+}
+
 // A backend's 401 (keystonemiddleware's answer to a revoked token) is told
-// to the identity source with the access key and the identity sent, in
-// every front end and whether the loop relays the answer as bytes (plain,
-// with a Date) or renders it (chunked); other statuses are not.
+// to the identity source once, with the access key and the identity sent,
+// in every front end and whether the loop relays the answer as bytes
+// (plain, with a Date, marked by keystonemiddleware: Replaced) or renders
+// it (chunked, unmarked: BackendRejected); other statuses are not.
 func TestFrontEndsBackend401ReportsTheToken(t *testing.T) {
 	const refusal = `{"error":{"code":401,"title":"Unauthorized"}}`
 	answers := map[string]string{

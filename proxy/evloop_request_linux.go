@@ -3,6 +3,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -238,6 +239,9 @@ func (l *EventLoop) finish(c *loopConn, err error) {
 	}
 	if err != nil {
 		c.ctx.Response.Reset()
+	} else if status := c.ctx.Response.StatusCode(); l.handOverRefusal(c, s, status, nil) {
+		s.m.backendDone(status, nil, l.now.Sub(c.active))
+		return
 	}
 	c.st.inLoop = false // an error is answered here
 	out := s.forwarded(&c.ctx, &c.st, c.st.route, err, l.now.Sub(c.active))
@@ -251,19 +255,30 @@ func (l *EventLoop) relay(c, b *loopConn, head answerHead) {
 	s := c.srv
 	c.backend, b.client = nil, nil
 	s.m.backendDone(head.status, nil, l.now.Sub(c.active))
+	if l.handOverRefusal(c, s, head.status, b.in[:head.end]) {
+		b.in = shrunk(b.in[:copy(b.in, b.in[head.end:])], readSize)
+		l.keepOrClose(b)
+		return
+	}
 	s.backendAnswered(&c.st, head.status)
 	c.ctx.Response.SetStatusCode(head.status) // for the access log
 	c.out = appendRelayed(c.out, b.in[:head.end], c.st.requestID)
 	b.in = shrunk(b.in[:copy(b.in, b.in[head.end:])], readSize)
-	if len(b.in) == 0 {
-		l.pool.put(b, l.now)
-	} else {
-		l.closeOne(b) // it said more than it was asked
-	}
+	l.keepOrClose(b)
 	l.settle(c, outcomeForwarded)
 	c.active = l.now
 	if l.flush(c) && len(c.in) > 0 {
 		l.request(c)
+	}
+}
+
+// keepOrClose pools b after an answer, unless it said more than it was
+// asked.
+func (l *EventLoop) keepOrClose(b *loopConn) {
+	if len(b.in) == 0 {
+		l.pool.put(b, l.now)
+	} else {
+		l.closeOne(b)
 	}
 }
 
@@ -378,6 +393,10 @@ type dispatched struct {
 // collect writes its answer.
 func (l *EventLoop) dispatch(c *loopConn, s *Server, size int) {
 	s.m.loopGoroutine.Inc()
+	l.dispatchOver(c, s, size, handover{admitted: c.st.admitted, markerNonce: c.st.markerNonce})
+}
+
+func (l *EventLoop) dispatchOver(c *loopConn, s *Server, size int, h handover) {
 	var ctx *fasthttp.RequestCtx
 	if n := len(l.spare); n > 0 {
 		ctx, l.spare = l.spare[n-1], l.spare[:n-1]
@@ -389,17 +408,44 @@ func (l *EventLoop) dispatch(c *loopConn, s *Server, size int) {
 	c.in = c.in[:copy(c.in, c.in[size:])]
 	c.held = 0
 	c.busy, c.away = true, true
-	admitted, markerNonce := c.st.admitted, c.st.markerNonce
 	s.inflight.Add(1) // now, not on the goroutine: a resumed request counts without a gap (Wait)
 	l.pending++
 	go func() {
-		s.handleAdmitted(ctx, admitted, markerNonce)
+		s.handleOver(ctx, h)
 		s.inflight.Add(-1)
 		l.mu.Lock()
 		l.done = append(l.done, dispatched{c: c, ctx: ctx})
 		l.mu.Unlock()
 		l.wake()
 	}()
+}
+
+// handOverRefusal hands c's request, which a loop backend refused with
+// a 401 that may be about a revoked token (see Server.mayRetry), to a
+// goroutine: that waits for Keystone's word on the token and sends the
+// request again with a new one, or relays the refusal. raw is the
+// refusal as received, or nil if c.ctx.Response holds it. It reports
+// whether it handed the request over.
+func (l *EventLoop) handOverRefusal(c *loopConn, s *Server, status int, raw []byte) bool {
+	st := &c.st
+	if status != fasthttp.StatusUnauthorized || st.retried || st.identity == nil {
+		return false // the common case, before any copy
+	}
+	refusal := new(fasthttp.Response)
+	if raw == nil {
+		c.ctx.Response.CopyTo(refusal)
+	} else if refusal.Read(bufio.NewReader(bytes.NewReader(raw))) != nil {
+		return false
+	}
+	if !s.mayRetry(st, status, &refusal.Header) {
+		return false
+	}
+	c.busy = false
+	s.inflight.Add(-1) // dispatchOver counts it again
+	// Counted as served in the loop already (proceed), not again.
+	l.dispatchOver(c, s, c.held, handover{admitted: st.admitted, markerNonce: st.markerNonce,
+		requestID: append([]byte(nil), st.requestID...), refusal: refusal, refused: st.identity})
+	return true
 }
 
 // collect writes the answers of the requests served on goroutines.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -88,7 +89,7 @@ func (s *Server) route(path []byte) *route {
 
 // forward sends the verified request to the backend with the identity
 // headers, and copies the answer back.
-func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, id *keystoneclient.Identity) outcome {
+func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, cred *credential, id *keystoneclient.Identity) outcome {
 	st.identity = id
 	s.prepareForward(ctx, st, id)
 	// The backend answers straight into the client's response: no copy.
@@ -100,7 +101,12 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, id *key
 
 	start := time.Now()
 	err := rt.client.DoTimeout(req, resp, rt.timeout)
-	return s.forwarded(ctx, st, rt, err, time.Since(start))
+	took := time.Since(start)
+	if err == nil && s.mayRetry(st, resp.StatusCode(), &resp.Header) && s.tokenReplaced(ctx, st, id) {
+		s.m.backendDone(resp.StatusCode(), nil, took)
+		return s.afterAdmission(ctx, st, rt, cred) // with the new token, which policy judges again
+	}
+	return s.forwarded(ctx, st, rt, err, took)
 }
 
 // prepareForward builds the backend's request in st.out.
@@ -138,6 +144,11 @@ func (s *Server) forwarded(ctx *fasthttp.RequestCtx, st *state, rt *route, err e
 		return s.fail(ctx, st, code, "", fmt.Errorf("backend %s: %w", rt.addr(), err))
 	}
 	s.backendAnswered(st, resp.StatusCode())
+	return s.relayAnswer(st, resp)
+}
+
+// relayAnswer readies the backend's answer to st, in resp, for the client.
+func (s *Server) relayAnswer(st *state, resp *fasthttp.Response) outcome {
 	st.scratch = dropNotRelayed(&resp.Header, st.scratch[:0])
 	resp.Header.SetBytesV(headerRequestID, st.requestID)
 	if s.log.Core().Enabled(zap.DebugLevel) {
@@ -148,9 +159,10 @@ func (s *Server) forwarded(ctx *fasthttp.RequestCtx, st *state, rt *route, err e
 
 // backendAnswered looks at the status of the backend's answer to st. A 401
 // may mean Keystone revoked the token sent (see
-// keystoneclient.Client.BackendRejected).
+// keystoneclient.Client.BackendRejected), unless tokenReplaced asked
+// about it already.
 func (s *Server) backendAnswered(st *state, status int) {
-	if status != fasthttp.StatusUnauthorized || st.identity == nil {
+	if status != fasthttp.StatusUnauthorized || st.identity == nil || st.identity == st.checked {
 		return
 	}
 	if r, ok := s.identity.(rejectedTokens); ok && r.BackendRejected(string(st.accessKey()), st.identity) {
@@ -159,10 +171,59 @@ func (s *Server) backendAnswered(st *state, status int) {
 	}
 }
 
+// mayRetry reports whether the backend's answer to st may be a refusal of
+// a token Keystone revoked, one the request can be sent again after: a
+// 401 behind keystonemiddleware's auth_token ("WWW-Authenticate: Keystone
+// uri=..."), which refuses authentication before the application acts, so
+// sending it again does nothing twice. An unmarked 401 may be an
+// application's, after it acted. A request is sent again once at most.
+func (s *Server) mayRetry(st *state, status int, h *fasthttp.ResponseHeader) bool {
+	if status != fasthttp.StatusUnauthorized || st.retried || st.identity == nil {
+		return false
+	}
+	if _, ok := s.identity.(rejectedTokens); !ok {
+		return false
+	}
+	// Any case: the pipelines keep header names as the backend wrote them
+	// (Go's net/http writes "Www-Authenticate"), and Peek matches exactly.
+	for k, v := range h.All() {
+		if bytes.EqualFold(k, []byte(fasthttp.HeaderWWWAuthenticate)) {
+			scheme, _, _ := bytes.Cut(bytes.TrimSpace(v), []byte(" "))
+			if bytes.EqualFold(scheme, []byte("Keystone")) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// tokenReplaced waits for Keystone's word on id's token, which a backend
+// refused for st's request, and reports whether the request is to be sent
+// again with a new one: Keystone revoked it (a password change revokes
+// every token of the user) and it was dropped, or another one replaced it
+// meanwhile. Its client would otherwise get the backend's 401.
+func (s *Server) tokenReplaced(ctx *fasthttp.RequestCtx, st *state, id *keystoneclient.Identity) bool {
+	st.retried, st.checked = true, id
+	if !s.identity.(rejectedTokens).Replaced(ctx, string(st.accessKey()), id) {
+		return false
+	}
+	s.log.Info("the backend refused the token sent for this access key, which Keystone revoked: sending the request again with a new token",
+		zap.ByteString("request_id", st.requestID), zap.ByteString("access_key", st.accessKey()))
+	return true
+}
+
+// relayRefusal answers st's request with the refusal the event loop
+// handed over, as it would have.
+func (s *Server) relayRefusal(ctx *fasthttp.RequestCtx, st *state) outcome {
+	st.refusal.CopyTo(&ctx.Response)
+	return s.relayAnswer(st, &ctx.Response)
+}
+
 // rejectedTokens is an IdentitySource that can be told a backend refused
 // one of its tokens (*keystoneclient.Client).
 type rejectedTokens interface {
 	BackendRejected(accessKey string, id *keystoneclient.Identity) bool
+	Replaced(ctx context.Context, accessKey string, id *keystoneclient.Identity) bool
 }
 
 // dropNotRelayed deletes the backend's headers the client must not get

@@ -45,12 +45,22 @@ type state struct {
 	markerNonce string
 	identity    *keystoneclient.Identity
 	now         time.Time // the request's one clock reading (requestTime), zero until read
+	// retried: the request was sent again with a new token after a backend
+	// refused its first (see tokenReplaced), or it will not be.
+	retried bool
+	// refusal is a loop backend's 401 to the request, sent with refused's
+	// token, that the event loop handed over to be sent again (see
+	// EventLoop.handOverRefusal).
+	refusal *fasthttp.Response
+	refused *keystoneclient.Identity
+	checked *keystoneclient.Identity // the one tokenReplaced asked about
 }
 
 func (st *state) reset() {
 	st.version = 0
 	st.inLoop, st.peeked, st.admitted, st.markerNonce = false, false, false, ""
 	st.identity, st.cred, st.route = nil, nil, nil
+	st.retried, st.refusal, st.refused, st.checked = false, nil, nil, nil
 	st.now = time.Time{}
 	st.v2.Reset()
 	st.requestID = st.requestID[:0]
@@ -92,18 +102,33 @@ func (st *state) action() []byte {
 const headerRequestID = "X-Request-Id"
 
 // handle runs the pipeline: parse, credential, verify, identity, forward.
-func (s *Server) handle(ctx *fasthttp.RequestCtx) { s.handleAdmitted(ctx, false, "") }
+func (s *Server) handle(ctx *fasthttp.RequestCtx) { s.handleOver(ctx, handover{}) }
 
-// handleAdmitted runs the pipeline; admitted skips the guards after
-// verification, which the event loop asked already (markerNonce: what
-// they answered).
-func (s *Server) handleAdmitted(ctx *fasthttp.RequestCtx, admitted bool, markerNonce string) {
+// handover is what the event loop knows of a request it hands to a
+// goroutine: admitted skips the guards after verification, which the loop
+// asked already (markerNonce: what they answered); with a refusal, the
+// request was at a backend already (see EventLoop.handOverRefusal).
+type handover struct {
+	admitted    bool
+	markerNonce string
+	requestID   []byte // kept from the loop's pass, if any
+	refusal     *fasthttp.Response
+	refused     *keystoneclient.Identity
+}
+
+// handleOver runs the pipeline for a request the event loop handed over.
+func (s *Server) handleOver(ctx *fasthttp.RequestCtx, h handover) {
 	start := time.Now()
 	st := s.pool.Get().(*state)
 	defer s.pool.Put(st)
 	st.reset()
-	st.admitted, st.markerNonce = admitted, markerNonce
-	st.requestID = appendRequestID(st.requestID)
+	st.admitted, st.markerNonce = h.admitted, h.markerNonce
+	st.refusal, st.refused = h.refusal, h.refused
+	if len(h.requestID) > 0 {
+		st.requestID = append(st.requestID[:0], h.requestID...)
+	} else {
+		st.requestID = appendRequestID(st.requestID)
+	}
 	defer func() {
 		// A bug must cost one request a 500, not the whole proxy (fasthttp
 		// does not recover handler panics).
@@ -223,6 +248,12 @@ func (s *Server) afterAdmission(ctx *fasthttp.RequestCtx, st *state, rt *route, 
 		}
 		st.identity = id // counted as a hit unless the request is handed over
 	} else if s.identity != nil {
+		if st.refused != nil {
+			st.retried = true
+			if !s.tokenReplaced(ctx, st, st.refused) {
+				return s.relayRefusal(ctx, st)
+			}
+		}
 		var err error
 		id, err = s.identity.Identity(ctx, cred.access, &cred.key)
 		switch {
@@ -240,7 +271,7 @@ func (s *Server) afterAdmission(ctx *fasthttp.RequestCtx, st *state, rt *route, 
 		st.route, st.identity = rt, id
 		return outcomeForwarded
 	}
-	return s.forward(ctx, st, rt, id)
+	return s.forward(ctx, st, rt, cred, id)
 }
 
 // cachedIdentities is an IdentitySource that can answer from its cache

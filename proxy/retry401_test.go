@@ -1,0 +1,179 @@
+//go:build linux
+
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ec2proxy/ec2proxy/keystoneclient"
+	"github.com/ec2proxy/ec2proxy/sigv2"
+)
+
+// revokingIdentity is a warm identity source whose token Keystone revoked:
+// Replaced, if replace is set, swaps it for a new one, as
+// keystoneclient.Client does after Keystone says the token is gone.
+type revokingIdentity struct {
+	mu       sync.Mutex
+	id       *keystoneclient.Identity
+	replace  bool
+	replaced []string // the tokens Replaced was asked about
+	rejected int      // BackendRejected calls
+}
+
+func (r *revokingIdentity) current() *keystoneclient.Identity {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.id
+}
+
+func (r *revokingIdentity) Identity(context.Context, string, *sigv2.Key) (*keystoneclient.Identity, error) {
+	return r.current(), nil
+}
+
+func (r *revokingIdentity) CachedIdentity(string) (*keystoneclient.Identity, bool) {
+	return r.current(), true
+}
+
+func (r *revokingIdentity) CountCachedHit() {}
+
+func (r *revokingIdentity) BackendRejected(string, *keystoneclient.Identity) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rejected++
+	return true
+}
+
+func (r *revokingIdentity) Replaced(_ context.Context, accessKey string, id *keystoneclient.Identity) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.replaced = append(r.replaced, id.Token())
+	if !r.replace || accessKey != testAccess {
+		return false
+	}
+	if r.id == id {
+		r.id = keystoneclient.NewIdentity(id.Token()+"-new", time.Time{}, id.Subject)
+	}
+	return true
+}
+
+// A token Keystone revoked before it expired (a password change revokes
+// every token of the user) made the next request of its key fail with
+// keystonemiddleware's 401, on each replica. Now the request is sent again
+// with a new token once Keystone says the old one is gone: the client
+// never sees the 401. In every front end, whether the loop relays the
+// refusal as bytes (plain, with a Date) or renders it (chunked, with the
+// header named as Go's net/http writes it).
+func TestFrontEndsRevokedTokenSentAgain(t *testing.T) {
+	const refusal = `{"error":{"code":401,"title":"Unauthorized"}}`
+	refusals := map[string]string{
+		"plain":   fmt.Sprintf("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Keystone uri=\"http://ks\"\r\nContent-Type: application/json\r\nDate: %s\r\nContent-Length: %d\r\n\r\n%s", time.Now().UTC().Format(http.TimeFormat), len(refusal), refusal),
+		"chunked": fmt.Sprintf("HTTP/1.1 401 Unauthorized\r\nWww-Authenticate: Keystone uri=\"http://ks\"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(refusal), refusal),
+	}
+	for _, mode := range frontEnds {
+		for name, refused := range refusals {
+			for _, replace := range []bool{true, false} {
+				t.Run(fmt.Sprintf("%s/%s/replaced=%v", mode, name, replace), func(t *testing.T) {
+					backend := startScriptedBackend(t, func(c net.Conn, req *http.Request, _ []byte) bool {
+						if strings.HasSuffix(req.Header.Get("X-Auth-Token"), "-new") {
+							fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\n\r\n<ok/>")
+						} else {
+							fmt.Fprint(c, refused)
+						}
+						return true
+					})
+					s, form := warmServer(t, backend.addr)
+					old := s.identity.(*cachedFake).id
+					src := &revokingIdentity{id: old, replace: replace}
+					s.identity = src
+					addr := startMode(t, s, mode)
+					resp, body, _ := askOnce(t, addr, modesForm(form))
+					got := backend.received()
+					if !replace {
+						if resp.StatusCode != 401 || string(body) != refusal || resp.Header.Get("X-Request-Id") == "" {
+							t.Fatalf("got %s %q (X-Request-Id %q), want the backend's refusal relayed", resp.Status, body, resp.Header.Get("X-Request-Id"))
+						}
+						if len(got) != 1 {
+							t.Errorf("the backend got %d requests, want 1: a token Keystone keeps is not sent again", len(got))
+						}
+						return
+					}
+					if resp.StatusCode != 200 || string(body) != "<ok/>" {
+						t.Fatalf("got %s %q, want the answer to the request sent again", resp.Status, body)
+					}
+					if len(got) != 2 || !strings.Contains(got[0], "X-Auth-Token: "+old.Token()+"\r\n") || !strings.Contains(got[1], "X-Auth-Token: "+old.Token()+"-new\r\n") {
+						t.Fatalf("the backend got %d requests, want the refused token's, then the new one's:\n%q", len(got), got)
+					}
+					id1, body1 := sent(got[0], "X-Request-Id")
+					id2, body2 := sent(got[1], "X-Request-Id")
+					if body1 != body2 || body1 == "" {
+						t.Errorf("the request sent again differs: body %q, first %q", body2, body1)
+					}
+					if id1 != id2 || id2 != resp.Header.Get("X-Request-Id") {
+						t.Errorf("request ids %q, %q and the client's %q: want one id for the request", id1, id2, resp.Header.Get("X-Request-Id"))
+					}
+					src.mu.Lock()
+					defer src.mu.Unlock()
+					if len(src.replaced) != 1 || src.replaced[0] != old.Token() {
+						t.Errorf("Replaced asked about %q, want the refused token once", src.replaced)
+					}
+				})
+			}
+		}
+	}
+}
+
+// Not sent again: a 401 without keystonemiddleware's mark (the
+// application's own, which may have acted), and a second 401 (the new
+// token refused too). Each is relayed; the first is reported for a
+// background check as before.
+func TestFrontEndsRefusalsNotSentAgain(t *testing.T) {
+	const plain401 = "HTTP/1.1 401 Unauthorized\r\nContent-Type: text/xml\r\nContent-Length: 5\r\n\r\n<no/>"
+	const keystone401 = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Keystone uri=\"http://ks\"\r\nContent-Type: text/xml\r\nContent-Length: 5\r\n\r\n<no/>"
+	for _, mode := range frontEnds {
+		for name, answer := range map[string]string{"unmarked": plain401, "twice": keystone401} {
+			t.Run(mode+"/"+name, func(t *testing.T) {
+				backend := startScriptedBackend(t, func(c net.Conn, _ *http.Request, _ []byte) bool {
+					fmt.Fprint(c, answer)
+					return true
+				})
+				s, form := warmServer(t, backend.addr)
+				src := &revokingIdentity{id: s.identity.(*cachedFake).id, replace: true}
+				s.identity = src
+				addr := startMode(t, s, mode)
+				resp, body, _ := askOnce(t, addr, modesForm(form))
+				if resp.StatusCode != 401 || string(body) != "<no/>" {
+					t.Fatalf("got %s %q, want the backend's 401 relayed", resp.Status, body)
+				}
+				want := map[string]int{"unmarked": 1, "twice": 2}[name]
+				if got := len(backend.received()); got != want {
+					t.Errorf("the backend got %d requests, want %d", got, want)
+				}
+				src.mu.Lock()
+				defer src.mu.Unlock()
+				if name == "unmarked" && (len(src.replaced) != 0 || src.rejected != 1) {
+					t.Errorf("Replaced asked %d times, BackendRejected %d: want 0 and 1", len(src.replaced), src.rejected)
+				}
+			})
+		}
+	}
+}
+
+// sent reads a request the scripted backend received: a header, and the
+// body.
+func sent(raw, header string) (string, string) {
+	req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+	if err != nil {
+		return "", ""
+	}
+	body, _ := io.ReadAll(req.Body)
+	return req.Header.Get(header), string(body)
+}
