@@ -172,7 +172,7 @@ func TestCLICredentialLifecycle(t *testing.T) {
 	}
 	cli(t, signEnv(), "sign", "Action=DescribeRegions").want(t, 0, "HTTP 200", "RegionOne")
 	cli(t, signEnv(), "sign", "-sigv", "2", "-method", "GET", "Action=DescribeRegions").want(t, 0, "HTTP 200")
-	cli(t, signEnv(), "sign", "-debug", "-secret", "wrong", "Action=DescribeRegions").want(t, 1, "canonical request:", "HTTP 403", "SignatureDoesNotMatch")
+	cli(t, signEnv(), "sign", "-debug", "-secret", "wrong", "Action=DescribeRegions").want(t, 1, "visible to other users", "canonical request:", "HTTP 403", "SignatureDoesNotMatch")
 	cli(t, signEnv(), "sign", "-dry-run", "Action=DescribeRegions").want(t, 0, "curl -sS -X POST", "Authorization: AWS4-HMAC-SHA256")
 	cli(t, signEnv(), "sign").want(t, 2, "Action=NAME")
 

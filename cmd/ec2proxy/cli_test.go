@@ -147,9 +147,14 @@ func TestSignHelpShowsNoSecret(t *testing.T) {
 	if strings.Contains(stdout+stderr, "s3cr3t") || !strings.Contains(stderr, "default $EC2_SECRET_KEY") {
 		t.Errorf("sign -h: %d\n%s%s\nwant the variables named, no secret", code, stdout, stderr)
 	}
-	// The environment still supplies them when the flags are absent.
-	if code, stdout, stderr := runCLI("sign", "-access", "AK", "-dry-run", "Action=DescribeRegions"); code != 0 || !strings.Contains(stdout, "http://127.0.0.1:9/") {
+	// The environment still supplies them when the flags are absent, and
+	// then there is nothing to warn of.
+	if code, stdout, stderr := runCLI("sign", "-access", "AK", "-dry-run", "Action=DescribeRegions"); code != 0 || !strings.Contains(stdout, "http://127.0.0.1:9/") || strings.Contains(stderr, "warning") {
 		t.Errorf("sign -dry-run from the environment: %d\n%s%s", code, stdout, stderr)
+	}
+	// A secret on the command line shows in ps and the shell's history.
+	if code, stdout, stderr := runCLI("sign", "-access", "AK", "-secret", "SK", "-dry-run", "Action=DescribeRegions"); code != 0 || !strings.Contains(stderr, "visible to other users") {
+		t.Errorf("sign -secret: %d\n%s%s\nwant a warning", code, stdout, stderr)
 	}
 }
 

@@ -60,6 +60,11 @@ func sign(args []string, stdout, stderr io.Writer) error {
 		}
 		return errUsage
 	}
+	if *secret != "" {
+		// As mysql warns of -p: other users see a process's arguments
+		// (ps), and the shell keeps them in its history.
+		fmt.Fprintln(stderr, "sign: warning: a secret given with -secret is visible to other users (ps) and kept in shell history; prefer EC2_SECRET_KEY (source an ec2rc.sh)")
+	}
 	for _, f := range []struct {
 		v    *string
 		from []string
