@@ -87,6 +87,12 @@ identity: {mode: keystone}
 keystone: {auth_url: "http://ks:5000", service_user: {name: ec2proxy, password: a}, application_credential: {secret: s, secret_file: /f}}
 `, nil, []string{"set service_user (name and password) or application_credential, not both",
 			"keystone.application_credential.id: required", "keystone.application_credential: set exactly one of secret and secret_file"}},
+		{"application credential with a service user's project", `
+credentials: {file: /etc/ec2proxy/credentials.yaml}
+routes: [{path_prefix: /, backend: "http://127.0.0.1:8788"}]
+identity: {mode: keystone}
+keystone: {auth_url: "http://ks:5000", service_user: {project_name: admin}, application_credential: {id: abc, secret: s}}
+`, nil, []string{"keystone.service_user: its domain and project names have no effect with keystone.application_credential"}},
 		{"unknown env var", minimalStandalone, []string{"EC2PROXY_LISTNE=:1"}, []string{"EC2PROXY_LISTNE does not match any setting"}},
 		{"bad env value", minimalStandalone, []string{"EC2PROXY_AUTH_TIMESTAMP_WINDOW=5"}, []string{"is not a duration"}},
 		{"admin_listen on listen's port", minimalStandalone + "listen: 0.0.0.0:8773\nadmin_listen: 127.0.0.1:8773\n", nil, []string{`admin_listen: "127.0.0.1:8773" and listen "0.0.0.0:8773" would bind the same port`}},

@@ -179,6 +179,11 @@ func (c *Config) Validate() Problems {
 		case ac != ApplicationCredential{}:
 			if k.ServiceUser.Name != "" || k.ServiceUser.Password != "" || k.ServiceUser.PasswordFile != "" {
 				add("keystone: set service_user (name and password) or application_credential, not both")
+			} else if su, def := k.ServiceUser, Default().Keystone.ServiceUser; su.DomainName != "" && su.DomainName != def.DomainName ||
+				su.ProjectName != "" && su.ProjectName != def.ProjectName || su.ProjectDomainName != "" && su.ProjectDomainName != def.ProjectDomainName {
+				// Silently ignored, they would mislead whoever reads the
+				// file about the account's project.
+				add("keystone.service_user: its domain and project names have no effect with keystone.application_credential, whose token has the project it was created in: remove them")
 			}
 			if ac.ID == "" {
 				add("keystone.application_credential.id: required (openstack application credential show NAME -c id)")
