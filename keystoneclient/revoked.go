@@ -112,10 +112,7 @@ func (c *Client) recheck(accessKey string, id *Identity, chk *check) (dropped, a
 	ctx, cancel := context.WithTimeout(context.Background(), 2*c.cfg.Timeout) // service token, then validation
 	defer cancel()
 	start := time.Now()
-	subject := id.Token()
-	status, err := c.withServiceToken(ctx, func(svc string) (int, error) {
-		return c.getStatus(ctx, c.base+"/auth/tokens?nocatalog", svc, subject)
-	})
+	status, err := c.validate(ctx, id)
 	switch {
 	case err != nil || status != http.StatusOK && status != http.StatusNotFound:
 		// A 401 or 403 here is about the service account, not the token.
@@ -133,6 +130,15 @@ func (c *Client) recheck(accessKey string, id *Identity, chk *check) (dropped, a
 	c.tokens.InvalidateIf(accessKey, func(cur *Identity) bool { return cur.token == id.token })
 	c.cfg.Observe("validate", "rejected", time.Since(start))
 	return true, true
+}
+
+// validate asks Keystone about id's token: 200 valid, 404 not (revoked
+// or expired).
+func (c *Client) validate(ctx context.Context, id *Identity) (int, error) {
+	subject := id.Token()
+	return c.withServiceToken(ctx, func(svc string) (int, error) {
+		return c.getStatus(ctx, c.base+"/auth/tokens?nocatalog", svc, subject)
+	})
 }
 
 // unshare deletes id's token from the shared store if it holds that one;
@@ -240,10 +246,7 @@ func (c *Client) afterRevocation(ctx context.Context, accessKey string, key *sig
 		return id, nil
 	}
 	start := time.Now()
-	subject := id.Token()
-	status, err := c.withServiceToken(ctx, func(svc string) (int, error) {
-		return c.getStatus(ctx, c.base+"/auth/tokens?nocatalog", svc, subject)
-	})
+	status, err := c.validate(ctx, id)
 	if err != nil || status != http.StatusNotFound {
 		result := "ok"
 		if err != nil || status != http.StatusOK {
