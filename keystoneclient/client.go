@@ -230,7 +230,12 @@ func (c *Client) Forget(accessKey string) {
 func (c *Client) loadIdentity(ctx context.Context, accessKey string, key *sigv2.Key) (*Identity, time.Time, error) {
 	forgets := c.forgets.Load()
 	if id := c.sharedIdentity(ctx, accessKey); id != nil {
-		return id, id.ExpiresAt().Add(-c.cfg.TokenMargin), nil
+		// Another replica's token may be revoked already too, if it got it
+		// in the revocation's second or shared it after (found by a review).
+		if !c.revokedAlready(ctx, accessKey, id) {
+			return id, id.ExpiresAt().Add(-c.cfg.TokenMargin), nil
+		}
+		c.unshare(accessKey, id)
 	}
 	id, err := c.exchange(ctx, accessKey, key)
 	if err == nil {

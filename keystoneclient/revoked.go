@@ -59,16 +59,14 @@ func (c *Client) BackendRejected(accessKey string, id *Identity) bool {
 
 // Replaced is BackendRejected for a caller that can send the request
 // again: it waits for the check (its own, or one of the same token under
-// way or done lately) and reports whether id's token is no longer the one
-// to use for accessKey, because Keystone revoked it and it was dropped, or
-// because another token took its place meanwhile. The wait is bounded by
-// the client's timeouts, or ctx.
+// way or done lately) and reports whether Keystone said id's token is
+// revoked, so that it was dropped. Only Keystone's word counts: a token
+// merely replaced meanwhile (renewed) may have been refused for another
+// reason, after the backend acted. The wait is bounded by the client's
+// timeouts, or ctx.
 func (c *Client) Replaced(ctx context.Context, accessKey string, id *Identity) bool {
 	if id == nil || id.token == "" {
 		return false
-	}
-	if cur, ok := c.tokens.PeekString(accessKey); ok && cur.token != id.token {
-		return true
 	}
 	chk, fresh := c.held.take(accessKey, id.token, c.cfg.Now())
 	if chk == nil || fresh && !c.startCheck(accessKey, id, chk) {
@@ -237,25 +235,38 @@ func (h *holds) droppedSince(key string, since time.Time) bool {
 	return ok && k.check.droppedAt.Load() >= since.UnixNano()
 }
 
-// afterRevocation is the exchange after a check dropped accessKey's token
-// within revocationGrain: id, the token it got, may be revoked already, if
-// the revocation was in the same second. id is validated; if Keystone says
-// it is revoked, the exchange is made again revocationGrain later.
-func (c *Client) afterRevocation(ctx context.Context, accessKey string, key *sigv2.Key, id *Identity) (*Identity, error) {
+// revokedAlready reports whether id, a token just obtained for accessKey
+// (exchanged, or read from the shared store), is revoked already: only
+// asked within revocationGrain of a check that dropped the key's token,
+// when Keystone may have revoked tokens issued up to this very second.
+func (c *Client) revokedAlready(ctx context.Context, accessKey string, id *Identity) bool {
 	if !c.held.droppedSince(accessKey, c.cfg.Now().Add(-revocationGrain)) {
-		return id, nil
+		return false
 	}
 	start := time.Now()
 	status, err := c.validate(ctx, id)
-	if err != nil || status != http.StatusNotFound {
-		result := "ok"
-		if err != nil || status != http.StatusOK {
-			result = "error"
-		}
-		c.cfg.Observe("validate", result, time.Since(start))
-		return id, nil // valid, or unknown: the backend will say
+	result := "ok"
+	switch {
+	case err == nil && status == http.StatusNotFound:
+		result = "rejected"
+	case err != nil || status != http.StatusOK:
+		result = "error" // unknown: the backend will say
 	}
-	c.cfg.Observe("validate", "rejected", time.Since(start))
+	c.cfg.Observe("validate", result, time.Since(start))
+	return result == "rejected"
+}
+
+// afterRevocation checks id, just exchanged for accessKey (see
+// revokedAlready), and if it is revoked already, exchanges again
+// revocationGrain later. It has a budget of its own beyond the load's,
+// which covers the first exchange: a short keystone.timeout must not turn
+// every exchange after a revocation into a failure (found by a review).
+func (c *Client) afterRevocation(ctx context.Context, accessKey string, key *sigv2.Key, id *Identity) (*Identity, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*c.cfg.Timeout+revocationGrain)
+	defer cancel()
+	if !c.revokedAlready(ctx, accessKey, id) {
+		return id, nil
+	}
 	select {
 	case <-time.After(revocationGrain):
 	case <-ctx.Done():

@@ -411,3 +411,62 @@ func TestExchangeRightAfterARevocation(t *testing.T) {
 		t.Errorf("%d ec2tokens calls, want 3 (the first, the revoked one, the one after a second)", n)
 	}
 }
+
+// A token renewed meanwhile is not a reason to send a request again: the
+// backend may have refused the old one for another reason, after it
+// acted. Only Keystone saying the old token is revoked is (found by a
+// review: a shortcut said yes without asking).
+func TestReplacedAsksKeystoneEvenAfterARenewal(t *testing.T) {
+	f, c, results, _ := recheckClient(t)
+	first := identity(t, c)
+	c.tokens.Invalidate("AK") // as a renewal does
+	if second := identity(t, c); second.Token() == first.Token() {
+		t.Fatal("no new token after the invalidation")
+	}
+	if c.Replaced(context.Background(), "AK", first) {
+		t.Error("Replaced = true for a token Keystone still accepts")
+	}
+	wantValidation(t, results, "ok")
+	if v := f.validateCalls.Load(); v != 1 {
+		t.Errorf("%d validations, want 1", v)
+	}
+}
+
+// Right after a drop, a token from the shared store may be revoked
+// already too: another replica got it in the revocation's second, or
+// shared it after. It is validated, deleted from the store if revoked,
+// and a new one exchanged (found by a review).
+func TestSharedTokenRevokedAlready(t *testing.T) {
+	f, srv := newFakeKeystone(t)
+	var clock testClock
+	shared := &memShared{tokens: map[string][]byte{}, ttl: map[string]time.Duration{}}
+	a, b := newTestClient(t, srv.URL, &clock), newTestClient(t, srv.URL, &clock)
+	a.cfg.Shared, b.cfg.Shared = shared, shared
+	bResults := validations(b)
+	old := identity(t, a)
+	if got := identity(t, b); got.Token() != old.Token() {
+		t.Fatalf("b did not take a's shared token")
+	}
+	f.revokeUserTokens()
+	f.set(func(f *fakeKeystone) { f.revokeNext = 1 })
+	if !b.Replaced(context.Background(), "AK", old) {
+		t.Fatal("b did not drop the revoked token")
+	}
+	wantValidation(t, bResults, "rejected")
+	// a renews, unaware of the revocation: it gets a token revoked in
+	// the same second, and shares it.
+	a.tokens.Invalidate("AK")
+	stale := identity(t, a)
+	fresh := identity(t, b)
+	wantValidation(t, bResults, "rejected") // the shared one
+	wantValidation(t, bResults, "ok")       // the one b exchanged then
+	f.mu.Lock()
+	valid := f.users[fresh.Token()]
+	f.mu.Unlock()
+	if fresh.Token() == stale.Token() || !valid {
+		t.Fatalf("b serves %s, revoked already (a shared %s)", fresh.Token(), stale.Token())
+	}
+	if n := f.ec2Calls.Load(); n != 3 {
+		t.Errorf("%d ec2tokens calls, want 3", n)
+	}
+}

@@ -437,14 +437,17 @@ func (l *EventLoop) handOverRefusal(c *loopConn, s *Server, status int, raw []by
 	} else if refusal.Read(bufio.NewReader(bytes.NewReader(raw))) != nil {
 		return false
 	}
-	if !s.mayRetry(st, status, &refusal.Header) {
+	if !s.mayRetry(st, refusal) {
 		return false
 	}
 	c.busy = false
-	s.inflight.Add(-1) // dispatchOver counts it again
-	// Counted as served in the loop already (proceed), not again.
-	l.dispatchOver(c, s, c.held, handover{admitted: st.admitted, markerNonce: st.markerNonce,
+	// Counted as served in the loop already (proceed), not again; judged
+	// at the same time (an Expires at its edge must not expire between).
+	l.dispatchOver(c, s, c.held, handover{admitted: st.admitted, markerNonce: st.markerNonce, now: st.now,
 		requestID: append([]byte(nil), st.requestID...), refusal: refusal, refused: st.identity})
+	// After dispatchOver counted it again: Wait must never read 0 while it
+	// is under way (found by a review).
+	s.inflight.Add(-1)
 	return true
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -102,7 +103,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *state, rt *route, cred *c
 	start := time.Now()
 	err := rt.client.DoTimeout(req, resp, rt.timeout)
 	took := time.Since(start)
-	if err == nil && s.mayRetry(st, resp.StatusCode(), &resp.Header) && s.tokenReplaced(ctx, st, id) {
+	if err == nil && s.mayRetry(st, resp) && s.tokenReplaced(ctx, st, id) {
 		s.m.backendDone(resp.StatusCode(), nil, took)
 		return s.afterAdmission(ctx, st, rt, cred) // with the new token, which policy judges again
 	}
@@ -172,20 +173,29 @@ func (s *Server) backendAnswered(st *state, status int) {
 }
 
 // mayRetry reports whether the backend's answer to st may be a refusal of
-// a token Keystone revoked, one the request can be sent again after: a
-// 401 behind keystonemiddleware's auth_token ("WWW-Authenticate: Keystone
-// uri=..."), which refuses authentication before the application acts, so
-// sending it again does nothing twice. An unmarked 401 may be an
-// application's, after it acted. A request is sent again once at most.
-func (s *Server) mayRetry(st *state, status int, h *fasthttp.ResponseHeader) bool {
-	if status != fasthttp.StatusUnauthorized || st.retried || st.identity == nil {
+// a token Keystone revoked, one the request can be sent again after:
+// keystonemiddleware auth_token's own 401, which refuses authentication
+// before the application acts, so sending it again does nothing twice.
+// auth_token marks every 401 that passes it ("WWW-Authenticate: Keystone
+// uri=..."), the application's too, which may come after it acted (a call
+// to another service refused): its own is known by its body as well, JSON
+// {"error": {"code": 401, "title": "Unauthorized", ...}}, where an EC2
+// application answers XML (found by a review). A request is sent again
+// once at most.
+func (s *Server) mayRetry(st *state, resp *fasthttp.Response) bool {
+	if resp.StatusCode() != fasthttp.StatusUnauthorized || st.retried || st.identity == nil {
 		return false
 	}
 	if _, ok := s.identity.(rejectedTokens); !ok {
 		return false
 	}
-	// Any case: the pipelines keep header names as the backend wrote them
-	// (Go's net/http writes "Www-Authenticate"), and Peek matches exactly.
+	return markedByAuthToken(&resp.Header) && isAuthTokenRefusal(resp.Body())
+}
+
+// markedByAuthToken reports auth_token's WWW-Authenticate header, in any
+// case: the pipelines keep header names as the backend wrote them (Go's
+// net/http writes "Www-Authenticate"), and Peek matches exactly.
+func markedByAuthToken(h *fasthttp.ResponseHeader) bool {
 	for k, v := range h.All() {
 		if bytes.EqualFold(k, []byte(fasthttp.HeaderWWWAuthenticate)) {
 			scheme, _, _ := bytes.Cut(bytes.TrimSpace(v), []byte(" "))
@@ -197,11 +207,27 @@ func (s *Server) mayRetry(st *state, status int, h *fasthttp.ResponseHeader) boo
 	return false
 }
 
+// isAuthTokenRefusal reports the body of auth_token's own 401 (its
+// message is translated, and was "Authentication required" in older
+// releases; code and title are not).
+func isAuthTokenRefusal(body []byte) bool {
+	if len(body) > 4<<10 {
+		return false
+	}
+	var refusal struct {
+		Error struct {
+			Code  int    `json:"code"`
+			Title string `json:"title"`
+		} `json:"error"`
+	}
+	return json.Unmarshal(body, &refusal) == nil && refusal.Error.Code == fasthttp.StatusUnauthorized && refusal.Error.Title == "Unauthorized"
+}
+
 // tokenReplaced waits for Keystone's word on id's token, which a backend
 // refused for st's request, and reports whether the request is to be sent
 // again with a new one: Keystone revoked it (a password change revokes
-// every token of the user) and it was dropped, or another one replaced it
-// meanwhile. Its client would otherwise get the backend's 401.
+// every token of the user) and it was dropped. Its client would otherwise
+// get the backend's 401.
 func (s *Server) tokenReplaced(ctx *fasthttp.RequestCtx, st *state, id *keystoneclient.Identity) bool {
 	st.retried, st.checked = true, id
 	if !s.identity.(rejectedTokens).Replaced(ctx, string(st.accessKey()), id) {

@@ -111,7 +111,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) { s.handleOver(ctx, handover{}
 type handover struct {
 	admitted    bool
 	markerNonce string
-	requestID   []byte // kept from the loop's pass, if any
+	requestID   []byte    // kept from the loop's pass, if any
+	now         time.Time // the time the loop judged the request at, if it did
 	refusal     *fasthttp.Response
 	refused     *keystoneclient.Identity
 }
@@ -123,7 +124,7 @@ func (s *Server) handleOver(ctx *fasthttp.RequestCtx, h handover) {
 	defer s.pool.Put(st)
 	st.reset()
 	st.admitted, st.markerNonce = h.admitted, h.markerNonce
-	st.refusal, st.refused = h.refusal, h.refused
+	st.refusal, st.refused, st.now = h.refusal, h.refused, h.now
 	if len(h.requestID) > 0 {
 		st.requestID = append(st.requestID[:0], h.requestID...)
 	} else {
