@@ -230,8 +230,17 @@ func (c *Client) Forget(accessKey string) {
 func (c *Client) loadIdentity(ctx context.Context, accessKey string, key *sigv2.Key) (*Identity, time.Time, error) {
 	forgets := c.forgets.Load()
 	if id := c.sharedIdentity(ctx, accessKey); id != nil {
+		if !c.held.droppedSince(accessKey, c.cfg.Now().Add(-revocationGrain)) {
+			return id, id.ExpiresAt().Add(-c.cfg.TokenMargin), nil
+		}
 		// Another replica's token may be revoked already too, if it got it
-		// in the revocation's second or shared it after (found by a review).
+		// in the revocation's second or shared it after (found by a
+		// review). The validation and the exchange after it get a budget
+		// of their own, each with a service token's renewal: the load's
+		// covers one exchange.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 4*c.cfg.Timeout)
+		defer cancel()
 		if !c.revokedAlready(ctx, accessKey, id) {
 			return id, id.ExpiresAt().Add(-c.cfg.TokenMargin), nil
 		}

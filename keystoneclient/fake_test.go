@@ -31,6 +31,8 @@ type fakeKeystone struct {
 	ec2Status      int           // forced status for ec2tokens, 0 = normal
 	validateStatus int           // forced status for token validation, 0 = normal
 	validateGate   chan struct{} // if set, validations wait until it is closed
+	validateDelay  time.Duration // before answering a validation
+	authDelay      time.Duration // before answering a password authentication
 	revokeNext     int           // ec2tokens tokens to issue revoked already (a revocation in their second)
 	ec2Delay       time.Duration // before answering ec2tokens
 	tokenTTL       time.Duration
@@ -50,8 +52,9 @@ func (f *fakeKeystone) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet { // validation: a token may validate itself
 			f.validateCalls.Add(1)
 			f.mu.Lock()
-			gate := f.validateGate
+			gate, delay := f.validateGate, f.validateDelay
 			f.mu.Unlock()
+			time.Sleep(delay)
 			if gate != nil {
 				<-gate
 			}
@@ -77,6 +80,10 @@ func (f *fakeKeystone) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.authCalls.Add(1)
+		f.mu.Lock()
+		authDelay := f.authDelay
+		f.mu.Unlock()
+		time.Sleep(authDelay)
 		var body struct {
 			Auth struct {
 				Identity struct {

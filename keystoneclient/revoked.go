@@ -68,15 +68,32 @@ func (c *Client) Replaced(ctx context.Context, accessKey string, id *Identity) b
 	if id == nil || id.token == "" {
 		return false
 	}
+	chk := c.waitCheck(ctx, accessKey, id)
+	if chk == nil || !chk.dropped {
+		return false
+	}
+	// A token renewed before the revocation, which the drop left in place,
+	// is revoked too (found by a review): the request would be sent again
+	// with it, and refused again. It is checked as well; valid or dropped,
+	// the request may go again.
+	if chk.survivor != nil {
+		c.waitCheck(ctx, accessKey, chk.survivor)
+	}
+	return true
+}
+
+// waitCheck waits for the check of id's token (started now, or under way
+// or done lately) and returns it, done; nil if there is none to wait for.
+func (c *Client) waitCheck(ctx context.Context, accessKey string, id *Identity) *check {
 	chk, fresh := c.held.take(accessKey, id.token, c.cfg.Now())
 	if chk == nil || fresh && !c.startCheck(accessKey, id, chk) {
-		return false
+		return nil
 	}
 	select {
 	case <-chk.done:
-		return chk.dropped
+		return chk
 	case <-ctx.Done():
-		return false
+		return nil
 	}
 }
 
@@ -126,6 +143,9 @@ func (c *Client) recheck(accessKey string, id *Identity, chk *check) (dropped, a
 	// (found by a review).
 	c.unshare(accessKey, id)
 	c.tokens.InvalidateIf(accessKey, func(cur *Identity) bool { return cur.token == id.token })
+	if cur, ok := c.tokens.PeekString(accessKey); ok && cur.token != id.token {
+		chk.survivor = cur // obtained before this drop: maybe before the revocation
+	}
 	c.cfg.Observe("validate", "rejected", time.Since(start))
 	return true, true
 }
@@ -167,6 +187,9 @@ type holds struct {
 type hold struct {
 	until time.Time
 	check *check
+	// dropped is the check before, which dropped its token: requests
+	// refused with that token meanwhile still learn so.
+	dropped *check
 }
 
 // check is one token check; dropped is set before done is closed.
@@ -175,20 +198,25 @@ type check struct {
 	done      chan struct{}
 	dropped   bool
 	droppedAt atomic.Int64 // Unix ns, once Keystone said the token is revoked
+	survivor  *Identity    // a newer token the drop left cached, set before done is closed
 }
 
 // take returns the check to wait for about token: a new one, fresh, to
 // start (the key is then held for RecheckHold), if the key is free or its
-// last check dropped another token; the key's last check if that is of
-// the same token; or nil if the key is held for another token, or too
-// many keys are held.
+// last check dropped another token; the key's last check, or the one
+// before that dropped its token, if that is of the same token; or nil if
+// the key is held for another token, or too many keys are held.
 func (h *holds) take(key, token string, now time.Time) (chk *check, fresh bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if k, ok := h.keys[key]; ok && now.Before(k.until) {
+	k, held := h.keys[key]
+	held = held && now.Before(k.until)
+	if held {
 		switch {
 		case k.check.token == token:
 			return k.check, false
+		case k.dropped != nil && k.dropped.token == token:
+			return k.dropped, false
 		case !k.check.finished() || !k.check.dropped:
 			return nil, false
 		} // a newer token than the one dropped: it may be revoked too
@@ -213,7 +241,11 @@ func (h *holds) take(key, token string, now time.Time) (chk *check, fresh bool) 
 		}
 	}
 	chk = &check{token: token, done: make(chan struct{})}
-	h.keys[key] = hold{until: now.Add(RecheckHold), check: chk}
+	next := hold{until: now.Add(RecheckHold), check: chk}
+	if held {
+		next.dropped = k.check // finished, and dropped its token (above)
+	}
+	h.keys[key] = next
 	return chk, true
 }
 
@@ -262,7 +294,7 @@ func (c *Client) revokedAlready(ctx context.Context, accessKey string, id *Ident
 // which covers the first exchange: a short keystone.timeout must not turn
 // every exchange after a revocation into a failure (found by a review).
 func (c *Client) afterRevocation(ctx context.Context, accessKey string, key *sigv2.Key, id *Identity) (*Identity, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*c.cfg.Timeout+revocationGrain)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 4*c.cfg.Timeout+revocationGrain) // each call with a service token renewal
 	defer cancel()
 	if !c.revokedAlready(ctx, accessKey, id) {
 		return id, nil

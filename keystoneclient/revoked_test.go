@@ -470,3 +470,96 @@ func TestSharedTokenRevokedAlready(t *testing.T) {
 		t.Errorf("%d ec2tokens calls, want 3", n)
 	}
 }
+
+// A token renewed before the revocation, cached when the drop came, is
+// revoked too: the request must not be sent again with it. It is checked
+// as well, and requests refused with the first token later still learn
+// it was dropped (found by a review).
+func TestReplacedChecksATokenRenewedBeforeTheRevocation(t *testing.T) {
+	f, c, results, _ := recheckClient(t)
+	first := identity(t, c)
+	c.tokens.Invalidate("AK") // a renewal
+	second := identity(t, c)
+	f.revokeUserTokens() // both
+	if !c.Replaced(context.Background(), "AK", first) {
+		t.Fatal("the revoked token was not replaced")
+	}
+	wantValidation(t, results, "rejected") // first
+	wantValidation(t, results, "rejected") // second, left by the drop
+	third := identity(t, c)
+	f.mu.Lock()
+	valid := f.users[third.Token()]
+	f.mu.Unlock()
+	if third.Token() == second.Token() || !valid {
+		t.Fatalf("the request would go again with %s, revoked", third.Token())
+	}
+	wantValidation(t, results, "ok") // third, exchanged right after
+	if !c.Replaced(context.Background(), "AK", first) {
+		t.Error("a late refusal of the first token: Replaced = false")
+	}
+	if v := f.validateCalls.Load(); v != 3 {
+		t.Errorf("%d validations, want 3", v)
+	}
+}
+
+// The exchange again a second after a same-second revocation has a budget
+// of its own: within the load's (2 x keystone.timeout), two slow exchanges
+// and the second's wait did not fit, and the key failed (found by a
+// review).
+func TestExchangeAfterARevocationHasItsOwnBudget(t *testing.T) {
+	f, c, results, _ := recheckClient(t) // keystone.timeout 1 s
+	old := identity(t, c)
+	f.revokeUserTokens()
+	if !c.Replaced(context.Background(), "AK", old) {
+		t.Fatal("the revoked token was not replaced")
+	}
+	wantValidation(t, results, "rejected")
+	f.set(func(f *fakeKeystone) { f.revokeNext, f.ec2Delay = 1, 700*time.Millisecond })
+	id, err := c.Identity(context.Background(), "AK", key)
+	if err != nil {
+		t.Fatalf("Identity: %v; want a token after a second exchange", err)
+	}
+	f.mu.Lock()
+	valid := f.users[id.Token()]
+	f.mu.Unlock()
+	if !valid {
+		t.Errorf("the token served, %s, is revoked", id.Token())
+	}
+}
+
+// The validation of a shared token right after a drop, and the exchange
+// that follows if it is revoked, have a budget of their own: with a slow
+// Keystone they did not fit in the load's, 2 x keystone.timeout (found
+// by a review).
+func TestSharedTokenCheckHasItsOwnBudget(t *testing.T) {
+	f, srv := newFakeKeystone(t)
+	var clock testClock
+	shared := &memShared{tokens: map[string][]byte{}, ttl: map[string]time.Duration{}}
+	a, b := newTestClient(t, srv.URL, &clock), newTestClient(t, srv.URL, &clock) // keystone.timeout 1 s
+	a.cfg.Shared, b.cfg.Shared = shared, shared
+	old := identity(t, a)
+	identity(t, b)
+	f.revokeUserTokens()
+	f.set(func(f *fakeKeystone) { f.revokeNext = 1 })
+	if !b.Replaced(context.Background(), "AK", old) {
+		t.Fatal("b did not drop the revoked token")
+	}
+	a.tokens.Invalidate("AK")
+	identity(t, a) // shares a token revoked in the same second
+	// A service token to renew, then a validation and an exchange: 2.4 s,
+	// past the load's 2 s.
+	b.svc.Store(nil)
+	f.set(func(f *fakeKeystone) {
+		f.authDelay, f.validateDelay, f.ec2Delay = 800*time.Millisecond, 800*time.Millisecond, 800*time.Millisecond
+	})
+	id, err := b.Identity(context.Background(), "AK", key)
+	if err != nil {
+		t.Fatalf("Identity: %v; want a new token after the shared one was found revoked", err)
+	}
+	f.mu.Lock()
+	valid := f.users[id.Token()]
+	f.mu.Unlock()
+	if !valid {
+		t.Errorf("b serves %s, revoked", id.Token())
+	}
+}

@@ -393,10 +393,13 @@ type dispatched struct {
 // collect writes its answer.
 func (l *EventLoop) dispatch(c *loopConn, s *Server, size int) {
 	s.m.loopGoroutine.Inc()
-	l.dispatchOver(c, s, size, handover{admitted: c.st.admitted, markerNonce: c.st.markerNonce})
+	l.dispatchOver(c, s, size, handover{admitted: c.st.admitted, markerNonce: c.st.markerNonce}, false)
 }
 
-func (l *EventLoop) dispatchOver(c *loopConn, s *Server, size int, h handover) {
+// dispatchOver is dispatch with what the goroutine is to know; counted:
+// the request is counted in flight already (it was at a backend), and
+// stays so without a gap.
+func (l *EventLoop) dispatchOver(c *loopConn, s *Server, size int, h handover, counted bool) {
 	var ctx *fasthttp.RequestCtx
 	if n := len(l.spare); n > 0 {
 		ctx, l.spare = l.spare[n-1], l.spare[:n-1]
@@ -408,7 +411,9 @@ func (l *EventLoop) dispatchOver(c *loopConn, s *Server, size int, h handover) {
 	c.in = c.in[:copy(c.in, c.in[size:])]
 	c.held = 0
 	c.busy, c.away = true, true
-	s.inflight.Add(1) // now, not on the goroutine: a resumed request counts without a gap (Wait)
+	if !counted {
+		s.inflight.Add(1) // now, not on the goroutine: a resumed request counts without a gap (Wait)
+	}
 	l.pending++
 	go func() {
 		s.handleOver(ctx, h)
@@ -440,14 +445,12 @@ func (l *EventLoop) handOverRefusal(c *loopConn, s *Server, status int, raw []by
 	if !s.mayRetry(st, refusal) {
 		return false
 	}
-	c.busy = false
-	// Counted as served in the loop already (proceed), not again; judged
-	// at the same time (an Expires at its edge must not expire between).
+	// Counted as served in the loop already (proceed), not again, and in
+	// flight still: Wait must never read 0 while it is under way (found by
+	// a review). Judged at the same time: an Expires at its edge must not
+	// expire between the passes.
 	l.dispatchOver(c, s, c.held, handover{admitted: st.admitted, markerNonce: st.markerNonce, now: st.now,
-		requestID: append([]byte(nil), st.requestID...), refusal: refusal, refused: st.identity})
-	// After dispatchOver counted it again: Wait must never read 0 while it
-	// is under way (found by a review).
-	s.inflight.Add(-1)
+		requestID: append([]byte(nil), st.requestID...), refusal: refusal, refused: st.identity}, true)
 	return true
 }
 

@@ -288,3 +288,33 @@ func (a *onceAdmitter) AdmitMarked(context.Context, []byte, string, time.Duratio
 }
 
 func (a *onceAdmitter) Release(context.Context, []byte, string, string) error { return nil }
+
+// The request sent again is judged at the time of its first pass: the
+// event loop's goroutine verifies it again, and a request within its
+// timestamp window when it arrived must not expire while it is at the
+// backend or Keystone is asked (found by a review).
+func TestFrontEndsSentAgainJudgedAtArrival(t *testing.T) {
+	for _, mode := range frontEnds {
+		t.Run(mode, func(t *testing.T) {
+			var clock atomic.Int64
+			clock.Store(testNow.UnixNano())
+			refused := revokedRefusals()["plain"]
+			backend := startScriptedBackend(t, func(c net.Conn, req *http.Request, _ []byte) bool {
+				if strings.HasSuffix(req.Header.Get("X-Auth-Token"), "-new") {
+					fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\n\r\n<ok/>")
+				} else {
+					clock.Add(int64(time.Hour)) // a slow backend, past the window
+					fmt.Fprint(c, refused)
+				}
+				return true
+			})
+			s, form := warmServer(t, backend.addr)
+			s.now = func() time.Time { return time.Unix(0, clock.Load()) }
+			s.identity = &revokingIdentity{id: s.identity.(*cachedFake).id, replace: true}
+			resp, body, _ := askOnce(t, startMode(t, s, mode), modesForm(form))
+			if resp.StatusCode != 200 {
+				t.Fatalf("got %s %q, want 200: judged at its arrival", resp.Status, body)
+			}
+		})
+	}
+}
