@@ -189,3 +189,44 @@ func TestRoundsWithEventLoops(t *testing.T) {
 		}
 	}
 }
+
+// The warm process takes its tokens from the shared store: its own count
+// (0) met the Keystone target without showing anything. The fleet's is
+// judged: the process that obtained the tokens counts, and a run in which
+// no process obtained any does not meet it.
+func TestFleetEC2Tokens(t *testing.T) {
+	results := map[string]result{
+		"ec2proxy-protections-fill": {Keys: 200, KeystoneEC2TokensOK: 200, KeystoneEC2TokensTotal: 201},
+		"ec2proxy-protections#1":    {Keys: 200, KeystoneEC2TokensOK: 200, KeystoneEC2TokensTotal: 201},
+		"ec2proxy-fill":             {Keys: 200},
+		"ec2proxy#1":                {Keys: 200},
+		"ec2proxy-badsig":           {Keys: 200},
+		"ec2proxy-goroutines#2":     {Keys: 200, KeystoneEC2TokensTotal: 1}, // one failed and retried
+		"nginx#1":                   {Keys: 200, KeystoneEC2TokensOK: 999},
+	}
+	r := &run{results: results, facts: map[string]string{}}
+	f := r.fleetEC2Tokens()
+	if f.ok != 200 || f.total != 202 || f.keys != 200 || f.processes != 3 {
+		t.Errorf("fleetEC2Tokens = %+v; want 200 ok, 202 in all, 200 keys, 3 processes", f)
+	}
+	if c := keystoneCheck(r); !c.met {
+		t.Errorf("%+v: want met", c)
+	}
+	for _, label := range []string{"ec2proxy-protections-fill", "ec2proxy-protections#1", "ec2proxy-goroutines#2"} {
+		res := results[label]
+		res.KeystoneEC2TokensOK, res.KeystoneEC2TokensTotal = 0, 0
+		results[label] = res
+	}
+	if c := keystoneCheck(r); c.met {
+		t.Errorf("%+v: a run with no ec2tokens call at all met the target", c)
+	}
+}
+
+func keystoneCheck(r *run) check {
+	for _, c := range r.checks() {
+		if strings.HasPrefix(c.target, "≤ 1 ec2tokens call") {
+			return c
+		}
+	}
+	return check{}
+}

@@ -292,14 +292,52 @@ func (r *run) writeDeps(w io.Writer) {
 			res.RedisCommands, per10k(res.RedisCommands, res.Requests), commands(res.RedisByCommand))
 	}
 	fmt.Fprintf(w, "\n\"fill\" passes send one request per access key to a freshly started ec2proxy (cold caches); the timed passes follow on the same process. Redis commands are INFO commandstats deltas (the probe's own INFO excluded); Keystone calls are ec2proxy's `ec2proxy_keystone_requests_total{op=\"ec2tokens\"}`.\n\n")
-	for _, label := range []string{lFloodFresh, lFlood, lProxy} {
-		if last, ok := r.results[label]; ok {
-			fmt.Fprintf(w, "Over the warm ec2proxy's life (fill, warm and flood passes, %s s): %.0f ec2tokens calls (%.0f answered with a token, the others failed, e.g. timed out on a cold Keystone, and were retried) for %d access keys, i.e. %.2f successful calls per key (Keystone token lifetime: %s, renewed %s before expiry).\n\n",
-				r.facts["warm_lifetime_s"], last.KeystoneEC2TokensTotal, last.KeystoneEC2TokensOK, last.Keys, last.KeystoneEC2TokensOK/float64(max(last.Keys, 1)), r.facts["token_lifetime"], r.facts["token_margin"])
-			break
-		}
+	if f := r.fleetEC2Tokens(); f.processes > 0 {
+		fmt.Fprintf(w, "Over the run, the %d ec2proxy processes sharing Redis (with keystone.share_tokens, the default: every protection on, warm, goroutine server, io_uring off; the warm one lived %s s) made %.0f ec2tokens calls (%.0f answered with a token, the others failed, e.g. timed out on a cold Keystone, and were retried) for %d access keys, i.e. %.2f successful calls per key (Keystone token lifetime: %s, renewed %s before expiry). The first process started obtains the tokens; the others take them from Redis.\n\n",
+			f.processes, r.facts["warm_lifetime_s"], f.total, f.ok, f.keys, f.ok/float64(max(f.keys, 1)), r.facts["token_lifetime"], r.facts["token_margin"])
 	}
 	r.writeMemory(w)
+}
+
+// fleetTokens is what the ec2proxy processes of a run, sharing one Redis,
+// asked of Keystone's ec2tokens over their lives.
+type fleetTokens struct {
+	ok, total float64
+	keys      int
+	processes int
+}
+
+// ec2proxyProcesses maps each pass label (rounds without their "#n") to
+// the process that served it: the counters a pass reports are that
+// process's since it started.
+var ec2proxyProcesses = map[string]string{
+	"ec2proxy-protections-fill": lProtections, lProtections: lProtections,
+	lFill: lProxy, lProxy: lProxy, lFlood: lProxy, lFloodFresh: lProxy,
+	lProxyGo + "-fill": lProxyGo, lProxyGo: lProxyGo, lGoFlood: lProxyGo, lGoFloodF: lProxyGo,
+	lProxyPlain + "-fill": lProxyPlain, lProxyPlain: lProxyPlain,
+}
+
+func (r *run) fleetEC2Tokens() fleetTokens {
+	type lifetime struct{ ok, total float64 }
+	byProcess := map[string]lifetime{}
+	var f fleetTokens
+	for label, res := range r.results {
+		base, _, _ := strings.Cut(label, "#")
+		process, ok := ec2proxyProcesses[base]
+		if !ok {
+			continue
+		}
+		l := byProcess[process]
+		l.ok, l.total = max(l.ok, res.KeystoneEC2TokensOK), max(l.total, res.KeystoneEC2TokensTotal)
+		byProcess[process] = l
+		f.keys = max(f.keys, res.Keys)
+	}
+	for _, l := range byProcess {
+		f.ok += l.ok
+		f.total += l.total
+	}
+	f.processes = len(byProcess)
+	return f
 }
 
 func (r *run) writeMemory(w io.Writer) {
