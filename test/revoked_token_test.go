@@ -162,21 +162,8 @@ func TestPasswordChangeIsInvisibleToEC2Clients(t *testing.T) {
 	s := startStack(t, func(c *configs.Config) {
 		c.Routes = []configs.Route{{PathPrefix: "/", Backend: srv.URL}}
 	})
-	admin := keystoneLogin(t, ks, ks.Var(t, "EC2PROXY_TEST_KEYSTONE_ADMIN_USER"), ks.Var(t, "EC2PROXY_TEST_KEYSTONE_ADMIN_PASSWORD"),
-		ks.Var(t, "EC2PROXY_TEST_KEYSTONE_DEFAULT_DOMAIN_ID"), ks.Var(t, "EC2PROXY_TEST_KEYSTONE_ADMIN_PROJECT_ID"))
-	project := demoKey(t).project
-	user := admin.do("POST", "/users", map[string]any{"user": map[string]any{
-		"name": "pwchange-" + randomHex(4), "password": randomHex(12), "domain_id": ks.Var(t, "EC2PROXY_TEST_KEYSTONE_DEFAULT_DOMAIN_ID"),
-	}}, 201)["user"].(map[string]any)
-	userID := user["id"].(string)
-	t.Cleanup(func() { admin.do("DELETE", "/users/"+userID, nil, 204) })
-	member := admin.do("GET", "/roles?name=member", nil, 200)["roles"].([]any)[0].(map[string]any)["id"].(string)
-	admin.do("PUT", "/projects/"+project+"/users/"+userID+"/roles/"+member, nil, 204)
-	k := keyPair{access: randomHex(16), secret: randomHex(16), user: userID, project: project}
-	blob, _ := json.Marshal(map[string]string{"access": k.access, "secret": k.secret})
-	admin.do("POST", "/credentials", map[string]any{"credential": map[string]any{
-		"type": "ec2", "user_id": userID, "project_id": project, "blob": string(blob),
-	}}, 201)
+	admin, k := throwawayUser(t, ks)
+	userID := k.user
 	putKeys(t, s.store, k)
 	warmUp(t, s, k)
 	wantOK(t, "before the password change", ec2Call(s.url, "/", k.access, k.secret, nil))
@@ -198,5 +185,59 @@ func TestPasswordChangeIsInvisibleToEC2Clients(t *testing.T) {
 		t.Errorf("%v tokens found revoked and %v ec2tokens calls; want 1 and 2, or (a token issued in the change's second) 2 and 3", revokedTokens, calls)
 	}
 	t.Logf("%v revoked tokens: the old one, and %v issued in the second of the change", revokedTokens, revokedTokens-1)
+	s.assertNoSecretsLogged(k.secret, old)
+}
+
+// throwawayUser creates a Keystone user with role member on the demo
+// project and an EC2 credential, both deleted when the test ends; it
+// returns the admin's API and the credential.
+func throwawayUser(t *testing.T, ks testenv.Keystone) (*keystoneAPI, keyPair) {
+	t.Helper()
+	admin := keystoneLogin(t, ks, ks.Var(t, "EC2PROXY_TEST_KEYSTONE_ADMIN_USER"), ks.Var(t, "EC2PROXY_TEST_KEYSTONE_ADMIN_PASSWORD"),
+		ks.Var(t, "EC2PROXY_TEST_KEYSTONE_DEFAULT_DOMAIN_ID"), ks.Var(t, "EC2PROXY_TEST_KEYSTONE_ADMIN_PROJECT_ID"))
+	project := demoKey(t).project
+	user := admin.do("POST", "/users", map[string]any{"user": map[string]any{
+		"name": "throwaway-" + randomHex(4), "password": randomHex(12), "domain_id": ks.Var(t, "EC2PROXY_TEST_KEYSTONE_DEFAULT_DOMAIN_ID"),
+	}}, 201)["user"].(map[string]any)
+	userID := user["id"].(string)
+	t.Cleanup(func() { admin.do("DELETE", "/users/"+userID, nil, 204) })
+	member := admin.do("GET", "/roles?name=member", nil, 200)["roles"].([]any)[0].(map[string]any)["id"].(string)
+	admin.do("PUT", "/projects/"+project+"/users/"+userID+"/roles/"+member, nil, 204)
+	k := keyPair{access: randomHex(16), secret: randomHex(16), user: userID, project: project}
+	blob, _ := json.Marshal(map[string]string{"access": k.access, "secret": k.secret})
+	admin.do("POST", "/credentials", map[string]any{"credential": map[string]any{
+		"type": "ec2", "user_id": userID, "project_id": project, "blob": string(blob),
+	}}, 201)
+	return admin, k
+}
+
+// Disabling a user revokes its tokens too, and Keystone then refuses its
+// EC2 credential: the request the backend refused is not sent again with
+// the old token, and its client gets AuthFailure saying why, not the
+// backend's 401.
+func TestDisabledUserGetsAuthFailure(t *testing.T) {
+	ks := testenv.KeystoneEnv(t)
+	backend := &tokenCheckingBackend{t: t, ks: ks}
+	srv := httptest.NewServer(backend)
+	t.Cleanup(srv.Close)
+	s := startStack(t, func(c *configs.Config) {
+		c.Routes = []configs.Route{{PathPrefix: "/", Backend: srv.URL}}
+	})
+	admin, k := throwawayUser(t, ks)
+	putKeys(t, s.store, k)
+	warmUp(t, s, k)
+	wantOK(t, "before the user is disabled", ec2Call(s.url, "/", k.access, k.secret, nil))
+	old := backend.lastToken()
+
+	admin.do("PATCH", "/users/"+k.user, map[string]any{"user": map[string]any{"enabled": false}}, 200)
+	before := len(backend.received())
+	r := ec2Call(s.url, "/", k.access, k.secret, nil)
+	wantFault(t, "a disabled user's credential", r, http.StatusUnauthorized, "AuthFailure", 10*time.Second)
+	if !strings.Contains(r.body, "Keystone did not accept this credential") {
+		t.Errorf("the refusal does not say Keystone refused the credential: %s", r.body)
+	}
+	if got := backend.received()[before:]; len(got) != 1 || got[0] != old {
+		t.Errorf("the backend got %d requests, want 1 (the revoked token's; none after Keystone refused the credential)", len(got))
+	}
 	s.assertNoSecretsLogged(k.secret, old)
 }
