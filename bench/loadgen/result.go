@@ -32,14 +32,18 @@ type result struct {
 	Kinds  map[string]kindResult `json:"kinds"`
 
 	// Deltas over the measured window (the whole pass in once mode).
-	KeystoneEC2Tokens      float64          `json:"keystone_ec2tokens"`
-	KeystoneEC2TokensTotal float64          `json:"keystone_ec2tokens_total"` // since ec2proxy started
-	KeystoneEC2TokensOK    float64          `json:"keystone_ec2tokens_ok_total"`
-	StoreGets              float64          `json:"store_gets"`
-	RedisCommands          int64            `json:"redis_commands"` // all but INFO (ours)
-	RedisByCommand         map[string]int64 `json:"redis_by_command,omitempty"`
-	CPUBusy                []float64        `json:"cpu_busy_pct"`    // per core
-	LoadgenCPU             float64          `json:"loadgen_cpu_pct"` // of one core
+	KeystoneEC2Tokens      float64 `json:"keystone_ec2tokens"`
+	KeystoneEC2TokensTotal float64 `json:"keystone_ec2tokens_total"` // since ec2proxy started
+	KeystoneEC2TokensOK    float64 `json:"keystone_ec2tokens_ok_total"`
+	StoreGets              float64 `json:"store_gets"`
+	// ProxyRequests is ec2proxy's own count of the pass's requests: 0 if
+	// its metrics could not be read, and then its Keystone counts say
+	// nothing.
+	ProxyRequests  float64          `json:"proxy_requests"`
+	RedisCommands  int64            `json:"redis_commands"` // all but INFO (ours)
+	RedisByCommand map[string]int64 `json:"redis_by_command,omitempty"`
+	CPUBusy        []float64        `json:"cpu_busy_pct"`    // per core
+	LoadgenCPU     float64          `json:"loadgen_cpu_pct"` // of one core
 	// CPU time of each watched process per answered request, in µs, and
 	// its share of one core.
 	CPUPerRequestUs map[string]float64 `json:"cpu_us_per_request,omitempty"`
@@ -89,6 +93,7 @@ func summarize(o *options, r *runResult, keys int) result {
 		res.KeystoneEC2TokensTotal = sum(a.metrics, "ec2proxy_keystone_requests_total", `op="ec2tokens"`)
 		res.KeystoneEC2TokensOK = sum(a.metrics, "ec2proxy_keystone_requests_total", `op="ec2tokens"`, `result="ok"`)
 		res.StoreGets = sum(a.metrics, "ec2proxy_store_requests_total") - sum(b.metrics, "ec2proxy_store_requests_total")
+		res.ProxyRequests = sum(a.metrics, "ec2proxy_requests_total") - sum(b.metrics, "ec2proxy_requests_total")
 	}
 	if a.redis != nil && b.redis != nil {
 		res.RedisByCommand = map[string]int64{}

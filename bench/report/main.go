@@ -39,6 +39,7 @@ type result struct {
 	Status                 map[string]float64    `json:"status"`
 	Kinds                  map[string]kindResult `json:"kinds"`
 	KeystoneEC2Tokens      float64               `json:"keystone_ec2tokens"`
+	ProxyRequests          float64               `json:"proxy_requests"` // 0: ec2proxy's metrics were not read
 	KeystoneEC2TokensTotal float64               `json:"keystone_ec2tokens_total"`
 	StoreGets              float64               `json:"store_gets"`
 	RedisCommands          float64               `json:"redis_commands"`

@@ -230,3 +230,17 @@ func keystoneCheck(r *run) check {
 	}
 	return check{}
 }
+
+// A flood's "zero Keystone calls" is judged only if ec2proxy's metrics
+// were read during it: unread, every count is 0 and proved nothing.
+func TestZeroKeystoneCallsNeedsTheMetrics(t *testing.T) {
+	if c := zeroKeystoneCalls("flood", result{}); c.known || c.met {
+		t.Errorf("%+v: judged without ec2proxy's metrics", c)
+	}
+	if c := zeroKeystoneCalls("flood", result{ProxyRequests: 1000}); !c.known || !c.met {
+		t.Errorf("%+v: want met", c)
+	}
+	if c := zeroKeystoneCalls("flood", result{ProxyRequests: 1000, KeystoneEC2Tokens: 1}); !c.known || c.met {
+		t.Errorf("%+v: want missed", c)
+	}
+}
