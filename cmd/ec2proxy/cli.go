@@ -54,6 +54,16 @@ func usage(w io.Writer) {
 // exitUsage marks errors in how the command was called (exit status 2).
 var errUsage = errors.New("usage")
 
+// subcommandError is a failure of a command group's subcommand (creds
+// disable): its message names the subcommand, not the group alone.
+type subcommandError struct {
+	name string
+	err  error
+}
+
+func (e subcommandError) Error() string { return e.name + ": " + e.err.Error() }
+func (e subcommandError) Unwrap() error { return e.err }
+
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 { // a usage error: the help goes with the other errors
 		usage(stderr)
@@ -74,7 +84,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case errors.Is(err, errUsage):
 			return 2
 		default:
-			fmt.Fprintln(stderr, "ec2proxy "+c.name+":", err)
+			name := c.name
+			var sub subcommandError
+			if errors.As(err, &sub) {
+				name, err = name+" "+sub.name, sub.err
+			}
+			fmt.Fprintln(stderr, "ec2proxy "+name+":", err)
 			return 1
 		}
 	}

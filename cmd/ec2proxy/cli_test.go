@@ -56,6 +56,9 @@ func TestCLI(t *testing.T) {
 		{"bad flag", []string{"check-config", "-nope"}, 2, "", "flag provided but not defined"},
 		{"extra argument", []string{"serve", "-config", good, "extra"}, 2, "", `unexpected argument "extra"`},
 		{"serve without config", []string{"serve"}, 1, "", "no configuration"},
+		// Named by the subcommand that failed, not the group alone.
+		{"creds subcommand without config", []string{"creds", "disable", "AK"}, 1, "", "ec2proxy creds disable: no configuration"},
+		{"creds subcommand usage", []string{"creds", "disable"}, 2, "", "creds disable: give exactly one access key"},
 	}
 	t.Setenv("EC2PROXY_CONFIG", "")
 	for _, tt := range tests {

@@ -56,7 +56,10 @@ func creds(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "ec2proxy creds: unknown command %q\n\n%s", args[0], credsUsage)
 		return errUsage
 	}
-	return run(args[1:], stdout, stderr)
+	if err := run(args[1:], stdout, stderr); err != nil {
+		return subcommandError{args[0], err}
+	}
+	return nil
 }
 
 // randomKey is 32 hex characters from crypto/rand, like Keystone's keys.
