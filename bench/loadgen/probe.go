@@ -57,14 +57,18 @@ func (p *probe) take() snapshot {
 	return s
 }
 
-// scrape reads the ec2proxy_* series of a Prometheus text exposition.
+// scrape reads the ec2proxy_* series of a Prometheus text exposition;
+// nil if it could not be read: then no count may be taken as 0.
 func scrape(url string) map[string]float64 {
 	out := map[string]float64{}
 	resp, err := http.Get(url)
 	if err != nil {
-		return out
+		return nil
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil
+	}
 	sc := bufio.NewScanner(io.LimitReader(resp.Body, 8<<20))
 	for sc.Scan() {
 		line := sc.Text()
@@ -75,6 +79,9 @@ func scrape(url string) map[string]float64 {
 		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
 			out[line[:i]] = v
 		}
+	}
+	if sc.Err() != nil {
+		return nil
 	}
 	return out
 }

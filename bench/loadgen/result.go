@@ -88,10 +88,12 @@ func summarize(o *options, r *runResult, keys int) result {
 	}
 
 	b, a := r.before, r.after
-	if a.metrics != nil {
-		res.KeystoneEC2Tokens = sum(a.metrics, "ec2proxy_keystone_requests_total", `op="ec2tokens"`) - sum(b.metrics, "ec2proxy_keystone_requests_total", `op="ec2tokens"`)
+	if a.metrics != nil { // totals since ec2proxy started
 		res.KeystoneEC2TokensTotal = sum(a.metrics, "ec2proxy_keystone_requests_total", `op="ec2tokens"`)
 		res.KeystoneEC2TokensOK = sum(a.metrics, "ec2proxy_keystone_requests_total", `op="ec2tokens"`, `result="ok"`)
+	}
+	if a.metrics != nil && b.metrics != nil { // deltas: both reads, or a count left at 0 (ProxyRequests says which)
+		res.KeystoneEC2Tokens = sum(a.metrics, "ec2proxy_keystone_requests_total", `op="ec2tokens"`) - sum(b.metrics, "ec2proxy_keystone_requests_total", `op="ec2tokens"`)
 		res.StoreGets = sum(a.metrics, "ec2proxy_store_requests_total") - sum(b.metrics, "ec2proxy_store_requests_total")
 		res.ProxyRequests = sum(a.metrics, "ec2proxy_requests_total") - sum(b.metrics, "ec2proxy_requests_total")
 	}

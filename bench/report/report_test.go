@@ -196,12 +196,12 @@ func TestRoundsWithEventLoops(t *testing.T) {
 // no process obtained any does not meet it.
 func TestFleetEC2Tokens(t *testing.T) {
 	results := map[string]result{
-		"ec2proxy-protections-fill": {Keys: 200, KeystoneEC2TokensOK: 200, KeystoneEC2TokensTotal: 201},
-		"ec2proxy-protections#1":    {Keys: 200, KeystoneEC2TokensOK: 200, KeystoneEC2TokensTotal: 201},
-		"ec2proxy-fill":             {Keys: 200},
-		"ec2proxy#1":                {Keys: 200},
-		"ec2proxy-badsig":           {Keys: 200},
-		"ec2proxy-goroutines#2":     {Keys: 200, KeystoneEC2TokensTotal: 1}, // one failed and retried
+		"ec2proxy-protections-fill": {Keys: 200, KeystoneEC2TokensOK: 200, KeystoneEC2TokensTotal: 201, ProxyRequests: 200},
+		"ec2proxy-protections#1":    {Keys: 200, KeystoneEC2TokensOK: 200, KeystoneEC2TokensTotal: 201, ProxyRequests: 9000},
+		"ec2proxy-fill":             {Keys: 200, ProxyRequests: 200},
+		"ec2proxy#1":                {Keys: 200}, // its metrics unread: another pass read them
+		"ec2proxy-badsig":           {Keys: 200, ProxyRequests: 9000},
+		"ec2proxy-goroutines#2":     {Keys: 200, KeystoneEC2TokensTotal: 1, ProxyRequests: 9000}, // one failed and retried
 		"nginx#1":                   {Keys: 200, KeystoneEC2TokensOK: 999},
 	}
 	r := &run{results: results, facts: map[string]string{}}
@@ -209,15 +209,24 @@ func TestFleetEC2Tokens(t *testing.T) {
 	if f.ok != 200 || f.total != 202 || f.keys != 200 || f.processes != 3 {
 		t.Errorf("fleetEC2Tokens = %+v; want 200 ok, 202 in all, 200 keys, 3 processes", f)
 	}
-	if c := keystoneCheck(r); !c.met {
+	if c := keystoneCheck(r); !c.met || !c.known {
 		t.Errorf("%+v: want met", c)
 	}
+	// A process whose metrics no pass read may have made calls unseen.
+	unread := results["ec2proxy-goroutines#2"]
+	unread.ProxyRequests = 0
+	results["ec2proxy-goroutines#2"] = unread
+	if c := keystoneCheck(r); c.known || !strings.Contains(c.measured, "ec2proxy-goroutines") {
+		t.Errorf("%+v: want not measured, naming the unread process", c)
+	}
+	unread.ProxyRequests = 9000
+	results["ec2proxy-goroutines#2"] = unread
 	for _, label := range []string{"ec2proxy-protections-fill", "ec2proxy-protections#1", "ec2proxy-goroutines#2"} {
 		res := results[label]
 		res.KeystoneEC2TokensOK, res.KeystoneEC2TokensTotal = 0, 0
 		results[label] = res
 	}
-	if c := keystoneCheck(r); c.met {
+	if c := keystoneCheck(r); c.met || !c.known {
 		t.Errorf("%+v: a run with no ec2tokens call at all met the target", c)
 	}
 }

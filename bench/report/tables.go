@@ -293,8 +293,8 @@ func (r *run) writeDeps(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\n\"fill\" passes send one request per access key to a freshly started ec2proxy (cold caches); the timed passes follow on the same process. Redis commands are INFO commandstats deltas (the probe's own INFO excluded); Keystone calls are ec2proxy's `ec2proxy_keystone_requests_total{op=\"ec2tokens\"}`.\n\n")
 	if f := r.fleetEC2Tokens(); f.processes > 0 {
-		fmt.Fprintf(w, "Over the run, the %d ec2proxy processes sharing Redis (with keystone.share_tokens, the default: every protection on, warm, goroutine server, io_uring off; the warm one lived %s s) made %.0f ec2tokens calls (%.0f answered with a token, the others failed, e.g. timed out on a cold Keystone, and were retried) for %d access keys, i.e. %.2f successful calls per key (Keystone token lifetime: %s, renewed %s before expiry). The first process started obtains the tokens; the others take them from Redis.\n\n",
-			f.processes, r.facts["warm_lifetime_s"], f.total, f.ok, f.keys, f.ok/float64(max(f.keys, 1)), r.facts["token_lifetime"], r.facts["token_margin"])
+		fmt.Fprintf(w, "Over the run, the %d ec2proxy processes sharing Redis (with keystone.share_tokens, the default: %s; the warm one lived %s s) made %.0f ec2tokens calls (%.0f answered with a token, the others failed, e.g. timed out on a cold Keystone, and were retried) for %d access keys, i.e. %.2f successful calls per key (Keystone token lifetime: %s, renewed %s before expiry). The first process started obtains the tokens; the others take them from Redis.\n\n",
+			f.processes, strings.Join(f.names, ", "), r.facts["warm_lifetime_s"], f.total, f.ok, f.keys, f.ok/float64(max(f.keys, 1)), r.facts["token_lifetime"], r.facts["token_margin"])
 	}
 	r.writeMemory(w)
 }
@@ -305,6 +305,8 @@ type fleetTokens struct {
 	ok, total float64
 	keys      int
 	processes int
+	names     []string // the processes, by their main pass's label
+	unread    []string // processes none of whose passes read their metrics
 }
 
 // ec2proxyProcesses maps each pass label (rounds without their "#n") to
@@ -318,7 +320,10 @@ var ec2proxyProcesses = map[string]string{
 }
 
 func (r *run) fleetEC2Tokens() fleetTokens {
-	type lifetime struct{ ok, total float64 }
+	type lifetime struct {
+		ok, total float64
+		read      bool // a pass read its metrics
+	}
 	byProcess := map[string]lifetime{}
 	var f fleetTokens
 	for label, res := range r.results {
@@ -329,13 +334,20 @@ func (r *run) fleetEC2Tokens() fleetTokens {
 		}
 		l := byProcess[process]
 		l.ok, l.total = max(l.ok, res.KeystoneEC2TokensOK), max(l.total, res.KeystoneEC2TokensTotal)
+		l.read = l.read || res.ProxyRequests > 0
 		byProcess[process] = l
 		f.keys = max(f.keys, res.Keys)
 	}
-	for _, l := range byProcess {
+	for process, l := range byProcess {
 		f.ok += l.ok
 		f.total += l.total
+		f.names = append(f.names, process)
+		if !l.read {
+			f.unread = append(f.unread, process)
+		}
 	}
+	sort.Strings(f.names)
+	sort.Strings(f.unread)
 	f.processes = len(byProcess)
 	return f
 }

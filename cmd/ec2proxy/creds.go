@@ -399,7 +399,7 @@ func credsReencrypt(args []string, stdout, stderr io.Writer) error {
 	defer done()
 	r, ok := store.(*credstore.Redis)
 	if !ok {
-		return errors.New("reencrypt applies to the redis store; the credentials file is not encrypted")
+		return errors.New("applies to the redis store only; the credentials file is not encrypted")
 	}
 	n, err := r.Reencrypt(context.Background(), func(examined int) {
 		fmt.Fprintf(stderr, "examined %d records...\n", examined)

@@ -40,7 +40,10 @@ func policyCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "ec2proxy policy: unknown command %q\n\n%s", args[0], policyUsage)
 		return errUsage
 	}
-	return run(args[1:], stdout, stderr)
+	if err := run(args[1:], stdout, stderr); err != nil {
+		return subcommandError{args[0], err}
+	}
+	return nil
 }
 
 func policyCheck(args []string, stdout, stderr io.Writer) error {

@@ -32,7 +32,7 @@ func TestPolicyCLI(t *testing.T) {
 			"allow: ec2:RunInstances -> rule:project_member -> rule:member_role -> role:member -> not rule:stack_user -> rule:admin_or_owner -> rule:owner -> project_id:%(project_id)s\n", ""},
 		{"ec2: prefix accepted", []string{"policy", "check", "-action", "ec2:RunInstances", "-roles", "member"}, 0, "allow: ec2:RunInstances", ""},
 		{"reader refused", []string{"policy", "check", "-action", "RunInstances", "-roles", "reader"}, 1,
-			"deny: ec2:RunInstances -> rule:project_member -> rule:member_role -> role:member -> role:_member_ -> role:admin\n", "ec2proxy policy: RunInstances is refused"},
+			"deny: ec2:RunInstances -> rule:project_member -> rule:member_role -> role:member -> role:_member_ -> role:admin\n", "ec2proxy policy check: RunInstances is refused"},
 		{"stack user refused", []string{"policy", "check", "-action", "RunInstances", "-roles", "member,heat_stack_user"}, 1,
 			"deny: ec2:RunInstances -> rule:project_member -> not rule:stack_user\n", ""},
 		{"stack user reads", []string{"policy", "check", "-action", "DescribeInstances", "-roles", "heat_stack_user"}, 0,

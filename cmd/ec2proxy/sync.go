@@ -122,16 +122,16 @@ func adminKeystoneFrom(cfg *configs.Config, get func(string) string) (*keystonec
 		// Measured: Keystone answers an application credential's token,
 		// even one with the admin role, with an empty list, which a sync
 		// would take as every credential gone.
-		return nil, errors.New("creds sync cannot use an application credential (auth type " + authType + "): Keystone lists no EC2 credentials to its tokens; use an admin user's password (an admin-openrc.sh)")
+		return nil, errors.New("cannot use an application credential (auth type " + authType + "): Keystone lists no EC2 credentials to its tokens; use an admin user's password (an admin-openrc.sh)")
 	case authType != "" && authType != "password" && authType != "v3password":
 		// An identity provider's user name and password (v3oidcpassword)
 		// must not go to Keystone's password method.
-		return nil, errors.New("creds sync cannot use auth type " + authType + ": it authenticates with an admin user's password (auth type password)")
+		return nil, errors.New("cannot use auth type " + authType + ": it authenticates with an admin user's password (auth type password)")
 	}
 	url := env("OS_AUTH_URL", cfg.Keystone.AuthURL)
 	user, userID, password := get("OS_USERNAME"), get("OS_USER_ID"), get("OS_PASSWORD")
 	if url == "" || user == "" && userID == "" || password == "" {
-		return nil, errors.New("creds sync needs an admin account: set OS_AUTH_URL (or keystone.auth_url), OS_USERNAME (or OS_USER_ID), OS_PASSWORD and OS_PROJECT_NAME (or OS_PROJECT_ID), e.g. by sourcing an admin-openrc.sh, or OS_CLOUD naming a clouds.yaml cloud that has them")
+		return nil, errors.New("needs an admin account: set OS_AUTH_URL (or keystone.auth_url), OS_USERNAME (or OS_USER_ID), OS_PASSWORD and OS_PROJECT_NAME (or OS_PROJECT_ID), e.g. by sourcing an admin-openrc.sh, or OS_CLOUD naming a clouds.yaml cloud that has them")
 	}
 	// keystone.tls, with the openrc's OS_CACERT, OS_CERT and OS_KEY over
 	// it (found by a review: a private CA's Keystone was refused).
