@@ -164,24 +164,14 @@ func wantSentAgain(t *testing.T, name string, s *stack, backend *tokenCheckingBa
 // 22), not its EC2 credentials: their next request on each replica failed
 // with the backend's 401. Now it is sent again with a new token.
 func TestPasswordChangeIsInvisibleToEC2Clients(t *testing.T) {
-	ks := testenv.KeystoneEnv(t)
-	backend := &tokenCheckingBackend{t: t, ks: ks}
-	srv := httptest.NewServer(backend)
-	t.Cleanup(srv.Close)
-	s := startStack(t, func(c *configs.Config) {
-		c.Routes = []configs.Route{{PathPrefix: "/", Backend: srv.URL}}
-	})
-	admin, k := throwawayUser(t, ks)
-	userID := k.user
-	putKeysSettled(t, s, s.store, k) // a late change event would drop the warmed token
-	warmUp(t, s, k)
+	ks, backend, s, admin, k := throwawayUserServed(t)
 	wantOK(t, "before the password change", ec2Call(s.url, "/", k.access, k.secret, nil))
 	old := backend.lastToken()
 
 	// Early in a second: the exchange after the change most likely falls
 	// in the same second, the case the exchange must check.
 	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
-	admin.do("PATCH", "/users/"+userID, map[string]any{"user": map[string]any{"password": randomHex(12)}}, 200)
+	admin.do("PATCH", "/users/"+k.user, map[string]any{"user": map[string]any{"password": randomHex(12)}}, 200)
 	if status := keystoneTokenStatus(t, ks, "GET", admin.token, old); status != http.StatusNotFound {
 		t.Fatalf("Keystone validates the user's token after a password change: %d, want 404 (revoked)", status)
 	}
@@ -195,6 +185,24 @@ func TestPasswordChangeIsInvisibleToEC2Clients(t *testing.T) {
 	}
 	t.Logf("%v revoked tokens: the old one, and %v issued in the second of the change", revokedTokens, revokedTokens-1)
 	s.assertNoSecretsLogged(k.secret, old)
+}
+
+// throwawayUserServed is a stack in front of a backend that validates
+// every token with Keystone (as auth_token does), serving a throwaway
+// user's credential, warm.
+func throwawayUserServed(t *testing.T) (testenv.Keystone, *tokenCheckingBackend, *stack, *keystoneAPI, keyPair) {
+	t.Helper()
+	ks := testenv.KeystoneEnv(t)
+	backend := &tokenCheckingBackend{t: t, ks: ks}
+	srv := httptest.NewServer(backend)
+	t.Cleanup(srv.Close)
+	s := startStack(t, func(c *configs.Config) {
+		c.Routes = []configs.Route{{PathPrefix: "/", Backend: srv.URL}}
+	})
+	admin, k := throwawayUser(t, ks)
+	putKeysSettled(t, s, s.store, k) // a late change event would drop the warmed token
+	warmUp(t, s, k)
+	return ks, backend, s, admin, k
 }
 
 // throwawayUser creates a Keystone user with role member on the demo
@@ -225,16 +233,7 @@ func throwawayUser(t *testing.T, ks testenv.Keystone) (*keystoneAPI, keyPair) {
 // the old token, and its client gets AuthFailure saying why, not the
 // backend's 401.
 func TestDisabledUserGetsAuthFailure(t *testing.T) {
-	ks := testenv.KeystoneEnv(t)
-	backend := &tokenCheckingBackend{t: t, ks: ks}
-	srv := httptest.NewServer(backend)
-	t.Cleanup(srv.Close)
-	s := startStack(t, func(c *configs.Config) {
-		c.Routes = []configs.Route{{PathPrefix: "/", Backend: srv.URL}}
-	})
-	admin, k := throwawayUser(t, ks)
-	putKeysSettled(t, s, s.store, k) // a late change event would drop the warmed token
-	warmUp(t, s, k)
+	_, backend, s, admin, k := throwawayUserServed(t)
 	wantOK(t, "before the user is disabled", ec2Call(s.url, "/", k.access, k.secret, nil))
 	old := backend.lastToken()
 
