@@ -127,15 +127,10 @@ func (c *Client) recheck(accessKey string, id *Identity, chk *check) (dropped, a
 	ctx, cancel := context.WithTimeout(context.Background(), 2*c.cfg.Timeout) // service token, then validation
 	defer cancel()
 	start := time.Now()
-	status, err := c.validate(ctx, id)
-	switch {
-	case err != nil || status != http.StatusOK && status != http.StatusNotFound:
-		// A 401 or 403 here is about the service account, not the token.
-		c.cfg.Observe("validate", "error", time.Since(start))
-		return false, false
-	case status == http.StatusOK:
-		c.cfg.Observe("validate", "ok", time.Since(start))
-		return false, true
+	switch verdict := c.validate(ctx, id); verdict {
+	case validationError, validationOK:
+		c.cfg.Observe("validate", verdict, time.Since(start))
+		return false, verdict == validationOK
 	}
 	chk.droppedAt.Store(c.cfg.Now().UnixNano()) // before the drop: the exchange after it reads it
 	// The shared copy first: a request between a local drop and this
@@ -146,18 +141,31 @@ func (c *Client) recheck(accessKey string, id *Identity, chk *check) (dropped, a
 	if cur, ok := c.tokens.PeekString(accessKey); ok && cur.token != id.token {
 		chk.survivor = cur // obtained before this drop: maybe before the revocation
 	}
-	c.cfg.Observe("validate", "rejected", time.Since(start))
+	c.cfg.Observe("validate", validationRejected, time.Since(start))
 	return true, true
 }
 
-// validate asks Keystone about id's token: 200 valid, 404 not (revoked
-// or expired).
-func (c *Client) validate(ctx context.Context, id *Identity) (int, error) {
+// validate asks Keystone about id's token; its verdict is also the
+// validate metric's result.
+func (c *Client) validate(ctx context.Context, id *Identity) string {
 	subject := id.Token()
-	return c.withServiceToken(ctx, func(svc string) (int, error) {
+	status, err := c.withServiceToken(ctx, func(svc string) (int, error) {
 		return c.getStatus(ctx, c.base+"/auth/tokens?nocatalog", svc, subject)
 	})
+	switch {
+	case err == nil && status == http.StatusOK:
+		return validationOK
+	case err == nil && status == http.StatusNotFound: // revoked or expired
+		return validationRejected
+	}
+	return validationError // a 401 or 403 is about the service account, not the token
 }
+
+const (
+	validationOK       = "ok"
+	validationRejected = "rejected"
+	validationError    = "error"
+)
 
 // unshare deletes id's token from the shared store if it holds that one;
 // another replica's newer token is left alone, even one shared meanwhile.
@@ -276,16 +284,9 @@ func (c *Client) revokedAlready(ctx context.Context, accessKey string, id *Ident
 		return false
 	}
 	start := time.Now()
-	status, err := c.validate(ctx, id)
-	result := "ok"
-	switch {
-	case err == nil && status == http.StatusNotFound:
-		result = "rejected"
-	case err != nil || status != http.StatusOK:
-		result = "error" // unknown: the backend will say
-	}
-	c.cfg.Observe("validate", result, time.Since(start))
-	return result == "rejected"
+	verdict := c.validate(ctx, id) // an error: unknown, the backend will say
+	c.cfg.Observe("validate", verdict, time.Since(start))
+	return verdict == validationRejected
 }
 
 // afterRevocation checks id, just exchanged for accessKey (see

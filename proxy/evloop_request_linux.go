@@ -433,7 +433,7 @@ func (l *EventLoop) dispatchOver(c *loopConn, s *Server, size int, h handover, c
 // whether it handed the request over.
 func (l *EventLoop) handOverRefusal(c *loopConn, s *Server, status int, raw []byte) bool {
 	st := &c.st
-	if status != fasthttp.StatusUnauthorized || st.retried || st.identity == nil {
+	if !st.mayResendAfter(status) {
 		return false // the common case, before any copy
 	}
 	refusal := new(fasthttp.Response)

@@ -183,13 +183,19 @@ func (s *Server) backendAnswered(st *state, status int) {
 // application answers XML (found by a review). A request is sent again
 // once at most.
 func (s *Server) mayRetry(st *state, resp *fasthttp.Response) bool {
-	if resp.StatusCode() != fasthttp.StatusUnauthorized || st.retried || st.identity == nil {
+	if !st.mayResendAfter(resp.StatusCode()) {
 		return false
 	}
 	if _, ok := s.identity.(rejectedTokens); !ok {
 		return false
 	}
 	return markedByAuthToken(&resp.Header) && isAuthTokenRefusal(resp.Body())
+}
+
+// mayResendAfter is mayRetry's cheap part, on the status alone: a 401 to
+// a request sent with an identity, not sent again already.
+func (st *state) mayResendAfter(status int) bool {
+	return status == fasthttp.StatusUnauthorized && !st.retried && st.identity != nil
 }
 
 // markedByAuthToken reports auth_token's WWW-Authenticate header, in any

@@ -250,8 +250,7 @@ func (s *Server) afterAdmission(ctx *fasthttp.RequestCtx, st *state, rt *route, 
 		st.identity = id // counted as a hit unless the request is handed over
 	} else if s.identity != nil {
 		if st.refused != nil {
-			st.retried = true
-			if !s.tokenReplaced(ctx, st, st.refused) {
+			if !s.tokenReplaced(ctx, st, st.refused) { // marks st retried
 				return s.relayRefusal(ctx, st)
 			}
 		}
