@@ -183,10 +183,11 @@ render_conf() {
 backend = dogpile.cache.memory_pickle
 expiration_time = ${KS_CACHE_TTL}"
 		# Each uwsgi worker caches in its own memory, and a change clears
-		# only the cache of the worker that made it. Sections keep their own
-		# cache_time (users 600 s, revocations 3600 s): another worker kept
-		# minting tokens for a user disabled minutes before. One TTL
-		# everywhere bounds how long workers disagree.
+		# only the cache of the worker that made it. Some sections keep a
+		# cache_time of their own ([identity] 600 s, [revoke] 3600 s): the
+		# other worker still saw a user enabled 15 s after it was disabled,
+		# and minted tokens for it. One TTL everywhere bounds how long
+		# workers disagree.
 		for section in application_credential catalog credential domain_config \
 			identity receipt resource revoke role token unified_limit; do
 			ttl="${ttl}
