@@ -70,7 +70,7 @@ func scanAnswer(in []byte) (answerHead, answerScan) {
 		switch len(name) { // lengths first: most names are none of these
 		case len("Content-Length"):
 			if bytes.EqualFold(name, []byte("Content-Length")) {
-				n, ok := parseSize(bytes.TrimSpace(value))
+				n, ok := parseSize(trimOWS(value)) // not TrimSpace: fasthttp refuses a Unicode space there
 				if !ok || size >= 0 {
 					return answerHead{}, answerOther
 				}

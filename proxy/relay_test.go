@@ -31,6 +31,10 @@ func TestScanAnswer(t *testing.T) {
 		{"no length", strings.Replace(plainAnswer, "Content-Length: 5\r\n", "", 1), answerOther, 0, 0},
 		{"two lengths", strings.Replace(plainAnswer, "Date:", "Content-Length: 5\r\nDate:", 1), answerOther, 0, 0},
 		{"signed length", strings.Replace(plainAnswer, "Length: 5", "Length: +5", 1), answerOther, 0, 0},
+		{"length, tab", strings.Replace(plainAnswer, "Length: 5", "Length:\t5\t", 1), answerPlain, 200, len(plainAnswer) + 1},
+		// fasthttp refuses these (a review: TrimSpace took them for blanks)
+		{"length, no-break space", strings.Replace(plainAnswer, "Length: 5", "Length: 5\u00a0", 1), answerOther, 0, 0},
+		{"length, next line", strings.Replace(plainAnswer, "Length: 5", "Length: 5\u0085", 1), answerOther, 0, 0},
 		{"no content type", strings.Replace(plainAnswer, "Content-Type: text/xml;charset=UTF-8\r\n", "", 1), answerOther, 0, 0},
 		{"no date", strings.Replace(plainAnswer, "\r\nDate: Thu, 26 Nov 2026 04:00:00 GMT", "", 1), answerOther, 0, 0},
 		{"HTTP/1.0", strings.Replace(plainAnswer, "HTTP/1.1", "HTTP/1.0", 1), answerOther, 0, 0},
