@@ -96,6 +96,7 @@ type loopConn struct {
 	serving bool    // in request
 	stalled bool    // not served until it takes its answers (maxUnsent)
 	readEOF bool    // it half-closed: what it sent is answered, then it is closed
+	closing bool    // its last answer said Connection: close: closed once written
 	start   time.Time
 
 	// io_uring rounds:
@@ -377,7 +378,7 @@ func (l *EventLoop) add(c *loopConn, events uint32) error {
 }
 
 func (l *EventLoop) want(c *loopConn, events uint32) {
-	if c.readEOF {
+	if c.readEOF || c.closing {
 		events &^= syscall.EPOLLIN // nothing more to read: EOF would wake the loop for ever
 	}
 	if c.events == events {
@@ -571,6 +572,12 @@ func (l *EventLoop) received(c *loopConn, n int, err error) {
 	if err == syscall.EAGAIN {
 		return
 	}
+	if c.closing { // a read of this round's, or EPOLLHUP/EPOLLERR (not maskable)
+		if err != nil {
+			l.closeOne(c) // reset: nothing more can be written
+		}
+		return // what it sent is not served; an EOF changes nothing
+	}
 	if err == nil && n == 0 && !c.isBackend && !c.readEOF && (c.busy || len(c.in) > 0 || len(c.out) > 0) {
 		// Half-closed after sending (shutdown(SHUT_WR), or HTTP/1.0
 		// habits): what it sent is answered, then the connection closes.
@@ -701,10 +708,10 @@ func (l *EventLoop) closeIfDone(c *loopConn) {
 	}
 }
 
-// answeredAfterEOF reports a half-closed client with nothing in flight or
-// unwritten, still the loop's.
+// answeredAfterEOF reports a half-closed (or closing) client with nothing
+// in flight or unwritten, still the loop's.
 func (l *EventLoop) answeredAfterEOF(c *loopConn) bool {
-	return c.readEOF && !c.busy && !c.serving && len(c.out) == 0 && c.fd < len(l.conns) && l.conns[c.fd] == c
+	return (c.readEOF || c.closing) && !c.busy && !c.serving && len(c.out) == 0 && c.fd < len(l.conns) && l.conns[c.fd] == c
 }
 
 // writeFailed closes c, whose socket refused a write; a backend's client

@@ -50,7 +50,7 @@ const maxUnsent = 64 << 10
 // serveBuffered serves c's complete requests until one is in flight or
 // none is left; it reports true if it stopped because c is stalled.
 func (l *EventLoop) serveBuffered(c *loopConn) bool {
-	for !c.busy && len(c.in) > 0 && l.conns[c.fd] == c {
+	for !c.busy && !c.closing && len(c.in) > 0 && l.conns[c.fd] == c {
 		if len(c.out)-c.sent >= maxUnsent {
 			c.stalled = true
 			l.want(c, syscall.EPOLLOUT)
@@ -305,8 +305,8 @@ func (l *EventLoop) respond(c *loopConn, resp *fasthttp.Response) {
 	}
 }
 
-// render queues an answer on c; it reports false if it closed c instead,
-// after writing the answer, because the answer says Connection: close.
+// render queues an answer on c; it reports false if the answer says
+// Connection: close, and c is closing (see closeAfterAnswers).
 func (l *EventLoop) render(c *loopConn, resp *fasthttp.Response) bool {
 	l.w.b = &c.out
 	l.bw.Reset(l.w)
@@ -317,11 +317,26 @@ func (l *EventLoop) render(c *loopConn, resp *fasthttp.Response) bool {
 	_ = l.bw.Flush()
 	c.active = l.now
 	if resp.ConnectionClose() {
-		l.flushNow(c) // now: the connection closes next
-		l.closeOne(c)
+		l.closeAfterAnswers(c)
 		return false
 	}
 	return true
+}
+
+// closeAfterAnswers closes c once the answers queued on it are written (or
+// at server.write_timeout, if the client stops taking them): the last one
+// said Connection: close. Nothing c sent after that request is served, as
+// the goroutine server would not read it either. Closing at once lost the
+// part of a large answer the socket had not taken, and serving on could
+// send a pipelined request to the backend that no one would answer
+// (found by a review).
+func (l *EventLoop) closeAfterAnswers(c *loopConn) {
+	c.closing = true
+	c.in, c.held = c.in[:0], 0
+	l.want(c, c.events) // reads nothing more
+	if l.flush(c) {
+		l.closeIfDone(c)
+	}
 }
 
 // asked is the guards' answer for a request the loop holds (admit); the

@@ -3,12 +3,15 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -154,6 +157,92 @@ func TestUringHandoffKeepsRoundRead(t *testing.T) {
 			got, _ := readAll(c, 2*time.Second)
 			if n := strings.Count(got, "HTTP/1.1 "); n != 2 {
 				t.Errorf("%d answers in 2 s; want 2 (request 2's body was lost): %q", n, got)
+			}
+		})
+	}
+}
+
+// Found by a review: an answer saying Connection: close (the backend's, a
+// close-delimited one, which fasthttp marks so) was written with what the
+// socket took at once, and the connection closed: the client got the head
+// and a cut-off body. 8 MiB is more than loopback buffers hold.
+func TestFrontEndsLargeClosingAnswerWhole(t *testing.T) {
+	body := strings.Repeat("0123456789abcdef", 1<<19)
+	for name, raw := range map[string]string{
+		"Connection: close": fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body),
+		"close-delimited":   "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n\r\n" + body,
+	} {
+		for _, mode := range frontEnds {
+			t.Run(name+"/"+mode, func(t *testing.T) {
+				backend := startScriptedBackend(t, func(c net.Conn, _ *http.Request, _ []byte) bool {
+					io.WriteString(c, raw)
+					return false
+				})
+				s, form := warmServer(t, backend.addr)
+				conn, err := net.Dial("tcp", startMode(t, s, mode))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(20 * time.Second))
+				io.WriteString(conn, modesForm(form))
+				time.Sleep(300 * time.Millisecond) // the client is busy: the socket fills
+				resp, got, err := readAnswer(bufio.NewReader(conn))
+				if err != nil || resp.StatusCode != 200 || got != body {
+					t.Errorf("%d of %d body bytes, err %v", len(got), len(body), err)
+				}
+			})
+		}
+	}
+}
+
+// Found by a review: after an answer saying Connection: close, the loop
+// still served the next request a half-closed client had pipelined: it
+// reached the backend, whose answer no one read (the connection closed),
+// and a client retrying what it never got an answer for runs it twice.
+func TestFrontEndsNothingServedAfterClosingAnswer(t *testing.T) {
+	for _, mode := range frontEnds {
+		t.Run(mode, func(t *testing.T) {
+			var n atomic.Int32
+			backend := startScriptedBackend(t, func(c net.Conn, _ *http.Request, _ []byte) bool {
+				switch k := n.Add(1); {
+				case k <= 2: // warming up: two pooled backend connections
+					time.Sleep(200 * time.Millisecond)
+				case k == 3:
+					time.Sleep(100 * time.Millisecond) // the loop reads the client's EOF meanwhile
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nConnection: close\r\nContent-Length: 5\r\n\r\n<ok/>")
+					return false
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 5\r\n\r\n<ok/>")
+				return true
+			})
+			s, form := warmServer(t, backend.addr)
+			addr, req := startMode(t, s, mode), modesForm(form)
+			var wg sync.WaitGroup
+			for range 2 {
+				wg.Go(func() {
+					if c, err := net.Dial("tcp", addr); err == nil {
+						defer c.Close()
+						io.WriteString(c, req)
+						readAnswer(bufio.NewReader(c))
+					}
+				})
+			}
+			wg.Wait()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, req+req)
+			c.(*net.TCPConn).CloseWrite()
+			got, closed := readAll(c, 2*time.Second)
+			time.Sleep(300 * time.Millisecond) // a request sent on would reach the backend meanwhile
+			if lines := statusLines(got); len(lines) != 1 || !closed {
+				t.Errorf("client got %q (closed: %v); want one answer, then the connection closed", lines, closed)
+			}
+			if k := n.Load(); k != 3 {
+				t.Errorf("the backend received %d requests; want 3 (two warming up, then the first of the pipelined pair)", k)
 			}
 		})
 	}
