@@ -629,9 +629,13 @@ func (s *Server) appendBackendRequest(dst []byte, ctx *fasthttp.RequestCtx, st *
 	dst = append(dst, "\r\nX-OpenStack-Request-ID: "...)
 	dst = append(dst, st.requestID...)
 	dst = append(dst, "\r\n"...)
+	if st.retype {
+		dst = append(dst, "Content-Type: "+formContentType+"\r\n"...)
+	}
 	connection := h.Peek(fasthttp.HeaderConnection)
 	for name, value := range h.All() {
-		if notForwarded(name, value, connection) || len(name) == len(contentLengthName) && bytes.EqualFold(name, contentLengthName) {
+		if notForwarded(name, value, connection) || len(name) == len(contentLengthName) && bytes.EqualFold(name, contentLengthName) ||
+			st.retype && len(name) == len(contentTypeName) && bytes.EqualFold(name, contentTypeName) {
 			continue
 		}
 		dst = appendHeaderLine(dst, name, value)
@@ -640,7 +644,7 @@ func (s *Server) appendBackendRequest(dst []byte, ctx *fasthttp.RequestCtx, st *
 	return append(dst, body...)
 }
 
-var contentLengthName = []byte("content-length")
+var contentLengthName, contentTypeName = []byte("content-length"), []byte("content-type")
 
 // hasLineBreak reports a CR or LF in s. Two IndexByte scans: for the
 // identity's dozen values per request, strings.ContainsAny (an ASCII set

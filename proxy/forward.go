@@ -125,6 +125,9 @@ func (s *Server) prepareForward(ctx *fasthttp.RequestCtx, st *state, id *keyston
 		}
 		req.Header.AddBytesKV(name, value)
 	}
+	if st.retype {
+		req.Header.SetContentType(formContentType)
+	}
 	req.SetBodyRaw(ctx.Request.Body()) // valid for the whole (synchronous) call
 	s.setForwardedFor(ctx, req)
 	st.scratch = setIdentity(&req.Header, id, st.scratch[:0])

@@ -48,6 +48,10 @@ type state struct {
 	// retried: the request was sent again with a new token after a backend
 	// refused its first (see tokenReplaced), or it will not be.
 	retried bool
+	// retype: the form body goes to the backend as formContentType, not as
+	// the client typed it (webobReadsForm). Only there: a second pass
+	// verifies the client's, which SigV4 may have signed.
+	retype bool
 	// refusal is a loop backend's 401 to the request, sent with refused's
 	// token, that the event loop handed over to be sent again (see
 	// EventLoop.handOverRefusal).
@@ -61,6 +65,7 @@ func (st *state) reset() {
 	st.inLoop, st.peeked, st.admitted, st.markerNonce = false, false, false, ""
 	st.identity, st.cred, st.route = nil, nil, nil
 	st.retried, st.refusal, st.refused, st.checked = false, nil, nil, nil
+	st.retype = false
 	st.now = time.Time{}
 	st.v2.Reset()
 	st.requestID = st.requestID[:0]
@@ -201,17 +206,20 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, st *state) outcome {
 		return s.fail(ctx, st, errHostNotServed, "This endpoint does not serve the host "+string(host)+".", nil)
 	}
 	isForm := false
-	if isPost {
+	st.retype = false
+	switch ct := ctx.Request.Header.ContentType(); {
+	case !isPost:
+		if len(ctx.Request.Body()) > 0 { // never read as parameters, never signed: not forwarded either
+			return s.fail(ctx, st, errInvalidRequest, "A GET request carries its parameters in the query string; this one has a body.", nil)
+		}
+	case isFormContentType(ct), len(bytes.TrimSpace(ct)) == 0:
 		// webob (nova, ec2-api) reads a POST body as parameters when it is a
 		// form, untyped, or multipart: each must be parsed, and signed, here
 		// or refused, else a captured SigV2 request (its body unsigned) could
 		// carry parameters of the sender's choosing to the backend.
-		switch ct := ctx.Request.Header.ContentType(); {
-		case isFormContentType(ct), len(bytes.TrimSpace(ct)) == 0:
-			isForm = true
-		case len(ctx.Request.Body()) > 0:
-			return s.fail(ctx, st, errInvalidRequest, "A POST body must be application/x-www-form-urlencoded (the Query API's parameters), not "+sanitizedType(ct)+".", nil)
-		}
+		isForm, st.retype = true, !webobReadsForm(ct)
+	case len(ctx.Request.Body()) > 0:
+		return s.fail(ctx, st, errInvalidRequest, "A POST body must be application/x-www-form-urlencoded (the Query API's parameters), not "+sanitizedType(ct)+".", nil)
 	}
 
 	verifyStart := time.Now()
@@ -455,6 +463,35 @@ func sanitizedType(ct []byte) string {
 		ct = ct[:i]
 	}
 	return shownTarget(bytes.TrimSpace(ct))
+}
+
+// formContentType is what a form body is forwarded as when webob would
+// not read the client's Content-Type as a form (webobReadsForm): the
+// parameters verified here are then the ones the backend reads. Without
+// it, a captured SigV2 request re-sent with its Content-Type re-spelled
+// ("Application/...", "application/... ;", none: fasthttp's client then
+// sends application/octet-stream, eventlet text/plain) and some signed
+// parameters moved to the query verified, while the backend ignored the
+// body, and with it a DryRun=true (found by a review).
+const formContentType = "application/x-www-form-urlencoded; charset=utf-8"
+
+// webobReadsForm reports whether webob reads a body of type ct as a UTF-8
+// form: its media type (everything before ';', neither trimmed nor
+// folded) is exactly the form's, and no other charset is named. webob
+// refuses other charsets; the form was parsed here as UTF-8.
+func webobReadsForm(ct []byte) bool {
+	const form = "application/x-www-form-urlencoded"
+	switch {
+	case string(ct) == form:
+		return true
+	case len(ct) <= len(form) || string(ct[:len(form)]) != form || ct[len(form)] != ';':
+		return false
+	}
+	switch string(ct[len(form)+1:]) {
+	case " charset=utf-8", " charset=UTF-8", "charset=utf-8", "charset=UTF-8":
+		return true
+	}
+	return false
 }
 
 func isFormContentType(ct []byte) bool {

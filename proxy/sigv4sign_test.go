@@ -12,9 +12,13 @@ import (
 // x-amz-date signed), independently of package sigv4, and returns the
 // Authorization and X-Amz-Date header values.
 func signV4(host, body, access, secret string, at time.Time) (authorization, amzDate string) {
+	return signV4Typed(host, "application/x-www-form-urlencoded; charset=utf-8", body, access, secret, at)
+}
+
+// signV4Typed is signV4 with the Content-Type signed as given.
+func signV4Typed(host, contentType, body, access, secret string, at time.Time) (authorization, amzDate string) {
 	amzDate = at.UTC().Format("20060102T150405Z")
 	date := amzDate[:8]
-	const contentType = "application/x-www-form-urlencoded; charset=utf-8"
 	bodyHash := sha256.Sum256([]byte(body))
 	creq := strings.Join([]string{"POST", "/", "",
 		"content-type:" + contentType, "host:" + host, "x-amz-date:" + amzDate, "",
