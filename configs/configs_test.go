@@ -126,6 +126,21 @@ redis: {pool_size: -1, db: -1, addrs: ["127.0.0.1:6379"], tls: {ca_file: /ca.pem
 			"redis.tls: files or settings are given but redis.tls.enabled is false",
 		}},
 	}
+	tests = append(tests, struct {
+		name string
+		yaml string
+		env  []string
+		want []string
+	}{"passwords in URLs are not echoed", `
+identity: {mode: keystone}
+credentials: {store: redis}
+routes: [{path_prefix: /, backend: "http://nova:s3cret-b@nova:8788"}]
+keystone: {auth_url: "http://admin:s3cret-k@ks:5000/v3?x", service_user: {name: ec2proxy, password_file: /f}}
+`, []string{"EC2PROXY_REDIS_ADDRS=redis://:s3cret-r@10.0.0.5:6379"}, []string{
+		`redis.addrs[0]: "redis://:xxxxx@10.0.0.5:6379" is a URL with a password: write host:port (the password goes in redis.password_file)`,
+		`routes[0].backend: "http://nova:xxxxx@nova:8788" must not hold a user name or password: write http://nova:8788`,
+		`keystone.auth_url: "http://admin:xxxxx@ks:5000/v3?x" must not have a query or fragment`,
+	}})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse([]byte(tt.yaml), tt.env)
@@ -136,6 +151,9 @@ redis: {pool_size: -1, db: -1, addrs: ["127.0.0.1:6379"], tls: {ca_file: /ca.pem
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error lacks %q:\n%v", w, err)
 				}
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("a password is shown:\n%v", err)
 			}
 		})
 	}

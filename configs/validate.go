@@ -25,7 +25,11 @@ func (c *Config) Validate() Problems {
 			return
 		}
 		if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
-			add("%s: %q is not host:port", key, addr)
+			if shown := redacted(addr); shown != addr {
+				add("%s: %q is a URL with a password: write host:port (the password goes in redis.password_file)", key, shown)
+			} else {
+				add("%s: %q is not host:port", key, addr)
+			}
 		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 			add("%s: %q: the port must be a number from 0 to 65535", key, addr)
 		}
@@ -260,14 +264,31 @@ func (c *Config) Validate() Problems {
 func checkURL(p *Problems, key, raw string) bool {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		*p = append(*p, fmt.Sprintf("%s: %q is not an http:// or https:// URL", key, raw))
+		*p = append(*p, fmt.Sprintf("%s: %q is not an http:// or https:// URL", key, redacted(raw)))
 		return false
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		*p = append(*p, fmt.Sprintf("%s: %q must not have a query or fragment", key, raw))
+		*p = append(*p, fmt.Sprintf("%s: %q must not have a query or fragment", key, redacted(raw)))
+		return false
+	}
+	if u.User != nil { // never used: a password there would only be shown about
+		*p = append(*p, fmt.Sprintf("%s: %q must not hold a user name or password: write %s://%s", key, redacted(raw), u.Scheme, u.Host))
 		return false
 	}
 	return true
+}
+
+// redacted is raw with the password of a URL's user information replaced
+// by "xxxxx": messages go to the journal (check-config runs as
+// ExecStartPre), and operators used to Redis URLs write
+// redis://:password@host:6379 (found by a review).
+func redacted(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			return u.Redacted()
+		}
+	}
+	return raw
 }
 
 func checkTLSClient(p *Problems, key string, t TLSClient) {
