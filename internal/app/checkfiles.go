@@ -117,8 +117,11 @@ func FileWarnings(cfg *configs.Config) []string {
 		if f.path == "" {
 			continue
 		}
-		if st, err := os.Stat(f.path); err == nil && st.Mode().Perm()&0o006 != 0 {
-			warnings = append(warnings, fmt.Sprintf("%s: %s is mode %04o: every user of this machine can read or change it; chmod o-rwx %s", f.setting, f.path, st.Mode().Perm(), f.path))
+		// Regular files only: the demo's credentials.file is /dev/null, and
+		// the advice to chmod it would break the machine (found by a review).
+		if st, err := os.Stat(f.path); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o006 != 0 {
+			warnings = append(warnings, fmt.Sprintf("%s: %s is mode %04o: every user of this machine can %s it; chmod o-rwx %s",
+				f.setting, f.path, st.Mode().Perm(), otherUsersMay(st.Mode().Perm()), f.path))
 		}
 	}
 	if p := cfg.Redis.PasswordFile; p != "" && cfg.Credentials.Store == configs.StoreRedis {
@@ -127,4 +130,15 @@ func FileWarnings(cfg *configs.Config) []string {
 		}
 	}
 	return warnings
+}
+
+// otherUsersMay says what a file's "other" permission bits allow.
+func otherUsersMay(perm os.FileMode) string {
+	switch perm & 0o006 {
+	case 0o004:
+		return "read"
+	case 0o002:
+		return "change"
+	}
+	return "read and change"
 }
