@@ -3,29 +3,38 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"syscall"
 	"time"
 )
 
 // backendPool keeps the loop's keep-alive connections to each backend
 // address: idle ones to reuse, and a count of all, bounded by
-// backend.max_conns as the goroutine pipeline's HostClient is.
+// backend.max_conns as the goroutine pipeline's HostClient is; and where
+// each address is (see address).
 type backendPool struct {
 	idle  map[string][]*loopConn
 	open  map[string]int
-	addrs map[string]*syscall.SockaddrInet4
+	addrs map[string]*backendAddr
+	// resolve looks a backend's host name up, off the loop's thread
+	// (resolveIPv4; tests set their own).
+	resolve             func(ctx context.Context, host string) ([]netip.Addr, error)
+	addrTTL, failedHold time.Duration // addrTTL, failedLookupHold
 }
 
 func (p *backendPool) init() {
-	p.idle, p.open, p.addrs = map[string][]*loopConn{}, map[string]int{}, map[string]*syscall.SockaddrInet4{}
+	p.idle, p.open, p.addrs = map[string][]*loopConn{}, map[string]int{}, map[string]*backendAddr{}
+	p.resolve, p.addrTTL, p.failedHold = resolveIPv4, addrTTL, failedLookupHold
 }
 
 var errPoolFull = errors.New("event loop: backend.max_conns reached")
 
 // get returns an idle connection to addr, or a new one whose non-blocking
-// connect is under way (requests queue in its out buffer until then).
+// connect is under way (requests queue in its out buffer until then). It
+// fails while addr's host name has no address yet (see address).
 func (p *backendPool) get(maxConns int, addr string, l *EventLoop) (*loopConn, error) {
 	if list := p.idle[addr]; len(list) > 0 {
 		b := list[len(list)-1]
@@ -35,15 +44,9 @@ func (p *backendPool) get(maxConns int, addr string, l *EventLoop) (*loopConn, e
 	if p.open[addr] >= maxConns {
 		return nil, errPoolFull
 	}
-	sa, ok := p.addrs[addr]
-	if !ok {
-		a, err := net.ResolveTCPAddr("tcp4", addr)
-		if err != nil {
-			return nil, err
-		}
-		sa = &syscall.SockaddrInet4{Port: a.Port}
-		copy(sa.Addr[:], a.IP.To4())
-		p.addrs[addr] = sa
+	sa, err := p.address(addr, l.now)
+	if err != nil {
+		return nil, err
 	}
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {

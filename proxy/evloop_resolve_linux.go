@@ -1,0 +1,148 @@
+//go:build linux
+
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// The loop never looks a backend's host name up on its own thread: a slow
+// DNS server would hold every connection of the loop meanwhile. An IP
+// address is parsed once and kept; a name is looked up by a goroutine (one
+// at a time per name and loop), and until it has an IPv4 address the
+// loop's requests for it go to the goroutine pipeline, whose fasthttp
+// client dials (and resolves) on its own. Like fasthttp's dialer
+// (DNSCacheDuration), the loop uses an address for addrTTL after its
+// lookup began, then looks the name up again while it goes on using the
+// old one; a failed lookup is not retried for failedLookupHold (the
+// pool's addrTTL and failedHold: tests shorten them). The goroutine leaves
+// its result in an atomic pointer that the loop reads at its next dial to
+// the address: no wake-up, so nothing to undo if the loop has stopped.
+const (
+	addrTTL          = time.Minute
+	failedLookupHold = 5 * time.Second
+	lookupTimeout    = 10 * time.Second
+)
+
+// resolveIPv4 is the loop's default resolver: net.DefaultResolver, read at
+// each lookup.
+func resolveIPv4(ctx context.Context, host string) ([]netip.Addr, error) {
+	return net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
+}
+
+// errLookingUp sends a request to the goroutine pipeline while the first
+// lookup of its backend's name is under way.
+var errLookingUp = errors.New("event loop: the backend's host name is being looked up")
+
+// backendAddr is what a loop knows of a backend address (host:port). Only
+// found is shared, with the lookup's goroutine.
+type backendAddr struct {
+	host    string
+	sa      syscall.SockaddrInet4 // to dial, if known
+	known   bool
+	fixed   bool      // an IP address (or an address the loop cannot dial): never looked up
+	err     error     // why there is no address to dial
+	until   time.Time // when the next lookup may start
+	looking bool      // a lookup is under way, since asked; its result comes in found
+	asked   time.Time
+	found   atomic.Pointer[lookupResult]
+}
+
+type lookupResult struct {
+	ip  netip.Addr
+	err error
+}
+
+// address returns where to dial addr at now, or why not (the request
+// then goes to the goroutine pipeline). It takes the result of a finished
+// lookup, and starts one when the address is due; it never waits.
+func (p *backendPool) address(addr string, now time.Time) (*syscall.SockaddrInet4, error) {
+	a := p.addrs[addr]
+	if a == nil {
+		a = parseBackendAddr(addr)
+		p.addrs[addr] = a
+	}
+	if !a.fixed {
+		if a.looking {
+			if r := a.found.Swap(nil); r != nil {
+				a.looking = false
+				p.learn(a, r, now)
+			}
+		}
+		if !a.looking && !now.Before(a.until) {
+			p.lookUp(a, now)
+		}
+	}
+	if !a.known {
+		return nil, a.err
+	}
+	return &a.sa, nil
+}
+
+// parseBackendAddr parses host:port; only a host name is left to look up.
+func parseBackendAddr(addr string) *backendAddr {
+	a := &backendAddr{fixed: true}
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		a.err = err
+		return a
+	}
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil {
+		a.err = fmt.Errorf("event loop: backend port %q: %w", portText, err)
+		return a
+	}
+	a.sa.Port = int(port)
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip = ip.Unmap(); ip.Is4() {
+			a.sa.Addr, a.known = ip.As4(), true
+		} else {
+			a.err = fmt.Errorf("event loop: backend %s is not an IPv4 address", addr) // the goroutine pipeline dials it
+		}
+		return a
+	}
+	a.fixed, a.host, a.err = false, host, errLookingUp
+	return a
+}
+
+// learn takes a finished lookup's result. An address counts from when its
+// lookup began; after a failure an address known before is used on.
+func (p *backendPool) learn(a *backendAddr, r *lookupResult, now time.Time) {
+	if r.err != nil {
+		a.err, a.until = r.err, now.Add(p.failedHold)
+		return
+	}
+	a.sa.Addr, a.known, a.err = r.ip.As4(), true, nil
+	a.until = a.asked.Add(p.addrTTL)
+}
+
+// lookUp starts a's lookup on a goroutine, which leaves its result in
+// a.found for the loop to take at its next dial to a.
+func (p *backendPool) lookUp(a *backendAddr, now time.Time) {
+	a.looking, a.asked = true, now
+	resolve, host := p.resolve, a.host
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+		defer cancel()
+		ips, err := resolve(ctx, host)
+		r := &lookupResult{err: err}
+		if err == nil {
+			r.err = fmt.Errorf("event loop: backend host %s has no IPv4 address", host)
+			for _, ip := range ips {
+				if ip = ip.Unmap(); ip.Is4() {
+					r.ip, r.err = ip, nil
+					break
+				}
+			}
+		}
+		a.found.Store(r)
+	}()
+}
