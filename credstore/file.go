@@ -232,7 +232,11 @@ func (s *File) change(fn func(map[string]Record) error) error {
 	if s.path == "" {
 		return errors.New("credstore: this credential file was not loaded from a path")
 	}
-	lock, err := os.OpenFile(filepath.Join(filepath.Dir(s.path), "."+filepath.Base(s.path)+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	path, err := s.target()
+	if err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("credstore: %w", err)
 	}
@@ -240,7 +244,7 @@ func (s *File) change(fn func(map[string]Record) error) error {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return fmt.Errorf("credstore: locking %s: %w", lock.Name(), err)
 	}
-	switch cur, err := LoadFile(s.path); {
+	switch cur, err := LoadFile(path); {
 	case err == nil:
 		s.records = cur.records
 	case errors.Is(err, os.ErrNotExist): // a new file (NewFile): what it holds so far
@@ -257,10 +261,29 @@ func (s *File) change(fn func(map[string]Record) error) error {
 	if errors.Is(err, errUnchanged) {
 		err = nil
 	} else if err == nil {
-		err = s.save()
+		err = s.saveAs(path)
 	}
 	done = err == nil
 	return err
+}
+
+// target is the file a change reads, locks and replaces: s.path with its
+// symbolic links followed. Replacing the link itself turned it into a
+// file of its own, left the file it pointed to (which the proxies may
+// read) unchanged, and locked beside the link, so a command given the
+// file's real path did not wait for this one (found by a review).
+func (s *File) target() (string, error) {
+	path, err := filepath.EvalSymlinks(s.path)
+	switch {
+	case err == nil:
+		return path, nil
+	case errors.Is(err, os.ErrNotExist):
+		if _, lerr := os.Lstat(s.path); lerr == nil {
+			return "", fmt.Errorf("credstore: %s is a symbolic link to a file that does not exist", s.path)
+		}
+		return s.path, nil // a new file
+	}
+	return "", fmt.Errorf("credstore: %w", err)
 }
 
 // save writes the file atomically (temporary file, then rename), with the
@@ -270,6 +293,15 @@ func (s *File) save() error {
 	if s.path == "" {
 		return errors.New("credstore: this credential file was not loaded from a path")
 	}
+	path, err := s.target()
+	if err != nil {
+		return err
+	}
+	return s.saveAs(path)
+}
+
+// saveAs is save to path, s.path's target.
+func (s *File) saveAs(path string) error {
 	doc := fileFormat{Credentials: []fileRecord{}}
 	_ = s.List(context.Background(), func(r Record, _ error) error {
 		enabled := r.Enabled
@@ -280,12 +312,12 @@ func (s *File) save() error {
 	if err != nil {
 		return fmt.Errorf("credstore: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(s.path), "."+filepath.Base(s.path)+".*") // CreateTemp makes it 0600
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*") // CreateTemp makes it 0600
 	if err != nil {
 		return fmt.Errorf("credstore: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	err = keepOwnership(tmp, s.path)
+	err = keepOwnership(tmp, path)
 	if err == nil {
 		_, err = tmp.Write(data)
 	}
@@ -296,10 +328,10 @@ func (s *File) save() error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), s.path)
+		err = os.Rename(tmp.Name(), path)
 	}
 	if err != nil {
-		return fmt.Errorf("credstore: writing %s: %w", s.path, err)
+		return fmt.Errorf("credstore: writing %s: %w", path, err)
 	}
 	return nil
 }

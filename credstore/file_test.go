@@ -324,3 +324,61 @@ func TestFileRewriteKeepsModeAndGroup(t *testing.T) {
 		t.Errorf("after a rewrite: mode %04o group %d; want 0640 group %d", st.Mode().Perm(), got, gid)
 	}
 }
+
+// A credentials file reached through a symbolic link (configuration
+// management, a shared volume) is changed where it is: the link stays a
+// link, and the lock is the target's, which a command given the real path
+// also takes (found by a review: the link was replaced by a file of its
+// own, and the file the proxies read kept the old records).
+func TestFileThroughASymlink(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(dir+"/real", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	target, link := dir+"/real/creds.yaml", dir+"/creds.yaml"
+	if err := os.WriteFile(target, []byte("credentials: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real/creds.yaml", link); err != nil {
+		t.Fatal(err)
+	}
+	f, err := LoadFile(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := f.Put(ctx, Record{AccessKey: "A", Secret: "s", UserID: "u", ProjectID: "p", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Batch(func() error { return f.Put(ctx, Record{AccessKey: "B", Secret: "s", UserID: "u", ProjectID: "p"}) }); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link is no longer a link: %v %v", st.Mode(), err)
+	}
+	real, err := LoadFile(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"A", "B"} {
+		if _, err := real.Get(ctx, key); err != nil {
+			t.Errorf("the link's target lacks %s: %v", key, err)
+		}
+	}
+	if _, err := os.Stat(dir + "/real/.creds.yaml.lock"); err != nil {
+		t.Errorf("no lock beside the target: %v", err)
+	}
+	if _, err := os.Stat(dir + "/.creds.yaml.lock"); err == nil {
+		t.Error("a lock beside the link: a command given the target's path would not wait for this one")
+	}
+
+	if err := os.Remove(target); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Put(ctx, Record{AccessKey: "C", Secret: "s", UserID: "u", ProjectID: "p"}); err == nil || !strings.Contains(err.Error(), "is a symbolic link to a file that does not exist") {
+		t.Errorf("Put through a dangling link = %v; want it refused", err)
+	}
+	if _, err := os.Lstat(target); err == nil {
+		t.Error("a dangling link's target was created")
+	}
+}
