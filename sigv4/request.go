@@ -49,6 +49,7 @@ type Request struct {
 	queryParams qs.Params // query parameters only, for the canonical query
 	encoded     []byte    // encoded query pairs
 	order       []encPair
+	awsPath     []byte // the path as AWS clients sign it (appendAWSPath)
 	canonical   []byte // canonical request
 	sts         []byte // string to sign
 	mac         prehmac.MAC

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	qs "github.com/ec2proxy/ec2proxy/internal/form"
+	"github.com/ec2proxy/ec2proxy/internal/prehmac"
 )
 
 // DefaultTimestampWindow applies when Limits.TimestampWindow is zero.
@@ -23,8 +24,9 @@ type Limits struct {
 	Regions, Services []string
 }
 
-// Verify checks the signature with secret, then freshness against now. On a
-// warm signing key it allocates nothing, on success or on mismatch.
+// Verify checks the signature with secret, over the path as received, then
+// over its AWS form (appendAWSPath), then freshness against now. On a warm
+// signing key it allocates nothing, on success or on mismatch.
 func (r *Request) Verify(secret *Secret, now time.Time, limits Limits) error {
 	if len(limits.Regions) > 0 && !containsString(limits.Regions, r.region) {
 		return r.errorf(CodeScopeNotAllowed, "the credential scope region "+shown(r.region)+" is not served by this endpoint")
@@ -50,17 +52,82 @@ func (r *Request) Verify(secret *Secret, now time.Time, limits Limits) error {
 	}
 
 	key := secret.signingKey(r.date, r.region, r.service, &r.mac)
-	matched := false
-	for i := 0; i < len(methods) && methods[i] != nil && !matched; i++ {
-		r.buildCanonical(methods[i], bodyHash[:])
-		r.buildStringToSign()
-		got := r.mac.Sum(key, r.sts)
-		matched = subtle.ConstantTimeCompare(got, r.signature[:]) == 1
+	// The path as received first: Keystone's ec2tokens signs it so, and for
+	// the usual paths (/, /services/Cloud/) it is also the AWS form. Only if
+	// that fails, and the path has an AWS form of its own, that form:
+	// botocore, boto 2 and the AWS spec (all services but S3) remove dot
+	// segments and empty ones, then percent-encode the path once more.
+	matched := r.matches(r.path, &methods, key, bodyHash[:])
+	if !matched {
+		r.awsPath = appendAWSPath(r.awsPath[:0], r.path)
+		if !bytes.Equal(r.awsPath, r.path) {
+			matched = r.matches(r.awsPath, &methods, key, bodyHash[:])
+		}
 	}
 	if !matched {
 		return r.errorf(CodeSignatureMismatch, "the request signature we calculated does not match the signature you provided")
 	}
 	return r.checkFreshness(now, limits)
+}
+
+// matches reports whether the signature is that of the canonical request
+// with path and one of methods (the second, if any, is tried only when the
+// first does not match).
+func (r *Request) matches(path []byte, methods *[2][]byte, key *prehmac.Key, payloadHash []byte) bool {
+	matched := false
+	for i := 0; i < len(methods) && methods[i] != nil && !matched; i++ {
+		r.buildCanonical(methods[i], path, payloadHash)
+		r.buildStringToSign()
+		got := r.mac.Sum(key, r.sts)
+		matched = subtle.ConstantTimeCompare(got, r.signature[:]) == 1
+	}
+	return matched
+}
+
+// appendAWSPath appends path as botocore puts it in the canonical request
+// (SigV4Auth._normalize_url_path: quote(normalize_url_path(path),
+// safe='/~')): empty and "." segments dropped, each ".." dropping the
+// segment before it (none at the root), a trailing '/' kept if a segment
+// remains, and every byte but A-Z a-z 0-9 - _ . ~ and '/' percent-encoded,
+// '%' included (a space sent as %20 is signed as %2520). Dot segments are
+// only the literal "." and ".."; "%2e" is a name like any other.
+func appendAWSPath(dst, path []byte) []byte {
+	start := len(dst)
+	segments := 0
+	for rest := path; len(rest) > 0; {
+		seg := rest
+		if i := bytes.IndexByte(rest, '/'); i >= 0 {
+			seg, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		switch {
+		case len(seg) == 0 || len(seg) == 1 && seg[0] == '.':
+		case len(seg) == 2 && seg[0] == '.' && seg[1] == '.':
+			if segments > 0 { // an escaped segment holds no '/'
+				dst = dst[:start+bytes.LastIndexByte(dst[start:], '/')]
+				segments--
+			}
+		default:
+			dst = append(dst, '/')
+			dst = qs.AppendEscaped(dst, seg)
+			segments++
+		}
+	}
+	switch {
+	case segments == 0:
+		if len(path) > 0 && path[0] == '/' {
+			dst = append(dst, '/')
+		}
+	case path[0] != '/': // botocore keeps a relative path relative
+		dst = append(dst[:start], dst[start+1:]...)
+		fallthrough
+	default:
+		if path[len(path)-1] == '/' {
+			dst = append(dst, '/')
+		}
+	}
+	return dst
 }
 
 func containsString(list []string, b []byte) bool {
@@ -74,11 +141,12 @@ func containsString(list []string, b []byte) bool {
 
 var methodGET, methodPOST = []byte("GET"), []byte("POST")
 
-// buildCanonical writes the canonical request for method and payloadHash.
-func (r *Request) buildCanonical(method, payloadHash []byte) {
+// buildCanonical writes the canonical request for method, path and
+// payloadHash.
+func (r *Request) buildCanonical(method, path, payloadHash []byte) {
 	b := append(r.canonical[:0], method...)
 	b = append(b, '\n')
-	b = append(b, r.path...)
+	b = append(b, path...)
 	b = append(b, '\n')
 	b = r.appendCanonicalQuery(b)
 	b = append(b, '\n')
