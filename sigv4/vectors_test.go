@@ -2,6 +2,7 @@ package sigv4
 
 import (
 	"bytes"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -94,4 +95,50 @@ func canonicalKey(lower string) string {
 		up = c == '-'
 	}
 	return string(b)
+}
+
+// TestRealClientPathTampered sends each real-client request that verifies
+// only with its path's AWS form to other paths: unescaped, with a letter
+// changed, without its trailing '/'. None verifies. The AWS form itself,
+// sent as the path, does: the path as received is always a candidate.
+func TestRealClientPathTampered(t *testing.T) {
+	n := 0
+	for _, v := range loadVectors(t) {
+		path, query, _ := strings.Cut(v.Target, "?")
+		signed := strings.Split(v.CanonicalRequest, "\n")[1]
+		if !v.Valid || signed == path {
+			continue
+		}
+		n++
+		h := mapHeaders{}
+		for _, kv := range v.Headers {
+			k := canonicalKey(strings.ToLower(kv[0]))
+			h[k] = append(h[k], kv[1])
+		}
+		isForm := bytes.HasPrefix(h.Peek("Content-Type"), []byte("application/x-www-form-urlencoded"))
+		now, _ := parseAmzDate([]byte(v.AmzDate))
+		verify := func(path string) error {
+			var r Request
+			if err := r.Parse([]byte(v.Method), []byte(path), []byte(query), []byte(v.Body), isForm, h); err != nil {
+				return err
+			}
+			return r.Verify(NewSecret([]byte(v.Secret)), now, Limits{})
+		}
+		if err := verify(signed); err != nil {
+			t.Errorf("%s: the signed path %s sent as the path: %v", v.Name, signed, err)
+		}
+		i := strings.LastIndexFunc(path, func(c rune) bool { return 'a' <= c && c <= 'y' || 'A' <= c && c <= 'Y' })
+		tampered := []string{path[:i] + string(path[i]+1) + path[i+1:], strings.TrimSuffix(path, "/")}
+		if unescaped, err := url.PathUnescape(path); err == nil && unescaped != path {
+			tampered = append(tampered, unescaped)
+		}
+		for _, p := range tampered {
+			if e, ok := verify(p).(*Error); !ok || e.Code != CodeSignatureMismatch {
+				t.Errorf("%s: signed for %s, sent to %q: got %v; want a signature mismatch", v.Name, path, p, e)
+			}
+		}
+	}
+	if n < 20 {
+		t.Fatalf("only %d vectors signed with a path's AWS form", n)
+	}
 }

@@ -37,6 +37,10 @@ What it does
   - boto 2.49 EC2Connection with default settings (SigV4, capability 'hmac-v4'), endpoint
     127.0.0.1 and localhost, path /services/Cloud and /, POST (boto's own calls) and GET
     (make_request(..., verb='GET')).
+  - endpoint paths that AWS clients sign in their AWS form (PATHS: /a%7Eb/, /a%20b/,
+    /services//Cloud/, /services/./Cloud/, /services/Cloud/../Cloud/): botocore POST and
+    presigned (HttpMethod=GET) with both signers, one presigned URL fetched with GET but signed
+    for POST, and boto 2 POST.
   - /usr/bin/aws (awscli v2, vendored botocore) as a subprocess with env credentials and a
     throwaway HOME; only the raw request can be recorded, so its canonical request / string to
     sign / signature are COMPUTED here with botocore's SigV4Auth from the raw request (the
@@ -53,17 +57,19 @@ What it does
     sha256hex(canonical_request), key chain "AWS4"+secret -> date -> region -> service ->
     "aws4_request" (hashlib/hmac directly) must reproduce string_to_sign and signature;
   - independent canonical request rebuilt from the recorded wire request (method; path exactly
-    as received; query: split on &, percent-decode (no '+' -> space; no capture contains a raw
-    '+'), RFC 3986 re-encode names and values, sort by encoded name then value, presigned drops
-    X-Amz-Signature; headers named in SignedHeaders, values trimmed and inner whitespace
-    collapsed, duplicates joined with ','; payload = sha256 hex of the raw body, for presigned
-    URLs also UNSIGNED-PAYLOAD is tried) must equal the client's canonical request.  Host
-    candidates tried in order: Host as received, Host without its port, Host with the server
-    port added; which one matched is written into "note";
+    as received, or if that does not rebuild it, its AWS form (aws_path(): dot and empty
+    segments removed, then percent-encoded once more); query: split on &, percent-decode (no
+    '+' -> space; no capture contains a raw '+'), RFC 3986 re-encode names and values, sort by
+    encoded name then value, presigned drops X-Amz-Signature; headers named in SignedHeaders,
+    values trimmed and inner whitespace collapsed, duplicates joined with ','; payload = sha256
+    hex of the raw body, for presigned URLs also UNSIGNED-PAYLOAD is tried) must equal the
+    client's canonical request.  Host candidates tried in order: Host as received, Host without
+    its port, Host with the server port added; which one matched (and the path's AWS form, if
+    that did) is written into "note";
   - a small reference verifier must accept every valid vector and return want_error for every
     negative one (check order: malformed_authorization, expires_too_long, scope_date_mismatch,
     missing_host, unsigned_payload_with_body, signature_mismatch; host candidates: as received,
-    then without port);
+    then without port; paths: as received, then the AWS form);
   - the AWS SigV4 test suite copied in sigv4/testdata/aws-testsuite/ (if present): every .authz
     signature must be HMAC(.sts) and the .sts must hash the .creq.
 
@@ -150,6 +156,15 @@ AWSCLI_FILTERS = [
     {'Name': 'tag:Name', 'Values': ['a b~c+d*e;f/g=h&i \u00e9\u4e2d', 'x', 'y']},
     {'Name': 'key-name', 'Values': ['my key']},
 ] + [{'Name': 'tag:K%d' % i, 'Values': ['v%d' % i]} for i in range(3, 12)]
+
+# Endpoint paths whose AWS form (aws_path) differs from the path sent: (slug, path, what).
+PATHS = [
+    ('escaped-tilde', '/a%7Eb/', 'an escape: signed encoded once more, as /a%257Eb/'),
+    ('escaped-space', '/a%20b/', 'an escaped space: signed as /a%2520b/'),
+    ('double-slash', '/services//Cloud/', 'an empty segment: signed without it'),
+    ('dot-segment', '/services/./Cloud/', 'a . segment: signed without it'),
+    ('dot-dot-segment', '/services/Cloud/../Cloud/', 'a .. segment: signed as /services/Cloud/'),
+]
 
 FIELD_ORDER = ['name', 'client', 'method', 'target', 'headers', 'body', 'access_key', 'secret',
                'canonical_request', 'string_to_sign', 'signature', 'amz_date', 'region',
@@ -363,10 +378,39 @@ def host_candidates(host, port):
     return cands
 
 
-def rebuild_creq(method, target, headers, body, signed_headers, payload, host):
-    path, query = split_target(target)
-    check(re.match(r"^/[A-Za-z0-9/_.~-]*$", path or '/'), 'path needs encoding: %r' % path)
-    lines = [method, path or '/', canonical_query(query, presigned_query(query))]
+def aws_path(path):
+    """The path as botocore, boto 2 and the AWS spec (every service but S3) put it in the
+    canonical request: empty and '.' segments removed, '..' removing the segment before it, a
+    trailing '/' kept while a segment remains, then percent-encoded once more ('%' too, so
+    /a%7Eb/ becomes /a%257Eb/).  Written here, not taken from botocore."""
+    segs = []
+    for seg in path.split('/'):
+        if seg == '..':
+            if segs:
+                segs.pop()
+        elif seg not in ('', '.'):
+            segs.append(seg)
+    out = ('/' if path.startswith('/') else '') + '/'.join(segs)
+    if segs and path.endswith('/'):
+        out += '/'
+    return urllib.parse.quote(out, safe='/-_.~')
+
+
+def path_candidates(target):
+    """The path as received, then its AWS form if that differs."""
+    path = split_target(target)[0] or '/'
+    cands = [('as-received', path)]
+    if aws_path(path) != path:
+        cands.append(('aws-form', aws_path(path)))
+    return cands
+
+
+def rebuild_creq(method, target, headers, body, signed_headers, payload, host, path=None):
+    """path: the path to put in the canonical request; default the target's, as received."""
+    raw, query = split_target(target)
+    check(re.match(r"^/([A-Za-z0-9/_.~-]|%[0-9A-F]{2})*$", raw or '/'),
+          'path needs encoding: %r' % raw)
+    lines = [method, path or raw or '/', canonical_query(query, presigned_query(query))]
     for name in signed_headers.split(';'):
         if name == 'host':
             vals = [host]
@@ -477,14 +521,16 @@ def reference_verify(v):
     methods = [v['method']]
     if a['presigned'] and v['method'] == 'GET':
         methods.append('POST')  # as ec2proxy: botocore presigns EC2 URLs for POST
-    for method in methods:
-        for _, host in host_candidates(hosts[0], None):
-            for p in pay:
-                creq = rebuild_creq(method, v['target'], v['headers'], v['body'],
-                                    a['signed_headers'], p, host)
-                _, sig = sign(v['secret'], a['amz_date'], a['date'], a['region'], a['service'], creq)
-                if _real_hmac.compare_digest(sig, a['signature']):
-                    return None
+    for _, host in host_candidates(hosts[0], None):
+        for _, path in path_candidates(v['target']):
+            for method in methods:
+                for p in pay:
+                    creq = rebuild_creq(method, v['target'], v['headers'], v['body'],
+                                        a['signed_headers'], p, host, path=path)
+                    _, sig = sign(v['secret'], a['amz_date'], a['date'], a['region'],
+                                  a['service'], creq)
+                    if _real_hmac.compare_digest(sig, a['signature']):
+                        return None
     return 'signature_mismatch'
 
 
@@ -558,16 +604,9 @@ def build(name, client, fn, key, note, signer='py', secret=None, port=None):
         'presigned': a['presigned'],
         'valid': True,
     })
-    # Which host / payload candidate rebuilds the client's canonical request from the wire?
-    found = None
-    for label, host in host_candidates(hosts[0], port):
-        for p in payload_candidates(v, a):
-            if rebuild_creq(v['method'], v['target'], v['headers'], v['body'],
-                            a['signed_headers'], p, host) == creq:
-                found = (label, host, p)
-                break
-        if found:
-            break
+    # Which host / path / payload candidate rebuilds the client's canonical request from the
+    # wire?
+    found = find_candidate(v, a, v['method'], creq, hosts[0], port)
     signed_host = re.search(r'^host:(.*)$', creq, re.M)
     extra = ['Host header %r, signed host %r' % (hosts[0], signed_host.group(1) if signed_host
                                                  else None)]
@@ -579,11 +618,7 @@ def build(name, client, fn, key, note, signer='py', secret=None, port=None):
                      'rebuilt from what was sent (no host/payload candidate works)')
         signed_method = creq.split('\n')[0]
         if signed_method != v['method']:
-            for label, host in host_candidates(hosts[0], port):
-                for p in payload_candidates(v, a):
-                    if rebuild_creq(signed_method, v['target'], v['headers'], v['body'],
-                                    a['signed_headers'], p, host) == creq:
-                        found = (label, host, p)
+            found = find_candidate(v, a, signed_method, creq, hosts[0], port)
             check(found, '%s: not rebuildable even with the signed method' % name)
             extra.append('the client signed method %s but the request was sent with %s; with '
                          'method %s it rebuilds (host candidate %s)' % (
@@ -594,8 +629,14 @@ def build(name, client, fn, key, note, signer='py', secret=None, port=None):
                 v['valid'] = True
                 v.pop('want_error', None)
                 extra[-2] = 'ec2proxy accepts it: a presigned GET is also checked as POST'
+            if found[3] != 'as-received':
+                extra.append('signed with the AWS form %r of the path sent, %r' % (
+                    found[4], split_target(v['target'])[0]))
             found = None
     else:
+        if found[3] != 'as-received':
+            extra.append('canonical request rebuilt only with the AWS form %r of the path sent, '
+                         '%r' % (found[4], split_target(v['target'])[0]))
         if found[0] != 'as-received':
             extra.append('canonical request rebuilt only with the host candidate %s (%r)' %
                          (found[0], found[1]))
@@ -612,6 +653,18 @@ def build(name, client, fn, key, note, signer='py', secret=None, port=None):
     v['_ua'] = (header_values(v['headers'], 'user-agent') or [''])[0]
     v['_found'] = found
     return v
+
+
+def find_candidate(v, a, method, creq, host, port):
+    """(host label, host, payload, path label, path) of the first candidates that rebuild creq
+    from the wire request with method, or None."""
+    for label, h in host_candidates(host, port):
+        for plabel, path in path_candidates(v['target']):
+            for p in payload_candidates(v, a):
+                if rebuild_creq(method, v['target'], v['headers'], v['body'],
+                                a['signed_headers'], p, h, path=path) == creq:
+                    return (label, h, p, plabel, path)
+    return None
 
 
 def botocore_compute(v, a):
@@ -909,6 +962,39 @@ def collect(port):
     vs[-1]['note'] = vs[-1]['note'].replace(' (derived from %s)' % w['name'], '')
     vs[-1]['_signing_secret'] = KEY_B[1]
 
+    # ---- endpoint paths AWS clients sign in their AWS form --------------------------------------
+    for slug, path, what in PATHS:
+        ep = botocore_client(base + path, KEY_A)
+        add('botocore-py-post-path-%s-describe-regions' % slug, BOTOCORE_PY,
+            py(lambda: ep.describe_regions()), KEY_A,
+            'botocore (no awscrt) POST to endpoint path %s (%s)' % (path, what))
+        add('botocore-py-presigned-httpmethod-get-path-%s-describe-regions' % slug, BOTOCORE_PY,
+            presign_and_fetch(port, ep, 'describe_regions', {}, 'py', http_method='GET'), KEY_A,
+            'botocore (no awscrt), endpoint path %s (%s), ' % (path, what) +
+            desc % ('describe_regions', ', HttpMethod=GET', 'GET'))
+        if BOTOCORE_CRT:
+            add('botocore-crt-post-path-%s-describe-regions' % slug, BOTOCORE_CRT,
+                lambda: ep.describe_regions(), KEY_A,
+                'botocore+awscrt POST to endpoint path %s (%s)' % (path, what), signer='crt')
+            add('botocore-crt-presigned-httpmethod-get-path-%s-describe-regions' % slug,
+                BOTOCORE_CRT,
+                presign_and_fetch(port, ep, 'describe_regions', {}, 'crt', http_method='GET'),
+                KEY_A, 'botocore+awscrt, endpoint path %s (%s), ' % (path, what) +
+                desc % ('describe_regions', ', HttpMethod=GET', 'GET'), signer='crt')
+        cp = boto2_conn(port, KEY_A, path=path)
+        v = add('boto2-post-path-%s-describe-regions' % slug, BOTO2,
+                lambda: cp.get_all_regions(), KEY_A,
+                'boto2 SigV4 POST, endpoint 127.0.0.1, connection path %s (%s)' % (path, what))
+        if split_target(v['target'])[0] != path:
+            v['note'] += '; boto 2 itself sent the path as %r' % split_target(v['target'])[0]
+    slug, path, what = PATHS[0]
+    ep = botocore_client(base + path, KEY_A)
+    add('botocore-py-presigned-path-%s-describe-regions-fetched-get' % slug, BOTOCORE_PY,
+        presign_and_fetch(port, ep, 'describe_regions', {}, 'py'), KEY_A,
+        'botocore (no awscrt), endpoint path %s (%s), ' % (path, what) +
+        desc % ('describe_regions', '', 'GET') + '; signed for POST, as '
+        'botocore-py-presigned-describe-regions-fetched-get')
+
     # ---- awscli -------------------------------------------------------------------------------
     cli = awscli_version()
     add('awscli-describe-regions', cli,
@@ -956,6 +1042,26 @@ def negatives(by_name):
                       'presigned query X-Amz-Expires 300 -> 3000 after signing',
                       target=replace_once(p['target'], 'X-Amz-Expires=300&',
                                           'X-Amz-Expires=3000&', 'tamper')))
+    # a path other than the one signed, where the path's AWS form is what was signed
+    t = by_name['botocore-py-post-path-escaped-tilde-describe-regions']
+    out.append(derive(t, 'neg-botocore-py-post-path-tilde-unescaped', 'signature_mismatch',
+                      'sent to /a~b/, signed for /a%7Eb/ (canonical /a%257Eb/): the escape is '
+                      'part of what was signed',
+                      target=replace_once(t['target'], '/a%7Eb/', '/a~b/', 'path')))
+    t = by_name['botocore-py-post-path-escaped-space-describe-regions']
+    out.append(derive(t, 'neg-botocore-py-post-path-changed', 'signature_mismatch',
+                      'sent to /services/Cloud/, signed for /a%20b/',
+                      target=replace_once(t['target'], '/a%20b/', '/services/Cloud/', 'path')))
+    t = by_name['boto2-post-path-dot-dot-segment-describe-regions']
+    out.append(derive(t, 'neg-boto2-post-path-dot-dot-segment-changed', 'signature_mismatch',
+                      'sent to /services/Cloud/../Other/ (AWS form /services/Other/), signed '
+                      'for /services/Cloud/../Cloud/ (AWS form /services/Cloud/)',
+                      target=replace_once(t['target'], '/../Cloud/', '/../Other/', 'path')))
+    t = by_name['botocore-py-presigned-httpmethod-get-path-dot-segment-describe-regions']
+    out.append(derive(t, 'neg-botocore-py-presigned-path-dot-segment-changed',
+                      'signature_mismatch', 'presigned for /services/./Cloud/, sent to '
+                      '/services/./Cloud2/',
+                      target=replace_once(t['target'], '/./Cloud/?', '/./Cloud2/?', 'path')))
     out.append(derive(d, 'neg-botocore-py-post-other-secret', 'signature_mismatch',
                       'valid request, but the verifier holds a different secret (key B\'s) for '
                       'the access key', secret=KEY_B[1]))
@@ -1054,11 +1160,8 @@ def self_check(vectors):
             ok = False
             methods = [v['method']] + (['POST'] if a['presigned'] and v['method'] == 'GET' else [])
             for method in methods:
-                for _, h in host_candidates(host, None):
-                    for p in payload_candidates(v, a):
-                        if rebuild_creq(method, v['target'], v['headers'], v['body'],
-                                        a['signed_headers'], p, h) == v['canonical_request']:
-                            ok = True
+                if find_candidate(v, a, method, v['canonical_request'], host, None):
+                    ok = True
             check(ok, '%s: canonical request not rebuildable from the wire' % n)
         else:
             check(v['want_error'] in ERROR_KINDS, n)
