@@ -1133,9 +1133,11 @@ func TestAbuseAbsoluteFormTarget(t *testing.T) {
 	}
 }
 
-// Paths are verified and forwarded exactly as received: dot segments and
-// their encodings are neither resolved nor decoded, and a request signed for
-// the normalised path does not verify.
+// Paths are forwarded exactly as received: dot segments and their
+// encodings are neither resolved nor decoded. SigV2 verifies the path as
+// received only, so a request signed for the normalised path does not
+// verify; SigV4 also tries the path's AWS form (as botocore and boto 2 sign
+// it), and the request still goes on with the path as received.
 func TestAbusePathTraversal(t *testing.T) {
 	var tp *tap
 	h := newHarness(t, func(c *configs.Config, _ *Options) { c.Routes[0].PathPrefix = "/services/Cloud/" }, withTap(t, &tp))
@@ -1177,6 +1179,39 @@ func TestAbusePathTraversal(t *testing.T) {
 			}
 			wantRawEC2Error(t, res.resps[0], 403, "SignatureDoesNotMatch", "")
 			assertNothingForwarded(t, tp)
+		})
+	}
+	for _, c := range []struct {
+		sent, signedFor string
+		ok              bool
+	}{
+		{"/services/Cloud/./a%7Eb/", "/services/Cloud/a%257Eb/", true},
+		{"/services/Cloud//a%20b/", "/services/Cloud/a%2520b/", true},
+		{"/services/Cloud/./a~b/", "/services/Cloud/a%257Eb/", false},
+		{"/services/Cloud/../Cloud/x/", "/services/Cloud/y/", false},
+	} {
+		t.Run("SigV4 signed for the AWS form "+c.signedFor+" sent to "+c.sent, func(t *testing.T) {
+			tp.reset()
+			q, _ := sigv4.Presign(sigv4.Signing{
+				Method: "GET", Host: host, Path: c.signedFor, Query: "Action=DescribeRegions&Version=2016-11-15",
+				AccessKey: testAccess, Secret: testSecret, Region: "RegionOne", Service: "ec2", Time: testNow,
+			}, 5*time.Minute)
+			target := c.sent + "?" + q
+			res := rawExchange(t, host, []byte(rawGet(host, target, "Connection: close")), "GET", 3*time.Second)
+			if len(res.resps) != 1 {
+				t.Fatalf("want one response:\n%s", res)
+			}
+			if !c.ok {
+				wantRawEC2Error(t, res.resps[0], 403, "SignatureDoesNotMatch", "")
+				assertNothingForwarded(t, tp)
+				return
+			}
+			if res.resps[0].status != 200 {
+				t.Fatalf("want a 200:\n%s", res)
+			}
+			if line := "GET " + target + " HTTP/1.1\r\n"; !bytes.HasPrefix(tp.bytes(), []byte(line)) {
+				t.Errorf("backend request line: %.200q; want %q", tp.bytes(), line)
+			}
 		})
 	}
 	t.Run("outside every route after normalisation only", func(t *testing.T) {
