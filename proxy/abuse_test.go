@@ -1189,6 +1189,8 @@ func TestAbusePathTraversal(t *testing.T) {
 		{"/services/Cloud//a%20b/", "/services/Cloud/a%2520b/", true},
 		{"/services/Cloud/./a~b/", "/services/Cloud/a%257Eb/", false},
 		{"/services/Cloud/../Cloud/x/", "/services/Cloud/y/", false},
+		// Signed for a path no route serves, sent under the route's prefix.
+		{"/services/Cloud/../../admin", "/admin", false},
 	} {
 		t.Run("SigV4 signed for the AWS form "+c.signedFor+" sent to "+c.sent, func(t *testing.T) {
 			tp.reset()
@@ -1200,6 +1202,11 @@ func TestAbusePathTraversal(t *testing.T) {
 			res := rawExchange(t, host, []byte(rawGet(host, target, "Connection: close")), "GET", 3*time.Second)
 			if len(res.resps) != 1 {
 				t.Fatalf("want one response:\n%s", res)
+			}
+			if !c.ok && c.signedFor == "/admin" {
+				wantRawEC2Error(t, res.resps[0], 400, "InvalidRequest", `The request was signed for the path "/admin", which this endpoint routes elsewhere than "/services/Cloud/../../admin": send it to the path it was signed for.`)
+				assertNothingForwarded(t, tp)
+				return
 			}
 			if !c.ok {
 				wantRawEC2Error(t, res.resps[0], 403, "SignatureDoesNotMatch", "")

@@ -374,6 +374,14 @@ func (s *Server) verifyV4(ctx *fasthttp.RequestCtx, st *state, method, host, pat
 		}
 		return nil, s.failSigV4(ctx, st, err)
 	}
+	if st.v4.NormalizedPathVerified() {
+		// Signed for the path normalised: /a/../b/ is signed as /b/, and
+		// must not reach the backend that /a/ routes to.
+		if signedFor := st.v4.NormalizedPath(); s.route(signedFor) != s.route(path) {
+			return nil, s.fail(ctx, st, errInvalidRequest, "The request was signed for the path "+shownTarget(signedFor)+
+				", which this endpoint routes elsewhere than "+shownTarget(path)+": send it to the path it was signed for.", nil)
+		}
+	}
 	return cred, 0
 }
 

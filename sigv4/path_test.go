@@ -42,10 +42,10 @@ func TestAppendAWSPath(t *testing.T) {
 		{".", ""},
 		{"/\u1234", "/%E1%88%B4"},
 	} {
-		if got := string(appendAWSPath(nil, []byte(c.path))); got != c.want {
+		if got, _ := appendAWSPath(nil, nil, []byte(c.path)); string(got) != c.want {
 			t.Errorf("appendAWSPath(%q) = %q; want %q", c.path, got, c.want)
 		}
-		if got := string(appendAWSPath([]byte("x/y"), []byte(c.path))); got != "x/y"+c.want {
+		if got, _ := appendAWSPath([]byte("x/y"), []byte("scratch"), []byte(c.path)); string(got) != "x/y"+c.want {
 			t.Errorf("appendAWSPath(%q) after x/y = %q; want %q", c.path, got, "x/y"+c.want)
 		}
 	}
@@ -99,6 +99,15 @@ func TestVerifyAWSPath(t *testing.T) {
 			if c.ok {
 				if err != nil {
 					t.Fatalf("%v\ncanonical request:\n%s", err, r.CanonicalRequest())
+				}
+				// Told apart for a caller routing by path: over the AWS form
+				// only when the path as received did not verify.
+				viaAWS := c.signed != c.sent && !(c.sent == "" && c.signed == "/")
+				if r.NormalizedPathVerified() != viaAWS {
+					t.Errorf("NormalizedPathVerified = %v; want %v", r.NormalizedPathVerified(), viaAWS)
+				}
+				if want := string(AppendNormalizedPath(nil, []byte(c.sent))); viaAWS && string(r.NormalizedPath()) != want {
+					t.Errorf("NormalizedPath = %q; want %q", r.NormalizedPath(), want)
 				}
 				return
 			}

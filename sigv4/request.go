@@ -50,6 +50,8 @@ type Request struct {
 	encoded     []byte    // encoded query pairs
 	order       []encPair
 	awsPath     []byte // the path as AWS clients sign it (appendAWSPath)
+	normPath    []byte // ... before its percent-encoding
+	awsVerified bool   // the last Verify matched over awsPath only
 	canonical   []byte // canonical request
 	sts         []byte // string to sign
 	mac         prehmac.MAC

@@ -58,10 +58,12 @@ func (r *Request) Verify(secret *Secret, now time.Time, limits Limits) error {
 	// botocore, boto 2 and the AWS spec (all services but S3) remove dot
 	// segments and empty ones, then percent-encode the path once more.
 	matched := r.matches(r.path, &methods, key, bodyHash[:])
+	r.awsVerified = false
 	if !matched {
-		r.awsPath = appendAWSPath(r.awsPath[:0], r.path)
+		r.awsPath, r.normPath = appendAWSPath(r.awsPath[:0], r.normPath, r.path)
 		if !bytes.Equal(r.awsPath, r.path) {
 			matched = r.matches(r.awsPath, &methods, key, bodyHash[:])
+			r.awsVerified = matched
 		}
 	}
 	if !matched {
@@ -86,12 +88,29 @@ func (r *Request) matches(path []byte, methods *[2][]byte, key *prehmac.Key, pay
 
 // appendAWSPath appends path as botocore puts it in the canonical request
 // (SigV4Auth._normalize_url_path: quote(normalize_url_path(path),
-// safe='/~')): empty and "." segments dropped, each ".." dropping the
+// safe='/~')): normalized (AppendNormalizedPath), then every byte but A-Z
+// a-z 0-9 - _ . ~ and '/' percent-encoded, '%' included (a space sent as
+// %20 is signed as %2520). scratch holds the normalized path.
+func appendAWSPath(dst, scratch, path []byte) (aws, normalized []byte) {
+	normalized = AppendNormalizedPath(scratch[:0], path)
+	for rest := normalized; ; {
+		i := bytes.IndexByte(rest, '/')
+		if i < 0 {
+			return qs.AppendEscaped(dst, rest), normalized
+		}
+		dst = append(qs.AppendEscaped(dst, rest[:i]), '/')
+		rest = rest[i+1:]
+	}
+}
+
+// AppendNormalizedPath appends path as botocore's normalize_url_path
+// leaves it: empty and "." segments dropped, each ".." dropping the
 // segment before it (none at the root), a trailing '/' kept if a segment
-// remains, and every byte but A-Z a-z 0-9 - _ . ~ and '/' percent-encoded,
-// '%' included (a space sent as %20 is signed as %2520). Dot segments are
-// only the literal "." and ".."; "%2e" is a name like any other.
-func appendAWSPath(dst, path []byte) []byte {
+// remains. Dot segments are only the literal "." and ".."; "%2e" is a
+// name like any other. A caller that routes requests by path checks that
+// a request verified over this form (NormalizedPathVerified) routes as
+// its path as received does.
+func AppendNormalizedPath(dst, path []byte) []byte {
 	start := len(dst)
 	segments := 0
 	for rest := path; len(rest) > 0; {
@@ -104,13 +123,13 @@ func appendAWSPath(dst, path []byte) []byte {
 		switch {
 		case len(seg) == 0 || len(seg) == 1 && seg[0] == '.':
 		case len(seg) == 2 && seg[0] == '.' && seg[1] == '.':
-			if segments > 0 { // an escaped segment holds no '/'
+			if segments > 0 { // a segment holds no '/'
 				dst = dst[:start+bytes.LastIndexByte(dst[start:], '/')]
 				segments--
 			}
 		default:
 			dst = append(dst, '/')
-			dst = qs.AppendEscaped(dst, seg)
+			dst = append(dst, seg...)
 			segments++
 		}
 	}
@@ -129,6 +148,16 @@ func appendAWSPath(dst, path []byte) []byte {
 	}
 	return dst
 }
+
+// NormalizedPathVerified reports whether the last Verify matched over the
+// path's AWS form only; NormalizedPath is then that form before its
+// percent-encoding. A request for /a/../b/ so verified was signed for
+// /b/: a proxy routing by path must not send it where /a/ goes.
+func (r *Request) NormalizedPathVerified() bool { return r.awsVerified }
+
+// NormalizedPath is AppendNormalizedPath of the path, after a Verify that
+// tried the AWS form; it aliases r's buffer.
+func (r *Request) NormalizedPath() []byte { return r.normPath }
 
 func containsString(list []string, b []byte) bool {
 	for _, s := range list {
