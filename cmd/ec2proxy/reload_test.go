@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,5 +55,38 @@ func TestReloadKeepsServerSettings(t *testing.T) {
 	}
 	if logs.FilterMessageSnippet("apply after a restart").Len() != 1 {
 		t.Errorf("the ignored change was not logged: %v", logs.All())
+	}
+}
+
+// A reload while Redis does not answer is refused: the new pipeline would
+// start with empty caches, and the running one's cached credentials are
+// what serves during the outage (found by a review: a SIGHUP then turned
+// cached keys' 200s into 503s).
+func TestReloadRefusedWhileADependencyIsDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ln.Addr().String()
+	ln.Close() // nothing answers there now
+	cur := configs.Default()
+	cur.Identity.Mode = configs.ModeStandalone
+	cur.Credentials.Store = configs.StoreRedis
+	cur.Redis.Addrs = []string{down}
+	cur.Redis.DialTimeout = 200 * time.Millisecond
+	cur.Routes = []configs.Route{{PathPrefix: "/", Backend: "http://127.0.0.1:8788"}}
+	core, logs := observer.New(zap.ErrorLevel)
+	start := time.Now()
+	next, ok := reload(&cur, nil, func() (*configs.Config, error) { c := cur; return &c, nil }, zap.New(core))
+	if next != nil || ok {
+		next.Close()
+		t.Fatalf("reload = %v, %v; want nil, false", next, ok)
+	}
+	if took := time.Since(start); took > reloadCheckTimeout {
+		t.Errorf("refused after %v", took)
+	}
+	refused := logs.FilterMessageSnippet("a dependency does not answer").All()
+	if len(refused) != 1 || !strings.Contains(fmt.Sprint(refused[0].ContextMap()), "redis: ") {
+		t.Errorf("the refusal was not logged with its cause: %v", logs.All())
 	}
 }

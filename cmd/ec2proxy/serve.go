@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"reflect"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -182,5 +184,21 @@ func reload(cur *configs.Config, prev *app.App, load func() (*configs.Config, er
 		logger.Error("reload refused, keeping the running configuration", zap.Error(err))
 		return nil, false
 	}
+	// The new pipeline starts with empty caches. While Redis or Keystone
+	// is down, the running one's cached credentials and tokens are what
+	// serves (stale_if_error): a reload then turned a partial outage into
+	// a whole one (found by a review).
+	ctx, cancel := context.WithTimeout(context.Background(), reloadCheckTimeout)
+	err = next.Unready(ctx)
+	cancel()
+	if err != nil {
+		next.Close()
+		logger.Error("reload refused, keeping the running configuration: a dependency does not answer, and a reload starts with empty caches "+
+			"(the running configuration serves what it has cached meanwhile); reload once it answers", zap.Error(err))
+		return nil, false
+	}
 	return next, true
 }
+
+// reloadCheckTimeout bounds the new configuration's dependency checks.
+const reloadCheckTimeout = 10 * time.Second

@@ -42,6 +42,19 @@ type App struct {
 	// local: the guards when they keep their state in this process (no
 	// Redis), which a reload with the same protection settings reuses.
 	local *proxy.Guards
+	// checks: the dependencies /readyz asks (Redis, Keystone).
+	checks []proxy.ReadyCheck
+}
+
+// Unready is the first of a's dependencies (Redis, Keystone) that does not
+// answer, as /readyz asks them, or nil.
+func (a *App) Unready(ctx context.Context) error {
+	for _, c := range a.checks {
+		if err := c.Check(ctx); err != nil {
+			return fmt.Errorf("%s: %w", c.Name, err)
+		}
+	}
+	return nil
 }
 
 // Build wires everything cfg describes. It reads the files cfg names
@@ -136,6 +149,7 @@ func Rebuild(cfg *configs.Config, logger *zap.Logger, version string, prev *App)
 		a.watchFile(file, m)
 	}
 	a.Admin = proxy.NewAdminHandler(a.Registry, checks)
+	a.checks = checks
 	return a, nil
 }
 
