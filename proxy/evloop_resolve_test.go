@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -201,31 +200,10 @@ func TestLoopBackendAddressAllocs(t *testing.T) {
 // startModeResolving is startMode for a loop whose backend lookups go to
 // resolve.
 func startModeResolving(t *testing.T, s *Server, mode string, resolve func(context.Context, string) ([]netip.Addr, error)) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	loops, err := NewEventLoops(1, ln, func() *Server { return s }, s.http.ServeConn, s.log, false, mode == "uring")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := loops[0]
-	if mode == "uring" && l.ring == nil {
-		t.Skip("io_uring unavailable")
-	}
-	l.pool.resolve = resolve
-	l.pool.addrTTL, l.pool.failedHold = 300*time.Millisecond, time.Minute
-	go func() {
-		runtime.LockOSThread()
-		_ = l.Run()
-	}()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		_ = l.Shutdown(ctx)
+	return startModeWith(t, s, mode, func(l *EventLoop) {
+		l.pool.resolve = resolve
+		l.pool.addrTTL, l.pool.failedHold = 300*time.Millisecond, time.Minute
 	})
-	return ln.Addr().String()
 }
 
 // A backend named by a host name ("localhost": the goroutine pipeline
@@ -312,23 +290,13 @@ func TestLoopBackendAddressMoves(t *testing.T) {
 			if err != nil {
 				t.Skipf("a second backend at 127.0.0.2:%s: %v", port, err)
 			}
-			t.Cleanup(func() { ln.Close() })
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					go func() {
-						defer c.Close()
-						buf := make([]byte, 64<<10)
-						c.SetReadDeadline(time.Now().Add(5 * time.Second))
-						if n, _ := c.Read(buf); n > 0 {
-							answer("<new/>")(c, nil, nil)
-						}
-					}()
+			serveOn(t, ln, func(c net.Conn) {
+				buf := make([]byte, 64<<10)
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if n, _ := c.Read(buf); n > 0 {
+					answer("<new/>")(c, nil, nil)
 				}
-			}()
+			})
 			f := &fakeResolver{started: make(chan string, 10)}
 			f.answer("127.0.0.1")
 			s, form := warmServer(t, "localhost:"+port)

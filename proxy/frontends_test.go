@@ -109,6 +109,11 @@ func warmServer(t testing.TB, backend string) (*Server, string) {
 // startMode serves s in mode; the loops hand connections to s's own
 // goroutine server, as the Runner does.
 func startMode(t testing.TB, s *Server, mode string) string {
+	return startModeWith(t, s, mode, nil)
+}
+
+// startModeWith is startMode with setUp run on a loop before it runs.
+func startModeWith(t testing.TB, s *Server, mode string, setUp func(*EventLoop)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +131,9 @@ func startMode(t testing.TB, s *Server, mode string) string {
 	l := loops[0]
 	if mode == "uring" && l.ring == nil {
 		t.Skip("io_uring unavailable")
+	}
+	if setUp != nil {
+		setUp(l)
 	}
 	go func() {
 		runtime.LockOSThread()

@@ -95,6 +95,11 @@ func serveTCP(t testing.TB, handle func(net.Conn)) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOn(t, ln, handle)
+}
+
+// serveOn is serveTCP on ln.
+func serveOn(t testing.TB, ln net.Listener, handle func(net.Conn)) string {
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
