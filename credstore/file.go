@@ -261,7 +261,7 @@ func (s *File) change(fn func(map[string]Record) error) error {
 	if errors.Is(err, errUnchanged) {
 		err = nil
 	} else if err == nil {
-		err = s.saveAs(path)
+		err = s.save(path)
 	}
 	done = err == nil
 	return err
@@ -286,22 +286,11 @@ func (s *File) target() (string, error) {
 	return "", fmt.Errorf("credstore: %w", err)
 }
 
-// save writes the file atomically (temporary file, then rename), with the
-// owner, group and mode the file had, less any access for other users
-// (0600 and the caller's for a new one).
-func (s *File) save() error {
-	if s.path == "" {
-		return errors.New("credstore: this credential file was not loaded from a path")
-	}
-	path, err := s.target()
-	if err != nil {
-		return err
-	}
-	return s.saveAs(path)
-}
-
-// saveAs is save to path, s.path's target.
-func (s *File) saveAs(path string) error {
+// save writes the records to path (s.path's target) atomically
+// (temporary file, then rename), with the owner, group and mode the file
+// had, less any access for other users (0600 and the caller's for a new
+// one).
+func (s *File) save(path string) error {
 	doc := fileFormat{Credentials: []fileRecord{}}
 	_ = s.List(context.Background(), func(r Record, _ error) error {
 		enabled := r.Enabled
