@@ -164,6 +164,12 @@ type Subject struct {
 	Impersonation                 bool
 	// Set for application-credential tokens.
 	AppCredID string
+	// NotAdminProject: the token says is_admin_project: false (Keystone
+	// with [resource] admin_project_name set, for any other project).
+	// keystonemiddleware then sends X-Is-Admin-Project: False, and True
+	// when the token says true or nothing; oslo.context reads a missing
+	// header as True. The zero value is that default.
+	NotAdminProject bool `json:",omitempty"` // omitted when false: the JSON replicas share stays as it was
 }
 
 // tokenBody is the part of a Keystone v3 token response ec2proxy reads; the
@@ -204,6 +210,7 @@ type tokenBody struct {
 		AppCred *struct {
 			ID string `json:"id"`
 		} `json:"application_credential"`
+		IsAdminProject *bool `json:"is_admin_project"`
 	} `json:"token"`
 }
 
@@ -237,6 +244,7 @@ func (b *tokenBody) identity(token string, now time.Time) (*Identity, error) {
 	if t.AppCred != nil {
 		s.AppCredID = t.AppCred.ID
 	}
+	s.NotAdminProject = t.IsAdminProject != nil && !*t.IsAdminProject
 	return NewIdentity(token, expires, intern(s)), nil
 }
 
@@ -358,6 +366,9 @@ func subjectHash(s *Subject) uint64 {
 	if s.Impersonation {
 		h.WriteByte(1)
 	}
+	if s.NotAdminProject {
+		h.WriteByte(2)
+	}
 	return h.Sum64()
 }
 
@@ -367,7 +378,7 @@ func (s *Subject) equal(o *Subject) bool {
 		s.ProjectDomainID == o.ProjectDomainID && s.ProjectDomainName == o.ProjectDomainName &&
 		slices.Equal(s.Roles, o.Roles) && s.RolesHeader == o.RolesHeader &&
 		s.TrustID == o.TrustID && s.TrustorID == o.TrustorID && s.TrusteeID == o.TrusteeID &&
-		s.Impersonation == o.Impersonation && s.AppCredID == o.AppCredID
+		s.Impersonation == o.Impersonation && s.AppCredID == o.AppCredID && s.NotAdminProject == o.NotAdminProject
 }
 
 // maxInternedLen: longer strings are not shared (none of Keystone's ids

@@ -121,3 +121,37 @@ func TestIdentityJSONUnchanged(t *testing.T) {
 		t.Errorf("read back as %q %v %+v", id.Token(), id.ExpiresAt(), id.Subject)
 	}
 }
+
+// is_admin_project as keystoneauth reads it: false only when the token
+// says so (Keystone with [resource] admin_project_name set, for any other
+// project); absent or true is the admin project. Subjects that differ in
+// it are not shared, and it survives the JSON other replicas read.
+func TestIsAdminProject(t *testing.T) {
+	const token = `{"token":{"expires_at":"2026-11-25T12:00:00.000000Z","user":{"id":"u1"},"project":{"id":"p1"},"roles":[{"name":"admin"}]%s}}`
+	parse := func(field string) *Identity {
+		var tb tokenBody
+		if err := json.Unmarshal([]byte(strings.Replace(token, "%s", field, 1)), &tb); err != nil {
+			t.Fatal(err)
+		}
+		id, err := tb.identity("tok", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	absent, admin, other := parse(""), parse(`,"is_admin_project":true`), parse(`,"is_admin_project":false`)
+	if absent.NotAdminProject || admin.NotAdminProject || !other.NotAdminProject {
+		t.Errorf("NotAdminProject: absent %v, true %v, false %v; want false, false, true", absent.NotAdminProject, admin.NotAdminProject, other.NotAdminProject)
+	}
+	if other.Subject == admin.Subject {
+		t.Error("tokens in and out of the admin project share a Subject")
+	}
+	blob, err := json.Marshal(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shared Identity
+	if err := json.Unmarshal(blob, &shared); err != nil || !shared.NotAdminProject {
+		t.Errorf("shared as %s: NotAdminProject %v, %v; want true", blob, shared.Subject != nil && shared.NotAdminProject, err)
+	}
+}

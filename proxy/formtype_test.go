@@ -7,6 +7,9 @@ import (
 	"net/textproto"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/ec2proxy/ec2proxy/keystoneclient"
 )
 
 // Found by a review: ec2proxy read a body as a form whatever the case and
@@ -120,5 +123,34 @@ func TestFrontEndsGetWithABodyRefused(t *testing.T) {
 				t.Errorf("the backend received %d requests; want 1 (the one without a body)", len(got))
 			}
 		})
+	}
+}
+
+// X-Is-Admin-Project is always sent, as keystonemiddleware sends it: False
+// when the token says is_admin_project: false, else True; never the
+// client's. Left out, oslo.context read it as True, which a policy's
+// is_admin_project:True took for an admin's token in any project (found by
+// a review).
+func TestFrontEndsSendIsAdminProject(t *testing.T) {
+	for _, mode := range frontEnds {
+		for _, notAdmin := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/not admin project %v", mode, notAdmin), func(t *testing.T) {
+				backend := startScriptedBackend(t, answerWith("<ok/>"))
+				s, form := warmServer(t, backend.addr)
+				subject := *s.identity.(*cachedFake).id.Subject
+				subject.NotAdminProject = notAdmin
+				s.identity = &cachedFake{fakeIdentity{id: keystoneclient.NewIdentity("gAAAA", time.Time{}, &subject)}}
+				spoofed := map[bool]string{false: "False", true: "True"}[notAdmin]
+				resp, answer, _ := askOnce(t, startMode(t, s, mode), modesForm(form, "X-Is-Admin-Project: "+spoofed))
+				if resp.StatusCode != 200 {
+					t.Fatalf("%s %s", resp.Status, answer)
+				}
+				got := backend.received()
+				want := "X-Is-Admin-Project: " + adminProjectHeader(notAdmin) + "\r\n"
+				if len(got) != 1 || strings.Count(strings.ToLower(got[0]), "x-is-admin-project") != 1 || !strings.Contains(got[0], want) {
+					t.Errorf("the backend got:\n%s\nwant one %q", got, want)
+				}
+			})
+		}
 	}
 }

@@ -313,14 +313,25 @@ func setIdentity(h *fasthttp.RequestHeader, id *keystoneclient.Identity, scratch
 
 // identityHeaders are the identity headers besides the status and the
 // token, by name and value; an empty value is not sent.
-func identityHeaders(id *keystoneclient.Identity) [14][2]string {
+func identityHeaders(id *keystoneclient.Identity) [15][2]string {
 	return [...][2]string{
 		{"X-User-Id", id.UserID}, {"X-User-Name", id.UserName}, {"X-User-Domain-Id", id.UserDomainID},
 		{"X-User-Domain-Name", id.UserDomainName}, {"X-Project-Id", id.ProjectID}, {"X-Project-Name", id.ProjectName},
 		{"X-Project-Domain-Id", id.ProjectDomainID}, {"X-Project-Domain-Name", id.ProjectDomainName},
 		{"X-Tenant-Id", id.ProjectID}, {"X-Tenant-Name", id.ProjectName}, // deprecated aliases, still read by older services
 		{"X-Roles", id.RolesHeader}, {"X-Trust-Id", id.TrustID}, {"X-Trustor-Id", id.TrustorID}, {"X-Trustee-Id", id.TrusteeID},
+		// Always, as keystonemiddleware: a missing one is True to
+		// oslo.context, which a policy's is_admin_project:True would take
+		// for an admin's token in any project (found by a review).
+		{"X-Is-Admin-Project", adminProjectHeader(id.NotAdminProject)},
 	}
+}
+
+func adminProjectHeader(notAdminProject bool) string {
+	if notAdminProject {
+		return "False"
+	}
+	return "True"
 }
 
 // setForwardedFor sets X-Forwarded-For and X-Forwarded-Proto. A trusted

@@ -205,7 +205,7 @@ func TestForwardsVerifiedRequestWithIdentity(t *testing.T) {
 	spoofed := http.Header{
 		"X-Auth-Token": {"evil"}, "X-Roles": {"admin"}, "X-User-Id": {"root"}, "X-Project-Id": {"other"},
 		"X-Identity-Status": {"Confirmed"}, "X-Tenant-Id": {"t"}, "X-Service-Catalog": {"[]"},
-		"X-Forwarded-For": {"6.6.6.6"}, "X-Is-Admin-Project": {"True"}, "Openstack-System-Scope": {"all"},
+		"X-Forwarded-For": {"6.6.6.6"}, "X-Is-Admin-Project": {"False"}, "Openstack-System-Scope": {"all"},
 		"X-Custom": {"kept"}, "Connection": {"X-Drop-Me"}, "X-Drop-Me": {"hop"},
 	}
 	resp := h.post(form, spoofed)
@@ -219,7 +219,7 @@ func TestForwardsVerifiedRequestWithIdentity(t *testing.T) {
 	want := map[string]string{
 		"X-Identity-Status": "Confirmed", "X-User-Id": "u1", "X-User-Name": "alice", "X-Project-Id": "p1",
 		"X-Project-Name": "proj", "X-Roles": "member,reader", "X-Tenant-Id": "p1", "X-Custom": "kept",
-		"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "http",
+		"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "http", "X-Is-Admin-Project": "True", // ours, not the client's
 		"X-Request-Id": resp.Header.Get("X-Request-Id"),
 	}
 	for k, v := range want {
@@ -227,7 +227,7 @@ func TestForwardsVerifiedRequestWithIdentity(t *testing.T) {
 			t.Errorf("backend header %s = %q; want [%q]", k, g, v)
 		}
 	}
-	for _, k := range []string{"X-Auth-Token", "X-Service-Catalog", "X-Is-Admin-Project", "Openstack-System-Scope", "X-Drop-Me"} {
+	for _, k := range []string{"X-Auth-Token", "X-Service-Catalog", "Openstack-System-Scope", "X-Drop-Me"} {
 		if g := got.Header.Values(k); len(g) != 0 {
 			t.Errorf("backend got client-chosen header %s = %q", k, g)
 		}
