@@ -43,7 +43,11 @@ type readiness struct {
 func (r *readiness) serve(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	if time.Since(r.at) > time.Second {
-		ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
+		// Not the asking probe's context: its result is every probe's for a
+		// second, and a probe that gave up (a balancer's short check
+		// timeout) cancelled the checks, so a healthy replica answered 503
+		// to all (found by a review).
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), 2*time.Second)
 		r.ok, r.report = runChecks(ctx, r.checks)
 		cancel()
 		r.at = time.Now()
