@@ -44,12 +44,16 @@ type Backend interface {
 	Get(ctx context.Context, accessKey string) (Record, error)
 }
 
+// MaxAccessKeyLen is the longest access key a record may have: a longer
+// one in a request names no credential.
+const MaxAccessKeyLen = 128
+
 // Validate reports what is wrong with r, for writers of the store.
 func (r *Record) Validate() error {
 	switch {
 	case r.AccessKey == "":
 		return errors.New("access key is empty")
-	case len(r.AccessKey) > 128:
+	case len(r.AccessKey) > MaxAccessKeyLen:
 		return errors.New("access key is longer than 128 bytes")
 	case r.Secret == "":
 		return errors.New("secret is empty")

@@ -160,8 +160,8 @@ func (s *Server) logAccess(ctx *fasthttp.RequestCtx, st *state, start time.Time)
 	s.log.Info("request",
 		zap.String("request_id", string(st.requestID)),
 		zap.String("client", s.clientAddr(ctx).String()),
-		zap.String("access_key", string(st.accessKey())),
-		zap.String("action", string(st.action())),
+		zap.String("access_key", logged(st.accessKey())),
+		zap.String("action", logged(st.action())),
 		zap.Int("status", ctx.Response.StatusCode()),
 		zap.Duration("duration", time.Since(start)))
 }
@@ -400,13 +400,22 @@ func v4Mismatch(err error) bool {
 func (s *Server) credential(ctx *fasthttp.RequestCtx, st *state, accessKey []byte) (*credential, outcome) {
 	var cred *credential
 	var err error
-	if st.inLoop {
+	switch {
+	case len(accessKey) > credstore.MaxAccessKeyLen:
+		// No record has one: unknown, without a lookup or a negative cache
+		// entry (a review: 1 MiB keys from a form cost a Redis lookup each,
+		// and the cache held them long after negative_ttl).
+		if st.inLoop {
+			return nil, outcomeHandoff // the unknown-key lockout may need Redis
+		}
+		err = credstore.ErrNotFound
+	case st.inLoop:
 		var ok bool
 		if cred, ok = s.creds.Peek(accessKey); !ok {
 			return nil, outcomeHandoff // Redis has the answer
 		}
 		st.peeked = true
-	} else {
+	default:
 		cred, err = s.creds.Get(ctx, accessKey)
 	}
 	switch {
@@ -454,6 +463,19 @@ func (s *Server) failSigV4(ctx *fasthttp.RequestCtx, st *state, err error) outco
 	}
 	return s.fail(ctx, st, code, sentence(e.Message()), nil)
 }
+
+// logged is client-sent text (an access key, an action) for a log line:
+// cut at maxLogged bytes. A refused request's Action could be as large as
+// the body, and each such line would be that size (found by a review).
+func logged(b []byte) string {
+	if len(b) > maxLogged {
+		return string(b[:maxLogged]) + "…"
+	}
+	return string(b)
+}
+
+// maxLogged: no EC2 action is this long, nor any stored access key.
+const maxLogged = credstore.MaxAccessKeyLen
 
 // shownTarget is client-sent text (a request target, a header name) for a
 // message: quoted, cut short.
@@ -593,8 +615,8 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, st *state, code errorCode, messa
 			zap.String("code", e.code),
 			zap.Int("status", e.status),
 			zap.String("client", s.clientAddr(ctx).String()),
-			zap.String("access_key", string(st.accessKey())),
-			zap.String("action", string(st.action())),
+			zap.String("access_key", logged(st.accessKey())),
+			zap.String("action", logged(st.action())),
 		}
 		if cause != nil {
 			fields = append(fields, zap.Error(cause))
