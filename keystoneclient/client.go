@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"net/http"
 	"strings"
@@ -122,9 +123,14 @@ type Client struct {
 
 	tokens *flightcache.Cache[*sigv2.Key, *Identity]
 	calls  chan struct{} // a slot per ec2tokens call in flight (MaxConcurrent)
-	// forgets counts Forget calls: a token exchanged across one is not
-	// shared (see Forget).
-	forgets  atomic.Uint64
+	// forgets counts Forget calls by a hash of their access key: a token
+	// exchanged across a Forget of its key is not shared (see Forget). One
+	// counter for all keys stopped every key's sharing while change events
+	// streamed (a sync, a reencrypt), and every replica then exchanged for
+	// itself (found by a review); keys that share a slot only share
+	// less.
+	forgets  [forgetSlots]atomic.Uint64
+	seed     maphash.Seed
 	held     holds         // access keys rechecked lately (see BackendRejected)
 	rechecks chan struct{} // a slot per check under way (maxRechecks)
 }
@@ -167,7 +173,7 @@ func New(cfg Config) (*Client, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.TLSClientConfig = cfg.TLS
 	transport.MaxIdleConnsPerHost = 64
-	c := &Client{cfg: cfg, base: base, http: &http.Client{Transport: transport, Timeout: cfg.Timeout}, calls: make(chan struct{}, cfg.MaxConcurrent), rechecks: make(chan struct{}, maxRechecks)}
+	c := &Client{cfg: cfg, base: base, http: &http.Client{Transport: transport, Timeout: cfg.Timeout}, calls: make(chan struct{}, cfg.MaxConcurrent), rechecks: make(chan struct{}, maxRechecks), seed: maphash.MakeSeed()}
 	c.tokens = flightcache.New(c.loadIdentity, flightcache.Options{
 		IsNegative:  func(err error) bool { return errors.Is(err, ErrRejected) },
 		NegativeTTL: cfg.RejectTTL,
@@ -216,7 +222,7 @@ func (c *Client) CountCachedHit() { c.tokens.CountHit() }
 // delete could come first, and every replica would then take the old
 // token from the store for up to its lifetime (found by a review).
 func (c *Client) Forget(accessKey string) {
-	c.forgets.Add(1)
+	c.forgetsOf(accessKey).Add(1)
 	c.tokens.Invalidate(accessKey)
 	if c.cfg.Shared != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
@@ -227,8 +233,16 @@ func (c *Client) Forget(accessKey string) {
 	}
 }
 
+// forgetSlots: Forget counters, by access key.
+const forgetSlots = 256
+
+func (c *Client) forgetsOf(accessKey string) *atomic.Uint64 {
+	return &c.forgets[maphash.String(c.seed, accessKey)%forgetSlots]
+}
+
 func (c *Client) loadIdentity(ctx context.Context, accessKey string, key *sigv2.Key) (*Identity, time.Time, error) {
-	forgets := c.forgets.Load()
+	forgotten := c.forgetsOf(accessKey)
+	forgets := forgotten.Load()
 	if id := c.sharedIdentity(ctx, accessKey); id != nil {
 		if !c.held.droppedSince(accessKey, c.cfg.Now().Add(-revocationGrain)) {
 			return id, id.ExpiresAt().Add(-c.cfg.TokenMargin), nil
@@ -253,9 +267,9 @@ func (c *Client) loadIdentity(ctx context.Context, accessKey string, key *sigv2.
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	if c.forgets.Load() == forgets {
+	if forgotten.Load() == forgets {
 		c.share(ctx, accessKey, id)
-		if c.forgets.Load() != forgets && c.cfg.Shared != nil {
+		if forgotten.Load() != forgets && c.cfg.Shared != nil {
 			// A Forget between the check and the put: its delete may
 			// have come first (found by a review).
 			_ = c.cfg.Shared.DeleteToken(ctx, accessKey)
