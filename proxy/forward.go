@@ -353,7 +353,7 @@ func (s *Server) forwardedFor(dst []byte, ctx *fasthttp.RequestCtx) ([]byte, []b
 	if ctx.IsTLS() {
 		proto = protoHTTPS
 	}
-	if s.isTrusted(peer) {
+	if s.peerTrusted(ctx) {
 		// Every header, in order: haproxy's "option forwardfor" adds one
 		// of its own after any the client sent.
 		for _, prior := range ctx.Request.Header.PeekAll(headerForwardedFor) {
@@ -395,7 +395,7 @@ func (s *Server) signedHost(ctx *fasthttp.RequestCtx) []byte {
 		return host
 	}
 	fwd := ctx.Request.Header.Peek("X-Forwarded-Host")
-	if len(fwd) == 0 || !s.isTrusted(remoteAddr(ctx)) {
+	if len(fwd) == 0 || !s.peerTrusted(ctx) {
 		return host
 	}
 	if i := bytes.IndexByte(fwd, ','); i >= 0 { // appended by further proxies
@@ -429,7 +429,7 @@ func isTimeout(err error) bool {
 func (s *Server) otherHosts(ctx *fasthttp.RequestCtx, st *state, first []byte, forV4 bool) [][]byte {
 	st.hosts = st.hosts[:0]
 	h := &ctx.Request.Header
-	if len(s.trusted) == 0 || len(h.Peek("X-Forwarded-Host")) == 0 || !s.isTrusted(remoteAddr(ctx)) {
+	if len(s.trusted) == 0 || len(h.Peek("X-Forwarded-Host")) == 0 || !s.peerTrusted(ctx) {
 		return nil // no balancer's names to try
 	}
 	if port := lastForwarded(h, "X-Forwarded-Port"); len(port) > 0 && portStart(first) < 0 && !isDefaultPort(port, s.forwardedTLS(ctx)) {
@@ -502,7 +502,7 @@ const headerForwardedFor = "X-Forwarded-For"
 // an address ends the walk at the last trusted hop.
 func (s *Server) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 	client := remoteAddr(ctx)
-	if !s.isTrusted(client) {
+	if !s.peerTrusted(ctx) {
 		return client
 	}
 	all := ctx.Request.Header.PeekAll(headerForwardedFor)
@@ -541,6 +541,27 @@ func parseForwardedAddr(b []byte) (netip.Addr, bool) {
 func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 	a, _ := netip.AddrFromSlice(ctx.RemoteIP())
 	return a.Unmap()
+}
+
+// peerTrusted reports whether the connection's peer is a trusted balancer
+// whose X-Forwarded-* are kept: one of server.trusted_proxies, and not a
+// connection whose PROXY header named no client (its peer is then the
+// balancer itself, relaying the client's own headers untouched).
+func (s *Server) peerTrusted(ctx *fasthttp.RequestCtx) bool {
+	if !s.isTrusted(remoteAddr(ctx)) {
+		return false
+	}
+	c := ctx.Conn()
+	for {
+		if u, ok := c.(interface{ Unaddressed() bool }); ok {
+			return !u.Unaddressed()
+		}
+		inner, ok := c.(interface{ NetConn() net.Conn }) // TLS over the PROXY listener
+		if !ok {
+			return true
+		}
+		c = inner.NetConn()
+	}
 }
 
 func (s *Server) isTrusted(a netip.Addr) bool {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ec2proxy/ec2proxy/configs"
 	"github.com/ec2proxy/ec2proxy/guard"
+	"github.com/ec2proxy/ec2proxy/internal/proxyproto"
 )
 
 // fromTrustedBalancer sends a warm request with extra headers from a
@@ -144,5 +145,45 @@ func TestClientAddrFromForwardedFor(t *testing.T) {
 		if got := s.clientAddr(&ctx).String(); got != c.want {
 			t.Errorf("peer %s, X-Forwarded-For %q: %s, want %s", c.peer, c.xff, got, c.want)
 		}
+	}
+}
+
+// Behind PROXY protocol, a header that names no client (v1 UNKNOWN, v2
+// LOCAL) leaves the balancer's own address as the peer: trusted, it made
+// the client's own X-Forwarded-* believed (found by a review). They are
+// replaced, as from any other peer; a header naming the client is used.
+func TestProxyHeaderWithoutAnAddressVouchesForNothing(t *testing.T) {
+	for name, c := range map[string]struct{ header, wantFor string }{
+		"v1 UNKNOWN": {"PROXY UNKNOWN\r\n", "127.0.0.1"},
+		"v2 LOCAL":   {"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00", "127.0.0.1"},
+		"v1 TCP4":    {"PROXY TCP4 203.0.113.7 127.0.0.1 40000 8773\r\n", "203.0.113.7"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := startScriptedBackend(t, answerWith("<ok/>"))
+			s, good := warmServer(t, b.addr)
+			trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+			s.trusted = trusted
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go s.Serve(proxyproto.NewListener(ln, trusted, proxyproto.Options{})) //nolint:errcheck
+			t.Cleanup(func() { ln.Close() })
+			resp, body, _ := askOnce(t, ln.Addr().String(), c.header+modesForm(good, "X-Forwarded-For: 6.6.6.6", "X-Forwarded-Proto: https"))
+			if resp.StatusCode != 200 {
+				t.Fatalf("%d %s", resp.StatusCode, body)
+			}
+			got := b.received()
+			if len(got) != 1 {
+				t.Fatalf("backend got %d requests", len(got))
+			}
+			req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(got[0])))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if xff, proto := req.Header.Values("X-Forwarded-For"), req.Header.Get("X-Forwarded-Proto"); len(xff) != 1 || xff[0] != c.wantFor || proto != "http" {
+				t.Errorf("backend's X-Forwarded-For %q, -Proto %q; want [%q], http", xff, proto, c.wantFor)
+			}
+		})
 	}
 }

@@ -116,7 +116,13 @@ type conn struct {
 	once          sync.Once
 	err           error    // why the header failed; Read returns it
 	remote, local net.Addr // from the header, or the real ones
-	rest          []byte   // bytes read past the header, returned first by Read
+	// unaddressed: the header named no client (v1 UNKNOWN, v2 LOCAL, a
+	// UNIX or UDP one; or, Optional, there was none): remote is the
+	// balancer's own address, which the proxy must not take for a
+	// balancer vouching for the headers the client wrote (found by a
+	// review).
+	unaddressed bool
+	rest        []byte // bytes read past the header, returned first by Read
 
 	mu           sync.Mutex // guards the fields below
 	headerDone   bool
@@ -149,6 +155,14 @@ func (c *conn) RemoteAddr() net.Addr {
 func (c *conn) LocalAddr() net.Addr {
 	c.once.Do(c.readHeader)
 	return c.local
+}
+
+// Unaddressed reports a PROXY header that named no client address: the
+// connection's addresses are then the balancer's and this host's, as the
+// specification says, but nothing the client sent is vouched for.
+func (c *conn) Unaddressed() bool {
+	c.once.Do(c.readHeader)
+	return c.unaddressed
 }
 
 func (c *conn) SetDeadline(t time.Time) error {
@@ -226,6 +240,8 @@ func (c *conn) readHeader() {
 	if h.Source.IsValid() {
 		c.remote = net.TCPAddrFromAddrPort(h.Source)
 		c.local = net.TCPAddrFromAddrPort(h.Destination)
+	} else {
+		c.unaddressed = true
 	}
 }
 

@@ -140,6 +140,11 @@ func TestTrustedPeer(t *testing.T) {
 			if _, ok := c.RemoteAddr().(*net.TCPAddr); !ok {
 				t.Errorf("RemoteAddr() is a %T; want *net.TCPAddr", c.RemoteAddr())
 			}
+			// A header naming no client: the real peer, flagged (the
+			// proxy then vouches for none of the client's X-Forwarded-*).
+			if got, want := c.(interface{ Unaddressed() bool }).Unaddressed(), tt.remote == ""; got != want {
+				t.Errorf("Unaddressed() = %v; want %v", got, want)
+			}
 			// The connection still works both ways.
 			io.WriteString(client, "more")
 			if got := readN(t, c, 4); got != "more" {
