@@ -97,7 +97,7 @@ keystone: {auth_url: "http://ks:5000", service_user: {project_name: admin}, appl
 		{"bad env value", minimalStandalone, []string{"EC2PROXY_AUTH_TIMESTAMP_WINDOW=5"}, []string{"is not a duration"}},
 		{"admin_listen on listen's port", minimalStandalone + "listen: 0.0.0.0:8773\nadmin_listen: 127.0.0.1:8773\n", nil, []string{`admin_listen: "127.0.0.1:8773" and listen "0.0.0.0:8773" would bind the same port`}},
 		{"Expires too far ahead", minimalStandalone + "auth: {max_expires_ahead: 876000h}\n", nil, []string{"auth.max_expires_ahead: 876000h0m0s is more than 7 days"}},
-		{"trusted proxies", minimalStandalone + "server: {trusted_proxies: [10.0.0.0/8, banana]}\n", nil, []string{`"banana" is not a CIDR`}},
+		{"trusted proxies", minimalStandalone + "server: {trusted_proxies: [10.0.0.0/8, banana, 10.0.0.0/08]}\n", nil, []string{`"banana" is not a CIDR`, `"10.0.0.0/08" is not a CIDR`}},
 		{"scale-out settings", minimalStandalone + `
 server: {proxy_protocol: true, memory_limit_mib: 8, gc_percent: 5}
 protection: {rate_limit: {requests_per_second: 5, burst: 5, scope: cluster}}

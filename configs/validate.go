@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -68,7 +69,9 @@ func (c *Config) Validate() Problems {
 		add("server.tls: cert_file and key_file go together")
 	}
 	for _, cidr := range c.Server.TrustedProxies {
-		if _, _, err := net.ParseCIDR(cidr); err != nil {
+		// As TrustedPrefixes parses them: net.ParseCIDR accepts "/08",
+		// which check-config passed and serve then refused (a review).
+		if _, err := netip.ParsePrefix(cidr); err != nil {
 			add("server.trusted_proxies: %q is not a CIDR such as 10.0.0.0/8", cidr)
 		}
 	}
