@@ -6,6 +6,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -236,6 +237,14 @@ func (z zapPrintf) Printf(format string, args ...any) {
 
 // handleTransportError answers requests fasthttp could not read.
 func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
+	if tc, ok := ctx.Conn().(*tls.Conn); ok && !tc.ConnectionState().HandshakeComplete {
+		// No request: a client that refused the certificate, spoke plain
+		// HTTP or a TLS version below 1.2, or a scanner. Counted and logged
+		// as a rejected EC2 request, each inflated the request metrics
+		// with an answer the connection could not carry (a review).
+		ctx.SetConnectionClose()
+		return
+	}
 	st := s.pool.Get().(*state)
 	defer s.pool.Put(st)
 	st.reset()
