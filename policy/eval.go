@@ -126,14 +126,50 @@ func (p *Policy) isAdmin(c *Creds) bool {
 	return p.eval(p.admin.root, c, &t)
 }
 
-// hasRole compares case-insensitively, as oslo.policy does.
+// hasRole compares as oslo.policy does: both lower-cased (str.lower).
+// strings.EqualFold also took ſ for s, ς for σ and a few more as equal,
+// which Python's lower() keeps apart: a role "ſwiftoperator" passed
+// role:swiftoperator (found by a review).
 func hasRole(roles []string, name string) bool {
 	for _, r := range roles {
-		if strings.EqualFold(r, name) {
+		if sameLower(r, name) {
 			return true
 		}
 	}
 	return false
+}
+
+// sameLower reports whether a and b are equal once lower-cased; without
+// allocating when both are ASCII, as role names are.
+func sameLower(a, b string) bool {
+	if !isASCII(a) || !isASCII(b) {
+		return strings.ToLower(a) == strings.ToLower(b)
+	}
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if lowerASCII(a[i]) != lowerASCII(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 func (c *Creds) get(f field) string {

@@ -147,3 +147,22 @@ func TestConcurrentAuthorize(t *testing.T) {
 		}
 	}
 }
+
+// Roles match as oslo.policy matches them: both lower-cased with Python's
+// str.lower(), whose verdicts these are (oslo_policy._parser.parse_rule on
+// the rule below). strings.EqualFold also took ſ for s and ς for σ (a
+// review).
+func TestRolesMatchAsOsloLowerCases(t *testing.T) {
+	p, err := Parse([]byte(`default: "role:ResellerAdmin or role:swiftoperator or role:σύνολο"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for role, want := range map[string]bool{
+		"RESELLERADMIN": true, "reſelleradmin": false, "ſwiftoperator": false, "SWIFTOPERATOR": true,
+		"ΣΎΝΟΛΟ": true, "σύνολο": true, "ςύνολο": false, "member": false,
+	} {
+		if ok, _ := p.Authorize([]byte("X"), &Creds{ProjectID: "p", Roles: []string{role}}, nil); ok != want {
+			t.Errorf("role %q: allowed %v; oslo.policy says %v", role, ok, want)
+		}
+	}
+}
