@@ -42,16 +42,20 @@ type File struct {
 	seen     os.FileInfo // the version last tried; nil after a failed stat
 	err      error       // why that version is not in use; nil if it is
 	settling os.FileInfo // a new version Watch saw, read if the next tick sees it unchanged
+	// unread: why the last version could not be read (opened, read), which
+	// is no verdict on it: it is tried again, and reported once.
+	unread string
+	open   func(string) (*os.File, error) // os.Open; tests fail it
 }
 
 // Open reads and parses the policy file at path. It fails if the file cannot
 // be read or has any broken rule (the error lists them all, see Errors).
 func Open(path string, opts FileOptions) (*File, error) {
-	p, fi, err := load(path)
+	p, fi, _, err := load(os.Open, path)
 	if err != nil {
 		return nil, err
 	}
-	f := &File{path: path, opts: opts, seen: fi}
+	f := &File{path: path, opts: opts, seen: fi, open: os.Open}
 	f.cur.Store(p)
 	return f, nil
 }
@@ -103,7 +107,16 @@ func (f *File) check(settle bool) (reloaded, notify bool, err error) {
 		return false, false, f.err
 	}
 	f.settling = nil
-	p, read, err := load(f.path)
+	p, read, judged, err := load(f.open, f.path)
+	if !judged {
+		// Not a verdict on this version (a permission fixed by chmod only
+		// changes ctime; descriptors run out for a moment): recorded, it
+		// kept the new file out for good (found by a review).
+		notify = err.Error() != f.unread
+		f.unread = err.Error()
+		return false, notify, err
+	}
+	f.unread = ""
 	if read != nil {
 		fi = read
 	}
@@ -138,27 +151,26 @@ func sameVersion(a, b os.FileInfo) bool {
 	return a.ModTime().Equal(b.ModTime()) && a.Size() == b.Size() && os.SameFile(a, b)
 }
 
-// load reads and parses the file, and returns the version it read.
-func load(path string) (*Policy, os.FileInfo, error) {
-	fh, err := os.Open(path)
+// load reads and parses the file, and returns the version it read;
+// judged: it was read whole, so its error (if any) is the version's.
+func load(open func(string) (*os.File, error), path string) (p *Policy, fi os.FileInfo, judged bool, err error) {
+	fh, err := open(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	defer fh.Close()
-	fi, err := fh.Stat()
-	if err != nil {
-		return nil, nil, err
+	if fi, err = fh.Stat(); err != nil {
+		return nil, nil, false, err
 	}
 	data, err := io.ReadAll(io.LimitReader(fh, maxFileSize+1))
 	if err != nil {
-		return nil, fi, err
+		return nil, fi, false, err
 	}
 	if len(data) > maxFileSize {
-		return nil, fi, fmt.Errorf("%s: larger than %d KiB", path, maxFileSize>>10)
+		return nil, fi, true, fmt.Errorf("%s: larger than %d KiB", path, maxFileSize>>10)
 	}
-	p, err := Parse(data)
-	if err != nil {
-		return nil, fi, fmt.Errorf("%s: %w", path, err)
+	if p, err = Parse(data); err != nil {
+		return nil, fi, true, fmt.Errorf("%s: %w", path, err)
 	}
-	return p, fi, nil
+	return p, fi, true, nil
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -230,4 +231,52 @@ func TestWatchWaitsForTheFileToHoldStill(t *testing.T) {
 		t.Error("the complete version is not in use")
 	}
 	tick("unchanged after", false)
+}
+
+// A version that could not be opened or read (a permission fixed with
+// chmod, which leaves it the same version; descriptors out for a moment)
+// is tried again, and the failure reported once; it was recorded as the
+// version's verdict, so the new file stayed out until it changed again
+// (found by a review). A broken version, read whole, is not reread.
+func TestFileReloadAfterAnUnreadableVersion(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+	write(t, path, "default: role:member\n", start)
+	var rec recorder
+	f, err := Open(path, rec.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, path, "default: role:admin\n", start.Add(time.Minute))
+	var opens int
+	f.open = func(p string) (*os.File, error) {
+		if opens++; opens <= 2 {
+			return nil, &os.PathError{Op: "open", Path: p, Err: syscall.EMFILE}
+		}
+		return os.Open(p)
+	}
+	for range 2 {
+		if reloaded, err := f.checkAndNotify(false); reloaded || !errors.Is(err, syscall.EMFILE) {
+			t.Fatalf("out of descriptors: reloaded %v, %v", reloaded, err)
+		}
+	}
+	if reloaded, err := f.checkAndNotify(false); !reloaded || err != nil {
+		t.Fatalf("descriptors back: reloaded %v, %v; want the new version", reloaded, err)
+	}
+	if !allows(f, "admin") || allows(f, "member") {
+		t.Error("the new version is not in use")
+	}
+	if reloads, failures := rec.counts(); reloads != 1 || failures != 1 {
+		t.Errorf("callbacks: %d reloads, %d failures; want 1 and 1 (the same failure reported once)", reloads, failures)
+	}
+
+	write(t, path, "default: role:\n", start.Add(2*time.Minute)) // broken
+	if _, err := f.checkAndNotify(false); err == nil {
+		t.Fatal("a broken version loaded")
+	}
+	opens = 0
+	f.checkAndNotify(false)
+	if opens != 0 {
+		t.Errorf("a broken version, read whole, was read %d more times", opens)
+	}
 }
