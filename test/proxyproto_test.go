@@ -80,10 +80,13 @@ server: {proxy_protocol: true, trusted_proxies: [127.0.0.0/8], read_timeout: 2s}
 	if err != nil || status != 200 || body != "203.0.113.7" {
 		t.Errorf("with a PROXY header: %d %q %v; want 200 and the header's client as X-Forwarded-For", status, body, err)
 	}
-	// The balancer rewrote Host; the client signed the public name.
+	// The client signed the public name it sent as Host; the
+	// X-Forwarded-Host it sent too is not believed (the peer is the client
+	// the PROXY header names, not a trusted balancer: in mode tcp the
+	// balancer relays the client's bytes) and stands in nothing's way.
 	status, body, err = send("PROXY TCP4 203.0.113.8 10.0.0.1 55555 8773\r\n", "ec2.example.com", http.Header{"X-Forwarded-Host": {"ec2.example.com"}})
 	if err != nil || status != 200 {
-		t.Errorf("X-Forwarded-Host from the balancer: %d %q %v; want 200", status, body, err)
+		t.Errorf("Host signed, a client's X-Forwarded-Host beside it: %d %q %v; want 200", status, body, err)
 	}
 	if _, _, err := send("", addr, nil); err == nil {
 		t.Error("a trusted peer without a PROXY header was served")
