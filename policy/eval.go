@@ -143,6 +143,7 @@ func hasRole(roles []string, name string) bool {
 // allocating when both are ASCII, as role names are.
 func sameLower(a, b string) bool {
 	if !isASCII(a) || !isASCII(b) {
+		//lint:ignore SA6005 EqualFold is what differed from Python's lower() (see hasRole)
 		return strings.ToLower(a) == strings.ToLower(b)
 	}
 	if len(a) != len(b) {
