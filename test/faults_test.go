@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -270,6 +271,28 @@ func faultFreePort(t *testing.T) string {
 	defer ln.Close()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return port
+}
+
+// deadPort is a loopback port where connections are refused for the whole
+// test: bound, never listening, so no other listener gets it. A port from
+// faultFreePort is free only until the next listener asks for one: CI once
+// gave it to one of TestFaultBackend's own fakes (a stalling one), and
+// "down" answered 504 instead of 502.
+func deadPort(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strconv.Itoa(sa.(*syscall.SockaddrInet4).Port)
 }
 
 // ---------------------------------------------------------------------------
@@ -792,7 +815,7 @@ func TestFaultKeystone(t *testing.T) {
 // Keystone at a closed port from the start: no token was ever cached.
 func TestFaultKeystoneNeverReachable(t *testing.T) {
 	s := startStack(t, func(c *configs.Config) {
-		c.Keystone.AuthURL = "http://127.0.0.1:" + faultFreePort(t)
+		c.Keystone.AuthURL = "http://127.0.0.1:" + deadPort(t)
 		c.Keystone.Timeout = 2 * time.Second
 	})
 	k := demoKey(t)
@@ -877,7 +900,7 @@ func resetConn(c *net.TCPConn) {
 }
 
 func TestFaultBackend(t *testing.T) {
-	down := "http://127.0.0.1:" + faultFreePort(t)
+	down := "http://127.0.0.1:" + deadPort(t)
 	fakes := map[string]*fakeBackend{
 		"reset-on-accept": startFakeBackend(t, func(f *fakeBackend, c *net.TCPConn, br *bufio.Reader) { resetConn(c) }),
 		"reset-after-request": startFakeBackend(t, func(f *fakeBackend, c *net.TCPConn, br *bufio.Reader) {
