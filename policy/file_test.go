@@ -49,15 +49,23 @@ func allows(f *File, roles ...string) bool {
 	return ok
 }
 
-func TestFileReload(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "policy.yaml")
-	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+// openMember opens a policy file that lets role member in, written an
+// hour ago: its path and time, the File, and what its callbacks said.
+func openMember(t *testing.T) (path string, start time.Time, rec *recorder, f *File) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "policy.yaml")
+	start = time.Now().Add(-time.Hour).Truncate(time.Second)
 	write(t, path, "default: role:member\n", start)
-	var rec recorder
+	rec = new(recorder)
 	f, err := Open(path, rec.options())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return path, start, rec, f
+}
+
+func TestFileReload(t *testing.T) {
+	path, start, rec, f := openMember(t)
 	if !allows(f, "member") || allows(f, "admin") {
 		t.Fatal("the first version does not decide as written")
 	}
@@ -239,14 +247,7 @@ func TestWatchWaitsForTheFileToHoldStill(t *testing.T) {
 // version's verdict, so the new file stayed out until it changed again
 // (found by a review). A broken version, read whole, is not reread.
 func TestFileReloadAfterAnUnreadableVersion(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "policy.yaml")
-	start := time.Now().Add(-time.Hour).Truncate(time.Second)
-	write(t, path, "default: role:member\n", start)
-	var rec recorder
-	f, err := Open(path, rec.options())
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, start, rec, f := openMember(t)
 	write(t, path, "default: role:admin\n", start.Add(time.Minute))
 	var opens int
 	f.open = func(p string) (*os.File, error) {

@@ -28,6 +28,12 @@ func fromTrustedBalancer(t *testing.T, mode string, headers ...string) *http.Req
 	if resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
+	return onlyRequest(t, b)
+}
+
+// onlyRequest is the one request b received, parsed.
+func onlyRequest(t *testing.T, b *scriptedBackend) *http.Request {
+	t.Helper()
 	got := b.received()
 	if len(got) != 1 {
 		t.Fatalf("backend got %d requests", len(got))
@@ -173,14 +179,7 @@ func TestProxyHeaderWithoutAnAddressVouchesForNothing(t *testing.T) {
 			if resp.StatusCode != 200 {
 				t.Fatalf("%d %s", resp.StatusCode, body)
 			}
-			got := b.received()
-			if len(got) != 1 {
-				t.Fatalf("backend got %d requests", len(got))
-			}
-			req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(got[0])))
-			if err != nil {
-				t.Fatal(err)
-			}
+			req := onlyRequest(t, b)
 			if xff, proto := req.Header.Values("X-Forwarded-For"), req.Header.Get("X-Forwarded-Proto"); len(xff) != 1 || xff[0] != c.wantFor || proto != "http" {
 				t.Errorf("backend's X-Forwarded-For %q, -Proto %q; want [%q], http", xff, proto, c.wantFor)
 			}
