@@ -81,9 +81,15 @@ type Server struct {
 	WriteTimeout    time.Duration `yaml:"write_timeout"`
 	IdleTimeout     time.Duration `yaml:"idle_timeout"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
-	MaxBodyBytes    int           `yaml:"max_body_bytes"`
-	MaxHeaderBytes  int           `yaml:"max_header_bytes"`
-	Concurrency     int           `yaml:"concurrency"`
+	// ShutdownDelay is how long a stopping replica keeps serving, every
+	// answer saying Connection: close and /readyz answering 503, before it
+	// stops accepting: long enough for a balancer's health checks to take
+	// it out, so that closing its idle keep-alive connections cannot race a
+	// request the balancer is sending on one.
+	ShutdownDelay  time.Duration `yaml:"shutdown_delay"`
+	MaxBodyBytes   int           `yaml:"max_body_bytes"`
+	MaxHeaderBytes int           `yaml:"max_header_bytes"`
+	Concurrency    int           `yaml:"concurrency"`
 	// MemoryLimitMiB is a soft limit for the Go heap (runtime/debug
 	// SetMemoryLimit); 0 leaves Go's default (GOMEMLIMIT, if set, else none).
 	MemoryLimitMiB int `yaml:"memory_limit_mib"`

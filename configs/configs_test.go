@@ -99,13 +99,14 @@ keystone: {auth_url: "http://ks:5000", service_user: {project_name: admin}, appl
 		{"Expires too far ahead", minimalStandalone + "auth: {max_expires_ahead: 876000h}\n", nil, []string{"auth.max_expires_ahead: 876000h0m0s is more than 7 days"}},
 		{"trusted proxies", minimalStandalone + "server: {trusted_proxies: [10.0.0.0/8, banana, 10.0.0.0/08]}\n", nil, []string{`"banana" is not a CIDR`, `"10.0.0.0/08" is not a CIDR`}},
 		{"scale-out settings", minimalStandalone + `
-server: {proxy_protocol: true, memory_limit_mib: 8, gc_percent: 5}
+server: {proxy_protocol: true, memory_limit_mib: 8, gc_percent: 5, shutdown_delay: -1s}
 protection: {rate_limit: {requests_per_second: 5, burst: 5, scope: cluster}}
 policy: {enabled: true, check_interval: 0s}
 `, []string{"EC2PROXY_CREDENTIALS_UNSUBSCRIBED_TTL=-1s"}, []string{
 			"server.proxy_protocol: needs server.trusted_proxies",
 			"server.memory_limit_mib: must be 0 (no limit) or at least 32, got 8",
 			"server.gc_percent: must be 0 (Go's default) or at least 10, got 5",
+			"server.shutdown_delay: must be between 0s (stop accepting at once) and 5m, got -1s",
 			`protection.rate_limit.scope: must be "fleet" or "replica", got "cluster"`,
 			"policy.check_interval: must be a positive duration",
 			"credentials.unsubscribed_ttl: must be a positive duration",

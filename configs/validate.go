@@ -50,6 +50,9 @@ func (c *Config) Validate() Problems {
 	positive("server.write_timeout", c.Server.WriteTimeout)
 	positive("server.idle_timeout", c.Server.IdleTimeout)
 	positive("server.shutdown_timeout", c.Server.ShutdownTimeout)
+	if c.Server.ShutdownDelay < 0 || c.Server.ShutdownDelay > 5*time.Minute {
+		add("server.shutdown_delay: must be between 0s (stop accepting at once) and 5m, got %v", c.Server.ShutdownDelay)
+	}
 	if c.Server.MaxBodyBytes < 1024 {
 		add("server.max_body_bytes: must be at least 1024, got %d", c.Server.MaxBodyBytes)
 	}

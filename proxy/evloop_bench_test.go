@@ -97,7 +97,7 @@ func loopWork(t testing.TB, version int, edit ...func(*warm)) func() {
 			t.Fatal("the answer is not relayed as bytes")
 		}
 		s.m.backendDone(h.status, nil, time.Millisecond)
-		relayed = appendRelayed(relayed[:0], ans[:h.end], st.requestID)
+		relayed = appendRelayed(relayed[:0], ans[:h.end], st.requestID, false)
 		s.m.requestDone(outcomeForwarded, time.Millisecond)
 	}
 }

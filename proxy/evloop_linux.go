@@ -72,6 +72,7 @@ type EventLoop struct {
 	spare   []*fasthttp.RequestCtx // of dispatched requests, answered (see recycle)
 
 	stop     atomic.Bool   // Shutdown was called
+	closing  atomic.Bool   // Quiesce was called: every answer closes its connection
 	stopping bool          // the loop no longer accepts
 	stopped  chan struct{} // closed when Run returns
 }
@@ -780,6 +781,11 @@ func (l *EventLoop) Shutdown(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// Quiesce makes every answer from now on say Connection: close, and close
+// its connection once written; the loop still accepts and serves (see
+// server.shutdown_delay).
+func (l *EventLoop) Quiesce() { l.closing.Store(true) }
 
 // drained stops accepting (once) and reports whether no request is in the
 // loop's hands; idle connections are closed on the way.

@@ -262,11 +262,16 @@ func (l *EventLoop) relay(c, b *loopConn, head answerHead) {
 	}
 	s.backendAnswered(&c.st, head.status)
 	c.ctx.Response.SetStatusCode(head.status) // for the access log
-	c.out = appendRelayed(c.out, b.in[:head.end], c.st.requestID)
+	closing := l.closing.Load()
+	c.out = appendRelayed(c.out, b.in[:head.end], c.st.requestID, closing)
 	b.in = shrunk(b.in[:copy(b.in, b.in[head.end:])], readSize)
 	l.keepOrClose(b)
 	l.settle(c, outcomeForwarded)
 	c.active = l.now
+	if closing {
+		l.closeAfterAnswers(c)
+		return
+	}
 	if l.flush(c) && len(c.in) > 0 {
 		l.request(c)
 	}
@@ -312,6 +317,9 @@ func (l *EventLoop) render(c *loopConn, resp *fasthttp.Response) bool {
 	l.bw.Reset(l.w)
 	if len(resp.Header.Server()) == 0 { // as the goroutine server's fasthttp.Server does
 		resp.Header.SetServer(serverName)
+	}
+	if l.closing.Load() {
+		resp.SetConnectionClose()
 	}
 	_ = resp.Write(l.bw)
 	_ = l.bw.Flush()

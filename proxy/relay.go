@@ -160,8 +160,8 @@ func parseSize(b []byte) (int, bool) {
 
 // appendRelayed appends the plain answer msg (as scanAnswer found it) as
 // the client gets it: the backend's hop-by-hop headers and request ID
-// dropped, requestID added.
-func appendRelayed(dst, msg, requestID []byte) []byte {
+// dropped, requestID added, and Connection: close if closing.
+func appendRelayed(dst, msg, requestID []byte, closing bool) []byte {
 	headEnd := bytes.Index(msg, crlf2) + 2
 	rest := msg[:headEnd]
 	line, rest, _ := cutLine(rest)
@@ -184,6 +184,9 @@ func appendRelayed(dst, msg, requestID []byte) []byte {
 	dst = append(dst, "X-Request-Id: "...)
 	dst = append(dst, requestID...)
 	dst = append(dst, "\r\n"...)
+	if closing {
+		dst = append(dst, "Connection: close\r\n"...)
+	}
 	return append(dst, msg[headEnd:]...) // the blank line, then the body
 }
 

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -60,8 +61,15 @@ func TestScanAnswer(t *testing.T) {
 }
 
 // The bytes relayed must be the answer the fasthttp path gives the client:
-// forwarded()'s header changes applied to the parsed answer, re-written.
+// forwarded()'s header changes applied to the parsed answer, re-written;
+// closing (server.shutdown_delay) as the fasthttp path's SetConnectionClose.
 func TestAppendRelayedMatchesFasthttpPath(t *testing.T) {
+	for _, closing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("closing=%v", closing), func(t *testing.T) { testAppendRelayedMatchesFasthttpPath(t, closing) })
+	}
+}
+
+func testAppendRelayedMatchesFasthttpPath(t *testing.T, closing bool) {
 	backend := "HTTP/1.1 201 Created\r\nContent-Type: text/xml\r\nDate: Thu, 26 Nov 2026 04:00:00 GMT\r\nKeep-Alive: timeout=5\r\nx-request-id: req-from-backend\r\n" +
 		"Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nUpgrade: h2c\r\nTrailer: X\r\nProxy-Authenticate: Basic\r\nTe: trailers\r\n" +
 		"Proxy-Connection: keep-alive\r\nX-Compute-Request-Id: req-nova\r\nContent-Length: 12\r\n\r\n<ok>yes</ok>"
@@ -70,7 +78,7 @@ func TestAppendRelayedMatchesFasthttpPath(t *testing.T) {
 		t.Fatalf("scanAnswer = %v, want plain", scan)
 	}
 	id := []byte("req-ours")
-	relayed := appendRelayed(nil, []byte(backend)[:head.end], id)
+	relayed := appendRelayed(nil, []byte(backend)[:head.end], id, closing)
 
 	var viaFasthttp fasthttp.Response
 	if err := viaFasthttp.Read(bufio.NewReader(strings.NewReader(backend))); err != nil {
@@ -79,6 +87,9 @@ func TestAppendRelayedMatchesFasthttpPath(t *testing.T) {
 	dropNotRelayed(&viaFasthttp.Header, nil)
 	viaFasthttp.Header.SetServer(serverName) // the front end's fasthttp.Server does, the backend naming none
 	viaFasthttp.Header.SetBytesV(headerRequestID, id)
+	if closing {
+		viaFasthttp.SetConnectionClose()
+	}
 	var want, got fasthttp.Response
 	if err := want.Read(bufio.NewReader(strings.NewReader(viaFasthttp.String()))); err != nil {
 		t.Fatal(err)
@@ -108,6 +119,9 @@ func TestAppendRelayedMatchesFasthttpPath(t *testing.T) {
 			t.Errorf("header %s: relayed %q, fasthttp path %q", k, g[k], wv)
 		}
 	}
+	if got.ConnectionClose() != closing {
+		t.Errorf("relayed answer closes the connection: %v, want %v\n%s", got.ConnectionClose(), closing, relayed)
+	}
 	if g["x-request-id"][0] != "req-ours" || len(g["date"]) != 1 || g["keep-alive"] != nil || g["upgrade"] != nil {
 		t.Errorf("relayed headers %v", g)
 	}
@@ -124,13 +138,14 @@ func FuzzScanAnswer(f *testing.F) {
 		if scan != answerPlain {
 			return
 		}
-		out := appendRelayed(nil, in[:head.end], []byte("req-1"))
+		closing := len(in)%2 == 1
+		out := appendRelayed(nil, in[:head.end], []byte("req-1"), closing)
 		var r fasthttp.Response
 		br := bufio.NewReader(bytes.NewReader(out))
 		if err := r.Read(br); err != nil {
 			t.Fatalf("relayed answer does not parse: %v\n%q", err, out)
 		}
-		if r.StatusCode() != head.status || br.Buffered() != 0 || string(r.Header.Peek("X-Request-Id")) != "req-1" {
+		if r.StatusCode() != head.status || br.Buffered() != 0 || string(r.Header.Peek("X-Request-Id")) != "req-1" || r.ConnectionClose() != closing {
 			t.Fatalf("relayed %d (%d bytes left), scanned %d\n%q", r.StatusCode(), br.Buffered(), head.status, out)
 		}
 	})

@@ -232,13 +232,21 @@ func TestSigtermDrainsHandedOffRequests(t *testing.T) {
 // file.
 func writeStandaloneConf(t *testing.T, backend string, eventLoop bool) (addr, conf string) {
 	t.Helper()
+	addr, _, conf = writeStandaloneConfWith(t, backend, fmt.Sprintf("shutdown_timeout: 10s, event_loop: %v", eventLoop))
+	return addr, conf
+}
+
+// writeStandaloneConfWith is writeStandaloneConf with server settings of
+// the caller's (YAML flow mapping entries); admin is admin_listen.
+func writeStandaloneConfWith(t *testing.T, backend, server string) (addr, admin, conf string) {
+	t.Helper()
 	dir := t.TempDir()
 	creds := filepath.Join(dir, "credentials.yaml")
 	os.WriteFile(creds, []byte("credentials:\n- {access_key: AKA, secret: SKA, user_id: u, project_id: p}\n"), 0o600)
-	addr, conf = freePort(t), filepath.Join(dir, "ec2proxy.yaml")
-	os.WriteFile(conf, []byte(fmt.Sprintf("listen: %q\nadmin_listen: %q\nidentity: {mode: standalone}\ncredentials: {file: %q}\nroutes: [{path_prefix: /, backend: %q}]\nserver: {shutdown_timeout: 10s, event_loop: %v}\n",
-		addr, freePort(t), creds, backend, eventLoop)), 0o600)
-	return addr, conf
+	addr, admin, conf = freePort(t), freePort(t), filepath.Join(dir, "ec2proxy.yaml")
+	os.WriteFile(conf, []byte(fmt.Sprintf("listen: %q\nadmin_listen: %q\nidentity: {mode: standalone}\ncredentials: {file: %q}\nroutes: [{path_prefix: /, backend: %q}]\nserver: {%s}\n",
+		addr, admin, creds, backend, server)), 0o600)
+	return addr, admin, conf
 }
 
 // startServe runs `ec2proxy serve -config conf`, with env added to the

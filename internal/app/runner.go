@@ -33,6 +33,7 @@ type Runner struct {
 	draining    sync.WaitGroup // previous Apps still finishing their requests
 	failed      chan error
 	loops       []*proxy.EventLoop // none: the goroutine server accepts
+	closing     atomic.Bool        // Quiesce was called
 }
 
 // NewRunner serves first on ln (and its admin endpoints on adminLn, if not
@@ -41,7 +42,12 @@ func NewRunner(first *App, ln, adminLn net.Listener) *Runner {
 	r := &Runner{ln: ln, adminLn: adminLn, failed: make(chan error, 2)}
 	r.current.Store(first)
 	r.frontend = first.Proxy.NewFrontend(
-		func(ctx *fasthttp.RequestCtx) { r.current.Load().Proxy.ServeRequest(ctx) },
+		func(ctx *fasthttp.RequestCtx) {
+			r.current.Load().Proxy.ServeRequest(ctx)
+			if r.closing.Load() {
+				ctx.SetConnectionClose()
+			}
+		},
 		func(ctx *fasthttp.RequestCtx, err error) { r.current.Load().Proxy.ServeTransportError(ctx, err) })
 	if why := goroutinesOnly(&first.Config.Server); first.Config.Server.EventLoop && why != "" {
 		first.Logger.Info("server.event_loop is on, but " + why + ": the goroutine server serves the EC2 listener")
@@ -87,7 +93,15 @@ func NewRunner(first *App, ln, adminLn net.Listener) *Runner {
 	}
 	if adminLn != nil {
 		r.admin = &http.Server{
-			Handler:           http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { r.current.Load().Admin.ServeHTTP(w, req) }),
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				if r.closing.Load() && req.URL.Path == "/readyz" {
+					w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+					w.WriteHeader(http.StatusServiceUnavailable)
+					fmt.Fprintln(w, "stopping: serving on for server.shutdown_delay, then the EC2 listener closes")
+					return
+				}
+				r.current.Load().Admin.ServeHTTP(w, req)
+			}),
 			ReadHeaderTimeout: 5 * time.Second,
 		}
 		go func() {
@@ -142,6 +156,18 @@ func (r *Runner) Swap(next *App) (drained <-chan error) {
 		done <- err
 	}()
 	return done
+}
+
+// Quiesce starts a stop's first phase (server.shutdown_delay): /readyz
+// answers 503, so balancers take this replica out, and every answer says
+// Connection: close, so clients and balancers close their connections
+// after it instead of meeting a close on an idle one. Requests are still
+// accepted and served.
+func (r *Runner) Quiesce() {
+	r.closing.Store(true)
+	for _, loop := range r.loops {
+		loop.Quiesce()
+	}
 }
 
 // Stop stops accepting, lets in-flight requests finish (up to
