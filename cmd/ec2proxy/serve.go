@@ -138,34 +138,44 @@ func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), star
 				continue
 			}
 			notify("STOPPING=1")
-			if d := cfg.Server.ShutdownDelay; d > 0 {
-				r.Quiesce()
-				logger.Info("stopping: /readyz answers 503 and every answer closes its connection; serving on for server.shutdown_delay (another SIGTERM or SIGINT ends it)",
-					zap.String("signal", sig.String()), zap.Duration("shutdown_delay", d))
-				lingerUntil(time.After(d), sigs, r.Failed(), logger)
-			}
-			logger.Info("stopping: no new connections, draining in-flight requests", zap.String("signal", sig.String()))
-			err := r.Stop()
-			logger.Info("ec2proxy stopped")
-			return err
+			return stop(r, cfg.Server.ShutdownDelay, sig, sigs, logger)
 		}
 	}
 }
 
+// stop ends serving after sig: server.shutdown_delay first (see
+// Runner.Quiesce), then the drain.
+func stop(r *app.Runner, delay time.Duration, sig os.Signal, sigs <-chan os.Signal, logger *zap.Logger) error {
+	if delay > 0 {
+		r.Quiesce()
+		logger.Info("stopping: /readyz answers 503 and every answer closes its connection; serving on for server.shutdown_delay (another SIGTERM or SIGINT ends it)",
+			zap.String("signal", sig.String()), zap.Duration("shutdown_delay", delay))
+		if err := lingerUntil(time.After(delay), sigs, r.Failed(), logger); err != nil {
+			logger.Error("a listener failed; stopping", zap.Error(err))
+			_ = r.Stop()
+			return err
+		}
+	}
+	logger.Info("stopping: no new connections, draining in-flight requests", zap.String("signal", sig.String()))
+	err := r.Stop()
+	logger.Info("ec2proxy stopped")
+	return err
+}
+
 // lingerUntil waits for the end of server.shutdown_delay, cut short by
-// another SIGINT or SIGTERM (an impatient operator) or a failed listener.
-func lingerUntil(end <-chan time.Time, sigs <-chan os.Signal, failed <-chan error, logger *zap.Logger) {
+// another SIGINT or SIGTERM (an impatient operator) or a failed listener,
+// whose error it returns.
+func lingerUntil(end <-chan time.Time, sigs <-chan os.Signal, failed <-chan error, logger *zap.Logger) error {
 	for {
 		select {
 		case <-end:
-			return
+			return nil
 		case err := <-failed:
-			logger.Error("a listener failed while stopping", zap.Error(err))
-			return
+			return err
 		case sig := <-sigs:
 			if sig != syscall.SIGHUP {
 				logger.Info("second signal: ending server.shutdown_delay now", zap.String("signal", sig.String()))
-				return
+				return nil
 			}
 			logger.Warn("reload ignored: the process is stopping")
 		}
