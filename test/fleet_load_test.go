@@ -233,7 +233,7 @@ func (l *loadRun) check(t *testing.T, f *fleet, what string, k keyPair, maxLost 
 		t.Logf("%s: of the lost requests, %d were in flight when the kill began, %d sent during the %v teardown (or within %v after it), %d later", what, inFlight, teardown, l.dying[1].Sub(l.dying[0]).Round(time.Microsecond), teardownGrace, late)
 	}
 	if inFlight > maxLost {
-		t.Errorf("%s: %d non-replayable requests lost; want at most %d (one per such request in flight on the stopped replica)", what, inFlight, maxLost)
+		t.Errorf("%s: %d non-replayable requests lost; want at most %d", what, inFlight, maxLost)
 	}
 	if late > 0 {
 		t.Errorf("%s: %d non-replayable requests lost after the replica's process was gone; haproxy should have sent them elsewhere", what, late)
