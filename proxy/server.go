@@ -171,7 +171,7 @@ func (s *Server) NewFrontend(handler fasthttp.RequestHandler, errorHandler func(
 		SecureErrorLogMessage: true, // its parse errors would quote the request: signatures, tokens
 		NoDefaultContentType:  true,
 		CloseOnShutdown:       true,
-		Logger:                zapPrintf{s.log},
+		Logger:                newZapPrintf(s.log),
 	}
 }
 
@@ -228,10 +228,42 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.http.ShutdownWithContext(ctx)
 }
 
-// zapPrintf adapts fasthttp's logger to zap.
-type zapPrintf struct{ l *zap.Logger }
+// zapPrintf adapts fasthttp's logger to zap, at most fasthttpLinesPerSecond
+// lines a second: fasthttp logs a line per failed connection (a TLS
+// handshake a scanner broke off, say), and a flood of those must not become
+// a flood of log lines. The next line logged says how many were dropped.
+type zapPrintf struct {
+	l          *zap.Logger
+	now        func() time.Time
+	mu         sync.Mutex
+	second     time.Time // when the current one-second window began
+	lines      int       // logged in it
+	suppressed int       // dropped since the last line logged
+}
 
-func (z zapPrintf) Printf(format string, args ...any) {
+const fasthttpLinesPerSecond = 10
+
+func newZapPrintf(l *zap.Logger) *zapPrintf { return &zapPrintf{l: l, now: time.Now} }
+
+func (z *zapPrintf) Printf(format string, args ...any) {
+	now := z.now()
+	z.mu.Lock()
+	if now.Sub(z.second) >= time.Second {
+		z.second, z.lines = now, 0
+	}
+	if z.lines >= fasthttpLinesPerSecond {
+		z.suppressed++
+		z.mu.Unlock()
+		return
+	}
+	z.lines++
+	suppressed := z.suppressed
+	z.suppressed = 0
+	z.mu.Unlock()
+	if suppressed > 0 {
+		z.l.Warn("fasthttp: "+fmt.Sprintf(format, args...), zap.Int("fasthttp_lines_dropped_before", suppressed))
+		return
+	}
 	z.l.Warn("fasthttp: " + fmt.Sprintf(format, args...))
 }
 
