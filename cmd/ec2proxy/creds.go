@@ -112,12 +112,17 @@ func credsCreate(args []string, stdout, stderr io.Writer) error {
 	r.Roles = splitRoles(*roles)
 	ctx, cancel := timeout()
 	defer cancel()
-	if _, err := store.Get(ctx, r.AccessKey); err == nil {
-		return fmt.Errorf("access key %s already exists", r.AccessKey)
-	} else if !errors.Is(err, credstore.ErrNotFound) {
-		return err
-	}
-	if err := store.Put(ctx, r); err != nil {
+	// Checked and written in one step (the file's lock, a Redis WATCH): a
+	// look first and a Put after replaced a record another `creds create
+	// -access` made in between, and both reported success (a review).
+	exists := fmt.Errorf("access key %s already exists", r.AccessKey)
+	err = store.Update(ctx, r.AccessKey, func(_ credstore.Record, found bool) (credstore.Record, error) {
+		if found {
+			return credstore.Record{}, exists
+		}
+		return r, nil
+	})
+	if err != nil {
 		return err
 	}
 	noteFileReload(store, stderr)
