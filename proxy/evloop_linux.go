@@ -71,10 +71,13 @@ type EventLoop struct {
 	pending int
 	spare   []*fasthttp.RequestCtx // of dispatched requests, answered (see recycle)
 
-	stop     atomic.Bool   // Shutdown was called
-	closing  atomic.Bool   // Quiesce was called: every answer closes its connection
-	stopping bool          // the loop no longer accepts
-	stopped  chan struct{} // closed when Run returns
+	stop    atomic.Bool // Shutdown was called
+	closing atomic.Bool // Quiesce or Shutdown was called: every answer closes its connection
+	// handedOff counts connections handed to the goroutine server whose
+	// ServeConn has not returned (see HandedOff).
+	handedOff atomic.Int64
+	stopping  bool          // the loop no longer accepts
+	stopped   chan struct{} // closed when Run returns
 }
 
 type loopConn struct {
@@ -772,6 +775,10 @@ func (l *EventLoop) readTimedOut(c *loopConn) {
 // Shutdown stops accepting and returns once every request the loop holds
 // has been answered (idle connections are closed), or with ctx's error.
 func (l *EventLoop) Shutdown(ctx context.Context) error {
+	// Answers written while draining close their connections, as the
+	// goroutine server's do (CloseOnShutdown): one closed after an answer
+	// that kept it alive races the client's next request (a review).
+	l.closing.Store(true)
 	l.stop.Store(true)
 	l.wake()
 	select {
@@ -781,6 +788,12 @@ func (l *EventLoop) Shutdown(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// HandedOff is the number of connections handed to the goroutine server
+// that it has not finished serving. One just handed over may not be open
+// there yet (its unsent answers are written first): the goroutine
+// server's shutdown must wait for it too (see Runner.Stop).
+func (l *EventLoop) HandedOff() int64 { return l.handedOff.Load() }
 
 // Quiesce makes every answer from now on say Connection: close, and close
 // its connection once written; the loop still accepts and serves (see
@@ -801,7 +814,10 @@ func (l *EventLoop) drained() bool {
 	for _, c := range l.conns {
 		switch {
 		case c == nil || c.isBackend:
-		case c.busy || len(c.out) > 0:
+		case c.busy || len(c.out) > 0 || len(c.in) > 0:
+			// A request on its way counts too (server.read_timeout
+			// bounds it), as for the goroutine server: closing it cut a
+			// client still sending its body (a review).
 			busy = true
 		default:
 			l.closeOne(c)

@@ -23,3 +23,9 @@ func (*EventLoop) Run() error { return nil }
 
 // Shutdown is never called: NewEventLoops fails.
 func (*EventLoop) Shutdown(context.Context) error { return nil }
+
+// Quiesce is never called: NewEventLoops fails.
+func (*EventLoop) Quiesce() {}
+
+// HandedOff is never called: NewEventLoops fails.
+func (*EventLoop) HandedOff() int64 { return 0 }

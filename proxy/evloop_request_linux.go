@@ -565,7 +565,9 @@ func (l *EventLoop) handoff(c *loopConn) {
 	if len(c.in) > 0 {
 		conn = &replayConn{Conn: nc, pending: append([]byte(nil), c.in...)}
 	}
+	l.handedOff.Add(1)
 	go func() {
+		defer l.handedOff.Add(-1)
 		if len(unsent) > 0 {
 			_ = nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if _, err := nc.Write(unsent); err != nil {

@@ -190,7 +190,7 @@ func (r *Runner) Stop() error {
 			}
 		}
 	}
-	if ferr := r.frontend.ShutdownWithContext(ctx); err == nil {
+	if ferr := r.shutdownFrontend(ctx); err == nil {
 		err = ferr
 	}
 	if r.admin != nil {
@@ -203,6 +203,32 @@ func (r *Runner) Stop() error {
 		return fmt.Errorf("draining: %w", err)
 	}
 	return nil
+}
+
+// shutdownFrontend shuts the goroutine server down once it serves every
+// connection the loops handed it: one handed over as the loops drained may
+// not be open there yet (its unsent answers are written first), and a
+// shutdown that found nothing open returned while that connection's
+// answers were still being written (a review). fasthttp's shutdown may be
+// called again: each call closes idle connections and waits for the rest.
+func (r *Runner) shutdownFrontend(ctx context.Context) error {
+	for {
+		if err := r.frontend.ShutdownWithContext(ctx); err != nil {
+			return err
+		}
+		pending := int64(0)
+		for _, loop := range r.loops {
+			pending += loop.HandedOff()
+		}
+		if pending == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // reserveProcessorsForLoops adds a processor for each event loop's thread,
