@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -290,9 +291,12 @@ func (s *Redis) List(ctx context.Context, fn func(Record, error) error) error {
 	})
 }
 
-// scanRaw calls fn with every record hash as stored.
+// scanRaw calls fn with every record hash as stored, one call at a time.
 func (s *Redis) scanRaw(ctx context.Context, fn func(access string, h map[string]string) error) error {
-	pattern := s.prefix + "cred:*"
+	// The prefix is literal: its own glob characters matched other keys or
+	// none ("ec2proxy[prod]:" listed nothing, and reencrypt re-sealed
+	// nothing and said so with exit 0; found by a review).
+	pattern := globEscaper.Replace(s.prefix) + "cred:*"
 	scan := func(ctx context.Context, c redis.Cmdable) error {
 		iter := c.Scan(ctx, 0, pattern, 500).Iterator()
 		for iter.Next(ctx) {
@@ -319,10 +323,24 @@ func (s *Redis) scanRaw(ctx context.Context, fn func(access string, h map[string
 		return nil
 	}
 	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		// ForEachMaster scans the masters concurrently; fn is called one
+		// at a time all the same, as callers expect (creds list lost
+		// records and creds sync crashed on concurrent map writes; found by
+		// a review).
+		var mu sync.Mutex
+		serial := fn
+		fn = func(access string, h map[string]string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			return serial(access, h)
+		}
 		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
 	}
 	return scan(ctx, s.client)
 }
+
+// globEscaper quotes the characters SCAN MATCH patterns give a meaning.
+var globEscaper = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`)
 
 // Reencrypt rewrites every secret not sealed with the keyring's current key
 // (plain-text ones included). progress, if set, is told how many records
