@@ -76,33 +76,56 @@ func (l *Lockout) Locked(key []byte, now time.Time) (time.Time, bool) {
 	return until, now.Before(until)
 }
 
-// Failed records a failed signature for key (fingerprint identifies the
+// Failure is what recording one failed signature concluded.
+type Failure struct {
+	Until  time.Time // the key's lock, when Locked
+	Locked bool
+	// LockedNow: this failure set the lock, not one set already (by a
+	// failure recorded at the same time here, or by another replica).
+	// Counting locks by Locked alone counted one lock once per failure
+	// that reached the maximum together (found by a review).
+	LockedNow bool
+}
+
+// Failed is Record without LockedNow.
+func (l *Lockout) Failed(ctx context.Context, key, fingerprint string, now time.Time) (until time.Time, locked bool, err error) {
+	f, err := l.Record(ctx, key, fingerprint, now)
+	return f.Until, f.Locked, err
+}
+
+// Record records a failed signature for key (fingerprint identifies the
 // request, so that a client retrying the same request counts once) and
 // reports whether key is now locked. A Shared error is returned with the
 // local verdict: the lockout degrades to per-replica, never to open.
-func (l *Lockout) Failed(ctx context.Context, key, fingerprint string, now time.Time) (until time.Time, locked bool, err error) {
+func (l *Lockout) Record(ctx context.Context, key, fingerprint string, now time.Time) (Failure, error) {
 	count, lockedUntil, known := l.note(key, fingerprint, now, false)
 	if known {
-		return lockedUntil, now.Before(lockedUntil), nil
+		return Failure{Until: lockedUntil, Locked: now.Before(lockedUntil)}, nil
 	}
 	return l.conclude(ctx, key, fingerprint, count, now)
 }
 
-// FailedLocally is Failed for a caller that must not wait on the shared
+// FailedLocally is RecordLocally without LockedNow.
+func (l *Lockout) FailedLocally(key, fingerprint string, now time.Time) (until time.Time, locked, ok bool) {
+	f, ok := l.RecordLocally(key, fingerprint, now)
+	return f.Until, f.Locked, ok
+}
+
+// RecordLocally is Record for a caller that must not wait on the shared
 // store (the event loop): it records the failure and answers when that
 // takes no round trip (no shared store, a repeated fingerprint, a key
 // already locked); otherwise it changes nothing and reports ok false, and
-// the caller calls Failed where it may wait.
-func (l *Lockout) FailedLocally(key, fingerprint string, now time.Time) (until time.Time, locked, ok bool) {
+// the caller calls Record where it may wait.
+func (l *Lockout) RecordLocally(key, fingerprint string, now time.Time) (f Failure, ok bool) {
 	count, lockedUntil, known := l.note(key, fingerprint, now, l.shared != nil)
 	switch {
 	case known:
-		return lockedUntil, now.Before(lockedUntil), true
+		return Failure{Until: lockedUntil, Locked: now.Before(lockedUntil)}, true
 	case l.shared != nil:
-		return time.Time{}, false, false
+		return Failure{}, false
 	}
-	until, locked, _ = l.conclude(context.Background(), key, fingerprint, count, now) // no shared store: no I/O
-	return until, locked, true
+	f, _ = l.conclude(context.Background(), key, fingerprint, count, now) // no shared store: no I/O
+	return f, true
 }
 
 // note records fingerprint among key's failures (unless onlyKnown) and
@@ -136,8 +159,9 @@ func (l *Lockout) note(key, fingerprint string, now time.Time, onlyKnown bool) (
 
 // conclude adds a new failure to the shared count, if there is one, and
 // locks key once the failures reach the maximum.
-func (l *Lockout) conclude(ctx context.Context, key, fingerprint string, count int, now time.Time) (until time.Time, locked bool, err error) {
+func (l *Lockout) conclude(ctx context.Context, key, fingerprint string, count int, now time.Time) (Failure, error) {
 	var sharedUntil time.Time
+	var err error
 	if l.shared != nil {
 		var n int
 		n, sharedUntil, err = l.shared.AddFailure(ctx, key, fingerprint, l.cfg.Window)
@@ -145,23 +169,27 @@ func (l *Lockout) conclude(ctx context.Context, key, fingerprint string, count i
 			count = n
 		}
 	}
-	until = sharedUntil
+	until, decided := sharedUntil, false
 	if count >= l.cfg.MaxFailures && !now.Before(until) {
-		until = now.Add(l.cfg.Duration)
+		until, decided = now.Add(l.cfg.Duration), true
 		if l.shared != nil && err == nil {
 			err = l.shared.Lock(ctx, key, until)
 		}
 	}
-	if now.Before(until) {
-		l.mu.Lock()
-		if f := l.keys[key]; f != nil && f.lockedUntil.Before(until) {
+	if !now.Before(until) {
+		return Failure{}, err
+	}
+	lockedNow := decided
+	l.mu.Lock()
+	if f := l.keys[key]; f != nil {
+		lockedNow = decided && !now.Before(f.lockedUntil) // not set meanwhile by another failure
+		if f.lockedUntil.Before(until) {
 			f.lockedUntil = until
 			l.queue.push(key, f.over())
 		}
-		l.mu.Unlock()
-		return until, true, err
 	}
-	return time.Time{}, false, err
+	l.mu.Unlock()
+	return Failure{Until: until, Locked: true, LockedNow: lockedNow}, err
 }
 
 // Learn records a lock another replica set (announced through Redis), so

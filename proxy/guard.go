@@ -130,23 +130,22 @@ func clientKey(a netip.Addr) string {
 func (s *Server) countFailure(ctx *fasthttp.RequestCtx, st *state, kind, key, fp string) (wasLocked, counted bool) {
 	now := s.requestTime(st)
 	_, wasLocked = s.guards.Lockout.Locked([]byte(key), now)
-	var until time.Time
-	var locked bool
+	var f guard.Failure
 	if st.inLoop {
-		if until, locked, counted = s.guards.Lockout.FailedLocally(key, fp, now); !counted {
+		if f, counted = s.guards.Lockout.RecordLocally(key, fp, now); !counted {
 			return false, false
 		}
 	} else {
 		var err error
-		until, locked, err = s.guards.Lockout.Failed(ctx, key, fp, now)
+		f, err = s.guards.Lockout.Record(ctx, key, fp, now)
 		if err != nil {
 			s.log.Warn("lockout counters unavailable; counting on this replica only", zap.Error(err))
 		}
 	}
-	if locked && !wasLocked {
+	if f.LockedNow {
 		s.m.lockout(kind)
 		s.log.Warn("locked after too many failures", zap.String("kind", kind), zap.String("key", key),
-			zap.Time("until", until), zap.String("client", s.clientAddr(ctx).String()))
+			zap.Time("until", f.Until), zap.String("client", s.clientAddr(ctx).String()))
 	}
 	return wasLocked, true
 }
