@@ -100,7 +100,7 @@ keystone: {auth_url: "http://ks:5000", service_user: {project_name: admin}, appl
 		{"trusted proxies", minimalStandalone + "server: {trusted_proxies: [10.0.0.0/8, banana, 10.0.0.0/08]}\n", nil, []string{`"banana" is not a CIDR`, `"10.0.0.0/08" is not a CIDR`}},
 		{"scale-out settings", minimalStandalone + `
 server: {proxy_protocol: true, memory_limit_mib: 8, gc_percent: 5, shutdown_delay: -1s}
-protection: {rate_limit: {requests_per_second: 5, burst: 5, scope: cluster}}
+protection: {rate_limit: {requests_per_second: 2000000, burst: 5, scope: cluster}}
 policy: {enabled: true, check_interval: 0s}
 `, []string{"EC2PROXY_CREDENTIALS_UNSUBSCRIBED_TTL=-1s"}, []string{
 			"server.proxy_protocol: needs server.trusted_proxies",
@@ -108,6 +108,7 @@ policy: {enabled: true, check_interval: 0s}
 			"server.gc_percent: must be 0 (Go's default) or at least 10, got 5",
 			"server.shutdown_delay: must be between 0s (stop accepting at once) and 5m, got -1s",
 			`protection.rate_limit.scope: must be "fleet" or "replica", got "cluster"`,
+			"protection.rate_limit.requests_per_second: at most 1000000 (per access key), got 2e+06",
 			"policy.check_interval: must be a positive duration",
 			"credentials.unsubscribed_ttl: must be a positive duration",
 		}},

@@ -242,6 +242,10 @@ func (c *Config) Validate() Problems {
 		add("protection.rate_limit.requests_per_second: must be a number, got %v", r.RequestsPerSecond)
 	} else if r.RequestsPerSecond < 0 || r.Burst < 0 || r.RequestsPerSecond > 0 && r.Burst < 1 {
 		add("protection.rate_limit: requests_per_second and burst must not be negative, and burst must be at least 1 when a rate is set")
+	} else if r.RequestsPerSecond > maxRatePerKey {
+		// The fleet's buckets count in microseconds: above this the
+		// interval is 0, and Redis refused every update (a review).
+		add("protection.rate_limit.requests_per_second: at most %d (per access key), got %v", maxRatePerKey, r.RequestsPerSecond)
 	}
 	if sc := c.Protection.RateLimit.Scope; sc != ScopeFleet && sc != ScopeReplica {
 		add("protection.rate_limit.scope: must be %q or %q, got %q", ScopeFleet, ScopeReplica, sc)
@@ -317,3 +321,7 @@ func sameSocket(a, b string) bool {
 	localhost := func(h, other string) bool { return h == "localhost" && (other == "127.0.0.1" || other == "::1") }
 	return ha == hb || wildcard(ha) || wildcard(hb) || localhost(ha, hb) || localhost(hb, ha)
 }
+
+// maxRatePerKey is the highest protection.rate_limit.requests_per_second:
+// one request a microsecond.
+const maxRatePerKey = 1_000_000
