@@ -155,11 +155,25 @@ func randomHex() string {
 	return hex.EncodeToString(b)
 }
 
+// writePrivate writes a file holding a secret as a new file of the caller's,
+// mode 0600, renamed over path: written in place, an existing file kept
+// its owner and mode, and one another user owned (or could read) got the
+// secret before the chmod failed (found by a review).
 func writePrivate(path string, data []byte) error {
-	if err := os.WriteFile(path, data, 0o600); err != nil {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
 		return err
 	}
-	return os.Chmod(path, 0o600) // WriteFile keeps the mode of an existing file
+	defer os.Remove(tmp.Name()) // after the rename, nothing is there
+	// CreateTemp makes it 0600; a umask cannot widen that.
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 func ec2rcScript(url, region string, r credstore.Record) string {

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/ec2proxy/ec2proxy/credstore"
@@ -75,5 +76,39 @@ func TestDemoDirMustBePrivate(t *testing.T) {
 		if err := privateDir(theirs); err == nil || !strings.Contains(err.Error(), "uid 65534") {
 			t.Errorf("another user's directory: %v", err)
 		}
+	}
+}
+
+// ec2rc -force replaces the file rather than writing into it: an existing
+// file kept its owner (and, for a caller who could not chmod it, its mode),
+// and another user who had planted it could read the secret (found by a
+// review). The result is the caller's own, mode 0600.
+func TestEC2rcForceReplacesSomeoneElsesFile(t *testing.T) {
+	t.Setenv("EC2PROXY_CONFIG", "")
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials.yaml")
+	os.WriteFile(creds, []byte("credentials:\n- {access_key: AK, secret: THE-SECRET, user_id: u, project_id: p}\n"), 0o600)
+	cfg := standaloneFileConfig(t, dir, creds)
+	out := filepath.Join(dir, "ec2rc.sh")
+	os.WriteFile(out, nil, 0o666)
+	os.Chmod(out, 0o666) // past the umask
+	planted := os.Getuid() == 0 && os.Chown(out, 65534, 65534) == nil
+	code, stdout, stderr := runCLI("ec2rc", "-config", cfg, "-access", "AK", "-url", "http://h:1/", "-o", out, "-force")
+	if code != 0 {
+		t.Fatalf("ec2rc exited %d: %s%s", code, stdout, stderr)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(out, &st); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(out)
+	if !strings.Contains(string(data), "THE-SECRET") {
+		t.Fatalf("the file lacks the secret:\n%s", data)
+	}
+	if st.Uid != uint32(os.Getuid()) || st.Mode&0o777 != 0o600 {
+		t.Errorf("the secret is in a file owned by uid %d, mode %o (planted by another user: %v); want the caller's, 0600", st.Uid, st.Mode&0o777, planted)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".ec2rc.sh.*")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }
