@@ -62,7 +62,9 @@ func TestStopKeepsPartlyReceivedRequest(t *testing.T) {
 
 // SIGTERM (shutdown_delay 0) while a keep-alive request is at the
 // backend: its answer must say Connection: close, for the connection is
-// closed right after it (the goroutine server says so: CloseOnShutdown).
+// closed right after it (the goroutine server says so: CloseOnShutdown),
+// and /readyz answers 503 while the request drains (it answered 200 with
+// the EC2 listener closed).
 func TestAnswerDuringDrainSaysClose(t *testing.T) {
 	for _, eventLoop := range []bool{false, true} {
 		t.Run(fmt.Sprintf("event_loop=%v", eventLoop), func(t *testing.T) {
@@ -74,7 +76,7 @@ func TestAnswerDuringDrainSaysClose(t *testing.T) {
 				fmt.Fprint(w, "<ok/>")
 			}))
 			defer backend.Close()
-			addr, conf := writeStandaloneConf(t, backend.URL, eventLoop)
+			addr, admin, conf := writeStandaloneConfWith(t, backend.URL, fmt.Sprintf("shutdown_timeout: 10s, event_loop: %v", eventLoop))
 			cmd, stderr, exited := startServe(t, conf)
 			client := &http.Client{Timeout: 10 * time.Second}
 			post := func(action string) (*http.Response, error) {
@@ -91,6 +93,11 @@ func TestAnswerDuringDrainSaysClose(t *testing.T) {
 			time.Sleep(500 * time.Millisecond)
 			cmd.Process.Signal(syscall.SIGTERM)
 			time.Sleep(300 * time.Millisecond)
+			if ready, err := client.Get("http://" + admin + "/readyz"); err != nil || ready.StatusCode != 503 {
+				t.Errorf("/readyz while draining: %v %v; want 503", ready, err)
+			} else {
+				ready.Body.Close()
+			}
 			close(release)
 			resp := <-got
 			if resp == nil || resp.StatusCode != 200 || !resp.Close {

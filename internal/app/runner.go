@@ -174,6 +174,7 @@ func (r *Runner) Quiesce() {
 // shutdown_timeout), waits for earlier configurations to drain and closes
 // everything.
 func (r *Runner) Stop() error {
+	r.closing.Store(true) // /readyz: 503 while draining, not 200 with the listener closed
 	cur := r.current.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), cur.Config.Server.ShutdownTimeout)
 	defer cancel()
