@@ -97,7 +97,7 @@ func NewRunner(first *App, ln, adminLn net.Listener) *Runner {
 				if r.closing.Load() && req.URL.Path == "/readyz" {
 					w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 					w.WriteHeader(http.StatusServiceUnavailable)
-					fmt.Fprintln(w, "stopping: serving on for server.shutdown_delay, then the EC2 listener closes")
+					fmt.Fprintln(w, "stopping: server.shutdown_delay, then the drain; take this replica out of the pool")
 					return
 				}
 				r.current.Load().Admin.ServeHTTP(w, req)
