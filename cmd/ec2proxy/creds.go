@@ -94,12 +94,7 @@ func credsCreate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	store, done, err := openStore(cfg)
-	if cfg.Credentials.Store == configs.StoreFile && errors.Is(err, os.ErrNotExist) {
-		// The first credential: the file comes with it (mode 0600).
-		fmt.Fprintf(stderr, "creating %s\n", cfg.Credentials.File)
-		store, done, err = credstore.NewFile(cfg.Credentials.File), func() {}, nil
-	}
+	store, done, err := openStoreCreating(cfg, stderr)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/redis/go-redis/v9"
@@ -66,6 +68,19 @@ func openStore(cfg *configs.Config) (credStore, func(), error) {
 		return nil, nil, fmt.Errorf("redis %v: %w", cfg.Redis.Addrs, err)
 	}
 	return r, func() { client.Close() }, nil
+}
+
+// openStoreCreating is openStore for the commands that add credentials
+// (creds create, creds sync): a credentials file that does not exist yet is
+// created by the first one written (mode 0600). A sync into a new file
+// failed with "no such file" where create made it.
+func openStoreCreating(cfg *configs.Config, stderr io.Writer) (credStore, func(), error) {
+	store, done, err := openStore(cfg)
+	if cfg.Credentials.Store == configs.StoreFile && errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(stderr, "creating %s\n", cfg.Credentials.File)
+		return credstore.NewFile(cfg.Credentials.File), func() {}, nil
+	}
+	return store, done, err
 }
 
 // openConfiguredStore loads the configuration at path and opens its store.

@@ -63,7 +63,7 @@ func credsSync(args []string, stdout, stderr io.Writer) error {
 		ctx, stop = signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 	}
-	return syncRounds(ctx, kc, func() (credStore, func(), error) { return openStore(cfg) }, *dryRun, *watch, stdout, stderr)
+	return syncRounds(ctx, kc, func() (credStore, func(), error) { return openStoreCreating(cfg, stderr) }, *dryRun, *watch, stdout, stderr)
 }
 
 // syncRounds syncs once, or every watch until ctx ends. The store is

@@ -644,3 +644,24 @@ func TestSyncFailedWritePrintsNoChanges(t *testing.T) {
 		t.Errorf("changes printed that were not made:\n%s", stdout.String())
 	}
 }
+
+// A sync into a credentials file that does not exist yet creates it, as
+// creds create does; it failed with "no such file" (found by a review).
+func TestSyncCreatesTheCredentialsFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "creds.yaml")
+	cfg := &configs.Config{Credentials: configs.Credentials{Store: configs.StoreFile, File: path}}
+	kc := &keystoneList{}
+	kc.set(ksCred("K1"), ksCred("K2"))
+	var stdout, stderr bytes.Buffer
+	err := syncRounds(context.Background(), kc, func() (credStore, func(), error) { return openStoreCreating(cfg, &stderr) }, false, 0, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("sync into a new file: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	got := storedKeys(t, func() (credStore, func(), error) { f, err := credstore.LoadFile(path); return f, func() {}, err })
+	if len(got) != 2 || !strings.Contains(stderr.String(), "creating "+path) {
+		t.Errorf("%d records in the new file; stderr: %s", len(got), stderr.String())
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("the new file: %v, %v; want mode 0600", st, err)
+	}
+}
