@@ -197,14 +197,38 @@ func (b *batcher) send(batch []*call) {
 
 // run runs script through the batch (EVALSHA), loading it first if Redis
 // does not have it (once per Redis start), and returns its integer answer.
+// go-redis sends the batch again if Redis answers after the read timeout:
+// script must then tell its own second run (see nonces), or use runOnce.
 func (b *batcher) run(ctx context.Context, script *redis.Script, keys []string, args ...any) (int64, error) {
+	return b.exec(ctx, false, script, keys, args)
+}
+
+// runOnce is run for a script that cannot tell its own second run: its
+// batch is not sent again after a read timeout, and the call fails
+// instead. The fleet rate limit's bucket took a token on each run, so a
+// late answer charged every request of the batch twice (found by a
+// review).
+func (b *batcher) runOnce(ctx context.Context, script *redis.Script, keys []string, args ...any) (int64, error) {
+	return b.exec(ctx, true, script, keys, args)
+}
+
+// onceCmd is a command go-redis does not send again (see runOnce).
+type onceCmd struct{ *redis.Cmd }
+
+func (onceCmd) NoRetry() bool { return true }
+
+func (b *batcher) exec(ctx context.Context, once bool, script *redis.Script, keys []string, args []any) (int64, error) {
 	cmdArgs := make([]any, 0, 3+len(keys)+len(args))
 	cmdArgs = append(cmdArgs, "evalsha", script.Hash(), len(keys))
 	for _, k := range keys {
 		cmdArgs = append(cmdArgs, k)
 	}
 	cmd := redis.NewCmd(ctx, append(cmdArgs, args...)...)
-	if err := b.do(cmd); redis.HasErrorPrefix(err, "NOSCRIPT") {
+	var sent redis.Cmder = cmd
+	if once {
+		sent = onceCmd{cmd}
+	}
+	if err := b.do(sent); redis.HasErrorPrefix(err, "NOSCRIPT") {
 		cmd = script.Run(ctx, b.client, keys, args...)
 	}
 	return cmd.Int64()

@@ -58,7 +58,7 @@ func newSharedRateLimit(batch *batcher, prefix string, rate float64, burst int, 
 // Take takes a token for key; err reports a Redis failure (the answer then
 // came from the local fallback bucket).
 func (r *SharedRateLimit) Take(ctx context.Context, key []byte, now time.Time) (bool, error) {
-	n, err := r.batch.run(ctx, gcra, []string{rateKey(r.prefix, key)}, r.interval, r.burst)
+	n, err := r.batch.runOnce(ctx, gcra, []string{rateKey(r.prefix, key)}, r.interval, r.burst)
 	if err != nil {
 		return r.local.Allow(key, now), fmt.Errorf("guard: redis rate limit: %w", err)
 	}

@@ -107,3 +107,25 @@ func TestSlowRedisFirstUseIsNotItsOwnReplay(t *testing.T) {
 		t.Errorf("Admit again: %v err=%v; want Replayed", v, err)
 	}
 }
+
+// The fleet rate limit alone (no replay protection) sends the bare bucket
+// script; go-redis sent the batch again when the answer came after the read
+// timeout, the first try having run: one request spent two tokens (found
+// by a review). The late call now fails (its answer comes from the local
+// bucket) and the bucket is charged once.
+func TestSlowRedisRateLimitChargesOnce(t *testing.T) {
+	_, prefix := testRedis(t, "gcra-retry")
+	p := startSlowOnce(t, 800*time.Millisecond)
+	shared := NewRedis(p.client(t), prefix)
+	rl := shared.NewRateLimit(0.001, 2, 100) // a burst of two, then one per 1000 s
+	ctx := context.Background()
+	if ok, err := rl.Take(ctx, []byte("WARM"), time.Now()); !ok || err != nil { // loads the script
+		t.Fatalf("warm-up: %v %v", ok, err)
+	}
+	p.armed.Store(true)
+	ok, err := rl.Take(ctx, []byte("AK"), time.Now()) // AK's first request; its answer is late
+	t.Logf("first (late answer): allowed=%v err=%v", ok, err)
+	if ok, err := rl.Take(ctx, []byte("AK"), time.Now()); !ok || err != nil {
+		t.Errorf("second request of a burst of 2: allowed=%v err=%v; the late first request was charged twice", ok, err)
+	}
+}
