@@ -172,13 +172,12 @@ func (l *Lockout) conclude(ctx context.Context, key, fingerprint string, count i
 	until, decided := sharedUntil, false
 	if count >= l.cfg.MaxFailures && !now.Before(until) {
 		until, decided = now.Add(l.cfg.Duration), true
-		if l.shared != nil && err == nil {
-			err = l.shared.Lock(ctx, key, until)
-		}
 	}
 	if !now.Before(until) {
 		return Failure{}, err
 	}
+	// The lock is claimed here before it is shared: Learn, told of it by
+	// Redis, then finds it set, and so does a failure recorded meanwhile.
 	lockedNow := decided
 	l.mu.Lock()
 	if f := l.keys[key]; f != nil {
@@ -189,6 +188,9 @@ func (l *Lockout) conclude(ctx context.Context, key, fingerprint string, count i
 		}
 	}
 	l.mu.Unlock()
+	if lockedNow && l.shared != nil && err == nil {
+		err = l.shared.Lock(ctx, key, until)
+	}
 	return Failure{Until: until, Locked: true, LockedNow: lockedNow}, err
 }
 
