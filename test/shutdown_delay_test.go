@@ -3,6 +3,7 @@ package test
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -141,5 +142,38 @@ func TestShutdownDelaySecondSignal(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatalf("a second SIGTERM did not end the 5m delay\n%s", stderr.String())
+	}
+}
+
+// A SIGTERM sent as soon as the listener accepts (a service manager
+// stopping a replica that has just started) stops it cleanly: exit 0 after
+// the drain. The listener accepted before the signal handler was installed,
+// and such a SIGTERM killed the process (found when a test did just that).
+func TestSIGTERMRightAfterStart(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "<ok/>") }))
+	defer backend.Close()
+	for i := range 5 {
+		addr, _, conf := writeStandaloneConfWith(t, backend.URL, "shutdown_timeout: 10s")
+		cmd, stderr, exited := startServe(t, conf)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if c, err := net.Dial("tcp", addr); err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("start %d: not accepting within 10s\n%s", i, stderr.String())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("start %d: SIGTERM right after the listener accepted: %v; want exit 0\n%s", i, err, stderr.String())
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("start %d: did not exit after SIGTERM", i)
+		}
 	}
 }

@@ -54,6 +54,12 @@ func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), star
 		return err
 	}
 	defer logger.Sync() //nolint:errcheck // nothing to do if stderr is gone
+	// Caught from the start: a SIGTERM arriving once the listener accepts
+	// but before the loop below runs killed the process (the default
+	// action), cutting what it had accepted; now it waits for the loop.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	app.TuneRuntime(cfg.Server, logger)
 	a, err := app.Build(cfg, logger, buildVersion())
 	if err != nil {
@@ -100,9 +106,6 @@ func serveConfig(cfg *configs.Config, load func() (*configs.Config, error), star
 	if started != nil {
 		started()
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	// Ready once signals are handled too: a reload right after would
 	// otherwise kill it (SIGHUP's default).
 	ready := "READY=1\nSTATUS=serving on " + ln.Addr().String()
