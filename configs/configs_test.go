@@ -98,13 +98,23 @@ keystone: {auth_url: "http://ks:5000", service_user: {project_name: admin}, appl
 		{"admin_listen on listen's port", minimalStandalone + "listen: 0.0.0.0:8773\nadmin_listen: 127.0.0.1:8773\n", nil, []string{`admin_listen: "127.0.0.1:8773" and listen "0.0.0.0:8773" would bind the same port`}},
 		{"Expires too far ahead", minimalStandalone + "auth: {max_expires_ahead: 876000h}\n", nil, []string{"auth.max_expires_ahead: 876000h0m0s is more than 7 days"}},
 		{"trusted proxies", minimalStandalone + "server: {trusted_proxies: [10.0.0.0/8, banana, 10.0.0.0/08]}\n", nil, []string{`"banana" is not a CIDR`, `"10.0.0.0/08" is not a CIDR`}},
+		// Found by a review: each was accepted and then misbehaved.
+		{"memory limit that overflows", minimalStandalone + "server: {memory_limit_mib: 17592186044416}\n", nil, []string{"server.memory_limit_mib: must be 0 (no limit) or from 32 to 16777216, got 17592186044416"}},
+		{"policy file, policy off", minimalStandalone + "policy: {file: /etc/ec2proxy/policy.yaml}\n", nil, []string{"policy.file: set, but policy.enabled is false"}},
+		{"backend TLS, http backends", minimalStandalone + "backend: {tls: {ca_file: /ca.pem}}\n", nil, []string{"backend.tls: set, but every routes[].backend is plain http://"}},
+		{"keystone TLS, HTTP:// in capitals", `
+credentials: {file: /etc/ec2proxy/credentials.yaml}
+routes: [{path_prefix: /, backend: "http://127.0.0.1:8788"}]
+keystone: {auth_url: "HTTP://ks:5000", service_user: {name: ec2proxy, password: a}, tls: {ca_file: /ca.pem}}
+`, nil, []string{`keystone.tls: set, but keystone.auth_url "HTTP://ks:5000" is plain http://`}},
+		{"a type error and a second document", minimalStandalone + "server: {read_timeout: 10}\n---\nprotection: {lockout: {enabled: false}}\n", nil, []string{"read_timeout", "the file must hold one YAML document"}},
 		{"scale-out settings", minimalStandalone + `
 server: {proxy_protocol: true, memory_limit_mib: 8, gc_percent: 5, shutdown_delay: -1s}
 protection: {rate_limit: {requests_per_second: 2000000, burst: 5, scope: cluster}}
 policy: {enabled: true, check_interval: 0s}
 `, []string{"EC2PROXY_CREDENTIALS_UNSUBSCRIBED_TTL=-1s"}, []string{
 			"server.proxy_protocol: needs server.trusted_proxies",
-			"server.memory_limit_mib: must be 0 (no limit) or at least 32, got 8",
+			"server.memory_limit_mib: must be 0 (no limit) or from 32 to 16777216, got 8",
 			"server.gc_percent: must be 0 (Go's default) or at least 10, got 5",
 			"server.shutdown_delay: must be between 0s (stop accepting at once) and 5m, got -1s",
 			`protection.rate_limit.scope: must be "fleet" or "replica", got "cluster"`,

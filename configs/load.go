@@ -73,18 +73,10 @@ func decodeYAML(data []byte, cfg *Config) (p Problems, readable bool) {
 	dec.KnownFields(true)
 	err := dec.Decode(cfg)
 	if err == nil {
-		// Nobody reads a second document: its settings would look set
-		// and do nothing (found by a review).
-		for {
-			var more yaml.Node
-			err := dec.Decode(&more)
-			if errors.Is(err, io.EOF) {
-				return nil, true
-			}
-			if err != nil || len(more.Content) > 0 && more.Content[0].Tag != "!!null" {
-				return Problems{"the file must hold one YAML document: remove the '---' line and merge what follows it into the settings above"}, false
-			}
+		if secondDocument(dec) {
+			return Problems{oneDocument}, false
 		}
+		return nil, true
 	}
 	if errors.Is(err, io.EOF) { // an empty file
 		return nil, true
@@ -94,6 +86,10 @@ func decodeYAML(data []byte, cfg *Config) (p Problems, readable bool) {
 		return Problems{err.Error()}, false
 	}
 	readable = true
+	if secondDocument(dec) { // reported with the type errors, not after their fix
+		p = append(p, oneDocument)
+		readable = false
+	}
 	var root yaml.Node
 	_ = yaml.Unmarshal(data, &root)
 	var keys []yamlKey
@@ -113,6 +109,24 @@ func decodeYAML(data []byte, cfg *Config) (p Problems, readable bool) {
 	}
 	return p, readable
 }
+
+// secondDocument reports whether dec, past the first document, holds
+// another that is not empty: nobody reads it, and its settings would look
+// set and do nothing (found by a review).
+func secondDocument(dec *yaml.Decoder) bool {
+	for {
+		var more yaml.Node
+		err := dec.Decode(&more)
+		if errors.Is(err, io.EOF) {
+			return false
+		}
+		if err != nil || len(more.Content) > 0 && more.Content[0].Tag != "!!null" {
+			return true
+		}
+	}
+}
+
+const oneDocument = "the file must hold one YAML document: remove the '---' line and merge what follows it into the settings above"
 
 // yamlKey is one mapping key of the file, to name the setting in yaml.v3's
 // type errors, which only give a line.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,8 +60,10 @@ func (c *Config) Validate() Problems {
 	if c.Server.MaxHeaderBytes < 4096 {
 		add("server.max_header_bytes: must be at least 4096, got %d", c.Server.MaxHeaderBytes)
 	}
-	if c.Server.MemoryLimitMiB < 0 || c.Server.MemoryLimitMiB > 0 && c.Server.MemoryLimitMiB < 32 {
-		add("server.memory_limit_mib: must be 0 (no limit) or at least 32, got %d", c.Server.MemoryLimitMiB)
+	if c.Server.MemoryLimitMiB < 0 || c.Server.MemoryLimitMiB > 0 && c.Server.MemoryLimitMiB < 32 || c.Server.MemoryLimitMiB > 1<<24 {
+		// The top (16 TiB) keeps MiB<<20 in range: 2^44 MiB wrapped to a
+		// limit of 0, and the GC ran without pause (found by a review).
+		add("server.memory_limit_mib: must be 0 (no limit) or from 32 to 16777216, got %d", c.Server.MemoryLimitMiB)
 	}
 	if c.Server.GCPercent < 0 || c.Server.GCPercent > 0 && c.Server.GCPercent < 10 {
 		add("server.gc_percent: must be 0 (Go's default) or at least 10, got %d", c.Server.GCPercent)
@@ -83,6 +86,10 @@ func (c *Config) Validate() Problems {
 	}
 	if c.Policy.Enabled {
 		positive("policy.check_interval", c.Policy.CheckInterval)
+	} else if c.Policy.File != "" {
+		// As with the other settings that would be ignored: an operator
+		// who wrote a policy file expects it applied (found by a review).
+		add("policy.file: set, but policy.enabled is false, so no request would be checked against it")
 	}
 
 	if len(c.Routes) == 0 {
@@ -112,6 +119,9 @@ func (c *Config) Validate() Problems {
 		add("backend.max_conns: must be at least 1")
 	}
 	checkTLSClient(&p, "backend.tls", c.Backend.TLS)
+	if c.Backend.TLS != (TLSClient{}) && len(c.Routes) > 0 && !slices.ContainsFunc(c.Routes, func(r Route) bool { return URLScheme(r.Backend) == "https" }) {
+		add("backend.tls: set, but every routes[].backend is plain http://, so it would not be used")
+	}
 
 	positive("auth.timestamp_window", c.Auth.TimestampWindow)
 	positive("auth.max_expires_ahead", c.Auth.MaxExpiresAhead)
@@ -223,7 +233,7 @@ func (c *Config) Validate() Problems {
 			add("keystone.max_concurrent: must be at least 1")
 		}
 		checkTLSClient(&p, "keystone.tls", k.TLS)
-		if k.TLS != (TLSClient{}) && strings.HasPrefix(k.AuthURL, "http://") {
+		if k.TLS != (TLSClient{}) && URLScheme(k.AuthURL) == "http" {
 			add("keystone.tls: set, but keystone.auth_url %q is plain http://, so it would not be used", k.AuthURL)
 		}
 	case ModeStandalone:
@@ -267,6 +277,18 @@ func (c *Config) Validate() Problems {
 		add("log.format: must be json or console, got %q", c.Log.Format)
 	}
 	return p
+}
+
+// URLScheme is raw's scheme, lower-cased as URL schemes compare ("" if raw
+// does not parse). A prefix test for "https://" missed HTTPS://, which
+// Validate accepts and the clients connect to with TLS: keystone.tls was
+// then never read (found by a review).
+func URLScheme(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme // url.Parse lower-cases it
 }
 
 // checkURL adds a problem unless raw is an http(s) URL without query or

@@ -138,7 +138,7 @@ func adminKeystoneFrom(cfg *configs.Config, get func(string) string) (*keystonec
 	t := cfg.Keystone.TLS
 	t.CAFile, t.CertFile, t.KeyFile = env("OS_CACERT", t.CAFile), env("OS_CERT", t.CertFile), env("OS_KEY", t.KeyFile)
 	var tlsConfig *tls.Config
-	if strings.HasPrefix(url, "https://") {
+	if configs.URLScheme(url) == "https" {
 		var err error
 		if tlsConfig, err = configs.ClientTLS(t); err != nil {
 			return nil, fmt.Errorf("keystone.tls (or OS_CACERT, OS_CERT, OS_KEY): %w", err)

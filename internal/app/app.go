@@ -379,7 +379,7 @@ func NewKeystoneClient(k configs.Keystone, m *metrics.Metrics, shared keystonecl
 		return nil, err
 	}
 	var t *tls.Config
-	if strings.HasPrefix(k.AuthURL, "https://") {
+	if configs.URLScheme(k.AuthURL) == "https" {
 		var err error
 		if t, err = configs.ClientTLS(k.TLS); err != nil {
 			return nil, fmt.Errorf("keystone.tls: %w", err)

@@ -72,13 +72,13 @@ func CheckFiles(cfg *configs.Config) configs.Problems {
 	if cfg.Identity.Mode == configs.ModeKeystone {
 		password("keystone.service_user.password_file", cfg.Keystone.ServiceUser.PasswordFile)
 		password("keystone.application_credential.secret_file", cfg.Keystone.ApplicationCredential.SecretFile)
-		if strings.HasPrefix(cfg.Keystone.AuthURL, "https://") {
+		if configs.URLScheme(cfg.Keystone.AuthURL) == "https" {
 			_, err := configs.ClientTLS(cfg.Keystone.TLS)
 			check("keystone.tls", err)
 		}
 	}
 	for _, r := range cfg.Routes {
-		if strings.HasPrefix(r.Backend, "https://") {
+		if configs.URLScheme(r.Backend) == "https" {
 			_, err := configs.ClientTLS(cfg.Backend.TLS)
 			check("backend.tls", err)
 			break // one TLS setting for every backend
