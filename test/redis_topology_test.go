@@ -204,15 +204,22 @@ func topologyStack(t *testing.T, addrs []string, masterName string) (*stack, red
 func topologyCLIConfig(t *testing.T, s *stack) string {
 	t.Helper()
 	c := s.cfg
-	quoted := make([]string, len(c.Redis.Addrs))
-	for i, a := range c.Redis.Addrs {
+	return writeCLIConfig(t, fmt.Sprintf("{store: redis, encryption_key_file: %q}", c.Credentials.EncryptionKeyFile), c.Redis.Addrs, c.Redis.MasterName, c.Redis.KeyPrefix)
+}
+
+// writeCLIConfig writes a CLI configuration file with credentials (a YAML
+// flow mapping) on the Redis set at addrs.
+func writeCLIConfig(t *testing.T, credentials string, addrs []string, masterName, prefix string) string {
+	t.Helper()
+	quoted := make([]string, len(addrs))
+	for i, a := range addrs {
 		quoted[i] = strconv.Quote(a)
 	}
 	yaml := fmt.Sprintf(`identity: {mode: standalone}
 routes: [{path_prefix: /, backend: "http://127.0.0.1:9"}]
-credentials: {store: redis, encryption_key_file: %q}
+credentials: %s
 redis: {addrs: [%s], master_name: %q, key_prefix: %q}
-`, c.Credentials.EncryptionKeyFile, strings.Join(quoted, ", "), c.Redis.MasterName, c.Redis.KeyPrefix)
+`, credentials, strings.Join(quoted, ", "), masterName, prefix)
 	path := filepath.Join(t.TempDir(), "ec2proxy.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -385,7 +392,7 @@ func TestRedisCluster(t *testing.T) {
 	cli(t, []string{"EC2PROXY_CONFIG=" + topologyCLIConfig(t, s)}, "creds", "list").want(t, 0, k.access)
 	ctx := context.Background()
 	t.Run("creds list shows every record of every master", func(t *testing.T) {
-		manyOnCluster(t, client, 3000)
+		manyOnCluster(t, client, addrs, 3000)
 	})
 
 	// Every key of one access key is on one shard (hash tags).
@@ -435,7 +442,7 @@ func TestRedisCluster(t *testing.T) {
 // `creds list` list them: the masters are scanned at once, and the CLI's
 // listing, appended to from each, lost records (2939 to 2993 of 3000;
 // creds sync crashed on concurrent map writes; found by a review).
-func manyOnCluster(t *testing.T, client redis.UniversalClient, n int) {
+func manyOnCluster(t *testing.T, client redis.UniversalClient, addrs []string, n int) {
 	prefix := fmt.Sprintf("ec2proxy-test-many-%d:", time.Now().UnixNano())
 	store := credstore.NewRedis(client, prefix, nil)
 	ctx := context.Background()
@@ -464,12 +471,7 @@ func manyOnCluster(t *testing.T, client redis.UniversalClient, n int) {
 			_ = store.Delete(ctx, fmt.Sprintf("AKMANY%05d", i))
 		}
 	})
-	conf := filepath.Join(t.TempDir(), "ec2proxy.yaml")
-	yaml := fmt.Sprintf("identity: {mode: standalone}\nroutes: [{path_prefix: /, backend: \"http://127.0.0.1:9\"}]\ncredentials: {store: redis, allow_plaintext: true}\nredis: {addrs: [%s], key_prefix: %q}\n",
-		strings.Join(quotedAddrs(client), ", "), prefix)
-	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	conf := writeCLIConfig(t, "{store: redis, allow_plaintext: true}", addrs, "", prefix)
 	r := cli(t, []string{"EC2PROXY_CONFIG=" + conf}, "creds", "list", "-json")
 	r.want(t, 0)
 	seen := map[string]bool{}
@@ -485,16 +487,6 @@ func manyOnCluster(t *testing.T, client redis.UniversalClient, n int) {
 	if len(seen) != n {
 		t.Errorf("creds list on a Cluster listed %d distinct of %d records", len(seen), n)
 	}
-}
-
-// quotedAddrs are a Cluster client's seed addresses, quoted for YAML.
-func quotedAddrs(client redis.UniversalClient) []string {
-	cc := client.(*redis.ClusterClient)
-	var out []string
-	for _, a := range cc.Options().Addrs {
-		out = append(out, strconv.Quote(a))
-	}
-	return out
 }
 
 func TestRedisSentinel(t *testing.T) {
