@@ -250,16 +250,18 @@ func (c *conn) fail(err error) {
 	c.mu.Lock()
 	c.failed = true
 	c.mu.Unlock()
-	_ = c.Conn.Close()
-	switch {
-	case err == io.EOF, errors.Is(err, net.ErrClosed):
+	if err == io.EOF || errors.Is(err, net.ErrClosed) {
 		// Closed by the peer before a byte (a TCP health check), or by us.
+		_ = c.Conn.Close()
 		c.err = err
 		return
 	}
+	// Reported before the close: a peer that sees its connection closed
+	// finds the error counted (CI once read the metric first).
 	if c.opts.OnError != nil {
 		c.opts.OnError(c.remote, err)
 	}
+	_ = c.Conn.Close()
 	c.err = fmt.Errorf("%w (%w)", err, net.ErrClosed)
 }
 
