@@ -107,6 +107,24 @@ credentials: {file: /etc/ec2proxy/credentials.yaml}
 routes: [{path_prefix: /, backend: "http://127.0.0.1:8788"}]
 keystone: {auth_url: "HTTP://ks:5000", service_user: {name: ec2proxy, password: a}, tls: {ca_file: /ca.pem}}
 `, nil, []string{`keystone.tls: set, but keystone.auth_url "HTTP://ks:5000" is plain http://`}},
+		{"settings the configuration would ignore", `
+identity: {mode: standalone}
+routes: [{path_prefix: /, backend: "http://127.0.0.1:8788"}]
+server: {max_body_bytes: 9223372036854775000, max_header_bytes: 2000000}
+credentials: {file: /etc/ec2proxy/credentials.yaml, encryption_key_file: /etc/ec2proxy/key}
+protection: {rate_limit: {burst: 20}}
+`, nil, []string{
+			"server.max_body_bytes: must be from 1024 to 1073741824 (1 GiB), got 9223372036854775000",
+			"server.max_header_bytes: must be from 4096 to 1048576 (1 MiB), got 2000000",
+			"credentials.encryption_key_file, old_encryption_key_files and allow_plaintext: set, but they apply only to the redis store",
+			"protection.rate_limit.burst: set, but requests_per_second is 0",
+		}},
+		{"a database on a Redis Cluster", `
+identity: {mode: standalone}
+credentials: {store: redis, allow_plaintext: true}
+routes: [{path_prefix: /, backend: "http://127.0.0.1:8788"}]
+redis: {addrs: ["10.0.0.1:6379", "10.0.0.2:6379"], db: 2}
+`, nil, []string{"redis.db: 2, but several redis.addrs without master_name is a Redis Cluster"}},
 		{"a type error and a second document", minimalStandalone + "server: {read_timeout: 10}\n---\nprotection: {lockout: {enabled: false}}\n", nil, []string{"read_timeout", "the file must hold one YAML document"}},
 		{"scale-out settings", minimalStandalone + `
 server: {proxy_protocol: true, memory_limit_mib: 8, gc_percent: 5, shutdown_delay: -1s}

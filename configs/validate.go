@@ -54,11 +54,14 @@ func (c *Config) Validate() Problems {
 	if c.Server.ShutdownDelay < 0 || c.Server.ShutdownDelay > 5*time.Minute {
 		add("server.shutdown_delay: must be between 0s (stop accepting at once) and 5m, got %v", c.Server.ShutdownDelay)
 	}
-	if c.Server.MaxBodyBytes < 1024 {
-		add("server.max_body_bytes: must be at least 1024, got %d", c.Server.MaxBodyBytes)
+	// The tops keep the event loop's per-connection bound (header, body
+	// and a little more) far from int overflow, which let a connection
+	// buffer without limit (found by a review); no EC2 call comes near.
+	if c.Server.MaxBodyBytes < 1024 || c.Server.MaxBodyBytes > maxBodyBytes {
+		add("server.max_body_bytes: must be from 1024 to %d (1 GiB), got %d", maxBodyBytes, c.Server.MaxBodyBytes)
 	}
-	if c.Server.MaxHeaderBytes < 4096 {
-		add("server.max_header_bytes: must be at least 4096, got %d", c.Server.MaxHeaderBytes)
+	if c.Server.MaxHeaderBytes < 4096 || c.Server.MaxHeaderBytes > maxHeaderBytes {
+		add("server.max_header_bytes: must be from 4096 to %d (1 MiB), got %d", maxHeaderBytes, c.Server.MaxHeaderBytes)
 	}
 	if c.Server.MemoryLimitMiB < 0 || c.Server.MemoryLimitMiB > 0 && c.Server.MemoryLimitMiB < 32 || c.Server.MemoryLimitMiB > 1<<24 {
 		// The top (16 TiB) keeps MiB<<20 in range: 2^44 MiB wrapped to a
@@ -149,6 +152,11 @@ func (c *Config) Validate() Problems {
 	if c.Credentials.Store == StoreRedis && c.Credentials.EncryptionKeyFile == "" && !c.Credentials.AllowPlaintext {
 		add("credentials.encryption_key_file: required for the redis store, so secrets are not kept in plain text (create one with `ec2proxy creds genkey -o FILE`; or set credentials.allow_plaintext: true)")
 	}
+	if cr := c.Credentials; cr.Store == StoreFile && (cr.EncryptionKeyFile != "" || len(cr.OldEncryptionKeyFiles) > 0 || cr.AllowPlaintext) {
+		// The file store keeps secrets as written, protected by the file's
+		// mode; a key here would suggest they are encrypted.
+		add("credentials.encryption_key_file, old_encryption_key_files and allow_plaintext: set, but they apply only to the redis store, and credentials.store is file: remove them")
+	}
 	if len(c.Credentials.OldEncryptionKeyFiles) > 0 && c.Credentials.EncryptionKeyFile == "" {
 		add("credentials.old_encryption_key_files: needs credentials.encryption_key_file, the current key")
 	}
@@ -173,6 +181,11 @@ func (c *Config) Validate() Problems {
 	}
 	if c.Redis.DB < 0 {
 		add("redis.db: must not be negative, got %d", c.Redis.DB)
+	}
+	if c.Redis.DB != 0 && len(c.Redis.Addrs) > 1 && c.Redis.MasterName == "" {
+		// Several addresses without master_name is a Cluster, which has
+		// only database 0: go-redis would ignore the setting.
+		add("redis.db: %d, but several redis.addrs without master_name is a Redis Cluster, which has only database 0: use redis.key_prefix to keep deployments apart", c.Redis.DB)
 	}
 	if c.Redis.PoolSize < 0 {
 		add("redis.pool_size: must not be negative (0: go-redis's default), got %d", c.Redis.PoolSize)
@@ -252,6 +265,8 @@ func (c *Config) Validate() Problems {
 		add("protection.rate_limit.requests_per_second: must be a number, got %v", r.RequestsPerSecond)
 	} else if r.RequestsPerSecond < 0 || r.Burst < 0 || r.RequestsPerSecond > 0 && r.Burst < 1 {
 		add("protection.rate_limit: requests_per_second and burst must not be negative, and burst must be at least 1 when a rate is set")
+	} else if r.RequestsPerSecond == 0 && r.Burst > 0 {
+		add("protection.rate_limit.burst: set, but requests_per_second is 0, so there is no rate limit: set a rate, or remove burst")
 	} else if r.RequestsPerSecond > maxRatePerKey {
 		// The fleet's buckets count in microseconds: above this the
 		// interval is 0, and Redis refused every update (a review).
@@ -347,3 +362,9 @@ func sameSocket(a, b string) bool {
 // maxRatePerKey is the highest protection.rate_limit.requests_per_second:
 // one request a microsecond.
 const maxRatePerKey = 1_000_000
+
+// Upper bounds of server.max_body_bytes and server.max_header_bytes.
+const (
+	maxBodyBytes   = 1 << 30
+	maxHeaderBytes = 1 << 20
+)

@@ -62,7 +62,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}, []string{"cache", "result"}),
 		KeystoneCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "keystone_requests_total",
-			Help: "Calls to Keystone by operation (auth, ec2tokens) and result (ok, rejected, error).",
+			Help: "Calls to Keystone by operation (auth, ec2tokens, validate: a token the backend refused) and result (ok, rejected, error).",
 		}, []string{"op", "result"}),
 		KeystoneLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "keystone_request_duration_seconds", Buckets: buckets,

@@ -142,7 +142,7 @@ func (r *replica) start(t *testing.T) {
 	r.cmd = exec.Command(binary(t), "serve", "-config", r.conf)
 	r.cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	r.cmd.SysProcAttr = diesWithTest()
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

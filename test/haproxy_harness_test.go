@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -92,7 +91,7 @@ func startHAProxy(t *testing.T, front, stats, config string) *haproxy {
 	}
 	h.cmd = exec.Command(bin, "-db", "-f", path)
 	h.cmd.Stdout, h.cmd.Stderr = h.log, h.log
-	h.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	h.cmd.SysProcAttr = diesWithTest()
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -42,15 +42,6 @@ func pair(t *testing.T) (server, client net.Conn) {
 }
 
 func TestWrapOnlyTCP(t *testing.T) {
-	s, c := pair(t)
-	if runtime.GOOS == "linux" {
-		if _, ok := s.(*Conn); !ok {
-			t.Errorf("accepted %T, want *Conn", s)
-		}
-		if _, ok := c.(*Conn); !ok {
-			t.Errorf("wrapped %T, want *Conn", c)
-		}
-	}
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
