@@ -346,6 +346,12 @@ var globEscaper = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`
 // (plain-text ones included). progress, if set, is told how many records
 // were examined, every 1000. It returns how many it rewrote.
 //
+// A record whose secret cannot be read (sealed with a key not in the ring,
+// or corrupt) is left as it is and the scan goes on: one such record
+// stopped it, and with it the rotation of every other key (found by a
+// review). They are reported at the end as an *UnreadableError. Redis
+// failing stops it at once.
+//
 // Each record is rewritten as Redis holds it then, under WATCH: a record
 // rewritten as the scan had read it undid a disable, a rotation or a
 // delete made meanwhile (found by a review). Nothing is announced and no
@@ -357,13 +363,21 @@ func (s *Redis) Reencrypt(ctx context.Context, progress func(examined int)) (int
 		return 0, errors.New("credstore: no encryption key is configured (credentials.encryption_key_file)")
 	}
 	rewritten, examined := 0, 0
+	var unreadable UnreadableError
+	skip := func(err error) error {
+		if err == nil || errors.Is(err, ErrUnavailable) {
+			return err
+		}
+		unreadable.add(err)
+		return nil
+	}
 	err := s.scanRaw(ctx, func(access string, h map[string]string) error {
 		examined++
 		if progress != nil && examined%1000 == 0 {
 			progress(examined)
 		}
 		if current, err := s.sealedCurrent(access, h); err != nil || current {
-			return err
+			return skip(err)
 		}
 		key := s.Key(access)
 		resealed := false
@@ -393,14 +407,49 @@ func (s *Redis) Reencrypt(ctx context.Context, progress func(examined int)) (int
 		if resealed {
 			rewritten++
 		}
-		return err
+		return skip(err)
 	})
+	if err == nil && unreadable.Count > 0 {
+		err = &unreadable
+	}
 	return rewritten, err
 }
 
+// UnreadableError lists the records Reencrypt left as they were because
+// their secrets could not be read; each error names its access key.
+type UnreadableError struct {
+	Count  int
+	Errors []error // the first maxListed
+}
+
+const maxListed = 20
+
+func (e *UnreadableError) add(err error) {
+	e.Count++
+	if len(e.Errors) < maxListed {
+		e.Errors = append(e.Errors, err)
+	}
+}
+
+func (e *UnreadableError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d record(s) could not be read and were left as they are", e.Count)
+	for _, err := range e.Errors {
+		b.WriteString("\n  ")
+		b.WriteString(err.Error())
+	}
+	if e.Count > len(e.Errors) {
+		fmt.Fprintf(&b, "\n  ... and %d more", e.Count-len(e.Errors))
+	}
+	return b.String()
+}
+
+// Unwrap lets errors.Is find ErrNoKey or ErrCorrupt.
+func (e *UnreadableError) Unwrap() []error { return e.Errors }
+
 // sealedCurrent reports whether the record hash h of access holds a secret
 // sealed with the keyring's current key. A key missing from the ring is an
-// error, which stops Reencrypt: nothing is lost.
+// error: Reencrypt leaves the record as it is.
 func (s *Redis) sealedCurrent(access string, h map[string]string) (bool, error) {
 	sealed := h["secret_enc"]
 	if sealed == "" {

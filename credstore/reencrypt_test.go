@@ -2,7 +2,9 @@ package credstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -123,5 +125,73 @@ func TestReencryptKeepsSharedTokens(t *testing.T) {
 	}
 	if events > 0 {
 		t.Errorf("reencrypt published %d change events: every replica forgets those keys' tokens", events)
+	}
+}
+
+// Found by a review: one record Reencrypt could not read (sealed with a key
+// since dropped, or damaged) stopped it, so no other secret was re-sealed
+// and key rotation stalled until someone found and deleted that record. It
+// is now left as it is, every other record is re-sealed, and the error
+// names each unreadable one.
+func TestReencryptGoesOnPastUnreadableRecords(t *testing.T) {
+	plain, client := newTestRedis(t)
+	ctx := context.Background()
+	k1, k2 := writeKey(t, "k1"), writeKey(t, "k2")
+	ring1, _ := LoadKeyring(k1)
+	s1 := NewRedis(client, plain.prefix, ring1)
+	for i := range 30 {
+		if err := s1.Put(ctx, Record{AccessKey: fmt.Sprintf("AK%02d", i), Secret: fmt.Sprintf("s%02d", i), UserID: "u", ProjectID: "p", Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// AK00 sealed with a key nobody kept; AK01 damaged.
+	lost, _ := LoadKeyring(writeKey(t, "lost"))
+	if err := NewRedis(client, plain.prefix, lost).Put(ctx, Record{AccessKey: "AK00", Secret: "gone", UserID: "u", ProjectID: "p", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.HSet(ctx, s1.Key("AK01"), "secret_enc", "v1:garbage").Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]string{}
+	for _, ak := range []string{"AK00", "AK01"} {
+		before[ak] = client.HGet(ctx, s1.Key(ak), "secret_enc").Val()
+	}
+
+	ring21, _ := LoadKeyring(k2, k1)
+	n, err := NewRedis(client, plain.prefix, ring21).Reencrypt(ctx, nil)
+	var unreadable *UnreadableError
+	if !errors.As(err, &unreadable) || unreadable.Count != 2 || n != 28 {
+		t.Fatalf("Reencrypt = %d, %v; want 28 re-sealed and an UnreadableError for 2", n, err)
+	}
+	for _, want := range []string{"2 record(s) could not be read", "secret_enc of AK00", "secret_enc of AK01"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if !errors.Is(err, ErrNoKey) || !errors.Is(err, ErrCorrupt) {
+		t.Errorf("errors.Is(%v, ErrNoKey / ErrCorrupt) = false; want both found", err)
+	}
+	for ak, was := range before {
+		if now := client.HGet(ctx, s1.Key(ak), "secret_enc").Val(); now != was {
+			t.Errorf("%s changed from %q to %q; an unreadable record must be left as it is", ak, was, now)
+		}
+	}
+	ring2, _ := LoadKeyring(k2) // k1 dropped: the 28 must read with k2 alone
+	s2 := NewRedis(client, plain.prefix, ring2)
+	for i := 2; i < 30; i++ {
+		if r, err := s2.Get(ctx, fmt.Sprintf("AK%02d", i)); err != nil || r.Secret != fmt.Sprintf("s%02d", i) {
+			t.Errorf("AK%02d with the new key only: %+v, %v", i, r, err)
+		}
+	}
+}
+
+// More unreadable records than the error lists: it says how many more.
+func TestUnreadableErrorListsTheFirst(t *testing.T) {
+	var e UnreadableError
+	for i := range maxListed + 5 {
+		e.add(fmt.Errorf("secret_enc of AK%d: %w", i, ErrCorrupt))
+	}
+	if msg := e.Error(); !strings.HasPrefix(msg, "25 record(s)") || !strings.HasSuffix(msg, "... and 5 more") || strings.Count(msg, "\n") != maxListed+1 {
+		t.Errorf("Error() = %q", msg)
 	}
 }

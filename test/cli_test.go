@@ -212,6 +212,16 @@ func TestCLIEncryptionKeys(t *testing.T) {
 	onlyNew := append(env, "EC2PROXY_CREDENTIALS_ENCRYPTION_KEY_FILE="+newKey)
 	cli(t, onlyNew, "creds", "list").want(t, 0, "u ")
 	cli(t, env, "creds", "list").want(t, 1, "could not be read") // the old key alone no longer opens them
+	// Re-sealing with a ring that cannot open a record: the others are
+	// done, that one is named and left, and the exit code says so.
+	// u2 is sealed with the first key, u's with the new one; a third key
+	// is made current with only the first kept.
+	cli(t, env, "creds", "create", "-user-id", "u2", "-project-id", "p").want(t, 0)
+	third := filepath.Join(t.TempDir(), "third.key")
+	cli(t, nil, "creds", "genkey", "-o", third).want(t, 0)
+	withoutNew := append(env, "EC2PROXY_CREDENTIALS_ENCRYPTION_KEY_FILE="+third, "EC2PROXY_CREDENTIALS_OLD_ENCRYPTION_KEY_FILES="+s.cfg.Credentials.EncryptionKeyFile)
+	cli(t, withoutNew, "creds", "reencrypt").want(t, 1, "re-sealed 1 secret(s)", "1 record(s) could not be read and were left as they are", "old_encryption_key_files")
+	cli(t, onlyNew, "creds", "list").want(t, 1, "u ") // u's record untouched: the new key still opens it
 }
 
 // Keystone is the source of truth: a credential made with the openstack CLI

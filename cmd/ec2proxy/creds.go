@@ -404,6 +404,10 @@ func credsReencrypt(args []string, stdout, stderr io.Writer) error {
 	n, err := r.Reencrypt(context.Background(), func(examined int) {
 		fmt.Fprintf(stderr, "examined %d records...\n", examined)
 	})
+	if unreadable := (*credstore.UnreadableError)(nil); errors.As(err, &unreadable) {
+		fmt.Fprintf(stdout, "re-sealed %d secret(s) with the current key\n", n)
+		return fmt.Errorf("%w\nadd the key each was sealed with to credentials.old_encryption_key_files and run this again, or delete the record (ec2proxy creds delete ACCESS_KEY) and create it anew", err)
+	}
 	if err != nil {
 		return fmt.Errorf("after re-sealing %d secret(s): %w", n, err)
 	}
