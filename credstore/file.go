@@ -236,14 +236,11 @@ func (s *File) change(fn func(map[string]Record) error) error {
 	if err != nil {
 		return err
 	}
-	lock, err := os.OpenFile(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := lockFor(path)
 	if err != nil {
-		return fmt.Errorf("credstore: %w", err)
+		return err
 	}
 	defer lock.Close() // and the lock with it
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("credstore: locking %s: %w", lock.Name(), err)
-	}
 	switch cur, err := LoadFile(path); {
 	case err == nil:
 		s.records = cur.records
@@ -265,6 +262,58 @@ func (s *File) change(fn func(map[string]Record) error) error {
 	}
 	done = err == nil
 	return err
+}
+
+// lockFor takes the exclusive lock of path's lock file, beside it. The
+// lock file gets the credentials file's owner and group: created as root's
+// 0600 by an operator's first command, it kept the service account's own
+// 'creds sync -watch' from ever changing the file (found by a review).
+// Read access is enough for flock, so whoever can read the file can lock.
+func lockFor(path string) (*os.File, error) {
+	lock, err := os.OpenFile(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".lock"), os.O_RDONLY|os.O_CREATE, 0o600)
+	if errors.Is(err, os.ErrPermission) {
+		return nil, fmt.Errorf("credstore: %w (the lock of %s: run this as its owner or as root)", err, path)
+	} else if err != nil {
+		return nil, fmt.Errorf("credstore: %w", err)
+	}
+	if err := shareWithFile(lock, path); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("credstore: %s: %w", lock.Name(), err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("credstore: locking %s: %w", lock.Name(), err)
+	}
+	return lock, nil
+}
+
+// shareWithFile gives lock path's owner, group and mode (less any access
+// for other users) as far as the caller may: root all of them, the lock's
+// owner its mode.
+func shareWithFile(lock *os.File, path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil // a new file: it will be the caller's, as the lock is
+	}
+	lst, err := lock.Stat()
+	if err != nil {
+		return err
+	}
+	want, ok := st.Sys().(*syscall.Stat_t)
+	have, ok2 := lst.Sys().(*syscall.Stat_t)
+	me := uint32(os.Geteuid())
+	if !ok || !ok2 || me != 0 && have.Uid != me {
+		return nil // not ours to change
+	}
+	if perm := st.Mode().Perm() &^ 0o007; lst.Mode().Perm() != perm {
+		if err := lock.Chmod(perm); err != nil {
+			return err
+		}
+	}
+	if me == 0 && (have.Uid != want.Uid || have.Gid != want.Gid) {
+		return lock.Chown(int(want.Uid), int(want.Gid))
+	}
+	return nil
 }
 
 // target is the file a change reads, locks and replaces: s.path with its

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -380,5 +382,57 @@ func TestFileThroughASymlink(t *testing.T) {
 	}
 	if _, err := os.Lstat(target); err == nil {
 		t.Error("a dangling link's target was created")
+	}
+}
+
+// Found by a review: the lock file beside the credentials file was made
+// 0600 by whoever changed the file first, usually root running a creds
+// command, and from then on the account owning the file (the service's,
+// running 'creds sync -watch') could not open it, so could not change the
+// file at all. Root now gives the lock the file's owner, group and mode.
+func TestLockFileBelongsToTheFilesOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to own files as another user")
+	}
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} { // for nobody to reach the lock
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path, lockPath := dir+"/creds.yaml", dir+"/.creds.yaml.lock"
+	if err := os.WriteFile(path, []byte("credentials: []\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	// A lock left by an earlier version, as root's 0600.
+	if err := os.WriteFile(lockPath, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Put(context.Background(), Record{AccessKey: "K", Secret: "s", UserID: "u", ProjectID: "p", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sys := st.Sys().(*syscall.Stat_t); sys.Uid != 65534 || sys.Gid != 65534 || st.Mode().Perm() != 0o640 {
+		t.Errorf("lock file %d:%d %04o; want the credentials file's 65534:65534 0640", sys.Uid, sys.Gid, st.Mode().Perm())
+	}
+	// And the owner can take it.
+	flock, err := exec.LookPath("flock")
+	if err != nil {
+		t.Skip("no flock command to take the lock as nobody")
+	}
+	cmd := exec.Command(flock, "-n", lockPath, "true")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("nobody taking the lock: %v %s", err, out)
 	}
 }
