@@ -113,7 +113,9 @@ routes: [{path_prefix: /, backend: "http://127.0.0.1:8788"}]
 server: {max_body_bytes: 9223372036854775000, max_header_bytes: 2000000}
 credentials: {file: /etc/ec2proxy/credentials.yaml, encryption_key_file: /etc/ec2proxy/key}
 protection: {rate_limit: {burst: 20}}
-`, nil, []string{
+keystone: {max_tokens: 10}
+`, []string{"EC2PROXY_CREDENTIALS_MAX_ENTRIES=100"}, []string{
+			"credentials.max_entries: must be at least 1000, got 100",
 			"server.max_body_bytes: must be from 1024 to 1073741824 (1 GiB), got 9223372036854775000",
 			"server.max_header_bytes: must be from 4096 to 1048576 (1 MiB), got 2000000",
 			"credentials.encryption_key_file, old_encryption_key_files and allow_plaintext: set, but they apply only to the redis store",

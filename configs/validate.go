@@ -165,8 +165,10 @@ func (c *Config) Validate() Problems {
 	if c.Credentials.StaleIfError < 0 {
 		add("credentials.stale_if_error: must not be negative")
 	}
-	if c.Credentials.MaxEntries < 1 {
-		add("credentials.max_entries: must be at least 1")
+	// The caches are split in 64 parts with at least one entry each, and a
+	// smaller bound would send most requests to the store or Keystone.
+	if c.Credentials.MaxEntries < minCacheEntries {
+		add("credentials.max_entries: must be at least %d, got %d", minCacheEntries, c.Credentials.MaxEntries)
 	}
 	positive("credentials.unsubscribed_ttl", c.Credentials.UnsubscribedTTL)
 
@@ -239,8 +241,8 @@ func (c *Config) Validate() Problems {
 		if k.TokenMargin < 0 {
 			add("keystone.token_margin: must not be negative")
 		}
-		if k.MaxTokens < 1 {
-			add("keystone.max_tokens: must be at least 1")
+		if k.MaxTokens < minCacheEntries {
+			add("keystone.max_tokens: must be at least %d, got %d", minCacheEntries, k.MaxTokens)
 		}
 		if k.MaxConcurrent < 1 {
 			add("keystone.max_concurrent: must be at least 1")
@@ -363,8 +365,10 @@ func sameSocket(a, b string) bool {
 // one request a microsecond.
 const maxRatePerKey = 1_000_000
 
-// Upper bounds of server.max_body_bytes and server.max_header_bytes.
+// Upper bounds of server.max_body_bytes and server.max_header_bytes, and
+// the least credentials.max_entries and keystone.max_tokens.
 const (
-	maxBodyBytes   = 1 << 30
-	maxHeaderBytes = 1 << 20
+	minCacheEntries = 1000
+	maxBodyBytes    = 1 << 30
+	maxHeaderBytes  = 1 << 20
 )

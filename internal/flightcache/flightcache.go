@@ -54,10 +54,12 @@ type Options struct {
 	// per key: for values still good then (a token renewed before it
 	// expires), so that no caller waits for its renewal.
 	RefreshAhead bool
-	MaxEntries   int           // bound on cached keys; an arbitrary one is evicted
-	LoadTimeout  time.Duration // per load, detached from the caller
-	Now          func() time.Time
-	Observe      func(Outcome) // called once per Get; may be nil
+	// MaxEntries bounds the cached keys (at least one per shard, 64); past
+	// a shard's share, an arbitrary one of its keys is evicted.
+	MaxEntries  int
+	LoadTimeout time.Duration // per load, detached from the caller
+	Now         func() time.Time
+	Observe     func(Outcome) // called once per Get; may be nil
 	// WaitError is returned to a caller whose context ends while it waits
 	// for another caller's load.
 	WaitError error
@@ -80,6 +82,7 @@ type shard[V any] struct {
 	failures map[string]error
 	inflight map[string]*flight[V]
 	sweepAt  int // sweep expired entries when the map reaches this size
+	limit    int // this shard's share of MaxEntries
 }
 
 // minSweep is the shard size below which expired entries are left alone.
@@ -135,6 +138,13 @@ func New[A, V any](load Loader[A, V], opts Options) *Cache[A, V] {
 	}
 	c := &Cache[A, V]{load: load, opts: opts, seed: maphash.MakeSeed(), epoch: opts.Now()}
 	for i := range c.shards {
+		// The shares add up to MaxEntries: each shard's quotient, and one
+		// more for as many as the remainder (a quotient of at least 1 for
+		// every shard made 64 of any smaller bound; a review).
+		c.shards[i].limit = max(1, opts.MaxEntries/len(c.shards))
+		if opts.MaxEntries >= len(c.shards) && i < opts.MaxEntries%len(c.shards) {
+			c.shards[i].limit++
+		}
 		c.shards[i].entries = map[string]*entry[V]{}
 		c.shards[i].failures = map[string]error{}
 		c.shards[i].inflight = map[string]*flight[V]{}
@@ -370,7 +380,7 @@ func (c *Cache[A, V]) fly(ctx context.Context, s *shard[V], key string, arg A, f
 				// would only leave at MaxEntries.
 				s.sweep(nowAt)
 			}
-			if len(s.entries) >= max(1, c.opts.MaxEntries/len(c.shards)) {
+			if len(s.entries) >= s.limit {
 				for k := range s.entries { // map order is arbitrary enough
 					s.delete(k)
 					break

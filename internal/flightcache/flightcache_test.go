@@ -497,3 +497,21 @@ func TestRetryAfterRemembersAColdFailure(t *testing.T) {
 		t.Fatalf("Get = %d after RetryAfter; want a load (7)", v)
 	}
 }
+
+// MaxEntries holds for the cache, not per shard rounded down or up: each
+// shard's share used to be MaxEntries/64 (at least 1), so 100 cached at
+// most 64 keys and 10 cached 64 (found by a review).
+func TestMaxEntriesIsTheCachesBound(t *testing.T) {
+	for _, limit := range []int{100, 1000, 6400} {
+		clk := newClock()
+		c := New(func(ctx context.Context, key string, _ int) (int, time.Time, error) {
+			return 1, clk.now().Add(time.Hour), nil
+		}, Options{Now: clk.now, MaxEntries: limit})
+		for i := range 50 * limit { // enough to fill every shard's share
+			get(t, c, strconv.Itoa(i))
+		}
+		if n := c.Len(); n != limit {
+			t.Errorf("MaxEntries %d: %d keys cached after %d distinct loads; want %d", limit, n, 50*limit, limit)
+		}
+	}
+}
