@@ -68,14 +68,14 @@ func NewRunner(first *App, ln, adminLn net.Listener) *Runner {
 		// shutdown to wait for them (see handoffOnly).
 		go func() {
 			if err := r.frontend.Serve(newHandoffOnly(ln.Addr())); err != nil {
-				r.failed <- err
+				r.fail(err)
 			}
 		}()
 		for _, loop := range r.loops {
 			go func() {
 				runtime.LockOSThread()
 				if err := loop.Run(); err != nil {
-					r.failed <- err
+					r.fail(err)
 				}
 			}()
 		}
@@ -87,7 +87,7 @@ func NewRunner(first *App, ln, adminLn net.Listener) *Runner {
 		// through unchanged.
 		go func() {
 			if err := r.frontend.Serve(proxy.RetryAccept(ln, first.Logger)); err != nil {
-				r.failed <- err
+				r.fail(err)
 			}
 		}()
 	}
@@ -106,7 +106,7 @@ func NewRunner(first *App, ln, adminLn net.Listener) *Runner {
 		}
 		go func() {
 			if err := r.admin.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
-				r.failed <- err
+				r.fail(err)
 			}
 		}()
 	}
@@ -130,6 +130,18 @@ func goroutinesOnly(s *configs.Server) string {
 
 // Current is the App serving new requests.
 func (r *Runner) Current() *App { return r.current.Load() }
+
+// fail reports a listener's end. It never blocks: the loops, the
+// handoff server and the admin server may all end at once, more of them
+// than the channel holds, and whoever reads it stops the process at the
+// first; the others are logged.
+func (r *Runner) fail(err error) {
+	select {
+	case r.failed <- err:
+	default:
+		r.current.Load().Logger.Error("a listener failed", zap.Error(err))
+	}
+}
 
 // Failed delivers an error if a listener stops for good.
 func (r *Runner) Failed() <-chan error { return r.failed }
