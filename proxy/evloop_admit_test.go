@@ -577,3 +577,44 @@ func TestEventLoopResumeSkipsClosedBackend(t *testing.T) {
 		})
 	}
 }
+
+// clockTurningAdmitter moves the server's clock past the request's
+// timestamp window while it is asked: Redis answering late.
+type clockTurningAdmitter struct {
+	scriptedAdmitter
+	late *atomic.Bool
+}
+
+func (a *clockTurningAdmitter) AdmitMarked(ctx context.Context, ak []byte, fp string, ttl time.Duration) (guard.Admission, string, error) {
+	a.late.Store(true)
+	return a.scriptedAdmitter.AdmitMarked(ctx, ak, fp, ttl)
+}
+
+// A request the loop verified and admitted is judged at the time it was
+// verified when it goes on on a goroutine (its identity not cached): the
+// goroutine used its own clock, so a request verified just inside its
+// window could be refused RequestExpired after the guards' round trip
+// (found by a review).
+func TestEventLoopAdmittedHandoverKeepsRequestTime(t *testing.T) {
+	s, good := loopServer(t)
+	late := new(atomic.Bool)
+	s.now = func() time.Time {
+		if late.Load() {
+			return testNow.Add(time.Hour)
+		}
+		return testNow
+	}
+	s.guards = Guards{Admit: &clockTurningAdmitter{late: late}}
+	s.identity = &s.identity.(*cachedFake).fakeIdentity // no cache: the loop hands over
+	resp, body := askLoopOnce(t, s, seqRequest(good, "1"))
+	if resp.StatusCode != 200 {
+		t.Errorf("answer: %d %s; want 200, judged when it was verified", resp.StatusCode, body)
+	}
+	if !late.Load() {
+		t.Error("the guards were not asked: the test did not reach the handover")
+	}
+	if n := counterValue(s.m.loopGoroutine); n != 1 {
+		t.Errorf("%v requests went to the goroutine pipeline; want 1 (the identity was not cached)", n)
+	}
+	waitIdle(t, s)
+}

@@ -416,7 +416,10 @@ type dispatched struct {
 // collect writes its answer.
 func (l *EventLoop) dispatch(c *loopConn, s *Server, size int) {
 	s.m.loopGoroutine.Inc()
-	l.dispatchOver(c, s, size, handover{admitted: c.st.admitted, markerNonce: c.st.markerNonce}, false)
+	// Judged at the time the loop read it (or verified it), not when the
+	// goroutine gets to it: after the guards' round trip a request verified
+	// inside its window was refused RequestExpired (found by a review).
+	l.dispatchOver(c, s, size, handover{admitted: c.st.admitted, markerNonce: c.st.markerNonce, now: c.st.now}, false)
 }
 
 // dispatchOver is dispatch with what the goroutine is to know; counted:
