@@ -164,9 +164,13 @@ func TestEventLoopAdmittedHandover(t *testing.T) {
 	admitter := &scriptedAdmitter{verdicts: []admission{{verdict: guard.Admitted}, {verdict: guard.Replayed}}}
 	s.guards = Guards{Admit: admitter}
 	s.identity = &s.identity.(*cachedFake).fakeIdentity // no cache: the loop hands over
+	v0, l0 := verifications(s), credentialLookups(s)
 	resp, body := askLoopOnce(t, s, seqRequest(good, "1"))
 	if resp.StatusCode != 200 { // from the warm server's first backend, whose connection fasthttp's client keeps
 		t.Errorf("answer: %d %s; want 200 from the backend", resp.StatusCode, body)
+	}
+	if v, l := verifications(s)-v0, credentialLookups(s)-l0; v != 1 || l != 1 {
+		t.Errorf("%v verifications and %v credential lookups counted; want 1 each (the goroutine's pass verified again)", v, l)
 	}
 	if n := admitter.called(); n != 1 {
 		t.Errorf("the guards were asked %d times; want once", n)

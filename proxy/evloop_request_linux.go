@@ -419,7 +419,7 @@ func (l *EventLoop) dispatch(c *loopConn, s *Server, size int) {
 	// Judged at the time the loop read it (or verified it), not when the
 	// goroutine gets to it: after the guards' round trip a request verified
 	// inside its window was refused RequestExpired (found by a review).
-	l.dispatchOver(c, s, size, handover{admitted: c.st.admitted, markerNonce: c.st.markerNonce, now: c.st.now}, false)
+	l.dispatchOver(c, s, size, handover{admitted: c.st.admitted, markerNonce: c.st.markerNonce, now: c.st.now, verified: c.st.verified}, false)
 }
 
 // dispatchOver is dispatch with what the goroutine is to know; counted:
@@ -476,7 +476,7 @@ func (l *EventLoop) handOverRefusal(c *loopConn, s *Server, status int, raw []by
 	// a review). Judged at the same time: an Expires at its edge must not
 	// expire between the passes.
 	l.dispatchOver(c, s, c.held, handover{admitted: st.admitted, markerNonce: st.markerNonce, now: st.now,
-		requestID: append([]byte(nil), st.requestID...), refusal: refusal, refused: st.identity}, true)
+		verified: st.verified, hitsCounted: true, requestID: append([]byte(nil), st.requestID...), refusal: refusal, refused: st.identity}, true)
 	return true
 }
 

@@ -35,11 +35,15 @@ type state struct {
 	// inLoop: served by the event loop, which must not block: lookups are
 	// cache-only; a refusal that needs no Redis is answered, anything that
 	// would wait hands the request over instead.
-	inLoop   bool
-	peeked   bool        // the loop's credential came from the cache (a hit to count)
-	route    *route      // the event loop's backend for a forwarded request
-	cred     *credential // the verified request's, while the loop asks the guards
-	admitted bool        // the guards after verification admitted it already
+	inLoop bool
+	peeked bool // the loop's credential came from the cache (a hit to count)
+	// verified: this pass observed the verification's duration; counted:
+	// the loop's pass did that (verified), or counted its cache hits too
+	// (hitsCounted), so a second pass on a goroutine does not again.
+	verified, verifiedBefore, hitsCounted bool
+	route                                 *route      // the event loop's backend for a forwarded request
+	cred                                  *credential // the verified request's, while the loop asks the guards
+	admitted                              bool        // the guards after verification admitted it already
 	// markerNonce is what the replay marker the request set holds (guard
 	// nonces), for releasing it.
 	markerNonce string
@@ -63,6 +67,7 @@ type state struct {
 func (st *state) reset() {
 	st.version = 0
 	st.inLoop, st.peeked, st.admitted, st.markerNonce = false, false, false, ""
+	st.verified, st.verifiedBefore, st.hitsCounted = false, false, false
 	st.identity, st.cred, st.route = nil, nil, nil
 	st.retried, st.refusal, st.refused, st.checked = false, nil, nil, nil
 	st.retype = false
@@ -116,10 +121,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) { s.handleOver(ctx, handover{}
 type handover struct {
 	admitted    bool
 	markerNonce string
-	requestID   []byte    // kept from the loop's pass, if any
-	now         time.Time // the time the loop judged the request at, if it did
-	refusal     *fasthttp.Response
-	refused     *keystoneclient.Identity
+	// verified, hitsCounted: what the loop's pass counted (see state).
+	verified, hitsCounted bool
+	requestID             []byte    // kept from the loop's pass, if any
+	now                   time.Time // the time the loop judged the request at, if it did
+	refusal               *fasthttp.Response
+	refused               *keystoneclient.Identity
 }
 
 // handleOver runs the pipeline for a request the event loop handed over.
@@ -129,6 +136,7 @@ func (s *Server) handleOver(ctx *fasthttp.RequestCtx, h handover) {
 	defer s.pool.Put(st)
 	st.reset()
 	st.admitted, st.markerNonce = h.admitted, h.markerNonce
+	st.verifiedBefore, st.hitsCounted = h.verified, h.hitsCounted
 	st.refusal, st.refused, st.now = h.refusal, h.refused, h.now
 	if len(h.requestID) > 0 {
 		st.requestID = append(st.requestID[:0], h.requestID...)
@@ -233,7 +241,10 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, st *state) outcome {
 	if cred == nil {
 		return failed
 	}
-	s.m.verified(st.version, time.Since(verifyStart))
+	if !st.verifiedBefore {
+		s.m.verified(st.version, time.Since(verifyStart))
+	}
+	st.verified = true
 	if out, refused := s.afterVerify(ctx, st); refused {
 		if out == outcomeAdmit {
 			st.route, st.cred = rt, cred
@@ -415,6 +426,12 @@ func (s *Server) credential(ctx *fasthttp.RequestCtx, st *state, accessKey []byt
 			return nil, outcomeHandoff // Redis has the answer
 		}
 		st.peeked = true
+	case st.hitsCounted:
+		// The loop counted this lookup's hit: Peek counts nothing.
+		var ok bool
+		if cred, ok = s.creds.Peek(accessKey); !ok {
+			cred, err = s.creds.Get(ctx, accessKey)
+		}
 	default:
 		cred, err = s.creds.Get(ctx, accessKey)
 	}

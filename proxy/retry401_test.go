@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/ec2proxy/ec2proxy/guard"
 	"github.com/ec2proxy/ec2proxy/keystoneclient"
 	"github.com/ec2proxy/ec2proxy/sigv2"
@@ -111,6 +114,7 @@ func TestFrontEndsRevokedTokenSentAgain(t *testing.T) {
 					src := &revokingIdentity{id: old, replace: replace}
 					s.identity = src
 					addr := startMode(t, s, mode)
+					v0, l0 := verifications(s), credentialLookups(s) // the warm-up's
 					resp, body, _ := askOnce(t, addr, modesForm(form))
 					got := backend.received()
 					if !replace {
@@ -140,6 +144,11 @@ func TestFrontEndsRevokedTokenSentAgain(t *testing.T) {
 					defer src.mu.Unlock()
 					if len(src.replaced) != 1 || src.replaced[0] != old.Token() {
 						t.Errorf("Replaced asked about %q, want the refused token once", src.replaced)
+					}
+					// One request, verified and looked up once as metrics
+					// go: the loop's second pass counted them again.
+					if v, l := verifications(s)-v0, credentialLookups(s)-l0; v != 1 || l != 1 {
+						t.Errorf("%v verifications and %v credential lookups counted; want 1 each", v, l)
 					}
 				})
 			}
@@ -317,4 +326,24 @@ func TestFrontEndsSentAgainJudgedAtArrival(t *testing.T) {
 			}
 		})
 	}
+}
+
+// verifications is how many verifications s's metrics observed.
+func verifications(s *Server) uint64 {
+	var n uint64
+	for _, o := range []prometheus.Observer{s.m.verifyV2, s.m.verifyV4} {
+		var m dto.Metric
+		_ = o.(prometheus.Metric).Write(&m)
+		n += m.GetHistogram().GetSampleCount()
+	}
+	return n
+}
+
+// credentialLookups is how many credential cache lookups s counted.
+func credentialLookups(s *Server) float64 {
+	var n float64
+	for _, c := range s.m.credCache {
+		n += counterValue(c)
+	}
+	return n
 }
