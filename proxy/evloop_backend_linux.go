@@ -23,6 +23,7 @@ type backendPool struct {
 	// (resolveIPv4; tests set their own).
 	resolve             func(ctx context.Context, host string) ([]netip.Addr, error)
 	addrTTL, failedHold time.Duration // addrTTL, failedLookupHold
+	expired             []*loopConn   // closeIdle's, kept for the next sweep
 }
 
 func (p *backendPool) init() {
@@ -107,15 +108,22 @@ func (p *backendPool) remove(b *loopConn) {
 	}
 }
 
-// closeIdle closes connections idle for longer than backend.idle_timeout.
+// closeIdle closes connections idle for longer than backend.idle_timeout,
+// every one at once: one a sweep (every 100 ms) kept the connections of a
+// burst open for seconds more (found by a review).
 func (p *backendPool) closeIdle(now time.Time, l *EventLoop) {
 	limit := l.current().cfg.Backend.IdleTimeout
+	expired := p.expired[:0]
 	for _, list := range p.idle {
 		for _, b := range list {
 			if now.Sub(b.active) > limit {
-				l.closeOne(b) // removes it from list: stop, the next sweep goes on
-				return
+				expired = append(expired, b) // closeOne changes list: close after
 			}
 		}
 	}
+	for i, b := range expired {
+		l.closeOne(b)
+		expired[i] = nil
+	}
+	p.expired = expired[:0]
 }
