@@ -265,14 +265,22 @@ func (s *File) change(fn func(map[string]Record) error) error {
 }
 
 // lockFor takes the exclusive lock of path's lock file, beside it. The
-// lock file gets the credentials file's owner and group: created as root's
-// 0600 by an operator's first command, it kept the service account's own
-// 'creds sync -watch' from ever changing the file (found by a review).
-// Read access is enough for flock, so whoever can read the file can lock.
+// lock file gets the credentials file's owner, group and mode when root
+// runs this: created as root's 0600 by an operator's first command, it
+// kept the service account's own 'creds sync -watch' from ever changing
+// the file (found by a review). It is opened for writing, as an exclusive
+// flock on NFS or CIFS needs, and read-only where only reading is allowed
+// (enough for flock on a local file system).
 func lockFor(path string) (*os.File, error) {
-	lock, err := os.OpenFile(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".lock"), os.O_RDONLY|os.O_CREATE, 0o600)
+	name := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".lock")
+	lock, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if errors.Is(err, os.ErrPermission) {
-		return nil, fmt.Errorf("credstore: %w (the lock of %s: run this as its owner or as root)", err, path)
+		lock, err = os.OpenFile(name, os.O_RDONLY, 0)
+	}
+	if errors.Is(err, os.ErrPermission) {
+		// Say what to do: typically root made it before the file was
+		// given to the service account.
+		return nil, fmt.Errorf("credstore: %w: the lock of %s belongs to %s and the file to %s: run `chown %s %s`, or run this command once as root, which does that", err, path, owner(name), owner(path), owner(path), name)
 	} else if err != nil {
 		return nil, fmt.Errorf("credstore: %w", err)
 	}
@@ -285,6 +293,19 @@ func lockFor(path string) (*os.File, error) {
 		return nil, fmt.Errorf("credstore: locking %s: %w", lock.Name(), err)
 	}
 	return lock, nil
+}
+
+// owner is name's owner and group as chown takes them ("uid:gid"), or "?"
+// if that cannot be read.
+func owner(name string) string {
+	st, err := os.Stat(name)
+	if err != nil {
+		return "?"
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return fmt.Sprintf("%d:%d", sys.Uid, sys.Gid)
+	}
+	return "?"
 }
 
 // shareWithFile gives lock path's owner, group and mode (less any access

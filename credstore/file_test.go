@@ -436,3 +436,57 @@ func TestLockFileBelongsToTheFilesOwner(t *testing.T) {
 		t.Errorf("nobody taking the lock: %v %s", err, out)
 	}
 }
+
+// A lock root made before the file was given to the service account (or
+// by an earlier version) cannot be opened by the file's owner; the error
+// says whose each is and the command that fixes it.
+func TestLockOfAnotherOwnerExplainsItself(t *testing.T) {
+	if path := os.Getenv("EC2PROXY_TEST_LOCK_AS_OWNER"); path != "" {
+		f, err := LoadFile(path)
+		if err == nil {
+			err = f.Put(context.Background(), Record{AccessKey: "K2", Secret: "s", UserID: "u", ProjectID: "p", Enabled: true})
+		}
+		fmt.Print(err)
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to own files as another user")
+	}
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path, lockPath := dir+"/creds.yaml", dir+"/.creds.yaml.lock"
+	if err := os.WriteFile(path, []byte("credentials: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lockPath, nil, 0o600); err != nil { // root's
+		t.Fatal(err)
+	}
+	// This test binary, where nobody can run it.
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := dir + "/credstore.test"
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^TestLockOfAnotherOwnerExplainsItself$")
+	cmd.Env = append(os.Environ(), "EC2PROXY_TEST_LOCK_AS_OWNER="+path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("as the file's owner: %v %s", err, out)
+	}
+	for _, want := range []string{"permission denied", "belongs to 0:0 and the file to 65534:65534", "run `chown 65534:65534 " + lockPath + "`"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the owner's change: %q; want it to say %q", out, want)
+		}
+	}
+}

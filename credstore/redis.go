@@ -444,7 +444,8 @@ func (e *UnreadableError) Error() string {
 	return b.String()
 }
 
-// Unwrap lets errors.Is find ErrNoKey or ErrCorrupt.
+// Unwrap lets errors.Is find ErrNoKey or ErrCorrupt among the listed
+// errors (the first maxListed).
 func (e *UnreadableError) Unwrap() []error { return e.Errors }
 
 // sealedCurrent reports whether the record hash h of access holds a secret
