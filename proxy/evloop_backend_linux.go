@@ -54,7 +54,7 @@ func (p *backendPool) get(maxConns int, addr string, l *EventLoop) (*loopConn, e
 		return nil, err
 	}
 	_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-	b := &loopConn{fd: fd, isBackend: true, addr: addr, in: make([]byte, 0, readSize), active: l.now}
+	b := &loopConn{fd: fd, isBackend: true, addr: addr, dialed: sa.Addr, in: make([]byte, 0, readSize), active: l.now}
 	events := uint32(syscall.EPOLLIN)
 	switch err := syscall.Connect(fd, sa); err {
 	case nil:
@@ -63,6 +63,7 @@ func (p *backendPool) get(maxConns int, addr string, l *EventLoop) (*loopConn, e
 		events |= syscall.EPOLLOUT
 	default:
 		syscall.Close(fd)
+		p.markDown(addr, sa.Addr, l.now)
 		return nil, err
 	}
 	if err := l.add(b, events); err != nil {
@@ -74,19 +75,43 @@ func (p *backendPool) get(maxConns int, addr string, l *EventLoop) (*loopConn, e
 }
 
 // connected ends a non-blocking connect, and sends what waited for it. It
-// reports false when the connect failed (the request then fails with 502).
+// reports false when the connect failed: the request then goes to the
+// backend's next address, if it has one not tried yet, or fails with 502.
 func (l *EventLoop) connected(b *loopConn) bool {
 	b.connecting = false
 	if soErr, err := syscall.GetsockoptInt(b.fd, syscall.SOL_SOCKET, syscall.SO_ERROR); err != nil || soErr != 0 {
 		if err == nil {
 			err = syscall.Errno(soErr)
 		}
-		if b.client != nil {
-			l.finish(b.client, &net.OpError{Op: "dial", Net: "tcp", Err: err})
+		others := l.pool.markDown(b.addr, b.dialed, l.now)
+		if c := b.client; c != nil && !(others && l.redial(b, c)) {
+			l.finish(c, &net.OpError{Op: "dial", Net: "tcp", Err: err})
 		}
 		l.closeOne(b)
 		return false
 	}
+	return true
+}
+
+// redial moves the request c was sending on b, whose connect failed, to a
+// connection to another of the backend's addresses (fasthttp's dialer
+// tries each in turn too). Nothing of it reached the backend. It reports
+// false if there is none to try, or no connection could be started.
+func (l *EventLoop) redial(b, c *loopConn) bool {
+	if int(b.redials)+1 >= len(l.pool.addrs[b.addr].ips) {
+		return false // each address tried once
+	}
+	pending := b.out[b.sent:]
+	c.backend, b.client, b.out = nil, nil, nil
+	l.closeOne(b) // before get: it counts against backend.max_conns
+	nb, err := l.pool.get(c.srv.cfg.Backend.MaxConns, b.addr, l)
+	if err != nil {
+		return false
+	}
+	nb.redials = b.redials + 1
+	nb.out = append(nb.out, pending...)
+	nb.client, c.backend = c, nb
+	l.flush(nb)
 	return true
 }
 

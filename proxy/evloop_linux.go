@@ -112,6 +112,8 @@ type loopConn struct {
 	// a backend connection:
 	client     *loopConn // while it carries a request
 	addr       string
+	dialed     [4]byte // the address of addr it was dialled at
+	redials    int8    // the addresses of addr tried before it, for its request
 	connecting bool
 	walked     answerWalk // see answerPending
 }

@@ -23,12 +23,17 @@ import (
 // (DNSCacheDuration), the loop uses an address for addrTTL after its
 // lookup began, then looks the name up again while it goes on using the
 // old one; a failed lookup is not retried for failedLookupHold (the
-// pool's addrTTL and failedHold: tests shorten them). The goroutine leaves
+// pool's addrTTL and failedHold: tests shorten them). A name with several
+// IPv4 addresses has new connections take them in turn, as fasthttp's
+// dialer does, and an address a connection to it failed is passed over for
+// failedDialHold while another one is not (the failed request is sent to
+// the next one). The goroutine leaves
 // its result in an atomic pointer that the loop reads at its next dial to
 // the address: no wake-up, so nothing to undo if the loop has stopped.
 const (
 	addrTTL          = time.Minute
 	failedLookupHold = 5 * time.Second
+	failedDialHold   = 5 * time.Second
 	lookupTimeout    = 10 * time.Second
 )
 
@@ -46,8 +51,9 @@ var errLookingUp = errors.New("event loop: the backend's host name is being look
 // found is shared, with the lookup's goroutine.
 type backendAddr struct {
 	host    string
-	sa      syscall.SockaddrInet4 // to dial, if known
-	known   bool
+	ips     []dialAddr // to dial, in turn, if known
+	next    int        // the one the next connection tries first
+	port    int
 	fixed   bool      // an IP address (or an address the loop cannot dial): never looked up
 	err     error     // why there is no address to dial
 	until   time.Time // when the next lookup may start
@@ -57,8 +63,15 @@ type backendAddr struct {
 }
 
 type lookupResult struct {
-	ip  netip.Addr
+	ips []netip.Addr // IPv4 only
 	err error
+}
+
+// dialAddr is one of a backend's addresses, and until when it is passed
+// over after a failed connection.
+type dialAddr struct {
+	sa        syscall.SockaddrInet4
+	downUntil time.Time
 }
 
 // address returns where to dial addr at now, or why not (the request
@@ -81,10 +94,43 @@ func (p *backendPool) address(addr string, now time.Time) (*syscall.SockaddrInet
 			p.lookUp(a, now)
 		}
 	}
-	if !a.known {
+	if len(a.ips) == 0 {
 		return nil, a.err
 	}
-	return &a.sa, nil
+	return a.pick(now), nil
+}
+
+// pick returns the next address in turn that is not passed over at now,
+// or, if all are, the next in turn.
+func (a *backendAddr) pick(now time.Time) *syscall.SockaddrInet4 {
+	n := len(a.ips)
+	for i := range n {
+		d := &a.ips[(a.next+i)%n]
+		if !now.Before(d.downUntil) {
+			a.next = (a.next + i + 1) % n
+			return &d.sa
+		}
+	}
+	d := &a.ips[a.next%n]
+	a.next = (a.next + 1) % n
+	return &d.sa
+}
+
+// markDown passes ip over, for addr's new connections, until failedDialHold
+// from now; it reports whether addr has another address to try.
+func (p *backendPool) markDown(addr string, ip [4]byte, now time.Time) (others bool) {
+	a := p.addrs[addr]
+	if a == nil {
+		return false
+	}
+	for i := range a.ips {
+		if a.ips[i].sa.Addr == ip {
+			a.ips[i].downUntil = now.Add(failedDialHold)
+		} else if !now.Before(a.ips[i].downUntil) {
+			others = true
+		}
+	}
+	return others
 }
 
 // parseBackendAddr parses host:port; only a host name is left to look up.
@@ -100,10 +146,10 @@ func parseBackendAddr(addr string) *backendAddr {
 		a.err = fmt.Errorf("event loop: backend port %q: %w", portText, err)
 		return a
 	}
-	a.sa.Port = int(port)
+	a.port = int(port)
 	if ip, err := netip.ParseAddr(host); err == nil {
 		if ip = ip.Unmap(); ip.Is4() {
-			a.sa.Addr, a.known = ip.As4(), true
+			a.ips = []dialAddr{{sa: syscall.SockaddrInet4{Port: a.port, Addr: ip.As4()}}}
 		} else {
 			a.err = fmt.Errorf("event loop: backend %s is not an IPv4 address", addr) // the goroutine pipeline dials it
 		}
@@ -120,7 +166,16 @@ func (p *backendPool) learn(a *backendAddr, r *lookupResult, now time.Time) {
 		a.err, a.until = r.err, now.Add(p.failedHold)
 		return
 	}
-	a.sa.Addr, a.known, a.err = r.ip.As4(), true, nil
+	ips := make([]dialAddr, len(r.ips))
+	for i, ip := range r.ips {
+		ips[i].sa = syscall.SockaddrInet4{Port: a.port, Addr: ip.As4()}
+		for _, old := range a.ips { // a failure stays known across the lookup
+			if old.sa.Addr == ips[i].sa.Addr {
+				ips[i].downUntil = old.downUntil
+			}
+		}
+	}
+	a.ips, a.next, a.err = ips, 0, nil
 	a.until = a.asked.Add(p.addrTTL)
 }
 
@@ -135,12 +190,13 @@ func (p *backendPool) lookUp(a *backendAddr, now time.Time) {
 		ips, err := resolve(ctx, host)
 		r := &lookupResult{err: err}
 		if err == nil {
-			r.err = fmt.Errorf("event loop: backend host %s has no IPv4 address", host)
 			for _, ip := range ips {
 				if ip = ip.Unmap(); ip.Is4() {
-					r.ip, r.err = ip, nil
-					break
+					r.ips = append(r.ips, ip)
 				}
+			}
+			if len(r.ips) == 0 {
+				r.err = fmt.Errorf("event loop: backend host %s has no IPv4 address", host)
 			}
 		}
 		a.found.Store(r)

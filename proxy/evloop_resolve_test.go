@@ -377,3 +377,78 @@ func askTimed(addr, request string) (string, time.Duration) {
 	n, _ := c.Read(buf)
 	return string(buf[:n]), time.Since(start)
 }
+
+// A name with several IPv4 addresses: new connections take them in turn,
+// and one a connection failed to is passed over for failedDialHold while
+// another is not (the loop dialled only a name's first address).
+func TestLoopBackendAddressesInTurn(t *testing.T) {
+	ips := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3")}
+	p := new(backendPool)
+	p.init()
+	p.resolve = func(context.Context, string) ([]netip.Addr, error) {
+		return append(ips, netip.MustParseAddr("::1")), nil
+	}
+	const addr = "nova.example:8788"
+	t0 := time.Now()
+	p.address(addr, t0)
+	waitLookup(t, p, addr)
+	picks := func(n int, at time.Time) string {
+		var b strings.Builder
+		for range n {
+			sa, err := p.address(addr, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "%d ", sa.Addr[3])
+		}
+		return b.String()
+	}
+	if got := picks(4, t0); got != "1 2 3 1 " {
+		t.Errorf("in turn: %s; want 1 2 3 1 (IPv6 left out)", got)
+	}
+	if !p.markDown(addr, [4]byte{10, 0, 0, 2}, t0) {
+		t.Error("markDown: no other address; want 10.0.0.1 and 10.0.0.3")
+	}
+	if got := picks(4, t0.Add(time.Second)); got != "3 1 3 1 " {
+		t.Errorf("10.0.0.2 failed: %s; want it passed over", got)
+	}
+	p.markDown(addr, [4]byte{10, 0, 0, 1}, t0)
+	if p.markDown(addr, [4]byte{10, 0, 0, 3}, t0) {
+		t.Error("markDown: another address; want none left")
+	}
+	if got := picks(3, t0.Add(time.Second)); len(got) != 6 {
+		t.Errorf("all failed: %q; want them dialled in turn all the same", got)
+	}
+	if got := picks(3, t0.Add(failedDialHold)); got != "3 1 2 " && got != "1 2 3 " && got != "2 3 1 " {
+		t.Errorf("after failedDialHold: %s; want all three again", got)
+	}
+}
+
+// A backend connection that fails to connect sends its request to the
+// name's next address, in the loop: here the first address refuses
+// connections (fasthttp's dialer tries each address in turn; the loop
+// answered 502).
+func TestLoopBackendNextAddressAfterAFailedConnect(t *testing.T) {
+	for _, mode := range frontEnds[1:] {
+		t.Run(mode, func(t *testing.T) {
+			backend := startScriptedBackend(t, answerWith("<ok/>")) // on 127.0.0.1 only
+			_, port, _ := net.SplitHostPort(backend.addr)
+			s, form := warmServer(t, "localhost:"+port)
+			resolve := func(context.Context, string) ([]netip.Addr, error) {
+				return []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.1")}, nil
+			}
+			addr := startModeResolving(t, s, mode, resolve)
+			askMany(t, addr, modesForm(form), 1, "<ok/>") // the lookup's request: the goroutine pipeline
+			before := counterValue(s.m.loopGoroutine)
+			const n = 10
+			for range 3 { // new client connections: the loop's backend connections, new or idle
+				if got := askMany(t, addr, modesForm(form), n, "<ok/>"); strings.Count(got, "<ok/>") != n {
+					t.Errorf("%d of %d requests answered: %q", strings.Count(got, "<ok/>"), n, statusLines(got))
+				}
+			}
+			if k := counterValue(s.m.loopGoroutine) - before; k != 0 {
+				t.Errorf("%v requests went to the goroutine pipeline; want all served by the loop", k)
+			}
+		})
+	}
+}
