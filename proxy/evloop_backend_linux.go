@@ -42,6 +42,11 @@ func (p *backendPool) get(maxConns int, addr string, l *EventLoop) (*loopConn, e
 		p.idle[addr] = list[:len(list)-1]
 		return b, nil
 	}
+	return p.dial(maxConns, addr, l)
+}
+
+// dial starts a new connection to addr (see get).
+func (p *backendPool) dial(maxConns int, addr string, l *EventLoop) (*loopConn, error) {
 	if p.open[addr] >= maxConns {
 		return nil, errPoolFull
 	}
@@ -63,7 +68,9 @@ func (p *backendPool) get(maxConns int, addr string, l *EventLoop) (*loopConn, e
 		events |= syscall.EPOLLOUT
 	default:
 		syscall.Close(fd)
-		p.markDown(addr, sa.Addr, l.now)
+		if err == syscall.ECONNREFUSED || err == syscall.EHOSTUNREACH || err == syscall.ENETUNREACH {
+			p.markDown(addr, sa.Addr, l.now) // the address's fault, not this host's (no local port left, say)
+		}
 		return nil, err
 	}
 	if err := l.add(b, events); err != nil {
@@ -103,8 +110,10 @@ func (l *EventLoop) redial(b, c *loopConn) bool {
 	}
 	pending := b.out[b.sent:]
 	c.backend, b.client, b.out = nil, nil, nil
-	l.closeOne(b) // before get: it counts against backend.max_conns
-	nb, err := l.pool.get(c.srv.cfg.Backend.MaxConns, b.addr, l)
+	l.closeOne(b) // before dial: it counts against backend.max_conns
+	// A new connection, not an idle one: with io_uring this round's
+	// reads, which may find an idle one closed, come after this.
+	nb, err := l.pool.dial(c.srv.cfg.Backend.MaxConns, b.addr, l)
 	if err != nil {
 		return false
 	}

@@ -380,7 +380,11 @@ func (l *EventLoop) add(c *loopConn, events uint32) error {
 	l.conns[c.fd] = c
 	c.events = events
 	ev := syscall.EpollEvent{Events: events, Fd: int32(c.fd)}
-	return syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, c.fd, &ev)
+	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
+		l.conns[c.fd] = nil // the caller closes the descriptor
+		return err
+	}
+	return nil
 }
 
 func (l *EventLoop) want(c *loopConn, events uint32) {
@@ -746,6 +750,7 @@ func (l *EventLoop) sweep(now time.Time) {
 		switch {
 		case c.busy && !c.away:
 			if b := c.backend; b != nil && b.connecting && now.Sub(b.active) > l.current().cfg.Backend.DialTimeout {
+				l.pool.markDown(b.addr, b.dialed, now) // an address that drops connections: the others, while there are
 				l.finish(c, fmt.Errorf("not connected within backend.dial_timeout: %w", fasthttp.ErrTimeout)) // 504, as the goroutine pipeline
 			} else if idle > c.st.route.timeout {
 				l.finish(c, fasthttp.ErrTimeout)

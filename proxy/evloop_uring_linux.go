@@ -67,7 +67,11 @@ func (l *EventLoop) round(events []syscall.EpollEvent) {
 			continue
 		}
 		c := l.conns[fd]
-		if c == nil || c.readRes == readQueued {
+		// A connecting socket has nothing to read; and one here may be a
+		// new connection on the descriptor of one this round closed (a
+		// redial), whose event this is not (found by a review: the read
+		// took the old connection's refusal as the new one's, 502).
+		if c == nil || c.readRes == readQueued || c.connecting {
 			continue
 		}
 		buf, ok := l.readBuffer(c)
