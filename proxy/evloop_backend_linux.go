@@ -69,7 +69,7 @@ func (p *backendPool) dial(maxConns int, addr string, l *EventLoop) (*loopConn, 
 	default:
 		syscall.Close(fd)
 		if err == syscall.ECONNREFUSED || err == syscall.EHOSTUNREACH || err == syscall.ENETUNREACH {
-			p.markDown(addr, sa.Addr, l.now) // the address's fault, not this host's (no local port left, say)
+			l.addressFailed(addr, sa.Addr, err) // the address's fault, not this host's (no local port left, say)
 		}
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func (l *EventLoop) connected(b *loopConn) bool {
 		if err == nil {
 			err = syscall.Errno(soErr)
 		}
-		others := l.pool.markDown(b.addr, b.dialed, l.now)
+		others := l.addressFailed(b.addr, b.dialed, err)
 		if c := b.client; c != nil && !(others && l.redial(b, c)) {
 			l.finish(c, &net.OpError{Op: "dial", Net: "tcp", Err: err})
 		}

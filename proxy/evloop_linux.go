@@ -750,8 +750,9 @@ func (l *EventLoop) sweep(now time.Time) {
 		switch {
 		case c.busy && !c.away:
 			if b := c.backend; b != nil && b.connecting && now.Sub(b.active) > l.current().cfg.Backend.DialTimeout {
-				l.pool.markDown(b.addr, b.dialed, now) // an address that drops connections: the others, while there are
-				l.finish(c, fmt.Errorf("not connected within backend.dial_timeout: %w", fasthttp.ErrTimeout)) // 504, as the goroutine pipeline
+				err := fmt.Errorf("not connected within backend.dial_timeout: %w", fasthttp.ErrTimeout)
+				l.addressFailed(b.addr, b.dialed, err) // an address that drops connections: the others, while there are
+				l.finish(c, err)                       // 504, as the goroutine pipeline
 			} else if idle > c.st.route.timeout {
 				l.finish(c, fasthttp.ErrTimeout)
 			}

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // The loop never looks a backend's host name up on its own thread: a slow
@@ -117,18 +119,32 @@ func (a *backendAddr) pick(now time.Time) *syscall.SockaddrInet4 {
 }
 
 // markDown passes ip over, for addr's new connections, until failedDialHold
-// from now; it reports whether addr has another address to try.
-func (p *backendPool) markDown(addr string, ip [4]byte, now time.Time) (others bool) {
+// from now; it reports whether addr has another address to try, and
+// whether ip was in use until now (not passed over already).
+func (p *backendPool) markDown(addr string, ip [4]byte, now time.Time) (others, newly bool) {
 	a := p.addrs[addr]
 	if a == nil {
-		return false
+		return false, false
 	}
 	for i := range a.ips {
 		if a.ips[i].sa.Addr == ip {
+			newly = !now.Before(a.ips[i].downUntil)
 			a.ips[i].downUntil = now.Add(failedDialHold)
 		} else if !now.Before(a.ips[i].downUntil) {
 			others = true
 		}
+	}
+	return others, newly
+}
+
+// addressFailed passes the address of addr a connection failed to over
+// (markDown) and, when the others take its connections from now on, says
+// so once: the requests that went on to another address show no error.
+func (l *EventLoop) addressFailed(addr string, ip [4]byte, err error) (others bool) {
+	others, newly := l.pool.markDown(addr, ip, l.now)
+	if others && newly {
+		l.log.Warn("event loop: a backend address failed a connection; new connections go to the name's other addresses for a while",
+			zap.String("backend", addr), zap.String("address", netip.AddrFrom4(ip).String()), zap.Duration("for", failedDialHold), zap.Error(err))
 	}
 	return others
 }

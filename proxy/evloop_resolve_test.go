@@ -13,6 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // fakeResolver answers the loop's lookups with *ip (none: an error), after
@@ -406,15 +409,18 @@ func TestLoopBackendAddressesInTurn(t *testing.T) {
 	if got := picks(4, t0); got != "1 2 3 1 " {
 		t.Errorf("in turn: %s; want 1 2 3 1 (IPv6 left out)", got)
 	}
-	if !p.markDown(addr, [4]byte{10, 0, 0, 2}, t0) {
-		t.Error("markDown: no other address; want 10.0.0.1 and 10.0.0.3")
+	if others, newly := p.markDown(addr, [4]byte{10, 0, 0, 2}, t0); !others || !newly {
+		t.Errorf("markDown: others %v, newly %v; want 10.0.0.1 and 10.0.0.3 left, 10.0.0.2 newly down", others, newly)
 	}
 	if got := picks(4, t0.Add(time.Second)); got != "3 1 3 1 " {
 		t.Errorf("10.0.0.2 failed: %s; want it passed over", got)
 	}
 	p.markDown(addr, [4]byte{10, 0, 0, 1}, t0)
-	if p.markDown(addr, [4]byte{10, 0, 0, 3}, t0) {
+	if others, _ := p.markDown(addr, [4]byte{10, 0, 0, 3}, t0); others {
 		t.Error("markDown: another address; want none left")
+	}
+	if _, newly := p.markDown(addr, [4]byte{10, 0, 0, 3}, t0); newly {
+		t.Error("markDown of an address passed over already: newly down; want not (it is logged once)")
 	}
 	if got := picks(3, t0.Add(time.Second)); len(got) != 6 {
 		t.Errorf("all failed: %q; want them dialled in turn all the same", got)
@@ -438,7 +444,12 @@ func TestLoopBackendNextAddressAfterAFailedConnect(t *testing.T) {
 			resolve := func(context.Context, string) ([]netip.Addr, error) {
 				return []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3"), netip.MustParseAddr("127.0.0.1")}, nil
 			}
-			addr := startModeResolving(t, s, mode, resolve)
+			core, logs := observer.New(zap.WarnLevel)
+			addr := startModeWith(t, s, mode, func(l *EventLoop) {
+				l.pool.resolve = resolve
+				l.pool.addrTTL, l.pool.failedHold = 300*time.Millisecond, time.Minute
+				l.log = zap.New(core)
+			})
 			askMany(t, addr, modesForm(form), 1, "<ok/>") // the lookup's request: the goroutine pipeline
 			before := counterValue(s.m.loopGoroutine)
 			const n = 10
@@ -449,6 +460,14 @@ func TestLoopBackendNextAddressAfterAFailedConnect(t *testing.T) {
 			}
 			if k := counterValue(s.m.loopGoroutine) - before; k != 0 {
 				t.Errorf("%v requests went to the goroutine pipeline; want all served by the loop", k)
+			}
+			// Each refusing address said so once, though no request failed.
+			var failed []string
+			for _, e := range logs.FilterMessageSnippet("a backend address failed a connection").All() {
+				failed = append(failed, e.ContextMap()["address"].(string))
+			}
+			if len(failed) != 2 || failed[0] != "127.0.0.2" || failed[1] != "127.0.0.3" {
+				t.Errorf("logged failed addresses %q; want 127.0.0.2, then 127.0.0.3, once each", failed)
 			}
 		})
 	}
