@@ -391,33 +391,8 @@ func TestFileThroughASymlink(t *testing.T) {
 // running 'creds sync -watch') could not open it, so could not change the
 // file at all. Root now gives the lock the file's owner, group and mode.
 func TestLockFileBelongsToTheFilesOwner(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to own files as another user")
-	}
-	dir := t.TempDir()
-	for _, d := range []string{dir, filepath.Dir(dir)} { // for nobody to reach the lock
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	path, lockPath := dir+"/creds.yaml", dir+"/.creds.yaml.lock"
-	if err := os.WriteFile(path, []byte("credentials: []\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(path, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
-	// A lock left by an earlier version, as root's 0600.
-	if err := os.WriteFile(lockPath, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := LoadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Put(context.Background(), Record{AccessKey: "K", Secret: "s", UserID: "u", ProjectID: "p", Enabled: true}); err != nil {
-		t.Fatal(err)
-	}
+	path, lockPath := nobodysFile(t, 0o640)
+	putRecord(t, path, "K")
 	st, err := os.Stat(lockPath)
 	if err != nil {
 		t.Fatal(err)
@@ -446,28 +421,11 @@ func TestLockOfAnotherOwnerExplainsItself(t *testing.T) {
 		if err == nil {
 			err = f.Put(context.Background(), Record{AccessKey: "K2", Secret: "s", UserID: "u", ProjectID: "p", Enabled: true})
 		}
-		fmt.Print(err)
+		fmt.Print(err) // to the parent test, which checks it
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to own files as another user")
-	}
-	dir := t.TempDir()
-	for _, d := range []string{dir, filepath.Dir(dir)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	path, lockPath := dir+"/creds.yaml", dir+"/.creds.yaml.lock"
-	if err := os.WriteFile(path, []byte("credentials: []\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(path, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(lockPath, nil, 0o600); err != nil { // root's
-		t.Fatal(err)
-	}
+	path, lockPath := nobodysFile(t, 0o600)
+	dir := filepath.Dir(path)
 	// This test binary, where nobody can run it.
 	self, err := os.ReadFile(os.Args[0])
 	if err != nil {
@@ -488,5 +446,45 @@ func TestLockOfAnotherOwnerExplainsItself(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the owner's change: %q; want it to say %q", out, want)
 		}
+	}
+}
+
+// nobodysFile is a credentials file of mode owned by nobody (65534), in a
+// directory nobody can reach, beside a lock file root left as its own
+// 0600 (as the first creds command, or an earlier version, made it). It
+// skips the test unless it runs as root.
+func nobodysFile(t *testing.T, mode os.FileMode) (path, lockPath string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to own files as another user")
+	}
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path, lockPath = dir+"/creds.yaml", dir+"/.creds.yaml.lock"
+	if err := os.WriteFile(path, []byte("credentials: []\n"), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lockPath, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, lockPath
+}
+
+// putRecord loads the credentials file at path and puts a record for ak.
+func putRecord(t *testing.T, path, ak string) {
+	t.Helper()
+	f, err := LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Put(context.Background(), Record{AccessKey: ak, Secret: "s", UserID: "u", ProjectID: "p", Enabled: true}); err != nil {
+		t.Fatal(err)
 	}
 }
