@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -471,4 +473,71 @@ func TestLoopBackendNextAddressAfterAFailedConnect(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An address that does not connect within backend.dial_timeout (here a
+// listener whose accept queue is full: the kernel drops further SYNs) is
+// passed over too: one request waits the timeout and is answered 504, as
+// the goroutine pipeline answers it; the next ones go to the other
+// address.
+func TestLoopBackendAddressThatDoesNotConnect(t *testing.T) {
+	for _, mode := range frontEnds[1:] {
+		t.Run(mode, func(t *testing.T) {
+			backend := startScriptedBackend(t, answerWith("<ok/>")) // on 127.0.0.1 only
+			_, port, _ := net.SplitHostPort(backend.addr)
+			stuck := fullListener(t, "127.0.0.2", port)
+			s, form := warmServer(t, "localhost:"+port)
+			s.cfg.Backend.DialTimeout = 300 * time.Millisecond
+			resolve := func(context.Context, string) ([]netip.Addr, error) {
+				return []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.1")}, nil
+			}
+			core, logs := observer.New(zap.WarnLevel)
+			addr := startModeWith(t, s, mode, func(l *EventLoop) {
+				l.pool.resolve = resolve
+				l.pool.addrTTL, l.pool.failedHold = time.Minute, time.Minute
+				l.log = zap.New(core)
+			})
+			askMany(t, addr, modesForm(form), 1, "<ok/>") // the lookup's request: the goroutine pipeline
+			got := askMany(t, addr, modesForm(form), 1, "HTTP/1.1 ")
+			if !strings.Contains(got, "504") {
+				t.Fatalf("the request sent to %s: %q; want 504 after backend.dial_timeout", stuck, statusLines(got))
+			}
+			const n = 10
+			if got := askMany(t, addr, modesForm(form), n, "<ok/>"); strings.Count(got, "<ok/>") != n {
+				t.Errorf("after the timeout, %d of %d requests answered: %q; want all from 127.0.0.1", strings.Count(got, "<ok/>"), n, statusLines(got))
+			}
+			if k := logs.FilterMessageSnippet("a backend address failed a connection").Len(); k != 1 {
+				t.Errorf("%d warnings; want 1, for 127.0.0.2", k)
+			}
+		})
+	}
+}
+
+// fullListener listens on host:port with an accept queue that is full
+// and never served: connections to it are not refused, they hang.
+func fullListener(t *testing.T, host, port string) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	p, _ := strconv.Atoi(port)
+	ip := netip.MustParseAddr(host).As4()
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: p, Addr: ip}); err != nil {
+		t.Skipf("binding %s:%s: %v", host, port, err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort(host, port)
+	for range 3 { // fill the queue; a connect that hangs means it is full
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			return addr
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	t.Skip("the accept queue did not fill: connections to it do not hang")
+	return addr
 }
