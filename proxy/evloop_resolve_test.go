@@ -443,16 +443,7 @@ func TestLoopBackendNextAddressAfterAFailedConnect(t *testing.T) {
 			backend := startScriptedBackend(t, answerWith("<ok/>")) // on 127.0.0.1 only
 			_, port, _ := net.SplitHostPort(backend.addr)
 			s, form := warmServer(t, "localhost:"+port)
-			resolve := func(context.Context, string) ([]netip.Addr, error) {
-				return []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3"), netip.MustParseAddr("127.0.0.1")}, nil
-			}
-			core, logs := observer.New(zap.WarnLevel)
-			addr := startModeWith(t, s, mode, func(l *EventLoop) {
-				l.pool.resolve = resolve
-				l.pool.addrTTL, l.pool.failedHold = 300*time.Millisecond, time.Minute
-				l.log = zap.New(core)
-			})
-			askMany(t, addr, modesForm(form), 1, "<ok/>") // the lookup's request: the goroutine pipeline
+			addr, logs := startModeAddresses(t, s, mode, form, "127.0.0.2", "127.0.0.3", "127.0.0.1")
 			before := counterValue(s.m.loopGoroutine)
 			const n = 10
 			for range 3 { // new client connections: the loop's backend connections, new or idle
@@ -488,16 +479,7 @@ func TestLoopBackendAddressThatDoesNotConnect(t *testing.T) {
 			stuck := fullListener(t, "127.0.0.2", port)
 			s, form := warmServer(t, "localhost:"+port)
 			s.cfg.Backend.DialTimeout = 300 * time.Millisecond
-			resolve := func(context.Context, string) ([]netip.Addr, error) {
-				return []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.1")}, nil
-			}
-			core, logs := observer.New(zap.WarnLevel)
-			addr := startModeWith(t, s, mode, func(l *EventLoop) {
-				l.pool.resolve = resolve
-				l.pool.addrTTL, l.pool.failedHold = time.Minute, time.Minute
-				l.log = zap.New(core)
-			})
-			askMany(t, addr, modesForm(form), 1, "<ok/>") // the lookup's request: the goroutine pipeline
+			addr, logs := startModeAddresses(t, s, mode, form, "127.0.0.2", "127.0.0.1")
 			got := askMany(t, addr, modesForm(form), 1, "HTTP/1.1 ")
 			if !strings.Contains(got, "504") {
 				t.Fatalf("the request sent to %s: %q; want 504 after backend.dial_timeout", stuck, statusLines(got))
@@ -540,4 +522,23 @@ func fullListener(t *testing.T, host, port string) string {
 	}
 	t.Skip("the accept queue did not fill: connections to it do not hang")
 	return addr
+}
+
+// startModeAddresses serves s in mode, its backend's name looked up as ips
+// in that order, the loop's warnings kept in logs; it sends the request
+// whose lookup starts (served by the goroutine pipeline) before returning.
+func startModeAddresses(t *testing.T, s *Server, mode, form string, ips ...string) (string, *observer.ObservedLogs) {
+	t.Helper()
+	addrs := make([]netip.Addr, len(ips))
+	for i, ip := range ips {
+		addrs[i] = netip.MustParseAddr(ip)
+	}
+	core, logs := observer.New(zap.WarnLevel)
+	addr := startModeWith(t, s, mode, func(l *EventLoop) {
+		l.pool.resolve = func(context.Context, string) ([]netip.Addr, error) { return addrs, nil }
+		l.pool.addrTTL, l.pool.failedHold = time.Minute, time.Minute
+		l.log = zap.New(core)
+	})
+	askMany(t, addr, modesForm(form), 1, "<ok/>")
+	return addr, logs
 }
