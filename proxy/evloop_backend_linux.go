@@ -24,6 +24,9 @@ type backendPool struct {
 	resolve             func(ctx context.Context, host string) ([]netip.Addr, error)
 	addrTTL, failedHold time.Duration // addrTTL, failedLookupHold
 	expired             []*loopConn   // closeIdle's, kept for the next sweep
+	// looked, if set, is called by a lookup's goroutine once its result is
+	// there for the loop's next dial (tests wait for it; nil in service).
+	looked func()
 }
 
 func (p *backendPool) init() {

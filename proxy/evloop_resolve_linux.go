@@ -199,7 +199,7 @@ func (p *backendPool) learn(a *backendAddr, r *lookupResult, now time.Time) {
 // a.found for the loop to take at its next dial to a.
 func (p *backendPool) lookUp(a *backendAddr, now time.Time) {
 	a.looking, a.asked = true, now
-	resolve, host := p.resolve, a.host
+	resolve, host, looked := p.resolve, a.host, p.looked
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
 		defer cancel()
@@ -216,5 +216,8 @@ func (p *backendPool) lookUp(a *backendAddr, now time.Time) {
 			}
 		}
 		a.found.Store(r)
+		if looked != nil {
+			looked()
+		}
 	}()
 }

@@ -534,11 +534,21 @@ func startModeAddresses(t *testing.T, s *Server, mode, form string, ips ...strin
 		addrs[i] = netip.MustParseAddr(ip)
 	}
 	core, logs := observer.New(zap.WarnLevel)
+	looked := make(chan struct{}, 8) // one per loop's lookup
 	addr := startModeWith(t, s, mode, func(l *EventLoop) {
 		l.pool.resolve = func(context.Context, string) ([]netip.Addr, error) { return addrs, nil }
 		l.pool.addrTTL, l.pool.failedHold = time.Minute, time.Minute
+		l.pool.looked = func() { looked <- struct{}{} }
 		l.log = zap.New(core)
 	})
 	askMany(t, addr, modesForm(form), 1, "<ok/>")
+	// The next dial must find the addresses: on a busy machine the lookup's
+	// goroutine finished after the test's next request had gone to the
+	// goroutine pipeline (CI, stop 29).
+	select {
+	case <-looked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the backend name's lookup did not finish")
+	}
 	return addr, logs
 }
