@@ -5,7 +5,8 @@
 # awscli), starts a private Redis and a real Keystone on loopback, runs
 # gofmt/vet/staticcheck, the unit and end-to-end tests with the race detector, the
 # allocation tests, the proxy and end-to-end tests again without it (raw
-# socket calls), and a bounded fuzzing pass; then stops the services.
+# socket calls), the benchmark harness with short passes, and a bounded
+# fuzzing pass; then stops the services.
 #
 # Usage: test/run.sh              (as root, or with sudo available for apt)
 # Env:   EC2PROXY_TEST_STATE     where services keep state (default .state/test)
@@ -80,6 +81,25 @@ go test -count=1 -timeout 10m ./internal/rawsock ./internal/uring ./proxy ./test
 # served by it.
 step "goroutine server: end-to-end tests with server.event_loop off"
 EC2PROXY_TEST_EVENT_LOOP=0 go test -count=1 -timeout 10m ./test
+
+# make bench's harness end to end, with 1 s passes: it builds, drives the
+# backend, nginx, every ec2proxy variant and the floods, and report -check
+# fails on a pass missing or answered wrongly, or a target that counts
+# calls (Keystone during floods, ec2tokens per key, Redis on the warm path)
+# missed. Speed is not judged here; `make bench` measures it.
+step "the benchmark harness: make bench with 1 s passes, checked"
+if [[ $(id -u) == 0 ]]; then
+	if ! BENCH_STATE="$STATE/bench" CHECK=1 ROUNDS=1 WARMUP=1s DURATION=1s KEYS=20 RSS_KEYS=2000 \
+		MICRO_COUNT=1 MICRO_BENCHTIME=10ms LAT_RATE=1000 LAT_ROUNDS=1 PROFILE=0 PERF=0 \
+		bash bench/run.sh >"$STATE/bench.log" 2>&1; then
+		cat "$STATE/bench.log"
+		echo "the benchmark harness failed (its output above; run directory under $STATE/bench/runs)" >&2
+		exit 1
+	fi
+	grep -E '^(bench|loadgen):|^the run is whole' "$STATE/bench.log"
+else
+	echo "skipped: bench/run.sh needs root (apt-get, taskset)"
+fi
 
 # corpus_files DIR - the inputs saved under DIR; none for a target that
 # never saved one (no directory is not an error).

@@ -92,7 +92,7 @@ micro() {
 	for _ in $(seq "$MICRO_COUNT"); do
 		for pkg in sigv2 sigv4; do
 			(cd "${REPO}/${pkg}" && on "$SUT_CPU" "${BIN}/${pkg}.test" -test.run '^$' -test.bench . \
-				-test.benchmem -test.count 1 -test.benchtime 500ms) >>"${RUN}/micro.txt" || return
+				-test.benchmem -test.count 1 -test.benchtime "$MICRO_BENCHTIME") >>"${RUN}/micro.txt" || return
 		done
 	done
 }

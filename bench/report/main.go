@@ -72,6 +72,7 @@ type run struct {
 func main() {
 	dir := flag.String("run", "", "run directory written by bench/run.sh")
 	ratio := flag.String("ratio", "", "only print req/s of label A ÷ label B, given as A/B (0 if either is missing)")
+	checkOnly := flag.Bool("check", false, "only check the run: list its problems (a pass missing or failing, a call-count target missed) and exit 1 if there are any")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("report: ")
@@ -83,6 +84,17 @@ func main() {
 	r, err := load(*dir)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *checkOnly {
+		problems := r.problems()
+		for _, p := range problems {
+			fmt.Println(p)
+		}
+		if len(problems) > 0 {
+			log.Fatalf("%d problems in the run %s", len(problems), *dir)
+		}
+		fmt.Println("the run is whole: every pass answered as expected, and the call-count targets are met")
+		return
 	}
 	w := bufio.NewWriter(os.Stdout)
 	r.write(w)

@@ -253,3 +253,78 @@ func TestZeroKeystoneCallsNeedsTheMetrics(t *testing.T) {
 		t.Errorf("%+v: want missed", c)
 	}
 }
+
+// wholeRun is a run whose every load pass answered as expected, two
+// rounds each where the harness runs rounds, with the call counts of a
+// good run.
+func wholeRun() map[string]result {
+	results := map[string]result{}
+	ok := func(label string, extra result) {
+		extra.Label, extra.Keys, extra.Requests, extra.RPS = label, 20, 1000, 1000
+		if extra.Status == nil {
+			extra.Status = map[string]float64{"200": 1000}
+		}
+		results[label] = extra
+	}
+	for _, row := range loadRows {
+		switch row.label {
+		case lBackend, lFlood, lFloodFresh, lGoFlood, lGoFloodF:
+			ok(row.label, result{ProxyRequests: 1000, Status: map[string]float64{"403": 1000}})
+		default:
+			for i := 1; i <= 2; i++ {
+				ok(fmt.Sprint(row.label, "#", i), result{ProxyRequests: 1000})
+			}
+		}
+	}
+	ok(lFill, result{ProxyRequests: 20, KeystoneEC2TokensOK: 20, KeystoneEC2TokensTotal: 20})
+	return results
+}
+
+// The test suite's check run fails on what does not depend on speed.
+func TestProblems(t *testing.T) {
+	facts := map[string]string{"lat_rate": "0", "rss_keys": "0", "micro_count": "0", "cache_ttl": "60s"}
+	check := func(results map[string]result) []string {
+		r := &run{results: results, rounds: medianRounds(results), facts: facts}
+		return r.problems()
+	}
+	if p := check(wholeRun()); len(p) != 0 {
+		t.Fatalf("a whole run: problems %q; want none", p)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(map[string]result)
+		want   string
+	}{
+		{"a pass missing", func(m map[string]result) { delete(m, lNginx+"#1"); delete(m, lNginx+"#2") }, "no result for the pass nginx"},
+		{"an unexpected answer", func(m map[string]result) {
+			r := m[lProxy+"#2"]
+			r.Unexpected, r.Status = 3, map[string]float64{"200": 997, "502": 3}
+			m[lProxy+"#2"] = r
+		}, "ec2proxy#2: 3 unexpected answers"},
+		{"transport errors", func(m map[string]result) { r := m[lFlood]; r.Errors = 1; m[lFlood] = r }, "1 transport errors"},
+		{"nothing answered", func(m map[string]result) { r := m[lBackend]; r.Requests = 0; m[lBackend] = r }, "backend: no request answered"},
+		{"Keystone called in a flood", func(m map[string]result) { r := m[lFloodFresh]; r.KeystoneEC2Tokens = 2; m[lFloodFresh] = r }, "zero Keystone calls"},
+		{"Redis on the warm path", func(m map[string]result) {
+			for _, l := range []string{lProxy + "#1", lProxy + "#2"} {
+				r := m[l]
+				r.Seconds, r.RedisCommands, r.RedisByCommand = 1, 1000, map[string]float64{"HGETALL": 1000}
+				m[l] = r
+			}
+		}, "Redis on the warm path"},
+		{"more ec2tokens calls than keys", func(m map[string]result) { r := m[lFill]; r.KeystoneEC2TokensOK = 21; m[lFill] = r }, "ec2tokens call per access key"},
+	} {
+		results := wholeRun()
+		tc.change(results)
+		if p := check(results); !strings.Contains(strings.Join(p, "\n"), tc.want) {
+			t.Errorf("%s: problems %q; want one with %q", tc.name, p, tc.want)
+		}
+	}
+	// Phases asked for must leave their results.
+	facts["lat_rate"], facts["rss_keys"], facts["micro_count"] = "1000", "2000", "1"
+	got := strings.Join(check(wholeRun()), "\n")
+	for _, want := range []string{"no result for the pass ec2proxy@rate", "RSS_KEYS=2000 but no RSS measured", "micro-benchmark missing: sigv2"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("phases left no result: problems %q; want one with %q", got, want)
+		}
+	}
+}
