@@ -26,7 +26,8 @@ type fakeResolver struct {
 	ip      atomic.Pointer[netip.Addr]
 	gate    atomic.Pointer[chan struct{}]
 	asked   atomic.Int32
-	started chan string // each lookup's host, if set (buffered)
+	done    atomic.Int32 // lookups that have read their answer
+	started chan string  // each lookup's host, if set (buffered)
 }
 
 func (f *fakeResolver) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
@@ -41,6 +42,7 @@ func (f *fakeResolver) resolve(ctx context.Context, host string) ([]netip.Addr, 
 			return nil, ctx.Err()
 		}
 	}
+	defer f.done.Add(1)
 	if ip := f.ip.Load(); ip != nil {
 		return []netip.Addr{*ip}, nil
 	}
@@ -65,6 +67,18 @@ func (f *fakeResolver) waitAsked(t *testing.T, n int32) {
 	for deadline := time.Now().Add(2 * time.Second); f.asked.Load() < n; {
 		if time.Now().After(deadline) {
 			t.Fatalf("the resolver was asked %d times; want %d", f.asked.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitDone waits until n lookups have read their answer: changing it
+// before then could change what an earlier lookup answers.
+func (f *fakeResolver) waitDone(t *testing.T, n int32) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Second); f.done.Load() < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d lookups answered; want %d", f.done.Load(), n)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -316,6 +330,7 @@ func TestLoopBackendAddressMoves(t *testing.T) {
 				}
 			}
 			<-f.started
+			f.waitDone(t, 1) // on a busy machine the first lookup could read the new answer
 			f.answer("127.0.0.2")
 			gate := f.gated() // the next lookup waits
 			time.Sleep(350 * time.Millisecond)
