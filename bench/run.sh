@@ -115,6 +115,9 @@ esac
 if [ "$PHASES" = rss ] && [ "$RSS_KEYS" -le 0 ]; then
 	die "PHASES=rss with RSS_KEYS=0 measures nothing"
 fi
+if [ "$PHASES" = rss ] && [ "${CHECK:-0}" = 1 ]; then
+	die "CHECK=1 checks a whole run: it needs PHASES=all"
+fi
 WARM_LIFETIME='' WARM_RSS_KIB=''
 STATE=$(abspath "${BENCH_STATE:-${BENCH}/.state}")
 RUN="${STATE}/runs/$(date -u +%Y%m%dT%H%M%SZ)"
@@ -375,8 +378,8 @@ if [ "$LAT_RATE" -gt 0 ]; then
 fi
 # The floods below against the goroutine server too: last, as lockouts
 # would spoil its valid passes.
-step "load: goroutine server, invalid signatures, repeated" load ec2proxy-goroutines-badsig "$G_PORT" -wrong-secret -expect 4xx "${PROBES_G[@]}"
-step "load: goroutine server, invalid signatures, distinct" load ec2proxy-goroutines-badsig-distinct "$G_PORT" -wrong-secret -fresh -expect 4xx "${PROBES_G[@]}"
+step "load: goroutine server, invalid signatures, repeated" load ec2proxy-goroutines-badsig "$G_PORT" -wrong-secret -expect 403 "${PROBES_G[@]}"
+step "load: goroutine server, invalid signatures, distinct" load ec2proxy-goroutines-badsig-distinct "$G_PORT" -wrong-secret -fresh -expect 403 "${PROBES_G[@]}"
 stop_bg loopproxy
 stop_bg loopverify
 stop_bg ec2proxy-goroutines
@@ -396,8 +399,8 @@ fi
 # The invalid-signature floods, against the same warm process: the same
 # few bad signatures repeated (a client with a wrong secret), then every
 # one distinct (varied requests, or guessing: what lockout counts).
-step "load: invalid signatures, repeated" load ec2proxy-badsig "$P_PORT" -wrong-secret -expect 4xx "${PROBES[@]}"
-step "load: invalid signatures, distinct" load ec2proxy-badsig-distinct "$P_PORT" -wrong-secret -fresh -expect 4xx "${PROBES[@]}"
+step "load: invalid signatures, repeated" load ec2proxy-badsig "$P_PORT" -wrong-secret -expect 403 "${PROBES[@]}"
+step "load: invalid signatures, distinct" load ec2proxy-badsig-distinct "$P_PORT" -wrong-secret -fresh -expect 403 "${PROBES[@]}"
 WARM_LIFETIME=$(since "$T_WARM")
 WARM_RSS_KIB=$(vm_kib "$(bg_pid ec2proxy)" VmRSS)
 stop_bg ec2proxy
