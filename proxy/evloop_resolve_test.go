@@ -64,21 +64,22 @@ func (f *fakeResolver) gated() chan struct{} {
 // waitAsked waits until the resolver has been asked n times.
 func (f *fakeResolver) waitAsked(t *testing.T, n int32) {
 	t.Helper()
-	for deadline := time.Now().Add(2 * time.Second); f.asked.Load() < n; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the resolver was asked %d times; want %d", f.asked.Load(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitCount(t, &f.asked, n, "lookups asked")
 }
 
 // waitDone waits until n lookups have read their answer: changing it
 // before then could change what an earlier lookup answers.
 func (f *fakeResolver) waitDone(t *testing.T, n int32) {
 	t.Helper()
-	for deadline := time.Now().Add(2 * time.Second); f.done.Load() < n; {
+	waitCount(t, &f.done, n, "lookups answered")
+}
+
+// waitCount waits up to 2 s for c to reach n.
+func waitCount(t *testing.T, c *atomic.Int32, n int32, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Second); c.Load() < n; {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d lookups answered; want %d", f.done.Load(), n)
+			t.Fatalf("%s: %d; want %d", what, c.Load(), n)
 		}
 		time.Sleep(time.Millisecond)
 	}
