@@ -24,6 +24,7 @@ type Metrics struct {
 	StoreLatency    *prometheus.HistogramVec // op
 	BackendStatus   *prometheus.CounterVec   // class
 	BackendLatency  prometheus.Histogram
+	BackendConnects *prometheus.CounterVec // backend: failed connections
 	BuildInfo       *prometheus.GaugeVec   // version, goversion
 	Lockouts        *prometheus.CounterVec // kind
 
@@ -84,6 +85,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Namespace: namespace, Name: "backend_duration_seconds", Buckets: buckets,
 			Help: "Time the backend took to answer a forwarded request.",
 		}),
+		BackendConnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "backend_connect_failures_total",
+			Help: "Connections to a backend (its configured host:port) that failed: refused, unreachable, or not connected within backend.dial_timeout. The event loop counts each address of a name it tried (the request moves to the next one); the goroutine pipeline one per dial, after fasthttp tried every address.",
+		}, []string{"backend"}),
 		Lockouts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "lockouts_total",
 			Help: "Locks set after too many failed signatures, by kind (access_key, client).",
@@ -123,7 +128,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	}
 	m.reg = reg
 	reg.MustRegister(m.Requests, m.RequestDuration, m.VerifyDuration, m.CacheLookups, m.KeystoneCalls,
-		m.KeystoneLatency, m.StoreCalls, m.StoreLatency, m.BackendStatus, m.BackendLatency, m.BuildInfo, m.Lockouts,
+		m.KeystoneLatency, m.StoreCalls, m.StoreLatency, m.BackendStatus, m.BackendLatency, m.BackendConnects, m.BuildInfo, m.Lockouts,
 		m.SharedTokens, m.Invalidations, m.Subscribed, m.ProxyProtocol, m.Policy, m.PolicyReloads, m.EventLoop)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	return m

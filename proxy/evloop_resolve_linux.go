@@ -141,6 +141,7 @@ func (p *backendPool) markDown(addr string, ip [4]byte, now time.Time) (others, 
 // (markDown) and, when the others take its connections from now on, says
 // so once: the requests that went on to another address show no error.
 func (l *EventLoop) addressFailed(addr string, ip [4]byte, err error) (others bool) {
+	l.current().m.connectFailed(addr)
 	others, newly := l.pool.markDown(addr, ip, l.now)
 	if others && newly {
 		l.log.Warn("event loop: a backend address failed a connection; new connections go to the name's other addresses for a while",

@@ -478,6 +478,10 @@ func TestLoopBackendNextAddressAfterAFailedConnect(t *testing.T) {
 			if len(failed) != 2 || failed[0] != "127.0.0.2" || failed[1] != "127.0.0.3" {
 				t.Errorf("logged failed addresses %q; want 127.0.0.2, then 127.0.0.3, once each", failed)
 			}
+			// Every failed connection is counted, logged or not.
+			if n := counterValue(s.m.backendConnects.WithLabelValues("localhost:" + port)); n < 2 {
+				t.Errorf("ec2proxy_backend_connect_failures_total = %v; want at least 2, one per refusing address", n)
+			}
 		})
 	}
 }

@@ -28,7 +28,8 @@ type route struct {
 	timeout time.Duration
 }
 
-func newRoute(r configs.Route, b *configs.Backend, rawSocketIO bool) (route, error) {
+// newRoute builds r's client; connectFailed counts its failed dials.
+func newRoute(r configs.Route, b *configs.Backend, rawSocketIO bool, connectFailed func(backend string)) (route, error) {
 	u, err := url.Parse(r.Backend)
 	if err != nil {
 		return route{}, fmt.Errorf("proxy: backend %q: %w", r.Backend, err)
@@ -67,6 +68,9 @@ func newRoute(r configs.Route, b *configs.Backend, rawSocketIO bool) (route, err
 			MaxResponseBodySize:       64 << 20,
 			Dial: func(addr string) (net.Conn, error) {
 				c, err := fasthttp.DialTimeout(addr, dialTimeout)
+				if err != nil {
+					connectFailed(addr)
+				}
 				if err == nil && rawSocketIO {
 					c = rawsock.Wrap(c)
 				}

@@ -46,7 +46,7 @@ func TestFrontEndsDialTimeout(t *testing.T) {
 			addr := unreachable(t)
 			s, form := warmServer(t, addr)
 			s.cfg.Backend.DialTimeout, s.cfg.Backend.Timeout = 500*time.Millisecond, 5*time.Second
-			rt, err := newRoute(configs.Route{PathPrefix: "/", Backend: "http://" + addr}, &s.cfg.Backend, false)
+			rt, err := newRoute(configs.Route{PathPrefix: "/", Backend: "http://" + addr}, &s.cfg.Backend, false, s.m.connectFailed)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -55,6 +55,9 @@ func TestFrontEndsDialTimeout(t *testing.T) {
 			resp, _, took := askOnce(t, proxy, modesForm(form))
 			if resp.StatusCode != 504 || took > 1500*time.Millisecond {
 				t.Errorf("got %d after %v; want 504 after about 500ms", resp.StatusCode, took)
+			}
+			if n := counterValue(s.m.backendConnects.WithLabelValues(addr)); n != 1 {
+				t.Errorf("ec2proxy_backend_connect_failures_total{backend=%q} = %v; want 1", addr, n)
 			}
 		})
 	}

@@ -98,7 +98,7 @@ func warmServer(t testing.TB, backend string) (*Server, string) {
 	}
 	w.s.identity = &cachedFake{fakeIdentity{id: w.id}}
 	w.s.guards.RateLimit = nil
-	rt, err := newRoute(configs.Route{PathPrefix: "/", Backend: "http://" + backend}, &w.s.cfg.Backend, false)
+	rt, err := newRoute(configs.Route{PathPrefix: "/", Backend: "http://" + backend}, &w.s.cfg.Backend, false, w.s.m.connectFailed)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,6 +45,7 @@ type instruments struct {
 	backendClass                           [6]prometheus.Counter // 1xx..5xx by index, 0 = error
 	backendTimout                          prometheus.Counter
 	backendTime                            prometheus.Observer
+	backendConnects                        *prometheus.CounterVec
 	storeOK, storeNotFound, storeError     prometheus.Counter
 	storeTime                              prometheus.Observer
 	lockouts                               *prometheus.CounterVec
@@ -76,6 +77,7 @@ func newInstruments(m *metrics.Metrics) *instruments {
 	}
 	in.backendTimout = m.BackendStatus.WithLabelValues("timeout")
 	in.backendTime = m.BackendLatency
+	in.backendConnects = m.BackendConnects
 	in.storeOK = m.StoreCalls.WithLabelValues("get", "ok")
 	in.storeNotFound = m.StoreCalls.WithLabelValues("get", "not_found")
 	in.storeError = m.StoreCalls.WithLabelValues("get", "error")
@@ -96,6 +98,12 @@ func (in *instruments) requestDone(o outcome, d time.Duration) {
 }
 
 func (in *instruments) reject(code errorCode) { in.rejected[code].Inc() }
+
+// connectFailed counts a failed connection to backend (host:port, as
+// configured): a failure path, so the series is looked up here.
+func (in *instruments) connectFailed(backend string) {
+	in.backendConnects.WithLabelValues(backend).Inc()
+}
 
 func (in *instruments) verified(version int, d time.Duration) {
 	if version == 4 {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,4 +28,27 @@ func TestInstrumentsLabelled(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A backend's connect-failure series exists at 0 from the start, so an
+// alert on its rate sees the first failure.
+func TestBackendConnectFailuresSeriesAtStart(t *testing.T) {
+	h := newHarness(t)
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := strings.TrimPrefix(h.backendURL, "http://")
+	for _, mf := range mfs {
+		if mf.GetName() != "ec2proxy_backend_connect_failures_total" {
+			continue
+		}
+		for _, m := range mf.Metric {
+			if len(m.Label) == 1 && m.Label[0].GetName() == "backend" && m.Label[0].GetValue() == backend && m.Counter.GetValue() == 0 {
+				return
+			}
+		}
+		t.Fatalf("%s: %v; want a series {backend=%q} at 0", mf.GetName(), mf.Metric, backend)
+	}
+	t.Fatal("no ec2proxy_backend_connect_failures_total before any failure")
 }

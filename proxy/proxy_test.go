@@ -83,6 +83,8 @@ type harness struct {
 	store   *memStore
 	logs    *observer.ObservedLogs
 	reg     *prometheus.Registry
+	// backendURL is the harness's backend, as routes name it.
+	backendURL string
 }
 
 type harnessOption func(*configs.Config, *Options)
@@ -92,6 +94,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	h := &harness{t: t, backend: &demobackend.Backend{}, reg: prometheus.NewRegistry()}
 	backend := httptest.NewServer(h.backend)
 	t.Cleanup(backend.Close)
+	h.backendURL = backend.URL
 	h.store = &memStore{records: map[string]credstore.Record{testAccess: {
 		AccessKey: testAccess, Secret: testSecret, UserID: "u1", ProjectID: "p1", Enabled: true,
 		UserName: "alice", ProjectName: "proj", Roles: []string{"member", "reader"},

@@ -140,10 +140,11 @@ func New(opts Options) (*Server, error) {
 	}
 	s.trusted = trusted
 	for _, r := range cfg.Routes {
-		rt, err := newRoute(r, &cfg.Backend, cfg.Server.RawSocketIO)
+		rt, err := newRoute(r, &cfg.Backend, cfg.Server.RawSocketIO, s.m.connectFailed)
 		if err != nil {
 			return nil, err
 		}
+		s.m.backendConnects.WithLabelValues(rt.addr()) // the series exists at 0 from the start
 		s.routes = append(s.routes, rt)
 	}
 	sort.SliceStable(s.routes, func(i, j int) bool { return len(s.routes[i].prefix) > len(s.routes[j].prefix) })
