@@ -146,11 +146,12 @@ policy: {enabled: true, check_interval: 0s}
 identity: {mode: standalone}
 credentials: {store: file, file: /etc/ec2proxy/credentials.yaml}
 listen: ":99999"
-routes: [{path_prefix: /, backend: "http://nova:8773/services/Cloud"}]
+routes: [{path_prefix: /, backend: "http://nova:8773/services/Cloud"}, {path_prefix: /b, backend: "http://nova1,nova2:8773"}]
 redis: {pool_size: -1, db: -1, addrs: ["127.0.0.1:6379"], tls: {ca_file: /ca.pem}}
 `, []string{"EC2PROXY_PROTECTION_RATE_LIMIT_REQUESTS_PER_SECOND=NaN"}, []string{
 			`listen: ":99999": the port must be a number from 0 to 65535`,
 			`routes[0].backend: "http://nova:8773/services/Cloud" must have no path`,
+			`routes[1].backend: "http://nova1,nova2:8773" names several hosts`,
 			"redis.pool_size: must not be negative",
 			"redis.db: must not be negative",
 			"protection.rate_limit.requests_per_second: must be a number, got NaN",

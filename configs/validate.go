@@ -110,8 +110,14 @@ func (c *Config) Validate() Problems {
 		key := fmt.Sprintf("routes[%d].backend", i)
 		if checkURL(&p, key, r.Backend) {
 			// Requests keep their own path: one here would be dropped.
-			if u, _ := url.Parse(r.Backend); u.Path != "" && u.Path != "/" {
+			u, _ := url.Parse(r.Backend)
+			if u.Path != "" && u.Path != "/" {
 				add("%s: %q must have no path (requests are forwarded with the path they came with): write %s://%s", key, r.Backend, u.Scheme, u.Host)
+			}
+			// fasthttp would split a list itself, the event loop would not;
+			// and metrics and logs name the backend by this one string.
+			if strings.Contains(u.Host, ",") {
+				add("%s: %q names several hosts: give one, with an address record per compute host (docs/deployment.md)", key, r.Backend)
 			}
 		}
 	}

@@ -87,7 +87,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}),
 		BackendConnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "backend_connect_failures_total",
-			Help: "Connections to a backend (its configured host:port) that failed: refused, unreachable, or not connected within backend.dial_timeout. The event loop counts each address of a name it tried (the request moves to the next one); the goroutine pipeline one per dial, after fasthttp tried every address.",
+			Help: "Connections to a backend (its configured host:port) that failed: refused, unreachable, or not connected within backend.dial_timeout (not a failed name lookup). The event loop counts each address of a name it tried (a refused request moves to the next one); the goroutine pipeline one per failed dial (fasthttp tried the addresses in turn until one timed out or all refused).",
 		}, []string{"backend"}),
 		Lockouts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "lockouts_total",

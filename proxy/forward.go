@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -68,7 +69,7 @@ func newRoute(r configs.Route, b *configs.Backend, rawSocketIO bool, connectFail
 			MaxResponseBodySize:       64 << 20,
 			Dial: func(addr string) (net.Conn, error) {
 				c, err := fasthttp.DialTimeout(addr, dialTimeout)
-				if err != nil {
+				if err != nil && backendRefused(err) {
 					connectFailed(addr)
 				}
 				if err == nil && rawSocketIO {
@@ -409,6 +410,19 @@ func (s *Server) signedHost(ctx *fasthttp.RequestCtx) []byte {
 		return host
 	}
 	return fwd
+}
+
+// backendRefused reports a dial error of the backend's (or the network's)
+// doing: refused, unreachable, or not connected within dial_timeout; not a
+// failed name lookup or a local shortage (EMFILE, no port left), which the
+// event loop does not count either.
+func backendRefused(err error) bool {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return false
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.ETIMEDOUT) || isTimeout(err)
 }
 
 // isTimeout reports a backend that did not connect or answer in time:

@@ -5,9 +5,12 @@ package proxy
 import (
 	"fmt"
 	"net"
+	"os"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/ec2proxy/ec2proxy/configs"
 )
@@ -60,5 +63,32 @@ func TestFrontEndsDialTimeout(t *testing.T) {
 				t.Errorf("ec2proxy_backend_connect_failures_total{backend=%q} = %v; want 1", addr, n)
 			}
 		})
+	}
+}
+
+// The goroutine pipeline counts a failed dial as the loop counts a failed
+// connect: the backend's or the network's doing, not a failed name lookup
+// or a local shortage.
+func TestBackendRefused(t *testing.T) {
+	dial := func(err error) error {
+		return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", err)}
+	}
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{dial(syscall.ECONNREFUSED), true},
+		{dial(syscall.EHOSTUNREACH), true},
+		{dial(syscall.ENETUNREACH), true},
+		{dial(syscall.ETIMEDOUT), true},
+		{fasthttp.ErrDialTimeout, true},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "nova", IsNotFound: true}}, false},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "i/o timeout", Name: "nova", IsTimeout: true}}, false},
+		{dial(syscall.EMFILE), false},
+		{dial(syscall.EADDRNOTAVAIL), false},
+	} {
+		if got := backendRefused(tc.err); got != tc.want {
+			t.Errorf("backendRefused(%v) = %v; want %v", tc.err, got, tc.want)
+		}
 	}
 }
