@@ -71,7 +71,7 @@ func (p *backendPool) dial(maxConns int, addr string, l *EventLoop) (*loopConn, 
 		events |= syscall.EPOLLOUT
 	default:
 		syscall.Close(fd)
-		if err == syscall.ECONNREFUSED || err == syscall.EHOSTUNREACH || err == syscall.ENETUNREACH {
+		if backendRefused(err) {
 			l.addressFailed(addr, sa.Addr, err) // the address's fault, not this host's (no local port left, say)
 		}
 		return nil, err

@@ -515,8 +515,9 @@ func TestLoopBackendAddressThatDoesNotConnect(t *testing.T) {
 	}
 }
 
-// fullListener listens on host:port with an accept queue that is full
-// and never served: connections to it are not refused, they hang.
+// fullListener listens on host:port (port "0": any) with an accept queue
+// that is full and never served, and returns its address: connections to
+// it are not refused, they hang.
 func fullListener(t *testing.T, host, port string) string {
 	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
@@ -532,7 +533,8 @@ func fullListener(t *testing.T, host, port string) string {
 	if err := syscall.Listen(fd, 0); err != nil {
 		t.Fatal(err)
 	}
-	addr := net.JoinHostPort(host, port)
+	sa, _ := syscall.Getsockname(fd) // port "0": the one given
+	addr := net.JoinHostPort(host, strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
 	for range 3 { // fill the queue; a connect that hangs means it is full
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err != nil {

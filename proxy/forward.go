@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -412,17 +413,20 @@ func (s *Server) signedHost(ctx *fasthttp.RequestCtx) []byte {
 	return fwd
 }
 
-// backendRefused reports a dial error of the backend's (or the network's)
-// doing: refused, unreachable, or not connected within dial_timeout; not a
-// failed name lookup or a local shortage (EMFILE, no port left), which the
-// event loop does not count either.
+// backendRefused reports a connect error of the backend's (or the
+// network's) doing: refused, unreachable, or not connected within
+// dial_timeout (Go's i/o timeout, or fasthttp's ErrDialTimeout); not a
+// failed name lookup or a local shortage (EMFILE, or EAGAIN: no port
+// left, which net.Error calls a timeout). Both pipelines count, and the
+// event loop passes an address over, by it.
 func backendRefused(err error) bool {
 	var dns *net.DNSError
 	if errors.As(err, &dns) {
 		return false
 	}
 	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
-		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.ETIMEDOUT) || isTimeout(err)
+		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.ETIMEDOUT) ||
+		errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, fasthttp.ErrDialTimeout)
 }
 
 // isTimeout reports a backend that did not connect or answer in time:

@@ -3,7 +3,6 @@
 package proxy
 
 import (
-	"fmt"
 	"net"
 	"os"
 	"syscall"
@@ -15,30 +14,6 @@ import (
 	"github.com/ec2proxy/ec2proxy/configs"
 )
 
-// unreachable returns an address whose connects hang: a listener with a
-// full accept queue that never accepts (its SYNs are dropped).
-func unreachable(t *testing.T) string {
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := syscall.Getsockname(fd)
-	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
-	for range 3 { // fill the queue
-		if c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond); err == nil {
-			t.Cleanup(func() { c.Close() })
-		}
-	}
-	return addr
-}
-
 // A backend whose connects hang fails with 504 GatewayTimeout after
 // backend.dial_timeout, in every front end (as nginx's proxy_connect_timeout
 // does); the event loop's connects had no deadline but the request's
@@ -46,7 +21,7 @@ func unreachable(t *testing.T) string {
 func TestFrontEndsDialTimeout(t *testing.T) {
 	for _, mode := range frontEnds {
 		t.Run(mode, func(t *testing.T) {
-			addr := unreachable(t)
+			addr := fullListener(t, "127.0.0.1", "0")
 			s, form := warmServer(t, addr)
 			s.cfg.Backend.DialTimeout, s.cfg.Backend.Timeout = 500*time.Millisecond, 5*time.Second
 			rt, err := newRoute(configs.Route{PathPrefix: "/", Backend: "http://" + addr}, &s.cfg.Backend, false, s.m.connectFailed)
@@ -82,6 +57,9 @@ func TestBackendRefused(t *testing.T) {
 		{dial(syscall.ENETUNREACH), true},
 		{dial(syscall.ETIMEDOUT), true},
 		{fasthttp.ErrDialTimeout, true},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}, true}, // fasthttp.DialTimeout's, wrapped
+		{syscall.ECONNREFUSED, true},                                              // the event loop's connect
+		{syscall.EAGAIN, false},                                                   // no local port left
 		{&net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "nova", IsNotFound: true}}, false},
 		{&net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "i/o timeout", Name: "nova", IsTimeout: true}}, false},
 		{dial(syscall.EMFILE), false},
